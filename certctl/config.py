@@ -1,0 +1,115 @@
+"""Reading configuration from the environment.
+
+Every reader raises ImproperlyConfigured with the variable's name and value, so
+that a typo stops start-up with a message instead of a surprise at 3 a.m.
+"""
+import os
+import re
+from datetime import timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+
+_GO_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(text):
+    """Parse a Go duration string ("90s", "2m", "1h30m", "1.5h") into a timedelta."""
+    value = text.strip()
+    if not value:
+        raise ValueError("empty duration")
+    sign = 1
+    if value[0] in "+-":
+        sign = -1 if value[0] == "-" else 1
+        value = value[1:]
+    if value == "0":
+        return timedelta(0)
+    seconds = 0.0
+    position = 0
+    while position < len(value):
+        match = _GO_PART.match(value, position)
+        if not match:
+            raise ValueError(
+                f"invalid duration {text!r}: use a number and a unit (ns, us, ms, s, m, h), e.g. 90s, 2m, 1h30m"
+            )
+        seconds += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        position = match.end()
+    return timedelta(seconds=sign * seconds)
+
+
+def _raw(name, default):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip()
+
+
+def _refuse(name, value, expected):
+    raise ImproperlyConfigured(f"{name}={value!r} is not valid: expected {expected}.")
+
+
+def env_str(name, default=""):
+    return _raw(name, default)
+
+
+def env_duration(name, default, minimum=timedelta(0)):
+    value = _raw(name, default)
+    try:
+        duration = parse_duration(value)
+    except ValueError:
+        _refuse(name, value, "a Go duration such as 30s, 2m, 1h or 1h30m")
+    if duration < minimum:
+        _refuse(name, value, f"a duration of at least {minimum.total_seconds():g}s")
+    return duration
+
+
+def env_int(name, default, minimum=None, maximum=None):
+    value = _raw(name, str(default))
+    try:
+        number = int(value)
+    except ValueError:
+        _refuse(name, value, "a whole number")
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        _refuse(name, value, f"a whole number {bounds}")
+    return number
+
+
+def env_float(name, default, minimum=None, maximum=None):
+    value = _raw(name, str(default))
+    try:
+        number = float(value)
+    except ValueError:
+        _refuse(name, value, "a number")
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        _refuse(name, value, f"a number between {minimum} and {maximum}")
+    return number
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def env_bool(name, default):
+    value = _raw(name, "true" if default else "false")
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    _refuse(name, value, "true or false")
+
+
+def env_choice(name, default, choices):
+    value = _raw(name, default)
+    if value not in choices:
+        _refuse(name, value, "one of " + ", ".join(choices))
+    return value

@@ -1,0 +1,235 @@
+"""Settings for certctl notifications, read from the environment.
+
+See the configuration table in README.md for every variable.
+"""
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
+
+from certctl.config import (
+    env_bool,
+    env_choice,
+    env_duration,
+    env_float,
+    env_int,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set and DJANGO_DEBUG is off: set SECRET_KEY to a long random string "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+        )
+    SECRET_KEY = "dev-only-" + get_random_secret_key()
+
+ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "django_prometheus",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "certctl.middleware.RequestIDMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "certctl.urls"
+WSGI_APPLICATION = "certctl.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite file in the project directory unless DATABASE_URL says otherwise.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'certctl.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Workers and delivery threads write concurrently; wait for the lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+REDIS_URL = env_str("REDIS_URL", "")
+
+# --- Notification delivery (DESIGN §2-4), certctl's names and defaults ---
+CERTCTL_NOTIFICATION_BACKOFF_BASE = env_duration("CERTCTL_NOTIFICATION_BACKOFF_BASE", "1m", minimum=timedelta(seconds=1))
+CERTCTL_NOTIFICATION_BACKOFF_CAP = env_duration("CERTCTL_NOTIFICATION_BACKOFF_CAP", "1h", minimum=timedelta(seconds=1))
+CERTCTL_NOTIFICATION_MAX_ATTEMPTS = env_int("CERTCTL_NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
+CERTCTL_NOTIFICATION_BACKOFF_JITTER = env_float("CERTCTL_NOTIFICATION_BACKOFF_JITTER", 0, minimum=0, maximum=1)
+CERTCTL_NOTIFICATION_RETRY_INTERVAL = env_duration("CERTCTL_NOTIFICATION_RETRY_INTERVAL", "2m", minimum=timedelta(seconds=1))
+CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL = env_duration(
+    "CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL", "1m", minimum=timedelta(seconds=1)
+)
+CERTCTL_NOTIFICATION_BATCH_SIZE = env_int("CERTCTL_NOTIFICATION_BATCH_SIZE", 1000, minimum=1, maximum=100000)
+CERTCTL_NOTIFICATION_CONCURRENCY = env_int("CERTCTL_NOTIFICATION_CONCURRENCY", 16, minimum=1, maximum=256)
+CERTCTL_NOTIFICATION_LEASE = env_duration("CERTCTL_NOTIFICATION_LEASE", "5m", minimum=timedelta(seconds=10))
+CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_CONNECT_TIMEOUT", "5s", minimum=timedelta(milliseconds=1))
+CERTCTL_NOTIFICATION_READ_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_READ_TIMEOUT", "15s", minimum=timedelta(milliseconds=1))
+CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = env_int("CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES", 65536, minimum=1)
+
+if CERTCTL_NOTIFICATION_BACKOFF_CAP < CERTCTL_NOTIFICATION_BACKOFF_BASE:
+    raise ImproperlyConfigured(
+        f"CERTCTL_NOTIFICATION_BACKOFF_CAP ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_CAP', '1h')}) is shorter than "
+        f"CERTCTL_NOTIFICATION_BACKOFF_BASE ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_BASE', '1m')}): raise the cap."
+    )
+_delivery_bound = CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT
+if CERTCTL_NOTIFICATION_LEASE <= _delivery_bound:
+    raise ImproperlyConfigured(
+        f"CERTCTL_NOTIFICATION_LEASE must be longer than one delivery's connect + read timeout "
+        f"({_delivery_bound.total_seconds():g}s), or a slow send could be claimed twice."
+    )
+
+# --- Channels (DESIGN §3) ---
+CERTCTL_SMTP_HOST = env_str("CERTCTL_SMTP_HOST")
+CERTCTL_SMTP_PORT = env_int("CERTCTL_SMTP_PORT", 587, minimum=1, maximum=65535)
+CERTCTL_SMTP_USERNAME = env_str("CERTCTL_SMTP_USERNAME")
+CERTCTL_SMTP_PASSWORD = env_str("CERTCTL_SMTP_PASSWORD")
+CERTCTL_SMTP_FROM_ADDRESS = env_str("CERTCTL_SMTP_FROM_ADDRESS")
+CERTCTL_SMTP_USE_TLS = env_bool("CERTCTL_SMTP_USE_TLS", True)
+CERTCTL_WEBHOOK_URL = env_str("CERTCTL_WEBHOOK_URL")
+CERTCTL_WEBHOOK_SECRET = env_str("CERTCTL_WEBHOOK_SECRET")
+CERTCTL_SLACK_WEBHOOK_URL = env_str("CERTCTL_SLACK_WEBHOOK_URL")
+CERTCTL_SLACK_CHANNEL = env_str("CERTCTL_SLACK_CHANNEL")
+CERTCTL_SLACK_USERNAME = env_str("CERTCTL_SLACK_USERNAME", "certctl")
+CERTCTL_TEAMS_WEBHOOK_URL = env_str("CERTCTL_TEAMS_WEBHOOK_URL")
+CERTCTL_PAGERDUTY_ROUTING_KEY = env_str("CERTCTL_PAGERDUTY_ROUTING_KEY")
+CERTCTL_PAGERDUTY_SEVERITY = env_choice(
+    "CERTCTL_PAGERDUTY_SEVERITY", "warning", ["critical", "error", "warning", "info"]
+)
+CERTCTL_PAGERDUTY_URL = env_str("CERTCTL_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
+CERTCTL_OPSGENIE_API_KEY = env_str("CERTCTL_OPSGENIE_API_KEY")
+CERTCTL_OPSGENIE_PRIORITY = env_choice("CERTCTL_OPSGENIE_PRIORITY", "P3", ["P1", "P2", "P3", "P4", "P5"])
+CERTCTL_OPSGENIE_URL = env_str("CERTCTL_OPSGENIE_URL", "https://api.opsgenie.com/v2/alerts")
+
+# --- API access (DESIGN §5) ---
+CERTCTL_AUTH_TYPE = env_choice("CERTCTL_AUTH_TYPE", "api-key", ["api-key", "none"])
+CERTCTL_API_KEYS_NAMED = env_str("CERTCTL_API_KEYS_NAMED")
+CERTCTL_RATE_LIMIT_RPS = env_float("CERTCTL_RATE_LIMIT_RPS", 50, minimum=0)
+CERTCTL_RATE_LIMIT_BURST = env_int("CERTCTL_RATE_LIMIT_BURST", 100, minimum=1)
+CERTCTL_METRICS_TOKEN = env_str("CERTCTL_METRICS_TOKEN")
+CERTCTL_METRICS_OPEN = env_bool("CERTCTL_METRICS_OPEN", False)
+CERTCTL_MCP_ALLOW_WRITES = env_bool("CERTCTL_MCP_ALLOW_WRITES", False)
+
+# --- Task queue (django-q2) ---
+# timeout < retry so a task is never handed out twice while it still runs;
+# max_attempts bounds redelivery of a failing task (the schedules run again anyway).
+Q_CLUSTER = {
+    "name": "certctl",
+    "workers": env_int("CERTCTL_WORKER_PROCESSES", 2, minimum=1, maximum=64),
+    "timeout": 300,
+    "retry": 360,
+    "max_attempts": 2,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 500,
+    "queue_limit": 100,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Logging ---
+CERTCTL_LOG_FORMAT = env_choice("CERTCTL_LOG_FORMAT", "text", ["text", "json"])
+CERTCTL_LOG_LEVEL = env_choice("CERTCTL_LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "certctl.middleware.RequestIDLogFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": CERTCTL_LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "notifications": {"level": CERTCTL_LOG_LEVEL},
+        "certctl": {"level": CERTCTL_LOG_LEVEL},
+        "django_q": {"level": "WARNING"},
+    },
+}

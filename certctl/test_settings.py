@@ -1,0 +1,6 @@
+"""Settings for the test run: the production settings with a fixed, test-only secret key."""
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+
+from certctl.settings import *  # noqa: E402,F401,F403

@@ -1,0 +1,195 @@
+import secrets
+import time
+
+from django.db import models
+from django.db.models import Q
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_event_id():
+    """`notif-` + a ULID: 48-bit millisecond time then 80 random bits, so ids sort by creation."""
+    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "notif-" + "".join(reversed(chars))
+
+
+class EventType(models.TextChoices):
+    EXPIRATION_WARNING = "ExpirationWarning", "Expiration warning"
+    RENEWAL_SUCCESS = "RenewalSuccess", "Renewal succeeded"
+    RENEWAL_FAILURE = "RenewalFailure", "Renewal failed"
+    DEPLOYMENT_SUCCESS = "DeploymentSuccess", "Deployment succeeded"
+    DEPLOYMENT_FAILURE = "DeploymentFailure", "Deployment failed"
+    POLICY_VIOLATION = "PolicyViolation", "Policy violation"
+    REVOCATION = "Revocation", "Revocation"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "Email"
+    WEBHOOK = "Webhook"
+    SLACK = "Slack"
+    TEAMS = "Teams"
+    PAGERDUTY = "PagerDuty"
+    OPSGENIE = "OpsGenie"
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class Severity(models.TextChoices):
+    INFORMATIONAL = "informational"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+def _in(field, choices):
+    return Q(**{f"{field}__in": choices.values})
+
+
+class NotificationEvent(models.Model):
+    id = models.CharField(primary_key=True, max_length=64, default=new_event_id)
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    certificate_id = models.CharField(max_length=255, null=True, blank=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    recipient = models.CharField(max_length=1024)
+    message = models.TextField()
+    severity = models.CharField(max_length=16, choices=Severity.choices, null=True, blank=True)
+    # Written only by notifications.services.
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    retry_count = models.PositiveIntegerField(default=0, help_text="Failed delivery attempts so far.")
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # The delivery lease: a worker owns the event until claimed_until, proven by claim_token.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.CharField(max_length=32, null=True, blank=True)
+
+    class Meta:
+        db_table = "notification_events"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=_in("status", Status), name="notification_events_status_valid"),
+            models.CheckConstraint(condition=_in("type", EventType), name="notification_events_type_valid"),
+            models.CheckConstraint(condition=_in("channel", Channel), name="notification_events_channel_valid"),
+            models.CheckConstraint(
+                condition=Q(severity__isnull=True) | _in("severity", Severity),
+                name="notification_events_severity_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(next_retry_at__isnull=True) | Q(status=Status.FAILED),
+                name="notification_events_next_retry_only_when_failed",
+            ),
+            models.CheckConstraint(
+                condition=Q(claimed_until__isnull=True, claim_token__isnull=True)
+                | Q(claimed_until__isnull=False, claim_token__isnull=False),
+                name="notification_events_lease_complete",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=Status.SENT) | Q(sent_at__isnull=False),
+                name="notification_events_sent_has_sent_at",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_retry_at"],
+                name="notif_retry_sweep_idx",
+                condition=Q(status="failed", next_retry_at__isnull=False),
+            ),
+            models.Index(fields=["created_at", "id"], name="notif_pending_idx", condition=Q(status="pending")),
+            models.Index(fields=["-created_at", "-id"], name="notif_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="notif_status_created_idx"),
+            models.Index(fields=["channel", "status"], name="notif_channel_status_idx"),
+            models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),
+            models.Index(fields=["certificate_id"], name="notif_certificate_idx"),
+            models.Index(fields=["claimed_until"], name="notif_lease_idx", condition=Q(claimed_until__isnull=False)),
+        ]
+
+    def __str__(self):
+        return f"{self.id} {self.type} via {self.channel} ({self.status})"
+
+    @property
+    def subject(self):
+        return event_subject(self.type, self.certificate_id)
+
+
+_SUBJECTS = {
+    EventType.EXPIRATION_WARNING: "Certificate expiring",
+    EventType.RENEWAL_SUCCESS: "Certificate renewed",
+    EventType.RENEWAL_FAILURE: "Certificate renewal failed",
+    EventType.DEPLOYMENT_SUCCESS: "Certificate deployed",
+    EventType.DEPLOYMENT_FAILURE: "Certificate deployment failed",
+    EventType.POLICY_VIOLATION: "Certificate policy violation",
+    EventType.REVOCATION: "Certificate revoked",
+}
+
+
+def event_subject(event_type, certificate_id):
+    title = _SUBJECTS.get(event_type, str(event_type))
+    return f"{title}: {certificate_id}" if certificate_id else title
+
+
+class AttemptOutcome(models.TextChoices):
+    SUCCESS = "success"
+    TRANSIENT_FAILURE = "transient_failure"
+    PERMANENT_FAILURE = "permanent_failure"
+
+
+class NotificationAttempt(models.Model):
+    event = models.ForeignKey(NotificationEvent, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField(help_text="1 for the event's first attempt ever; counts across requeues.")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=24, choices=AttemptOutcome.choices)
+    error = models.TextField(blank=True, default="")
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    resulting_status = models.CharField(max_length=8, choices=Status.choices, null=True, blank=True)
+
+    class Meta:
+        db_table = "notification_attempts"
+        ordering = ["event", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "number"], name="notification_attempt_number_unique"),
+            models.CheckConstraint(condition=_in("outcome", AttemptOutcome), name="notification_attempt_outcome_valid"),
+        ]
+        indexes = [models.Index(fields=["started_at", "outcome"], name="notif_attempt_time_idx")]
+
+    def __str__(self):
+        return f"attempt {self.number} of {self.event_id}: {self.outcome}"
+
+
+class ActionKind(models.TextChoices):
+    REQUEUE = "requeue"
+    MARK_READ = "mark_read"
+
+
+class OperatorAction(models.Model):
+    """Who changed an event by hand, how and when. Survives requeues."""
+
+    event = models.ForeignKey(NotificationEvent, on_delete=models.CASCADE, related_name="operator_actions")
+    action = models.CharField(max_length=16, choices=ActionKind.choices)
+    actor = models.CharField(max_length=150)
+    source = models.CharField(max_length=16, help_text="api, ui, admin, cli or mcp")
+    bulk = models.BooleanField(default=False)
+    previous_status = models.CharField(max_length=8, choices=Status.choices, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "notification_operator_actions"
+        ordering = ["event", "created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=_in("action", ActionKind), name="notification_action_kind_valid")
+        ]
+
+    def __str__(self):
+        return f"{self.actor} {self.action} {self.event_id}"

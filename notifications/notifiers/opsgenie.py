@@ -1,0 +1,29 @@
+from notifications.notifiers.base import Notifier, post_json
+
+# Event severity (DESIGN §2) to OpsGenie priority.
+_PRIORITY = {"informational": "P5", "warning": "P3", "critical": "P1"}
+
+
+class OpsGenieNotifier(Notifier):
+    """OpsGenie Alert API; alias is the event id so a repeated send is one alert."""
+
+    channel = "OpsGenie"
+
+    def __init__(self, api_key, url, default_priority="P3"):
+        self.api_key = api_key
+        self.url = url
+        self.default_priority = default_priority
+
+    def send(self, event):
+        payload = {
+            "message": event.subject[:130],
+            "alias": event.id,
+            "description": event.message[:15000],
+            "priority": _PRIORITY.get(event.severity or "", self.default_priority),
+            "source": "certctl",
+            "tags": ["certctl", event.type],
+            "details": {"certificate_id": event.certificate_id or "", "recipient": event.recipient},
+        }
+        return post_json(
+            self.url, payload, receiver="OpsGenie Alert API", headers={"Authorization": f"GenieKey {self.api_key}"}
+        )

@@ -1,0 +1,31 @@
+from notifications.notifiers.base import Notifier, post_json
+
+# Event severity (DESIGN §2) to PagerDuty Events v2 severity.
+_SEVERITY = {"informational": "info", "warning": "warning", "critical": "critical"}
+
+
+class PagerDutyNotifier(Notifier):
+    """PagerDuty Events API v2 trigger; dedup_key is the event id so a repeated send is one incident."""
+
+    channel = "PagerDuty"
+
+    def __init__(self, routing_key, url, default_severity="warning"):
+        self.routing_key = routing_key
+        self.url = url
+        self.default_severity = default_severity
+
+    def send(self, event):
+        payload = {
+            "routing_key": self.routing_key,
+            "event_action": "trigger",
+            "dedup_key": event.id,
+            "payload": {
+                "summary": f"{event.subject} — {event.message}"[:1024],
+                "source": event.certificate_id or "certctl",
+                "severity": _SEVERITY.get(event.severity or "", self.default_severity),
+                "component": "certctl",
+                "class": event.type,
+                "custom_details": {"message": event.message, "recipient": event.recipient, "event_id": event.id},
+            },
+        }
+        return post_json(self.url, payload, receiver="PagerDuty Events API")

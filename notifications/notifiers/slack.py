@@ -1,0 +1,20 @@
+from notifications.notifiers.base import Notifier, post_json
+
+
+class SlackNotifier(Notifier):
+    """Slack incoming webhook."""
+
+    channel = "Slack"
+
+    def __init__(self, webhook_url, channel_name="", username="certctl"):
+        self.webhook_url = webhook_url
+        self.channel_name = channel_name
+        self.username = username
+
+    def send(self, event):
+        payload = {"text": f"*{event.subject}*\n{event.message}", "username": self.username}
+        # An event's recipient (e.g. "#pki-alerts") wins over the configured default channel.
+        target = event.recipient if event.recipient.startswith(("#", "@")) else self.channel_name
+        if target:
+            payload["channel"] = target
+        return post_json(self.webhook_url, payload, receiver="Slack webhook", headers={"X-Certctl-Event-ID": event.id})

@@ -1,0 +1,32 @@
+from notifications.notifiers.base import Notifier, post_json
+
+
+class TeamsNotifier(Notifier):
+    """Microsoft Teams Workflows webhook with an Adaptive Card (the retired connector cards are not used)."""
+
+    channel = "Teams"
+
+    def __init__(self, webhook_url):
+        self.webhook_url = webhook_url
+
+    def send(self, event):
+        facts = [{"title": "Type", "value": event.type}, {"title": "Event", "value": event.id}]
+        if event.certificate_id:
+            facts.append({"title": "Certificate", "value": event.certificate_id})
+        card = {
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": "1.4",
+            "body": [
+                {"type": "TextBlock", "text": event.subject, "weight": "Bolder", "size": "Medium", "wrap": True},
+                {"type": "TextBlock", "text": event.message, "wrap": True},
+                {"type": "FactSet", "facts": facts},
+            ],
+        }
+        payload = {
+            "type": "message",
+            "attachments": [
+                {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+            ],
+        }
+        return post_json(self.webhook_url, payload, receiver="Teams workflow", headers={"X-Certctl-Event-ID": event.id})

@@ -1,0 +1,40 @@
+import hashlib
+import hmac
+import json
+
+from notifications.notifiers.base import Notifier, post_json
+
+
+def event_payload(event):
+    return {
+        "id": event.id,
+        "type": event.type,
+        "certificate_id": event.certificate_id,
+        "channel": event.channel,
+        "recipient": event.recipient,
+        "subject": event.subject,
+        "message": event.message,
+        "severity": event.severity,
+        "created_at": event.created_at.isoformat() if event.created_at else None,
+    }
+
+
+def signature(secret, body):
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookNotifier(Notifier):
+    """JSON POST to CERTCTL_WEBHOOK_URL, signed with HMAC-SHA256 when a secret is set."""
+
+    channel = "Webhook"
+
+    def __init__(self, url, secret=""):
+        self.url = url
+        self.secret = secret
+
+    def send(self, event):
+        body = json.dumps(event_payload(event), separators=(",", ":")).encode()
+        headers = {"X-Certctl-Event-ID": event.id, "X-Certctl-Event-Type": event.type}
+        if self.secret:
+            headers["X-Certctl-Signature"] = signature(self.secret, body)
+        return post_json(self.url, None, receiver="Webhook receiver", headers=headers, body=body)

@@ -1,0 +1,33 @@
+"""The two periodic passes of DESIGN §4, kept in django-q2's schedule table by name."""
+import math
+
+from django.conf import settings
+
+SCHEDULES = {
+    "certctl: process pending notifications": (
+        "notifications.tasks.process_pending",
+        "CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL",
+    ),
+    "certctl: notification retry sweep": ("notifications.tasks.retry_sweep", "CERTCTL_NOTIFICATION_RETRY_INTERVAL"),
+}
+
+
+def schedule_minutes(interval):
+    """django-q2 schedules in whole minutes; shorter intervals run every minute."""
+    return max(1, math.ceil(interval.total_seconds() / 60))
+
+
+def ensure_schedules(**kwargs):
+    """Create or update each schedule by name; running this twice never duplicates one."""
+    from django_q.models import Schedule
+
+    for name, (func, setting) in SCHEDULES.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": func,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": schedule_minutes(getattr(settings, setting)),
+                "repeats": -1,
+            },
+        )
