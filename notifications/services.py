@@ -13,6 +13,7 @@ A worker that dies between 1 and 3 leaves a lease that expires, and the event is
 claimed again.
 """
 import logging
+import queue
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
@@ -302,22 +303,33 @@ class PassReport:
         return {"kind": self.kind, "claimed": self.claimed, "outcomes": self.outcomes, "duration_s": round(self.duration_s, 3)}
 
 
-def _deliver_in_thread(event, now, policy):
+def _drain(work, results, now, policy):
+    """One delivery thread: take events until none is left, then give back its database connection."""
     try:
-        return deliver_claimed(event, now=now, policy=policy)
+        while True:
+            try:
+                index, event = work.get_nowait()
+            except queue.Empty:
+                return
+            results[index] = deliver_claimed(event, now=now, policy=policy)
     finally:
-        close_old_connections()
         connection.close()
 
 
 def deliver_batch(events, now=None, policy=None):
-    """Deliver claimed events concurrently (bounded pool) so one slow receiver does not hold up the rest."""
+    """Deliver claimed events with a bounded set of threads sharing one queue, so a slow receiver holds one thread, not the batch."""
     policy = policy or RetryPolicy.from_settings()
     workers = min(settings.CERTCTL_NOTIFICATION_CONCURRENCY, len(events))
     if workers <= 1:
         return [deliver_claimed(event, now=now, policy=policy) for event in events]
+    work = queue.SimpleQueue()
+    for item in enumerate(events):
+        work.put(item)
+    results = [None] * len(events)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-        return list(pool.map(lambda e: _deliver_in_thread(e, now, policy), events))
+        for future in [pool.submit(_drain, work, results, now, policy) for _ in range(workers)]:
+            future.result()
+    return results
 
 
 def _run_pass(kind, now=None, limit=None):

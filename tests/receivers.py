@@ -25,6 +25,12 @@ class Received:
         return json.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    # Many deliveries connect at once; the default backlog of 5 would refuse some of them.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Receiver:
     """ThreadingHTTPServer on 127.0.0.1 with a free port. `replies` are used in order, the last one repeats."""
 
@@ -59,8 +65,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

@@ -1,6 +1,7 @@
 """What every channel shares: the result of one delivery and a JSON POST with error classification."""
 import email.utils
 import json
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -50,6 +51,22 @@ def http_timeout():
     )
 
 
+_client = None
+_client_lock = threading.Lock()
+
+
+def shared_client():
+    """One pooled HTTP client per process: building a client (and its TLS context) per send costs more than the send."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=max(100, settings.CERTCTL_NOTIFICATION_CONCURRENCY * 2)),
+            )
+        return _client
+
+
 def parse_retry_after(value, now=None):
     """Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
     if not value:
@@ -82,8 +99,7 @@ def post_json(url, payload, *, receiver, headers=None, body=None):
     request_headers = {"Content-Type": "application/json", "User-Agent": "certctl-notifications"}
     request_headers.update(headers or {})
     try:
-        with httpx.Client(timeout=http_timeout(), follow_redirects=False) as client:
-            response = client.post(url, content=content, headers=request_headers)
+        response = shared_client().post(url, content=content, headers=request_headers, timeout=http_timeout())
     except httpx.TimeoutException as exc:
         kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
         limit = (
