@@ -36,12 +36,12 @@ def build_notifier(channel):
     s = settings
     if channel == "Email":
         return EmailNotifier(
-            s.CERTCTL_SMTP_HOST,
-            s.CERTCTL_SMTP_PORT,
-            s.CERTCTL_SMTP_FROM_ADDRESS,
-            s.CERTCTL_SMTP_USERNAME,
-            s.CERTCTL_SMTP_PASSWORD,
-            s.CERTCTL_SMTP_USE_TLS,
+            host=s.CERTCTL_SMTP_HOST,
+            port=s.CERTCTL_SMTP_PORT,
+            from_address=s.CERTCTL_SMTP_FROM_ADDRESS,
+            username=s.CERTCTL_SMTP_USERNAME,
+            password=s.CERTCTL_SMTP_PASSWORD,
+            use_tls=s.CERTCTL_SMTP_USE_TLS,
         )
     if channel == "Webhook":
         return WebhookNotifier(s.CERTCTL_WEBHOOK_URL, s.CERTCTL_WEBHOOK_SECRET)

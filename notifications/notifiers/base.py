@@ -1,9 +1,10 @@
 """What every channel shares: the result of one delivery and a JSON POST with error classification."""
+import dataclasses
 import email.utils
 import json
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -11,8 +12,17 @@ from django.conf import settings
 # Statuses a receiver may accept later; every other 4xx will never be accepted as sent.
 TRANSIENT_HTTP_STATUSES = {408, 425, 429}
 
+# A receiver's Retry-After is honoured up to this; a larger value (or a typo such as a timestamp
+# in seconds) would park the event for years and overflow date arithmetic.
+MAX_RETRY_AFTER = timedelta(days=1)
 
-@dataclass(frozen=True)
+# Shorter fragments are not worth hiding and would garble error texts ("/" or "/hook").
+_MIN_SECRET_LENGTH = 8
+# A URL's path segments and query values this long are treated as tokens; shorter ones are words.
+_MIN_TOKEN_LENGTH = 16
+
+
+@dataclasses.dataclass(frozen=True)
 class DeliveryResult:
     ok: bool
     error: str = ""
@@ -68,20 +78,42 @@ def shared_client():
 
 
 def parse_retry_after(value, now=None):
-    """Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
+    """Retry-After as delta-seconds or an HTTP date, at most MAX_RETRY_AFTER; None when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return timedelta(seconds=int(value))
+        # Compared as text first: int() refuses strings of thousands of digits.
+        if len(value) > 9:
+            return MAX_RETRY_AFTER
+        return min(timedelta(seconds=int(value)), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
-    return max(when - now, timedelta(0))
+    return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
+
+
+def secret_fragments(url="", *values):
+    """What must never appear in an error text: the given values, and a URL with its path, its query and
+    any token-like part of them (chat webhooks carry their token there)."""
+    fragments = [v for v in values if v]
+    if url:
+        parts = urlsplit(url)
+        fragments += [url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query]
+        pieces = parts.path.split("/") + [value for _, _, value in (p.partition("=") for p in parts.query.split("&"))]
+        fragments += [piece for piece in pieces if len(piece) >= _MIN_TOKEN_LENGTH]
+    return tuple(f for f in fragments if len(f) >= _MIN_SECRET_LENGTH)
+
+
+def redact(text, secrets):
+    # Longest first, so that a URL is hidden whole rather than leaving its host around a hidden path.
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _body_excerpt(response, limit=300):
@@ -89,29 +121,45 @@ def _body_excerpt(response, limit=300):
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-def post_json(url, payload, *, receiver, headers=None, body=None):
+def post_json(url, payload, *, receiver, url_setting, headers=None, body=None, secrets=()):
     """POST `payload` as JSON and classify the outcome.
 
-    `receiver` names the destination in error texts (never the URL: it may carry a secret token).
-    `body` lets a caller sign the exact bytes it sends.
+    `receiver` names the destination in error texts (never the URL: it may carry a secret token);
+    `url_setting` is the variable the operator fixes when the URL itself is wrong;
+    `body` lets a caller sign the exact bytes it sends; `secrets` are removed from every error text,
+    in case a receiver echoes the request back.
     """
+    hidden = secret_fragments(url, *secrets)
+    result = _post(url, payload, receiver=receiver, url_setting=url_setting, headers=headers, body=body)
+    if result.error:
+        return dataclasses.replace(result, error=redact(result.error, hidden))
+    return result
+
+
+def _post(url, payload, *, receiver, url_setting, headers, body):
     content = body if body is not None else json.dumps(payload, separators=(",", ":")).encode()
     request_headers = {"Content-Type": "application/json", "User-Agent": "certctl-notifications"}
     request_headers.update(headers or {})
     try:
         response = shared_client().post(url, content=content, headers=request_headers, timeout=http_timeout())
-    except httpx.TimeoutException as exc:
-        kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
-        limit = (
-            settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT
-            if kind == "connect"
-            else settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        return DeliveryResult.permanent_failure(
+            f"{receiver}: the configured URL is not a valid http(s) URL ({_reason(exc)}); fix {url_setting}"
         )
-        return DeliveryResult.transient(f"{receiver}: no answer within the {kind} timeout of {limit.total_seconds():g}s")
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+            kind, limit = "connect", settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT
+            variable = "CERTCTL_NOTIFICATION_CONNECT_TIMEOUT"
+        else:
+            kind, limit = "read", settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
+            variable = "CERTCTL_NOTIFICATION_READ_TIMEOUT"
+        return DeliveryResult.transient(
+            f"{receiver}: no answer within the {kind} timeout of {limit.total_seconds():g}s ({variable}); will retry"
+        )
     except httpx.ConnectError as exc:
-        return DeliveryResult.transient(f"{receiver}: could not connect ({_reason(exc)})")
+        return DeliveryResult.transient(f"{receiver}: could not connect ({_reason(exc)}); will retry")
     except httpx.HTTPError as exc:
-        return DeliveryResult.transient(f"{receiver}: request failed ({_reason(exc)})")
+        return DeliveryResult.transient(f"{receiver}: request failed ({_reason(exc)}); will retry")
 
     status = response.status_code
     if 200 <= status < 300:
@@ -123,7 +171,7 @@ def post_json(url, payload, *, receiver, headers=None, body=None):
             message, http_status=status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
         )
     if 300 <= status < 400:
-        message = f"{receiver} answered HTTP {status} (redirect to {response.headers.get('Location', '?')}); fix the configured URL"
+        message = f"{receiver} answered HTTP {status} (a redirect, which is not followed); fix {url_setting}"
     return DeliveryResult.permanent_failure(message, http_status=status)
 
 

@@ -1,51 +1,67 @@
+import dataclasses
 import smtplib
-import socket
 import ssl
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from django.conf import settings
 
-from notifications.notifiers.base import DeliveryResult, Notifier
+from notifications.notifiers.base import DeliveryResult, Notifier, redact
+
+_TIMEOUT_SETTINGS = "CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT"
 
 
 def _bad_address(value):
     if any(ch in value for ch in "\r\n"):
         return "contains a line break"
     name, address = parseaddr(value)
-    if not address or "@" not in address or address != value.strip() and not name:
+    if not address or "@" not in address or (address != value.strip() and not name):
         return "is not an e-mail address"
     return ""
 
 
+def _timed_out(exc):
+    # smtplib turns a read timeout into SMTPServerDisconnected; the timeout survives as its context.
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+
+
 class EmailNotifier(Notifier):
-    """SMTP with STARTTLS (587), implicit TLS (465) or plain (CERTCTL_SMTP_USE_TLS=false)."""
+    """SMTP with STARTTLS (587), implicit TLS (465) or plain (CERTCTL_SMTP_USE_TLS=false).
+
+    `implicit_tls` defaults to "the port is 465"; `ssl_context` defaults to the system trust store,
+    which honours SSL_CERT_FILE / SSL_CERT_DIR for a private CA.
+    """
 
     channel = "Email"
 
-    def __init__(self, host, port, from_address, username="", password="", use_tls=True, ssl_context=None):
+    def __init__(self, host, port, from_address, username="", password="", use_tls=True, ssl_context=None, implicit_tls=None):
         self.host = host
         self.port = port
         self.from_address = from_address
         self.username = username
         self.password = password
         self.use_tls = use_tls
+        self.implicit_tls = use_tls and (port == 465 if implicit_tls is None else implicit_tls)
         self.ssl_context = ssl_context or ssl.create_default_context()
 
     def build_message(self, event):
         problem = _bad_address(event.recipient)
         if problem:
             raise ValueError(f"recipient {event.recipient!r} {problem}")
+        problem = _bad_address(self.from_address)
+        if problem:
+            raise ValueError(f"sender CERTCTL_SMTP_FROM_ADDRESS {self.from_address!r} {problem}")
         subject = event.subject
         if any(ch in subject for ch in "\r\n"):
-            raise ValueError("subject contains a line break")
+            raise ValueError(f"subject {subject!r} contains a line break (from the certificate id)")
         message = EmailMessage()
         message["From"] = self.from_address
         message["To"] = event.recipient
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(idstring=event.id.replace("-", "."))
+        # The sender's domain, not socket.getfqdn(): a slow reverse DNS lookup would escape every timeout.
+        domain = parseaddr(self.from_address)[1].rpartition("@")[2] or "certctl.invalid"
+        message["Message-ID"] = make_msgid(idstring=event.id.replace("-", "."), domain=domain)
         message["X-Certctl-Event-ID"] = event.id
         message.set_content(event.message)
         return message
@@ -55,18 +71,35 @@ class EmailNotifier(Notifier):
             message = self.build_message(event)
         except ValueError as exc:
             return DeliveryResult.permanent_failure(f"Email refused before sending: {exc}")
+        result = self._deliver(event, message)
+        if result.error and self.password:
+            return dataclasses.replace(result, error=redact(result.error, [self.password]))
+        return result
+
+    def _deliver(self, event, message):
         timeout = (settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT).total_seconds()
         where = f"SMTP server {self.host}:{self.port}"
         try:
-            if self.use_tls and self.port == 465:
+            if self.implicit_tls:
                 client = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout, context=self.ssl_context)
             else:
                 client = smtplib.SMTP(self.host, self.port, timeout=timeout)
             with client:
-                if self.use_tls and self.port != 465:
+                client.ehlo()
+                if self.use_tls and not self.implicit_tls:
+                    if not client.has_extn("starttls"):
+                        return DeliveryResult.permanent_failure(
+                            f"{where} does not offer STARTTLS; use port 465 for implicit TLS "
+                            "or set CERTCTL_SMTP_USE_TLS=false"
+                        )
                     client.starttls(context=self.ssl_context)
                     client.ehlo()
                 if self.username:
+                    if not client.has_extn("auth"):
+                        return DeliveryResult.permanent_failure(
+                            f"{where} does not offer AUTH on this connection (most servers offer it only over TLS); "
+                            "enable CERTCTL_SMTP_USE_TLS or unset CERTCTL_SMTP_USERNAME"
+                        )
                     client.login(self.username, self.password)
                 client.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -74,20 +107,24 @@ class EmailNotifier(Notifier):
             return self._smtp_code_result(where, f"refused recipient {event.recipient}", code, reason)
         except smtplib.SMTPAuthenticationError as exc:
             return DeliveryResult.permanent_failure(
-                f"{where} rejected the login of CERTCTL_SMTP_USERNAME ({exc.smtp_code}); check the credentials"
-            )
-        except smtplib.SMTPNotSupportedError:
-            return DeliveryResult.permanent_failure(
-                f"{where} does not offer STARTTLS; use port 465 for implicit TLS or set CERTCTL_SMTP_USE_TLS=false"
+                f"{where} rejected the login of CERTCTL_SMTP_USERNAME {self.username!r} ({exc.smtp_code}); "
+                "check CERTCTL_SMTP_USERNAME and CERTCTL_SMTP_PASSWORD"
             )
         except smtplib.SMTPResponseException as exc:
             return self._smtp_code_result(where, "refused the message", exc.smtp_code, exc.smtp_error)
-        except (socket.timeout, TimeoutError):
-            return DeliveryResult.transient(f"{where}: no answer within {timeout:g}s")
+        except ssl.SSLCertVerificationError as exc:
+            return DeliveryResult.transient(
+                f"{where}: TLS certificate not trusted ({exc.verify_message}); install its CA (SSL_CERT_FILE) "
+                "or fix the server's certificate"
+            )
         except ssl.SSLError as exc:
-            return DeliveryResult.transient(f"{where}: TLS failed ({exc.reason or exc})")
+            return DeliveryResult.transient(f"{where}: TLS failed ({exc.reason or exc}); will retry")
         except (OSError, smtplib.SMTPException) as exc:
-            return DeliveryResult.transient(f"{where}: {exc or type(exc).__name__}")
+            if _timed_out(exc):
+                return DeliveryResult.transient(f"{where}: no answer within {timeout:g}s ({_TIMEOUT_SETTINGS}); will retry")
+            if isinstance(exc, ConnectionError) and not isinstance(exc, smtplib.SMTPException):
+                return DeliveryResult.transient(f"{where}: could not connect ({exc}); will retry")
+            return DeliveryResult.transient(f"{where}: {exc or type(exc).__name__}; will retry")
         return DeliveryResult.success()
 
     @staticmethod
@@ -98,4 +135,4 @@ class EmailNotifier(Notifier):
         # 5xx is a final answer from the server; 4xx asks us to try again later.
         if 500 <= int(code) < 600:
             return DeliveryResult.permanent_failure(text)
-        return DeliveryResult.transient(text)
+        return DeliveryResult.transient(text + "; will retry")

@@ -25,5 +25,7 @@ class OpsGenieNotifier(Notifier):
             "details": {"certificate_id": event.certificate_id or "", "recipient": event.recipient},
         }
         return post_json(
-            self.url, payload, receiver="OpsGenie Alert API", headers={"Authorization": f"GenieKey {self.api_key}"}
+            self.url, payload, receiver="OpsGenie Alert API", url_setting="CERTCTL_OPSGENIE_URL",
+            headers={"Authorization": f"GenieKey {self.api_key}", "X-Certctl-Event-ID": event.id},
+            secrets=(self.api_key,),
         )

@@ -28,4 +28,7 @@ class PagerDutyNotifier(Notifier):
                 "custom_details": {"message": event.message, "recipient": event.recipient, "event_id": event.id},
             },
         }
-        return post_json(self.url, payload, receiver="PagerDuty Events API")
+        return post_json(
+            self.url, payload, receiver="PagerDuty Events API", url_setting="CERTCTL_PAGERDUTY_URL",
+            headers={"X-Certctl-Event-ID": event.id}, secrets=(self.routing_key,),
+        )

@@ -17,4 +17,7 @@ class SlackNotifier(Notifier):
         target = event.recipient if event.recipient.startswith(("#", "@")) else self.channel_name
         if target:
             payload["channel"] = target
-        return post_json(self.webhook_url, payload, receiver="Slack webhook", headers={"X-Certctl-Event-ID": event.id})
+        return post_json(
+            self.webhook_url, payload, receiver="Slack webhook", url_setting="CERTCTL_SLACK_WEBHOOK_URL",
+            headers={"X-Certctl-Event-ID": event.id},
+        )

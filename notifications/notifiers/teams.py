@@ -29,4 +29,7 @@ class TeamsNotifier(Notifier):
                 {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
             ],
         }
-        return post_json(self.webhook_url, payload, receiver="Teams workflow", headers={"X-Certctl-Event-ID": event.id})
+        return post_json(
+            self.webhook_url, payload, receiver="Teams workflow", url_setting="CERTCTL_TEAMS_WEBHOOK_URL",
+            headers={"X-Certctl-Event-ID": event.id},
+        )

@@ -37,4 +37,7 @@ class WebhookNotifier(Notifier):
         headers = {"X-Certctl-Event-ID": event.id, "X-Certctl-Event-Type": event.type}
         if self.secret:
             headers["X-Certctl-Signature"] = signature(self.secret, body)
-        return post_json(self.url, None, receiver="Webhook receiver", headers=headers, body=body)
+        return post_json(
+            self.url, None, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL",
+            headers=headers, body=body, secrets=(self.secret,),
+        )

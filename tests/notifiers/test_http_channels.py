@@ -1,0 +1,344 @@
+"""The five HTTP channels against a real local receiver: what it gets, and how each answer is classified."""
+import hashlib
+import hmac
+import json
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+
+from notifications.notifiers import build_notifier
+from notifications.notifiers.base import MAX_RETRY_AFTER, parse_retry_after
+from tests.notifiers.conftest import make_event
+from tests.receivers import Reply
+
+SLACK_TOKEN_PATH = "/services/T0CERT/B0CTL/slAckT0kenSecretXyz"
+TEAMS_SIGNATURE = "sig=teamsWorkflowSignatureSecret"
+ROUTING_KEY = "R0utingKey0123456789abcdef012345"
+OPSGENIE_KEY = "0a1b2c3d-opsgenie-api-key-4e5f6a7b8c9d"
+WEBHOOK_SECRET = "webhook-hmac-secret-value"
+
+HTTP_CHANNELS = ["Webhook", "Slack", "Teams", "PagerDuty", "OpsGenie"]
+
+
+def configure(settings, channel, base_url):
+    """Point `channel` at `base_url`; returns the secrets no error text may contain."""
+    if channel == "Webhook":
+        settings.CERTCTL_WEBHOOK_URL = base_url + "/hook"
+        settings.CERTCTL_WEBHOOK_SECRET = WEBHOOK_SECRET
+        return [WEBHOOK_SECRET]
+    if channel == "Slack":
+        settings.CERTCTL_SLACK_WEBHOOK_URL = base_url + SLACK_TOKEN_PATH
+        return [SLACK_TOKEN_PATH, "slAckT0kenSecretXyz"]
+    if channel == "Teams":
+        settings.CERTCTL_TEAMS_WEBHOOK_URL = base_url + "/workflows/run?api-version=1&" + TEAMS_SIGNATURE
+        return [TEAMS_SIGNATURE]
+    if channel == "PagerDuty":
+        settings.CERTCTL_PAGERDUTY_ROUTING_KEY = ROUTING_KEY
+        settings.CERTCTL_PAGERDUTY_URL = base_url + "/v2/enqueue"
+        return [ROUTING_KEY]
+    if channel == "OpsGenie":
+        settings.CERTCTL_OPSGENIE_API_KEY = OPSGENIE_KEY
+        settings.CERTCTL_OPSGENIE_URL = base_url + "/v2/alerts"
+        return [OPSGENIE_KEY]
+    raise ValueError(channel)
+
+
+def send(channel, **event_fields):
+    event = make_event(channel=channel, **event_fields)
+    return event, build_notifier(channel).send(event)
+
+
+def assert_no_secret(text, secrets):
+    for secret in secrets:
+        assert secret not in text
+
+
+# --- what each receiver gets ----------------------------------------------------
+
+
+def test_webhook_posts_the_event_signed_with_hmac_of_the_exact_body(settings, receiver):
+    configure(settings, "Webhook", receiver.url)
+    event, result = send("Webhook")
+
+    assert result.ok and result.http_status == 200
+    [request] = receiver.requests
+    assert request.path == "/hook"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["X-Certctl-Event-ID"] == event.id
+    expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["X-Certctl-Signature"] == expected
+    body = request.json()
+    assert body["id"] == event.id
+    assert body["type"] == "ExpirationWarning"
+    assert body["certificate_id"] == "mc-api-prod"
+    assert body["message"] == "api.example.com expires in 7 days"
+    assert body["subject"] == "Certificate expiring: mc-api-prod"
+    assert body["severity"] == "critical"
+
+
+def test_webhook_without_secret_sends_no_signature(settings, receiver):
+    configure(settings, "Webhook", receiver.url)
+    settings.CERTCTL_WEBHOOK_SECRET = ""
+    _, result = send("Webhook")
+
+    assert result.ok
+    assert "X-Certctl-Signature" not in receiver.requests[0].headers
+
+
+def test_slack_sends_text_username_and_default_channel(settings, receiver):
+    configure(settings, "Slack", receiver.url)
+    settings.CERTCTL_SLACK_CHANNEL = "#pki-alerts"
+    event, result = send("Slack", recipient="ops@example.com")
+
+    assert result.ok
+    [request] = receiver.requests
+    assert request.path == SLACK_TOKEN_PATH
+    body = request.json()
+    assert body["text"] == "*Certificate expiring: mc-api-prod*\napi.example.com expires in 7 days"
+    assert body["username"] == "certctl"
+    assert body["channel"] == "#pki-alerts"
+    assert request.headers["X-Certctl-Event-ID"] == event.id
+
+
+def test_slack_recipient_channel_overrides_the_default(settings, receiver):
+    configure(settings, "Slack", receiver.url)
+    settings.CERTCTL_SLACK_CHANNEL = "#pki-alerts"
+    settings.CERTCTL_SLACK_USERNAME = "cert-bot"
+    send("Slack", recipient="#payments-oncall")
+
+    body = receiver.requests[0].json()
+    assert body["channel"] == "#payments-oncall"
+    assert body["username"] == "cert-bot"
+
+
+def test_teams_sends_an_adaptive_card_message(settings, receiver):
+    configure(settings, "Teams", receiver.url)
+    event, result = send("Teams")
+
+    assert result.ok
+    body = receiver.requests[0].json()
+    assert body["type"] == "message"
+    [attachment] = body["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard"
+    assert card["version"] == "1.4"
+    texts = [block["text"] for block in card["body"] if block["type"] == "TextBlock"]
+    assert texts == ["Certificate expiring: mc-api-prod", "api.example.com expires in 7 days"]
+    [facts] = [block["facts"] for block in card["body"] if block["type"] == "FactSet"]
+    assert {"title": "Event", "value": event.id} in facts
+    assert {"title": "Certificate", "value": "mc-api-prod"} in facts
+
+
+def test_pagerduty_triggers_with_the_event_id_as_dedup_key(settings, receiver):
+    configure(settings, "PagerDuty", receiver.url)
+    receiver.reply_with(Reply(status=202, body='{"status":"success","dedup_key":"x"}'))
+    event, result = send("PagerDuty", severity="critical")
+
+    assert result.ok and result.http_status == 202
+    request = receiver.requests[0]
+    assert request.path == "/v2/enqueue"
+    body = request.json()
+    assert body["routing_key"] == ROUTING_KEY
+    assert body["event_action"] == "trigger"
+    assert body["dedup_key"] == event.id
+    assert body["payload"]["severity"] == "critical"
+    assert body["payload"]["source"] == "mc-api-prod"
+    assert body["payload"]["summary"].startswith("Certificate expiring: mc-api-prod")
+
+
+def test_pagerduty_uses_the_configured_severity_when_the_event_has_none(settings, receiver):
+    configure(settings, "PagerDuty", receiver.url)
+    settings.CERTCTL_PAGERDUTY_SEVERITY = "error"
+    send("PagerDuty", severity=None)
+
+    assert receiver.requests[0].json()["payload"]["severity"] == "error"
+
+
+def test_opsgenie_creates_an_alert_aliased_by_event_id_with_genie_key(settings, receiver):
+    configure(settings, "OpsGenie", receiver.url)
+    receiver.reply_with(Reply(status=202, body='{"result":"Request will be processed"}'))
+    event, result = send("OpsGenie", severity="critical")
+
+    assert result.ok
+    request = receiver.requests[0]
+    assert request.path == "/v2/alerts"
+    assert request.headers["Authorization"] == f"GenieKey {OPSGENIE_KEY}"
+    body = request.json()
+    assert body["alias"] == event.id
+    assert body["message"] == "Certificate expiring: mc-api-prod"
+    assert body["description"] == "api.example.com expires in 7 days"
+    assert body["priority"] == "P1"
+
+
+def test_opsgenie_uses_the_configured_priority_when_the_event_has_none(settings, receiver):
+    configure(settings, "OpsGenie", receiver.url)
+    settings.CERTCTL_OPSGENIE_PRIORITY = "P2"
+    send("OpsGenie", severity=None)
+
+    assert receiver.requests[0].json()["priority"] == "P2"
+
+
+# --- how each answer is classified ------------------------------------------------
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_429_with_retry_after_seconds_is_transient_with_that_wait(channel, settings, receiver):
+    secrets = configure(settings, channel, receiver.url)
+    receiver.reply_with(Reply(status=429, body="slow down", headers={"Retry-After": "120"}))
+    _, result = send(channel)
+
+    assert not result.ok and not result.permanent
+    assert result.http_status == 429
+    assert result.retry_after == timedelta(seconds=120)
+    assert "HTTP 429" in result.error
+    assert_no_secret(result.error, secrets)
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_429_with_retry_after_http_date_is_transient_until_that_date(channel, settings, receiver):
+    configure(settings, channel, receiver.url)
+    when = datetime.now(timezone.utc) + timedelta(minutes=10)
+    receiver.reply_with(Reply(status=429, headers={"Retry-After": format_datetime(when, usegmt=True)}))
+    _, result = send(channel)
+
+    assert not result.ok and not result.permanent
+    # The date has whole seconds, and a little time passes between building it and parsing it.
+    assert timedelta(minutes=9) < result.retry_after <= timedelta(minutes=10)
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_503_with_retry_after_is_transient_with_that_wait(channel, settings, receiver):
+    configure(settings, channel, receiver.url)
+    receiver.reply_with(Reply(status=503, body="maintenance", headers={"Retry-After": "300"}))
+    _, result = send(channel)
+
+    assert not result.permanent and result.retry_after == timedelta(seconds=300)
+    assert "HTTP 503: maintenance" in result.error
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_500_is_transient_and_quotes_the_receiver(channel, settings, receiver):
+    secrets = configure(settings, channel, receiver.url)
+    receiver.reply_with(Reply(status=500, body="database down"))
+    _, result = send(channel)
+
+    assert not result.ok and not result.permanent
+    assert result.http_status == 500
+    assert result.retry_after is None
+    assert "HTTP 500: database down" in result.error
+    assert_no_secret(result.error, secrets)
+
+
+@pytest.mark.parametrize("status", [400, 404])
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_4xx_is_permanent(channel, status, settings, receiver):
+    secrets = configure(settings, channel, receiver.url)
+    receiver.reply_with(Reply(status=status, body="no_such_hook"))
+    _, result = send(channel)
+
+    assert not result.ok and result.permanent
+    assert result.http_status == status
+    assert f"HTTP {status}: no_such_hook" in result.error
+    assert_no_secret(result.error, secrets)
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_receiver_echoing_the_request_does_not_leak_secrets_into_the_error(channel, settings, receiver):
+    secrets = configure(settings, channel, receiver.url)
+    echo = " ".join(secrets) + f" {receiver.url}/anything"
+    receiver.reply_with(Reply(status=400, body=f"invalid request: {echo}"))
+    _, result = send(channel)
+
+    assert result.permanent
+    assert "[redacted]" in result.error
+    assert_no_secret(result.error, secrets)
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_redirect_is_permanent_and_not_followed(channel, settings, receiver):
+    secrets = configure(settings, channel, receiver.url)
+    receiver.reply_with(Reply(status=301, headers={"Location": receiver.url + "/elsewhere"}))
+    _, result = send(channel)
+
+    assert result.permanent and result.http_status == 301
+    assert "redirect" in result.error
+    assert len(receiver.requests) == 1
+    assert_no_secret(result.error, secrets)
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_receiver_slower_than_the_read_timeout_is_transient(channel, settings, receiver):
+    secrets = configure(settings, channel, receiver.url)
+    settings.CERTCTL_NOTIFICATION_READ_TIMEOUT = timedelta(milliseconds=300)
+    receiver.reply_with(Reply(status=200, delay=1.0))
+    _, result = send(channel)
+
+    assert not result.ok and not result.permanent
+    assert result.http_status is None
+    assert "no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT)" in result.error
+    assert_no_secret(result.error, secrets)
+
+
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_connection_refused_is_transient(channel, settings, closed_port):
+    secrets = configure(settings, channel, f"http://127.0.0.1:{closed_port}")
+    _, result = send(channel)
+
+    assert not result.ok and not result.permanent
+    assert "could not connect" in result.error
+    assert_no_secret(result.error, secrets)
+
+
+@pytest.mark.parametrize(
+    "channel, setting",
+    [
+        ("Webhook", "CERTCTL_WEBHOOK_URL"),
+        ("Slack", "CERTCTL_SLACK_WEBHOOK_URL"),
+        ("Teams", "CERTCTL_TEAMS_WEBHOOK_URL"),
+        ("PagerDuty", "CERTCTL_PAGERDUTY_URL"),
+        ("OpsGenie", "CERTCTL_OPSGENIE_URL"),
+    ],
+)
+def test_a_url_that_is_not_http_is_permanent_and_names_the_setting(channel, setting, settings):
+    configure(settings, channel, "")
+    setattr(settings, setting, "hooks.example.com/T0CERT/slAckT0kenSecretXyz")
+    _, result = send(channel)
+
+    assert result.permanent
+    assert f"fix {setting}" in result.error
+    assert "slAckT0kenSecretXyz" not in result.error
+
+
+# --- Retry-After parsing ---------------------------------------------------------
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("30", timedelta(seconds=30)),
+        (" 0 ", timedelta(0)),
+        ("Sat, 28 Nov 2026 12:05:00 GMT", timedelta(minutes=5)),
+        ("Sat, 28 Nov 2026 11:00:00 GMT", timedelta(0)),
+        ("999999", MAX_RETRY_AFTER),
+        ("9" * 5000, MAX_RETRY_AFTER),
+        ("Fri, 01 Jan 2100 00:00:00 GMT", MAX_RETRY_AFTER),
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_retry_after(header, expected):
+    assert parse_retry_after(header, now=NOW) == expected
+
+
+def test_webhook_body_is_compact_json_of_the_event(settings, receiver):
+    configure(settings, "Webhook", receiver.url)
+    send("Webhook")
+
+    body = receiver.requests[0].body
+    assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
