@@ -2,11 +2,16 @@
 import contextvars
 import logging
 import re
+import time
 import uuid
 
 current_request_id = contextvars.ContextVar("current_request_id", default="-")
 
 _WELL_FORMED = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Probes and scrapes would drown the access log.
+_QUIET_PATHS = ("/health", "/ready", "/metrics", "/static/")
+
+access_log = logging.getLogger("certctl.request")
 
 
 class RequestIDMiddleware:
@@ -18,16 +23,25 @@ class RequestIDMiddleware:
         request_id = incoming if _WELL_FORMED.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = current_request_id.set(request_id)
+        started = time.monotonic()
         try:
             response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            if not request.path.startswith(_QUIET_PATHS):
+                access_log.info(
+                    "%s %s %s %dms", request.method, request.path, response.status_code,
+                    (time.monotonic() - started) * 1000,
+                    extra={"method": request.method, "path": request.path, "status_code": response.status_code},
+                )
         finally:
             current_request_id.reset(token)
-        response["X-Request-ID"] = request_id
         return response
 
 
 class RequestIDLogFilter(logging.Filter):
     def filter(self, record):
         if not hasattr(record, "request_id"):
-            record.request_id = current_request_id.get()
+            # django.request logs after the middleware has returned, but hands over the request itself.
+            request = getattr(record, "request", None)
+            record.request_id = getattr(request, "request_id", None) or current_request_id.get()
         return True

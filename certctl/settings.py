@@ -233,3 +233,50 @@ LOGGING = {
         "django_q": {"level": "WARNING"},
     },
 }
+
+# --- REST API (DESIGN §5; docs/api.md) ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First, so that a missing key answers 401 with WWW-Authenticate: Bearer realm="certctl".
+        "notifications.api.auth.BearerKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["notifications.api.permissions.NotificationAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["notifications.api.throttling.TokenBucketThrottle"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "certctl notifications API",
+    "DESCRIPTION": (
+        "Certificate alerts with retries and a dead-letter queue, compatible with certctl's /api/v1/notifications. "
+        "Authenticate with `Authorization: Bearer <key>`. Errors are "
+        '`{"error": "<HTTP reason>", "message": "…", "request_id": "…"}`; every response carries X-Request-ID.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "ENUM_NAME_OVERRIDES": {
+        "NotificationStatus": "notifications.models.Status",
+        "NotificationType": "notifications.models.EventType",
+        "NotificationChannel": "notifications.models.Channel",
+        "NotificationSeverity": "notifications.models.Severity",
+        "AttemptOutcome": "notifications.models.AttemptOutcome",
+        "MarkedAsReadStatus": ["marked_as_read"],
+        "RequeuedStatus": ["requeued"],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "notifications.api.schema.add_common_responses",
+    ],
+}

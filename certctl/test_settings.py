@@ -4,3 +4,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
 from certctl.settings import *  # noqa: E402,F401,F403
+
+# Serve static files from the app directories, as `runserver` does, so tests need no collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

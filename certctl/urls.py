@@ -12,3 +12,9 @@ urlpatterns = [
     path("api/v1/", include("notifications.api.urls")),
     path("", include("notifications.urls")),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere they are Django's pages.
+handler400 = "notifications.api.errors.bad_request"
+handler403 = "notifications.api.errors.permission_denied"
+handler404 = "notifications.api.errors.page_not_found"
+handler500 = "notifications.api.errors.server_error"

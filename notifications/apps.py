@@ -11,3 +11,7 @@ class NotificationsConfig(AppConfig):
         from notifications.schedules import ensure_schedules
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="notifications.ensure_schedules")
+
+        from notifications.api.auth import check_configuration
+
+        check_configuration()

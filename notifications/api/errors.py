@@ -1,0 +1,127 @@
+"""One error shape for everything under /api/: {"error": <HTTP reason>, "message": …, "request_id": …}.
+
+Validation errors add "fields": {"<field>": "<what is wrong>"} so that clients can point at the input.
+"""
+from http import HTTPStatus
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from notifications.services import EventNotFound, InvalidInput, RequeueRefused
+
+API_PREFIX = "/api/"
+
+
+def request_id_of(request):
+    return getattr(request, "request_id", None) or "-"
+
+
+def error_body(status_code, message, request, fields=None):
+    body = {"error": HTTPStatus(status_code).phrase, "message": message, "request_id": request_id_of(request)}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def _flatten(detail, prefix=""):
+    """DRF's nested error detail as {"field": "message; message"}, with list items as field[3]."""
+    if isinstance(detail, dict):
+        flat = {}
+        for name, value in detail.items():
+            if isinstance(name, int):
+                key = f"{prefix}[{name}]"
+            else:
+                name = "input" if name == "non_field_errors" else name
+                key = f"{prefix}.{name}" if prefix else name
+            flat.update(_flatten(value, key))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "input": "; ".join(str(item) for item in detail)}
+        flat = {}
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(_flatten(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix or "input": str(detail)}
+
+
+def _fields_message(fields):
+    return "invalid input: " + "; ".join(f"{name}: {text}" for name, text in fields.items())
+
+
+def exception_handler(exc, context):
+    request = context["request"]
+    if isinstance(exc, InvalidInput):
+        return Response(
+            error_body(400, _fields_message(exc.errors), request, fields=dict(exc.errors)), status=400
+        )
+    if isinstance(exc, EventNotFound):
+        return Response(error_body(404, exc.message, request), status=404)
+    if isinstance(exc, RequeueRefused):
+        return Response(error_body(409, exc.message, request), status=409)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected: Django's handler500 answers, in the same shape
+    if isinstance(exc, exceptions.NotAuthenticated):
+        message = "no API key: send 'Authorization: Bearer <key>', or log in for the browsable API"
+        response.data = error_body(response.status_code, message, request)
+    elif isinstance(exc, exceptions.MethodNotAllowed):
+        allowed = ", ".join(context["view"].allowed_methods)
+        message = f"{request.method} is not allowed on {request.path}; use {allowed}"
+        response.data = error_body(response.status_code, message, request)
+    elif isinstance(exc, exceptions.Throttled):
+        message = (
+            f"rate limit of {settings.CERTCTL_RATE_LIMIT_RPS:g} requests/s (bursts of {settings.CERTCTL_RATE_LIMIT_BURST}) "
+            f"reached for this caller; retry in {exc.wait or 1} s"
+        )
+        response.data = error_body(response.status_code, message, request)
+    elif isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        response.data = error_body(response.status_code, _fields_message(fields), request, fields=fields)
+    else:
+        detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+        response.data = error_body(response.status_code, str(detail), request)
+    return response
+
+
+def _is_api(request):
+    return request.path.startswith(API_PREFIX)
+
+
+def _json_error(request, status_code, message):
+    return JsonResponse(error_body(status_code, message, request), status=status_code)
+
+
+def bad_request(request, exception=None):
+    if _is_api(request):
+        return _json_error(request, 400, "the request could not be read (malformed or too large); check its headers and body")
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if _is_api(request):
+        return _json_error(request, 403, str(exception) if exception and str(exception) else "access denied")
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception=None):
+    if _is_api(request):
+        return _json_error(
+            request, status.HTTP_404_NOT_FOUND,
+            f"no API endpoint at {request.path}; paths have no trailing slash, and /api/v1/docs lists them all",
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return _json_error(
+            request, 500,
+            "unexpected server error; it has been logged with this request_id, give it to the operator",
+        )
+    return defaults.server_error(request)

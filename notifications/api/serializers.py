@@ -1,0 +1,189 @@
+"""JSON shapes of the API, with certctl's field names. Validation of meaning stays in notifications.services."""
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from notifications.models import (
+    AttemptOutcome,
+    Channel,
+    EventType,
+    NotificationAttempt,
+    NotificationEvent,
+    Severity,
+    Status,
+)
+from notifications.services import MAX_BULK_IDS
+
+# Ids travel in URL paths, so they are limited to characters that need no escaping.
+EVENT_ID_PATTERN = r"^[A-Za-z0-9._~:-]{1,64}$"
+RESERVED_IDS = {"requeue"}
+# What services.validate_event_input accepts, written so that the OpenAPI schema states it exactly:
+# at least one character that str.strip() would keep, no NUL (PostgreSQL cannot store it).
+_NOT_SPACE = r"[^\x00\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+SOME_TEXT = RegexValidator(rf"^[^\x00]*{_NOT_SPACE}[^\x00]*$", "must not be empty")
+ONE_LINE_TEXT = RegexValidator(
+    rf"^[^\x00\r\n]*{_NOT_SPACE}[^\x00\r\n]*$", "must not be empty or contain line breaks (CR, LF)"
+)
+NO_NUL = RegexValidator(r"^[^\x00]*$", "must not contain NUL characters")
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string only: 0 or true is a type error, not "0" or "True"."""
+
+    default_error_messages = {"invalid": "must be a string"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictRegexField(StrictCharField, serializers.RegexField):
+    pass
+
+
+def _choice(choices, name, **kwargs):
+    return serializers.ChoiceField(
+        choices=choices.choices,
+        error_messages={"invalid_choice": f'unknown {name} "{{input}}"; expected one of {", ".join(choices.values)}'},
+        **kwargs,
+    )
+
+
+class NotificationEventSerializer(serializers.ModelSerializer):
+    type = _choice(EventType, "type")
+    channel = _choice(Channel, "channel")
+    severity = _choice(Severity, "severity", allow_null=True)
+    status = _choice(Status, "status", help_text="Delivery state: pending, sent, failed or dead.")
+
+    class Meta:
+        model = NotificationEvent
+        fields = [
+            "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status",
+            "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at",
+            "dedup_key",
+        ]
+        read_only_fields = fields
+
+
+class NotificationCreateSerializer(serializers.Serializer):
+    id = StrictRegexField(
+        EVENT_ID_PATTERN, required=False,
+        help_text="Optional id chosen by the client (letters, digits and . _ ~ : -, at most 64); generated when absent.",
+        error_messages={"invalid": "must be 1 to 64 letters, digits or . _ ~ : - (it becomes part of URLs)"},
+    )
+    type = _choice(EventType, "type")
+    channel = _choice(Channel, "channel")
+    recipient = StrictCharField(
+        max_length=1024, trim_whitespace=False, validators=[ONE_LINE_TEXT], help_text="E-mail address or channel-specific target.",
+        error_messages={"blank": "must not be empty"},
+    )
+    message = StrictCharField(
+        trim_whitespace=False, help_text="Body text; at most CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES bytes (UTF-8).",
+        validators=[SOME_TEXT], error_messages={"blank": "must not be empty"},
+    )
+    certificate_id = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, max_length=255, trim_whitespace=False, validators=[NO_NUL]
+    )
+    severity = _choice(Severity, "severity", required=False, allow_null=True, allow_blank=True)
+    dedup_key = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, max_length=255, trim_whitespace=False, validators=[NO_NUL],
+        help_text="A second create with the same key returns the existing event (200) instead of a new one.",
+    )
+
+    def validate_id(self, value):
+        if value in RESERVED_IDS:
+            raise serializers.ValidationError(f"{value!r} is reserved by the API; choose another id")
+        return value
+
+    def service_arguments(self):
+        data = dict(self.validated_data)
+        data["event_id"] = data.pop("id", None)
+        return data
+
+
+class NotificationAttemptSerializer(serializers.ModelSerializer):
+    notification_id = serializers.CharField(source="event_id")
+    outcome = _choice(AttemptOutcome, "outcome")
+    resulting_status = _choice(
+        Status, "status", allow_null=True,
+        help_text="The event's status after this attempt; null when a requeue or lease expiry overtook it.",
+    )
+
+    class Meta:
+        model = NotificationAttempt
+        fields = [
+            "notification_id", "number", "started_at", "duration_ms", "outcome", "error", "http_status",
+            "resulting_status",
+        ]
+        read_only_fields = fields
+
+
+class BulkRequeueSerializer(serializers.Serializer):
+    ids = serializers.ListField(
+        child=StrictCharField(max_length=64, trim_whitespace=False, validators=[NO_NUL]), required=False, max_length=MAX_BULK_IDS,
+        help_text=f"Events to requeue, at most {MAX_BULK_IDS}. Give either ids or filters, not both.",
+        error_messages={"max_length": f"at most {MAX_BULK_IDS} ids per call; split the list into several calls"},
+    )
+    status = _choice(Status, "status", required=False, help_text="Filter: requeue matching events (failed or dead).")
+    channel = _choice(Channel, "channel", required=False)
+    type = _choice(EventType, "type", required=False)
+    certificate_id = StrictCharField(required=False, max_length=255, trim_whitespace=False, validators=[NO_NUL])
+
+    filter_fields = ("status", "channel", "type", "certificate_id")
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {name: "unknown field; give ids, or filters among status, channel, type, certificate_id" for name in unknown}
+            )
+        filters = {name: attrs[name] for name in self.filter_fields if attrs.get(name)}
+        if "ids" in attrs and filters:
+            raise serializers.ValidationError(
+                {"ids": "give either ids or filters (status, channel, type, certificate_id), not both"}
+            )
+        if "ids" not in attrs and not filters:
+            raise serializers.ValidationError(
+                {"ids": "give a list of ids, or at least one filter (status, channel, type, certificate_id)"}
+            )
+        return {"ids": attrs["ids"]} if "ids" in attrs else {"filters": filters}
+
+
+class BulkRequeueResultSerializer(serializers.Serializer):
+    requeued = serializers.IntegerField(min_value=0, help_text="Events moved back to pending.")
+    skipped = serializers.IntegerField(
+        min_value=0, help_text="Selected events left alone: unknown ids, not failed/dead, or being delivered right now."
+    )
+
+
+class MarkedReadSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["marked_as_read"])
+
+
+class RequeuedSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["requeued"])
+
+
+class StatsSummarySerializer(serializers.Serializer):
+    notifications_total = serializers.IntegerField(min_value=0)
+    notifications_pending = serializers.IntegerField(min_value=0)
+    notifications_sent = serializers.IntegerField(min_value=0)
+    notifications_failed = serializers.IntegerField(min_value=0)
+    notifications_dead = serializers.IntegerField(min_value=0, help_text="The dead-letter queue's size.")
+    notifications_unread = serializers.IntegerField(min_value=0)
+    oldest_due_retry_at = serializers.DateTimeField(
+        allow_null=True, help_text="The earliest retry that is due but not yet taken; null when none is due."
+    )
+    oldest_due_retry_age_seconds = serializers.IntegerField(allow_null=True, min_value=0)
+    completed_at = serializers.DateTimeField(help_text="When these counts were taken.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text='The HTTP reason phrase, e.g. "Not Found".')
+    message = serializers.CharField(help_text="What went wrong and what to do about it.")
+    request_id = serializers.CharField(help_text="Also in the X-Request-ID header and in the server's log lines.")
+    fields = serializers.DictField(
+        child=serializers.CharField(), required=False,
+        help_text="Validation errors only: a message per offending field (list items as ids[3]).",
+    )
+

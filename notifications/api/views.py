@@ -1,0 +1,225 @@
+"""REST endpoints under /api/v1 (DESIGN §5). Thin: every change goes through notifications.services."""
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from notifications import services
+from notifications.api.auth import actor_for
+from notifications.api.filters import EnvelopePagination, NotificationFilter
+from notifications.api.serializers import (
+    NO_NUL,
+    BulkRequeueResultSerializer,
+    BulkRequeueSerializer,
+    ErrorSerializer,
+    MarkedReadSerializer,
+    NotificationAttemptSerializer,
+    NotificationCreateSerializer,
+    NotificationEventSerializer,
+    RequeuedSerializer,
+    StatsSummarySerializer,
+)
+from notifications.models import NotificationEvent
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid input: a query value, the JSON body or a field; `fields` says which.",
+    401: 'No key, or an unknown key. Send `Authorization: Bearer <key>`. Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
+    403: "The key or user may only read, or a browser session sent no CSRF token.",
+    404: "No notification with this id.",
+    405: "Method not allowed here; the `Allow` header lists the allowed ones.",
+    409: "The notification is not failed or dead (the message names its current status), or it is being delivered right now.",
+    415: "The body is not JSON: send `Content-Type: application/json`.",
+}
+
+
+def errors(*codes, **descriptions):
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=descriptions.get(f"d{code}", _ERROR_DESCRIPTIONS[code]))
+        for code in codes
+    }
+
+
+class IdTaken(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# Either ids or filters, never both: a oneOf that a serializer cannot express.
+BULK_REQUEUE_REQUEST = {
+    "oneOf": [
+        {
+            "title": "By ids",
+            "type": "object",
+            "required": ["ids"],
+            "additionalProperties": False,
+            "properties": {
+                "ids": {
+                    "type": "array", "maxItems": services.MAX_BULK_IDS,
+                    "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL.regex.pattern},
+                    "description": f"Notifications to requeue, at most {services.MAX_BULK_IDS}.",
+                }
+            },
+        },
+        {
+            "title": "By filter",
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "status": _ref("NotificationStatus"),
+                "channel": _ref("NotificationChannel"),
+                "type": _ref("NotificationType"),
+                "certificate_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL.regex.pattern},
+            },
+        },
+    ]
+}
+
+EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List notifications",
+        description="Newest first (created_at, then id), so pages are stable. `total` counts every match.",
+        responses={200: NotificationEventSerializer(many=True), **errors(400)},
+    ),
+    create=extend_schema(
+        summary="Create a notification",
+        description="Creates a pending notification and hands it to the workers. With a `dedup_key` that is already "
+        "known, nothing is created and the existing notification is returned with 200.",
+        request=NotificationCreateSerializer,
+        responses={
+            201: OpenApiResponse(NotificationEventSerializer, description="Created; `Location` points at it."),
+            200: OpenApiResponse(NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."),
+            **errors(400, 403, 409, 415, d409="The client-chosen `id` belongs to another notification."),
+        },
+        examples=[
+            OpenApiExample(
+                "Expiry warning by webhook",
+                request_only=True,
+                value={
+                    "type": "ExpirationWarning", "channel": "Webhook", "recipient": "ops@example.com",
+                    "message": "api.example.com expires in 7 days", "certificate_id": "mc-api-prod",
+                    "severity": "warning", "dedup_key": "mc-api-prod-expiry-7d",
+                },
+            )
+        ],
+    ),
+    retrieve=extend_schema(
+        summary="Get one notification", parameters=[EVENT_ID],
+        responses={200: NotificationEventSerializer, **errors(404)},
+    ),
+    attempts=extend_schema(
+        summary="Delivery attempts of one notification",
+        description="Every attempt ever made, oldest first; history survives requeues.",
+        parameters=[EVENT_ID],
+        responses={200: NotificationAttemptSerializer(many=True), **errors(400, 404)},
+    ),
+    read=extend_schema(
+        summary="Mark a notification read",
+        description="Records the operator's acknowledgement; delivery is untouched. Marking twice keeps the first time.",
+        parameters=[EVENT_ID], request=None,
+        responses={200: MarkedReadSerializer, **errors(403, 404, 405)},
+    ),
+    requeue=extend_schema(
+        summary="Requeue a failed or dead notification",
+        description="Moves it back to pending with retry_count 0 and delivers it promptly; its attempt history stays.",
+        parameters=[EVENT_ID], request=None,
+        responses={200: RequeuedSerializer, **errors(403, 404, 405, 409)},
+    ),
+    bulk_requeue=extend_schema(
+        summary="Requeue many notifications",
+        operation_id="notifications_bulk_requeue",
+        description="By `ids` (at most 10 000) or by filter (`status`, `channel`, `type`, `certificate_id`). "
+        "Only failed and dead notifications move; the rest are counted as skipped.",
+        request={"application/json": BULK_REQUEUE_REQUEST},
+        responses={200: BulkRequeueResultSerializer, **errors(400, 403, 405, 415)},
+        examples=[
+            OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
+            OpenApiExample("Every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
+        ],
+    ),
+)
+class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    queryset = NotificationEvent.objects.order_by("-created_at", "-id")
+    serializer_class = NotificationEventSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = NotificationFilter
+    pagination_class = EnvelopePagination
+    parser_classes = [JSONParser]
+    lookup_field = "id"
+    lookup_value_regex = r"[^/\x00]+"
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return NotificationCreateSerializer
+        if self.action == "bulk_requeue":
+            return BulkRequeueSerializer
+        return NotificationEventSerializer
+
+    def create(self, request):
+        serializer = NotificationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        arguments = serializer.service_arguments()
+        try:
+            event, created = services.create_event(**arguments)
+        except services.InvalidInput as exc:
+            client_id = arguments["event_id"]
+            if set(exc.errors) == {"id"} and client_id and NotificationEvent.objects.filter(id=client_id).exists():
+                raise IdTaken(exc.errors["id"]) from None
+            raise
+        body = NotificationEventSerializer(event).data
+        if not created:
+            return Response(body, status=status.HTTP_200_OK)
+        location = reverse("api:notification-detail", kwargs={"id": event.id}, request=request)
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def retrieve(self, request, id):
+        return Response(NotificationEventSerializer(services.get_event(id)).data)
+
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def attempts(self, request, id):
+        event = services.get_event(id)
+        page = self.paginate_queryset(event.attempts.order_by("number"))
+        return self.get_paginated_response(NotificationAttemptSerializer(page, many=True).data)
+
+    @action(detail=True, methods=["post"])
+    def read(self, request, id):
+        services.mark_read(id, actor_for(request))
+        return Response({"status": "marked_as_read"})
+
+    @action(detail=True, methods=["post"])
+    def requeue(self, request, id):
+        services.requeue_event(id, actor_for(request))
+        return Response({"status": "requeued"})
+
+    @action(
+        detail=False, methods=["post"], url_path="requeue", url_name="bulk-requeue",
+        filter_backends=[], pagination_class=None,
+    )
+    def bulk_requeue(self, request):
+        serializer = BulkRequeueSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.requeue_events(actor_for(request), **serializer.validated_data)
+        return Response({"requeued": result.requeued, "skipped": result.skipped})
+
+
+class StatsSummaryView(APIView):
+    @extend_schema(
+        summary="Dashboard summary",
+        description="Counts per delivery status (certctl's names) and the oldest retry that is due but not yet taken.",
+        responses={200: StatsSummarySerializer},
+    )
+    def get(self, request):
+        return Response(StatsSummarySerializer(services.stats_summary()).data)

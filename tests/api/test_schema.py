@@ -1,0 +1,137 @@
+"""OpenAPI 3 schema, the offline docs UI, the browsable API, and a schemathesis run on a live server."""
+import json
+
+import pytest
+import schemathesis
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+from hypothesis import HealthCheck, settings as hypothesis_settings
+from rest_framework.test import APIClient
+
+from notifications import services
+from tests.api.conftest import ADMIN_KEY
+
+OPERATIONS = {
+    ("/api/v1/notifications", "get"), ("/api/v1/notifications", "post"),
+    ("/api/v1/notifications/{id}", "get"), ("/api/v1/notifications/{id}/attempts", "get"),
+    ("/api/v1/notifications/{id}/read", "post"), ("/api/v1/notifications/{id}/requeue", "post"),
+    ("/api/v1/notifications/requeue", "post"), ("/api/v1/stats/summary", "get"),
+}
+
+
+@pytest.fixture
+def openapi(db):
+    response = APIClient().get("/api/v1/schema", {"format": "json"})
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def test_schema_generates_without_warnings_and_validates(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "openapi: 3.0.3" in (tmp_path / "schema.yaml").read_text()
+
+
+def test_schema_lists_every_endpoint_and_nothing_else(openapi):
+    assert {(path, method) for path, ops in openapi["paths"].items() for method in ops} == OPERATIONS
+
+
+def test_schema_documents_status_codes_errors_and_headers(openapi):
+    def codes(path, method):
+        return set(openapi["paths"][path][method]["responses"])
+
+    common = {"401", "429", "500"}
+    assert codes("/api/v1/notifications", "get") == {"200", "400"} | common
+    assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "415"} | common
+    assert codes("/api/v1/notifications/{id}", "get") == {"200", "404"} | common
+    assert codes("/api/v1/notifications/{id}/read", "post") == {"200", "403", "404", "405"} | common
+    assert codes("/api/v1/notifications/{id}/requeue", "post") == {"200", "403", "404", "405", "409"} | common
+    assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "415"} | common
+    for ops in openapi["paths"].values():
+        for operation in ops.values():
+            assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
+            for code, response in operation["responses"].items():
+                assert "X-Request-ID" in response["headers"]
+                if code.startswith(("4", "5")):
+                    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    retry_after = openapi["paths"]["/api/v1/stats/summary"]["get"]["responses"]["429"]["headers"]
+    assert "Retry-After" in retry_after
+    assert openapi["components"]["schemas"]["Error"]["required"] == ["error", "message", "request_id"]
+    assert openapi["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_schema_documents_filters_and_enums(openapi):
+    parameters = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
+    assert set(parameters) == {"page", "per_page", "status", "channel", "type", "certificate_id", "read"}
+    assert sorted(parameters["status"]["enum"]) == ["", "dead", "failed", "pending", "sent"]
+    assert sorted(parameters["read"]["enum"]) == ["", "false", "true"]
+    assert parameters["page"]["minimum"] == 1
+    schemas = openapi["components"]["schemas"]
+    assert schemas["NotificationChannel"]["enum"] == ["Email", "Webhook", "Slack", "Teams", "PagerDuty", "OpsGenie"]
+    assert set(schemas["NotificationEvent"]["properties"]) == {
+        "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "retry_count",
+        "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
+    }
+    by_ids, by_filter = openapi["paths"]["/api/v1/notifications/requeue"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]["oneOf"]
+    assert (by_ids["required"], by_ids["properties"]["ids"]["maxItems"]) == (["ids"], 10_000)
+    assert set(by_filter["properties"]) == {"status", "channel", "type", "certificate_id"}
+
+
+@pytest.mark.django_db
+def test_docs_ui_is_served_without_a_cdn():
+    response = APIClient().get("/api/v1/docs")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    assert "cdn" not in html.lower() and "https://" not in html
+    assert "/api/v1/schema" in html
+    for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        assert finders.find(f"drf_spectacular_sidecar/swagger-ui-dist/{asset}")
+
+
+@pytest.mark.django_db
+def test_browsable_api_renders_for_a_logged_in_user(operator_user, dead_event):
+    client = APIClient()
+    client.force_login(operator_user)
+    response = client.get("/api/v1/notifications", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert dead_event.id in html and "Notification List" in html and "csrfToken" in html
+    detail = client.get(f"/api/v1/notifications/{dead_event.id}/requeue", headers={"Accept": "text/html"})
+    assert detail.status_code == 405  # GET of an action: the page shows the POST form with the 405
+    assert "POST" in detail.content.decode()
+
+
+# --- schemathesis on a live server -----------------------------------------------------------------
+
+
+def generated_schema():
+    """The document /api/v1/schema serves, built in-process so that schemathesis can parametrize at collection."""
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.renderers import OpenApiJsonRenderer
+
+    return json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+
+
+api_schema = schemathesis.openapi.from_dict(generated_schema())
+
+
+def test_the_served_schema_is_the_one_schemathesis_checks(openapi):
+    assert openapi == generated_schema()
+
+
+@pytest.fixture
+def live_api(live_server, transactional_db, settings, make_event):
+    settings.CERTCTL_RATE_LIMIT_RPS = 0  # the run is one fast client; throttling has its own tests
+    for channel in ("Webhook", "Slack"):
+        services.deliver_event(make_event(channel=channel).id)
+    make_event(certificate_id="mc-1")
+    return live_server.url
+
+
+@api_schema.parametrize()
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_its_schema(case, live_api):
+    case.call_and_validate(base_url=live_api, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
