@@ -1,1 +1,17 @@
-urlpatterns = []
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from notifications import views
+
+# Names carry a "ui-" prefix: the REST API's router owns "notification-list" and friends.
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", views.dashboard, name="ui-dashboard"),
+    path("notifications/", views.notification_list, name="ui-notifications"),
+    path("notifications/requeue-selected/", views.requeue_selected, name="ui-requeue-selected"),
+    path("notifications/requeue-matching/", views.requeue_matching, name="ui-requeue-matching"),
+    path("notifications/<str:event_id>/", views.notification_detail, name="ui-notification"),
+    path("notifications/<str:event_id>/requeue/", views.requeue, name="ui-requeue"),
+    path("notifications/<str:event_id>/read/", views.mark_read, name="ui-mark-read"),
+]

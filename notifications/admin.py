@@ -1,0 +1,87 @@
+"""Django admin for notification events. Delivery state is read-only here: requeue goes through services."""
+from django.contrib import admin, messages
+from django.template.defaultfilters import truncatechars
+
+from notifications import services
+from notifications.models import NotificationAttempt, NotificationEvent, OperatorAction
+
+
+class AttemptInline(admin.TabularInline):
+    model = NotificationAttempt
+    fields = ("number", "started_at", "duration_ms", "outcome", "http_status", "resulting_status", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("number",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class OperatorActionInline(admin.TabularInline):
+    model = OperatorAction
+    verbose_name = "operator action"
+    fields = ("created_at", "action", "bulk", "actor", "source", "previous_status")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(NotificationEvent)
+class NotificationEventAdmin(admin.ModelAdmin):
+    list_display = ("id", "status", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at")
+    list_filter = ("status", "channel", "type")
+    search_fields = ("id", "recipient", "certificate_id", "message")
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    inlines = (AttemptInline, OperatorActionInline)
+    actions = ("requeue_selected",)
+    # Delivery state and the lease belong to services; an edit here would bypass the state machine.
+    readonly_fields = (
+        "id", "status", "retry_count", "next_retry_at", "last_error", "sent_at", "read_at",
+        "claimed_until", "claim_token", "created_at", "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("id", "type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key")}),
+        ("Delivery (read-only: use the Requeue selected action)", {
+            "fields": ("status", "retry_count", "next_retry_at", "last_error", "sent_at", "read_at"),
+        }),
+        ("Bookkeeping", {"fields": ("created_at", "updated_at", "claimed_until", "claim_token"), "classes": ("collapse",)}),
+    )
+
+    def has_add_permission(self, request):
+        # Events are created by the API, CLI or services, which also hand them to the workers.
+        return False
+
+    @admin.display(description="Retries", ordering="retry_count")
+    def retries(self, event):
+        return services.retry_display(event)
+
+    @admin.display(description="Last error")
+    def last_error_short(self, event):
+        return truncatechars(event.last_error, 80) if event.last_error else "—"
+
+    @admin.action(description="Requeue selected", permissions=["change"])
+    def requeue_selected(self, request, queryset):
+        ids = list(queryset.values_list("id", flat=True))
+        try:
+            result = services.requeue_events(
+                actor=services.Actor(request.user.get_username(), "admin"), ids=ids
+            )
+        except services.InvalidInput as exc:
+            self.message_user(request, f"Nothing requeued: {exc.message}.", messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"{result.requeued} requeued, {result.skipped} skipped (not failed or dead).",
+            messages.SUCCESS if result.requeued else messages.WARNING,
+        )

@@ -1,0 +1,281 @@
+"""The operator web UI: dashboard, notification list with its Dead letter tab, detail, and requeue / mark read.
+
+Reading happens here; every change goes through notifications.services.
+"""
+from datetime import timedelta
+from datetime import timezone as dt_timezone
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q
+from django.db.models.functions import TruncHour
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_http_methods, require_POST
+
+from notifications import services
+from notifications.forms import TAB_DEAD, NotificationFilterForm
+from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
+from notifications.notifiers import channel_status
+
+PAGE_SIZE = 50
+CHANGE_PERMISSION = "notifications.change_notificationevent"
+SKIPPED_NOTE = "skipped (not failed or dead)"
+
+
+def _actor(request):
+    return services.Actor(request.user.get_username(), "ui")
+
+
+def change_view(view):
+    """POST only, logged in, and allowed to change notifications (403 otherwise)."""
+    return login_required(require_POST(permission_required(CHANGE_PERMISSION, raise_exception=True)(view)))
+
+
+def _back(request, fallback):
+    """Where the form asked to return (its list tab, filters and page), if that is a URL on this site."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(target)
+    return redirect(fallback)
+
+
+def _list_url(params):
+    params = {name: value for name, value in params.items() if value}
+    return reverse("ui-notifications") + (f"?{urlencode(params)}" if params else "")
+
+
+# --- dashboard ----------------------------------------------------------------
+
+CHART_HOURS = 24
+CHART_HEIGHT = 160
+CHART_SERIES = (
+    ("sent", "Sent", "series-sent"),
+    ("failed", "Failed attempts", "series-failed"),
+    ("dead", "Newly dead", "series-dead"),
+)
+
+
+def outcome_chart(now):
+    """Attempts per hour over the last 24 hours, laid out as SVG bars (one group of three per hour)."""
+    current_hour = now.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    first_hour = current_hour - timedelta(hours=CHART_HOURS - 1)
+    rows = (
+        NotificationAttempt.objects.filter(started_at__gte=first_hour)
+        .annotate(hour=TruncHour("started_at", tzinfo=dt_timezone.utc))
+        .values("hour")
+        .annotate(
+            sent=Count("id", filter=Q(outcome=AttemptOutcome.SUCCESS)),
+            failed=Count("id", filter=~Q(outcome=AttemptOutcome.SUCCESS)),
+            dead=Count("id", filter=Q(resulting_status=Status.DEAD)),
+        )
+    )
+    by_hour = {row["hour"]: row for row in rows}
+    hours = []
+    for index in range(CHART_HOURS):
+        start = first_hour + timedelta(hours=index)
+        row = by_hour.get(start, {})
+        hours.append({"start": start, **{key: row.get(key, 0) for key, _, _ in CHART_SERIES}})
+    peak = max([1] + [hour[key] for hour in hours for key, _, _ in CHART_SERIES])
+
+    group_width, bar_width, left, top = 30, 8, 36, 10
+    bars, ticks = [], []
+    for index, hour in enumerate(hours):
+        x = left + index * group_width + 3
+        for offset, (key, label, css) in enumerate(CHART_SERIES):
+            height = round(hour[key] / peak * CHART_HEIGHT, 1)
+            bars.append({
+                "x": x + offset * bar_width, "y": top + CHART_HEIGHT - height, "height": height,
+                "width": bar_width - 1, "css": css,
+                "title": f"{hour['start']:%H}:00 UTC: {hour[key]} {label.lower()}",
+            })
+        if index % 3 == 0:
+            ticks.append({"x": x + 12, "label": f"{hour['start']:%H}:00"})
+    return {
+        "hours": hours, "bars": bars, "ticks": ticks, "peak": peak,
+        "width": left + CHART_HOURS * group_width + 4, "height": top + CHART_HEIGHT + 24,
+        "axis_y": top + CHART_HEIGHT, "top": top, "left": left, "label_y": top + CHART_HEIGHT + 16,
+        "legend": [{"label": label, "css": css, "total": sum(h[key] for h in hours)} for key, label, css in CHART_SERIES],
+    }
+
+
+def channel_health(now):
+    since = now - timedelta(hours=24)
+    failure = ~Q(outcome=AttemptOutcome.SUCCESS)
+    stats = {
+        row["event__channel"]: row
+        for row in NotificationAttempt.objects.values("event__channel").annotate(
+            last_success=Max("started_at", filter=Q(outcome=AttemptOutcome.SUCCESS)),
+            last_failure=Max("started_at", filter=failure),
+            attempts_24h=Count("id", filter=Q(started_at__gte=since)),
+            failures_24h=Count("id", filter=Q(started_at__gte=since) & failure),
+        )
+    }
+    health = []
+    for channel, (configured, missing) in channel_status().items():
+        row = stats.get(channel, {})
+        last_failure = row.get("last_failure")
+        last_error = ""
+        if last_failure:
+            last_error = (
+                NotificationAttempt.objects.filter(failure, event__channel=channel, started_at=last_failure)
+                .order_by("-id").values_list("error", flat=True).first()
+            ) or ""
+        attempts, failures = row.get("attempts_24h", 0), row.get("failures_24h", 0)
+        health.append({
+            "channel": channel, "configured": configured, "missing": missing,
+            "last_success": row.get("last_success"), "last_failure": last_failure, "last_error": last_error,
+            "attempts_24h": attempts, "failures_24h": failures,
+            "failure_rate": round(100 * failures / attempts) if attempts else None,
+        })
+    return health
+
+
+@login_required
+def dashboard(request):
+    now = timezone.now()
+    summary = services.stats_summary(now=now)
+    oldest = summary["oldest_due_retry_at"]
+    cards = [
+        {"label": "Pending", "count": summary["notifications_pending"], "url": _list_url({"status": Status.PENDING}), "css": "pending"},
+        {"label": "Failed (retrying)", "count": summary["notifications_failed"], "url": _list_url({"status": Status.FAILED}), "css": "failed"},
+        {"label": "Dead letter", "count": summary["notifications_dead"], "url": _list_url({"tab": TAB_DEAD}), "css": "dead"},
+        {"label": "Sent", "count": summary["notifications_sent"], "url": _list_url({"status": Status.SENT}), "css": "sent"},
+    ]
+    return render(request, "notifications/dashboard.html", {
+        "summary": summary,
+        "cards": cards,
+        "oldest_due_age": timesince(oldest, now, depth=2) if oldest else None,
+        "chart": outcome_chart(now),
+        "channels": channel_health(now),
+    })
+
+
+# --- notifications list and detail --------------------------------------------
+
+
+@login_required
+def notification_list(request):
+    form = NotificationFilterForm(request.GET)
+    valid = form.is_valid()
+    events = form.queryset() if valid else NotificationEvent.objects.none()
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("fragment", None)
+    return_to = request.path + (f"?{params.urlencode()}" if params else "")
+    dead_tab = form.selected_tab == TAB_DEAD
+    context = {
+        "form": form,
+        "page": page,
+        "dead_tab": dead_tab,
+        # The Dead letter tab implies the status, so its filter is not offered there.
+        "visible_filters": [name for name in form.FILTER_FIELDS if not (dead_tab and name == "status")],
+        "return_to": return_to,
+        "can_change": request.user.has_perm(CHANGE_PERMISSION),
+        "filters_in_words": form.describe() if valid else "",
+        "requeue_matching_url": reverse("ui-requeue-matching") + (f"?{params.urlencode()}" if params else ""),
+    }
+    template = "notifications/_results.html" if request.GET.get("fragment") else "notifications/list.html"
+    return render(request, template, context, status=200 if valid else 400)
+
+
+def _timeline(event):
+    entries = [
+        {"at": attempt.started_at, "kind": "attempt", "attempt": attempt}
+        for attempt in event.attempts.all()
+    ] + [
+        {"at": action.created_at, "kind": "action", "action": action}
+        for action in event.operator_actions.all()
+    ]
+    return sorted(entries, key=lambda entry: entry["at"])
+
+
+@login_required
+def notification_detail(request, event_id):
+    event = get_object_or_404(NotificationEvent, id=event_id)
+    return render(request, "notifications/detail.html", {
+        "event": event,
+        "timeline": _timeline(event),
+        "can_change": request.user.has_perm(CHANGE_PERMISSION),
+        "return_to": request.path,
+    })
+
+
+# --- changes (all through services) -------------------------------------------
+
+
+@change_view
+def requeue(request, event_id):
+    try:
+        services.requeue_event(event_id, actor=_actor(request))
+    except services.ServiceError as exc:
+        messages.error(request, f"Not requeued: {exc.message}.")
+    else:
+        messages.success(request, f"Requeued {event_id}: it is pending again and will be delivered shortly.")
+    return _back(request, reverse("ui-notifications"))
+
+
+@change_view
+def mark_read(request, event_id):
+    try:
+        services.mark_read(event_id, actor=_actor(request))
+    except services.ServiceError as exc:
+        messages.error(request, f"Not marked read: {exc.message}.")
+    else:
+        messages.success(request, f"Marked {event_id} as read.")
+    return _back(request, reverse("ui-notifications"))
+
+
+def _report_bulk(request, result):
+    messages.success(request, f"{result.requeued} requeued, {result.skipped} {SKIPPED_NOTE}.")
+
+
+@change_view
+def requeue_selected(request):
+    ids = request.POST.getlist("ids")
+    if not ids:
+        messages.error(request, "Nothing requeued: tick the checkbox of at least one notification, then press Requeue selected.")
+    else:
+        try:
+            _report_bulk(request, services.requeue_events(actor=_actor(request), ids=ids))
+        except services.InvalidInput as exc:
+            messages.error(request, f"Nothing requeued: {exc.message}.")
+    return _back(request, _list_url({"tab": TAB_DEAD}))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@permission_required(CHANGE_PERMISSION, raise_exception=True)
+def requeue_matching(request):
+    """GET: confirm with the count of dead notifications matching the filters. POST: requeue them."""
+    data = (request.POST if request.method == "POST" else request.GET).copy()
+    data["tab"] = TAB_DEAD
+    data.pop("page", None)
+    data.pop("csrfmiddlewaretoken", None)
+    form = NotificationFilterForm(data)
+    if not form.is_valid():
+        return render(request, "notifications/requeue_matching.html", {"form": form}, status=400)
+    back_to = _list_url({"tab": TAB_DEAD, **form.active_filters()})
+    if request.method != "POST":
+        return render(request, "notifications/requeue_matching.html", {
+            "form": form, "count": form.queryset().count(), "filters_in_words": form.describe(),
+            "hidden": form.active_filters(), "back_to": back_to,
+        })
+    actor = _actor(request)
+    try:
+        filters = form.service_filters()
+        if filters is not None:
+            result = services.requeue_events(actor=actor, filters=filters)
+        else:
+            ids = list(form.queryset().values_list("id", flat=True)[: services.MAX_BULK_IDS + 1])
+            result = services.requeue_events(actor=actor, ids=ids)
+    except services.InvalidInput as exc:
+        messages.error(request, f"Nothing requeued: {exc.message}. Narrow the filters and try again.")
+    else:
+        _report_bulk(request, result)
+    return redirect(back_to)

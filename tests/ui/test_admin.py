@@ -1,0 +1,79 @@
+"""The Django admin for notification events: list, search, read-only delivery state, bulk requeue."""
+import pytest
+from django.contrib.messages import get_messages
+
+from notifications.models import NotificationEvent, OperatorAction
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/notifications/notificationevent/"
+
+
+def test_requeue_selected_only_requeues_failed_and_dead(admin_client, event_in):
+    dead, failed = event_in("dead"), event_in("failed")
+    sent, pending = event_in("sent"), event_in("pending")
+    attempts_before = {e.id: e.attempts.count() for e in (dead, failed, sent, pending)}
+    response = admin_client.post(
+        CHANGELIST, {"action": "requeue_selected", "_selected_action": [dead.id, failed.id, sent.id, pending.id]}
+    )
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["2 requeued, 2 skipped (not failed or dead)."]
+    statuses = dict(NotificationEvent.objects.values_list("id", "status"))
+    assert statuses == {dead.id: "pending", failed.id: "pending", sent.id: "sent", pending.id: "pending"}
+    for event in (dead, failed):
+        event.refresh_from_db()
+        assert (event.retry_count, event.next_retry_at, event.last_error) == (0, None, None)
+    assert {e.id: e.attempts.count() for e in (dead, failed, sent, pending)} == attempts_before
+    assert attempts_before[dead.id] == 5
+    actions = OperatorAction.objects.order_by("event_id")
+    assert sorted((a.event_id, a.actor, a.source, a.bulk) for a in actions) == sorted(
+        [(dead.id, "admin", "admin", True), (failed.id, "admin", "admin", True)]
+    )
+
+
+def test_requeue_selected_with_nothing_eligible_warns(admin_client, event_in):
+    sent = event_in("sent")
+    response = admin_client.post(CHANGELIST, {"action": "requeue_selected", "_selected_action": [sent.id]}, follow=True)
+    assert "0 requeued, 1 skipped (not failed or dead)." in response.content.decode()
+    sent.refresh_from_db()
+    assert sent.status == "sent"
+
+
+def test_changelist_columns_filters_and_search(admin_client, event_in):
+    dead = event_in("dead", certificate_id="cert-777", error="HTTP 503 " + "y" * 200)
+    other = event_in("sent", certificate_id="cert-1")
+    body = admin_client.get(CHANGELIST).content.decode()
+    assert "Retry 5/5" in body
+    assert "HTTP 503 " + "y" * 70 in body and "y" * 100 not in body
+    for heading in ("Status", "Channel", "Type", "Retries", "Next retry at", "Last error"):
+        assert heading in body
+    assert "By status" in body and "By channel" in body and "By type" in body
+    found = admin_client.get(CHANGELIST, {"q": "cert-777"}).content.decode()
+    assert dead.id in found and other.id not in found
+    assert dead.id in admin_client.get(CHANGELIST, {"q": dead.id}).content.decode()
+    assert other.id in admin_client.get(CHANGELIST, {"status__exact": "sent"}).content.decode()
+    assert dead.id not in admin_client.get(CHANGELIST, {"status__exact": "sent"}).content.decode()
+
+
+def test_change_page_shows_attempts_and_keeps_delivery_state_read_only(admin_client, event_in):
+    dead = event_in("dead")
+    url = f"{CHANGELIST}{dead.id}/change/"
+    body = admin_client.get(url).content.decode()
+    assert body.count("transient_failure") + body.count("Transient failure") >= 5
+    assert 'name="status"' not in body and 'name="retry_count"' not in body and 'name="next_retry_at"' not in body
+    assert 'name="claim_token"' not in body
+    response = admin_client.post(url, {
+        "type": dead.type, "channel": dead.channel, "recipient": "new@example.com", "message": dead.message,
+        "status": "sent", "retry_count": "0",
+        "attempts-TOTAL_FORMS": "0", "attempts-INITIAL_FORMS": "5", "attempts-MIN_NUM_FORMS": "0", "attempts-MAX_NUM_FORMS": "0",
+        "operator_actions-TOTAL_FORMS": "0", "operator_actions-INITIAL_FORMS": "0",
+        "operator_actions-MIN_NUM_FORMS": "0", "operator_actions-MAX_NUM_FORMS": "0",
+    })
+    assert response.status_code == 302
+    dead.refresh_from_db()
+    assert (dead.status, dead.retry_count, dead.recipient) == ("dead", 5, "new@example.com")
+    assert dead.attempts.count() == 5
+
+
+def test_events_are_not_added_through_the_admin(admin_client):
+    assert admin_client.get(f"{CHANGELIST}add/").status_code == 403

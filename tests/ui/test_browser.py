@@ -1,0 +1,174 @@
+"""The operator's path through the UI in a real browser: Debian's chromium driven by Playwright against a live server.
+
+Select with `-m browser`. Without /usr/bin/chromium they skip with a reason, except in CI (CI=true) where they fail.
+"""
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from notifications.models import NotificationEvent
+from notifications.notifiers import DeliveryResult
+from tests.ui.conftest import PASSWORD, record
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
+DEAD_ERROR = "HTTP 503 from https://hooks.example.com/certctl: Service Unavailable (receiver in maintenance until 03:30 UTC)"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {CHROMIUM} is missing: .ci/run installs Debian's chromium package")
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread while the tests (and pytest-django's flushes)
+    # make ordinary synchronous ORM calls in it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, operator):
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US", timezone_id="UTC")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(live_server.url + "/")
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Dashboard").wait_for()
+    yield page
+    context.close()
+
+
+def status_of(event):
+    return NotificationEvent.objects.get(id=event.id).status
+
+
+def dead_row(page, event):
+    return page.locator(f'tr[data-event-id="{event.id}"]')
+
+
+def seed_history(event_in):
+    """A day of mixed outcomes, so the dashboard chart and channel table have something to show."""
+    now = timezone.now()
+    for hours_ago in range(1, 23, 2):
+        for channel in ("Webhook", "Slack", "Email"):
+            event = event_in("pending", channel=channel, certificate_id=f"cert-{hours_ago:02d}")
+            when = now - timedelta(hours=hours_ago, minutes=10)
+            if hours_ago % 6 == 1 and channel != "Email":
+                event = record(event.id, DeliveryResult.transient("HTTP 502 from receiver: Bad Gateway", http_status=502), when)
+                when = event.next_retry_at
+            record(event.id, DeliveryResult.success(http_status=200), when)
+
+
+def test_dashboard_dead_card_leads_to_the_dead_letter_tab(page, live_server, event_in):
+    seed_history(event_in)
+    dead = event_in("dead", certificate_id="cert-api-prod", error=DEAD_ERROR)
+    event_in("failed", channel="Slack", certificate_id="cert-shop")
+    page.reload()
+    dead_card = page.get_by_test_id("card-dead")
+    assert dead_card.get_attribute("class") == "card card-dead card-alert"
+    assert dead_card.locator(".card-count").inner_text() == "1"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+
+    dead_card.click()
+    page.wait_for_url(re.compile(r"/notifications/\?tab=dead$"))
+    assert page.get_by_role("tab", name="Dead letter").get_attribute("aria-selected") == "true"
+    assert page.get_by_role("tab", name="All").get_attribute("aria-selected") == "false"
+
+    # A phone's width: no sideways scrolling of the page itself.
+    page.set_viewport_size({"width": 390, "height": 800})
+    for path in ("/", "/notifications/?tab=dead", f"/notifications/{dead.id}/"):
+        page.goto(live_server.url + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_requeue_one_dead_event_from_the_tab(page, live_server, event_in):
+    dead = event_in("dead", certificate_id="cert-api-prod", error=DEAD_ERROR)
+    other = event_in("dead", channel="PagerDuty", certificate_id="cert-vpn", error="PagerDuty channel is not configured: set CERTCTL_PAGERDUTY_ROUTING_KEY")
+    event_in("sent")
+    page.get_by_role("link", name="Notifications", exact=True).click()
+    page.get_by_role("tab", name="Dead letter").click()
+    page.wait_for_url(re.compile(r"tab=dead"))
+    row = dead_row(page, dead)
+    assert "Retry 5/5" in row.inner_text()
+    error = row.locator(".error-text")
+    assert error.get_attribute("title") == DEAD_ERROR
+    assert error.inner_text().endswith("…")
+    page.screenshot(path=str(SCREENSHOTS / "dead-letter.png"), full_page=True)
+
+    row.get_by_role("button", name="Requeue").click()
+    page.get_by_text(f"Requeued {dead.id}").wait_for()
+    assert re.search(r"/notifications/\?tab=dead$", page.url)
+    assert dead_row(page, dead).count() == 0
+    assert dead_row(page, other).count() == 1
+    assert status_of(dead) == "pending"
+
+    page.reload()
+    assert page.get_by_role("tab", name="Dead letter").get_attribute("aria-selected") == "true"
+    assert dead_row(page, other).count() == 1
+    page.go_back()
+    assert page.get_by_role("tab", name="Dead letter").get_attribute("aria-selected") == "true"
+
+
+def test_bulk_requeue_two_rows(page, live_server, event_in):
+    first, second, third = (event_in("dead", certificate_id=f"cert-{n}") for n in (1, 2, 3))
+    page.goto(live_server.url + "/notifications/?tab=dead")
+    dead_row(page, first).get_by_role("checkbox").check()
+    dead_row(page, third).get_by_role("checkbox").check()
+    page.get_by_role("button", name="Requeue selected").click()
+    page.get_by_text("2 requeued, 0 skipped (not failed or dead).").wait_for()
+    assert page.get_by_role("tab", name="Dead letter").get_attribute("aria-selected") == "true"
+    assert [status_of(e) for e in (first, second, third)] == ["pending", "dead", "pending"]
+    assert page.locator("tr[data-event-id]").count() == 1
+
+    page.get_by_role("link", name="Requeue all matching (1)").click()
+    page.get_by_text("Requeue 1 dead notification?").wait_for()
+    page.get_by_role("button", name="Requeue 1 notification").click()
+    page.get_by_text("1 requeued, 0 skipped (not failed or dead).").wait_for()
+    assert status_of(second) == "pending"
+    assert page.get_by_text("The dead-letter queue is empty.").is_visible()
+
+
+def test_auto_refresh_keeps_the_selection_in_progress(page, live_server, event_in):
+    first = event_in("dead", certificate_id="cert-1")
+    page.clock.install()
+    page.goto(live_server.url + "/notifications/?tab=dead&channel=Webhook")
+    late = event_in("dead", certificate_id="cert-late")
+    page.clock.run_for("00:31")
+    dead_row(page, late).wait_for()
+    assert re.search(r"tab=dead&channel=Webhook$", page.url)
+
+    fragment_requests = []
+    page.on("request", lambda request: "fragment=1" in request.url and fragment_requests.append(request.url))
+    dead_row(page, first).get_by_role("checkbox").check()
+    later = event_in("dead", certificate_id="cert-later")
+    page.clock.run_for("01:01")
+    page.evaluate("0")  # one round trip, so a refresh the timers started would have been reported
+    assert fragment_requests == []  # not refreshed while a selection is in progress
+    assert dead_row(page, later).count() == 0
+    assert dead_row(page, first).get_by_role("checkbox").is_checked()
+
+    dead_row(page, first).get_by_role("checkbox").uncheck()
+    page.evaluate("document.activeElement.blur()")  # the operator moves on: focus leaves the table
+    page.clock.run_for("00:31")
+    dead_row(page, later).wait_for()
