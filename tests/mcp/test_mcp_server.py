@@ -3,13 +3,16 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = """
@@ -119,3 +122,80 @@ def test_requeue_needs_writes_enabled(db):
     event = payload(got)
     assert event["status"] == "pending"
     assert event["operator_actions"][0]["actor"] == "mcp" and event["operator_actions"][0]["action"] == "requeue"
+
+
+def test_mark_read_and_bulk_requeue_with_writes(db):
+    path, ids = db
+    read, unknown_read, by_ids, both, by_filter, got = run_session(path, [
+        ("certctl_mark_notification_read", {"id": ids["dead"]}),
+        ("certctl_mark_notification_read", {"id": "notif-nope"}),
+        ("certctl_requeue_notifications", {"ids": [ids["dead"], ids["pending"], "notif-nope"]}),
+        ("certctl_requeue_notifications", {"ids": [ids["breakout"]], "status": "dead"}),
+        ("certctl_requeue_notifications", {"status": "dead"}),
+        ("certctl_get_notification", {"id": ids["dead"]}),
+    ], CERTCTL_MCP_ALLOW_WRITES="true")
+    assert payload(read)["status"] == "marked_as_read" and payload(read)["read_at"]
+    assert unknown_read.is_error and unknown_read.content[0].text == "notification notif-nope not found"
+    assert payload(by_ids) == {"requeued": 1, "skipped": 2}
+    assert both.is_error and "not both" in both.content[0].text
+    assert payload(by_filter) == {"requeued": 1, "skipped": 0}
+    event = payload(got)
+    assert event["status"] == "pending" and event["read_at"]
+    assert [(a["action"], a["actor"]) for a in event["operator_actions"]] == [("mark_read", "mcp"), ("requeue", "mcp")]
+
+
+def test_bulk_requeue_and_mark_read_refused_without_writes(db):
+    path, ids = db
+    bulk, read, got = run_session(path, [
+        ("certctl_requeue_notifications", {"status": "dead"}),
+        ("certctl_mark_notification_read", {"id": ids["dead"]}),
+        ("certctl_get_notification", {"id": ids["dead"]}),
+    ])
+    assert bulk.is_error and "CERTCTL_MCP_ALLOW_WRITES=true" in bulk.content[0].text
+    assert read.is_error and "CERTCTL_MCP_ALLOW_WRITES=true" in read.content[0].text
+    event = payload(got)
+    assert event["status"] == "dead" and event["read_at"] is None and event["operator_actions"] == []
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_streamable_http_transport_on_loopback(db):
+    path, ids = db
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "mcp", "--http", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=_env(path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "MCP HTTP server did not start listening within 30 s"
+                time.sleep(0.1)
+
+        async def main():
+            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write), ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool("certctl_get_notification", {"id": ids["dead"]})
+
+        assert payload(anyio.run(main))["status"] == "dead"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_http_transport_refuses_a_network_address_without_allow_remote(db):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mcp", "--http", "0.0.0.0:8765"],
+        cwd=ROOT, env=_env(db[0]), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "not a loopback address" in result.stderr and "--allow-remote" in result.stderr
