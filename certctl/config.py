@@ -5,9 +5,11 @@ that a typo stops start-up with a message instead of a surprise at 3 a.m.
 """
 import os
 import re
+import tempfile
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
 
 _GO_UNITS = {
     "ns": 1e-9,
@@ -61,6 +63,9 @@ def env_str(name, default=""):
 
 
 def env_duration(name, default, minimum=timedelta(0)):
+    # Set but empty is an unfilled template (`X=${X}`) more often than a wish for the default.
+    if name in os.environ and not os.environ[name].strip():
+        _refuse(name, os.environ[name], "a Go duration such as 30s, 2m, 1h or 1h30m; unset the variable for the default")
     value = _raw(name, default)
     try:
         duration = parse_duration(value)
@@ -113,3 +118,19 @@ def env_choice(name, default, choices):
     if value not in choices:
         _refuse(name, value, "one of " + ", ".join(choices))
     return value
+
+
+def dev_secret_key(path):
+    """The debug-mode secret key, generated once and kept in `path` so that logins survive restarts
+    and the web server, the worker and CLI commands sign alike."""
+    if not path.exists():
+        fd, staged = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        with os.fdopen(fd, "w") as file:
+            file.write(get_random_secret_key())
+        try:
+            os.link(staged, path)  # atomic: when two processes start at once, the first key wins
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(staged)
+    return path.read_text().strip()

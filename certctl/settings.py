@@ -8,9 +8,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.utils import get_random_secret_key
 
 from certctl.config import (
+    dev_secret_key,
     env_bool,
     env_choice,
     env_duration,
@@ -30,7 +30,7 @@ if not SECRET_KEY:
             "SECRET_KEY is not set and DJANGO_DEBUG is off: set SECRET_KEY to a long random string "
             "(python -c 'import secrets; print(secrets.token_urlsafe(50))')."
         )
-    SECRET_KEY = "dev-only-" + get_random_secret_key()
+    SECRET_KEY = dev_secret_key(BASE_DIR / ".secret_key")
 
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
@@ -182,7 +182,8 @@ CERTCTL_API_KEYS_NAMED = env_str("CERTCTL_API_KEYS_NAMED")
 CERTCTL_RATE_LIMIT_RPS = env_float("CERTCTL_RATE_LIMIT_RPS", 50, minimum=0)
 CERTCTL_RATE_LIMIT_BURST = env_int("CERTCTL_RATE_LIMIT_BURST", 100, minimum=1)
 CERTCTL_METRICS_TOKEN = env_str("CERTCTL_METRICS_TOKEN")
-CERTCTL_METRICS_OPEN = env_bool("CERTCTL_METRICS_OPEN", False)
+# /metrics answers loopback clients and holders of the token; PUBLIC opens it to everyone, deliberately.
+CERTCTL_METRICS_PUBLIC = env_bool("CERTCTL_METRICS_PUBLIC", False)
 CERTCTL_MCP_ALLOW_WRITES = env_bool("CERTCTL_MCP_ALLOW_WRITES", False)
 
 # --- Task queue (django-q2) ---
@@ -211,19 +212,26 @@ CERTCTL_LOG_LEVEL = env_choice("CERTCTL_LOG_LEVEL", "INFO", ["DEBUG", "INFO", "W
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "certctl.middleware.RequestIDLogFilter"}},
+    "filters": {
+        "request_id": {"()": "certctl.middleware.RequestIDLogFilter"},
+        "redact_secrets": {"()": "notifications.redaction.SecretRedactionFilter"},
+    },
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # One JSON object per line; fields passed with extra= (event_id, channel, attempt, outcome,
+        # duration_ms, status, ...) become keys of their own.
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "()": "notifications.redaction.RedactingJsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",  # ISO 8601 in UTC
         },
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": CERTCTL_LOG_FORMAT,
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
         }
     },
     "root": {"handlers": ["console"], "level": "WARNING"},

@@ -1,13 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
-from django_prometheus.exports import ExportToDjangoView
 
-from certctl import health
+from certctl import health, metrics_view
 
 urlpatterns = [
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
-    path("metrics", ExportToDjangoView, name="metrics"),
+    path("metrics", metrics_view.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("notifications.api.urls")),
     path("", include("notifications.urls")),

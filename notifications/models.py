@@ -193,3 +193,60 @@ class OperatorAction(models.Model):
 
     def __str__(self):
         return f"{self.actor} {self.action} {self.event_id}"
+
+
+class PassKind(models.TextChoices):
+    PENDING = "pending"
+    RETRY = "retry"
+
+
+class LastPass(models.Model):
+    """The latest pending pass and retry sweep, whichever worker or host ran them; read by /metrics."""
+
+    kind = models.CharField(primary_key=True, max_length=8, choices=PassKind.choices)
+    finished_at = models.DateTimeField()
+    duration_seconds = models.FloatField()
+    claimed = models.PositiveIntegerField(help_text="Events the pass claimed and delivered.")
+
+    class Meta:
+        db_table = "notification_last_passes"
+
+    def __str__(self):
+        return f"{self.kind} pass at {self.finished_at}: {self.claimed} events in {self.duration_seconds:.3f}s"
+
+
+class DeliveryTotal(models.Model):
+    """Attempts that started before MetricsFold.attempts_folded_before, summed per channel and outcome.
+
+    /metrics adds the attempts started since then, so that a scrape reads recent rows only, not all history.
+    """
+
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    outcome = models.CharField(max_length=24, choices=AttemptOutcome.choices)
+    attempts = models.PositiveBigIntegerField(default=0)
+    dead_lettered = models.PositiveBigIntegerField(default=0, help_text="Attempts that moved their event to dead.")
+    duration_ms_sum = models.PositiveBigIntegerField(default=0)
+    # Cumulative counts of attempts at or under each of notifications.metrics.DURATION_BUCKETS_MS.
+    duration_buckets = models.JSONField(default=list)
+
+    class Meta:
+        db_table = "notification_delivery_totals"
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "outcome"], name="notification_delivery_total_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.channel} {self.outcome}: {self.attempts}"
+
+
+class MetricsFold(models.Model):
+    """One row: how far attempts have been folded into DeliveryTotal, and the lock that keeps folds one at a time."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    attempts_folded_before = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notification_metrics_fold"
+
+    def __str__(self):
+        return f"attempts folded before {self.attempts_folded_before}"

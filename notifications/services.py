@@ -12,6 +12,7 @@ Delivery protocol (DESIGN §2 "Delivery guarantee"):
 A worker that dies between 1 and 3 leaves a lease that expires, and the event is
 claimed again.
 """
+import dataclasses
 import logging
 import queue
 import secrets
@@ -38,6 +39,8 @@ from notifications.models import (
     Status,
 )
 from notifications.notifiers import DeliveryResult, build_notifier, not_configured_error
+from notifications.notifiers.base import redact
+from notifications.redaction import configured_secrets
 
 log = logging.getLogger("notifications.services")
 
@@ -159,7 +162,10 @@ def create_event(*, type, channel, recipient, message, certificate_id=None, seve
         if event_id and NotificationEvent.objects.filter(id=event_id).exists():
             raise InvalidInput({"id": f"notification {event_id} already exists"})
         raise
-    log.info("event created", extra={"event_id": event.id, "channel": event.channel, "status": event.status})
+    log.info(
+        "created event %s: %s via %s", event.id, event.type, event.channel,
+        extra={"event_id": event.id, "channel": event.channel, "status": event.status},
+    )
     _dispatch_on_commit("deliver_event", event.id)
     return event, True
 
@@ -208,7 +214,13 @@ def claim_due_events(kind, now=None, limit=None, lease=None):
         NotificationEvent.objects.filter(_due(kind, now), id__in=ids).update(
             claimed_until=now + lease, claim_token=token
         )
-    return list(NotificationEvent.objects.filter(claim_token=token).order_by(*_ORDER[kind]))
+    claimed = list(NotificationEvent.objects.filter(claim_token=token).order_by(*_ORDER[kind]))
+    for event in claimed:
+        log.debug(
+            "claimed event %s for the %s pass until %s", event.id, kind, event.claimed_until.isoformat(),
+            extra={"event_id": event.id, "channel": event.channel, "pass": kind},
+        )
+    return claimed
 
 
 def claim_event(event_id, now=None, lease=None):
@@ -231,10 +243,12 @@ def send_to_channel(event):
     if notifier is None:
         return DeliveryResult.permanent_failure(not_configured_error(event.channel))
     try:
-        return notifier.send(event)
+        result = notifier.send(event)
     except Exception as exc:  # a notifier bug must cost one attempt, not the whole batch
         log.exception("notifier raised", extra={"event_id": event.id, "channel": event.channel})
-        return DeliveryResult.transient(f"internal error in the {event.channel} notifier: {type(exc).__name__}: {exc}")
+        result = DeliveryResult.transient(f"internal error in the {event.channel} notifier: {type(exc).__name__}: {exc}")
+    # Errors are logged and shown in the UI and the API; a receiver or an exception may quote any configured secret.
+    return dataclasses.replace(result, error=redact(result.error, configured_secrets())) if result.error else result
 
 
 def deliver_claimed(event, now=None, policy=None):
@@ -260,33 +274,29 @@ def record_delivery(event, result, *, started_at, duration_ms, now, policy=None)
             next_retry_at=decision.next_retry_at, last_error=result.error,
         )
     changes.update(claimed_until=None, claim_token=None, updated_at=now)
-    for _ in range(3):
-        try:
-            with transaction.atomic():
-                updated = NotificationEvent.objects.filter(id=event.id, claim_token=event.claim_token).update(**changes)
-                number = (NotificationAttempt.objects.filter(event_id=event.id).aggregate(n=Max("number"))["n"] or 0) + 1
-                NotificationAttempt.objects.create(
-                    event_id=event.id, number=number, started_at=started_at, duration_ms=duration_ms,
-                    outcome=outcome, error=result.error, http_status=result.http_status,
-                    resulting_status=changes["status"] if updated else None,
-                )
-            break
-        except IntegrityError:
-            continue  # another writer took this attempt number; count again
+    with transaction.atomic():
+        # The row lock orders writers of this event (a late worker whose lease was taken over writes its
+        # attempt too), so the attempt numbers they count cannot collide.
+        list(NotificationEvent.objects.select_for_update().filter(id=event.id).values_list("id", flat=True))
+        updated = NotificationEvent.objects.filter(id=event.id, claim_token=event.claim_token).update(**changes)
+        number = (NotificationAttempt.objects.filter(event_id=event.id).aggregate(n=Max("number"))["n"] or 0) + 1
+        NotificationAttempt.objects.create(
+            event_id=event.id, number=number, started_at=started_at, duration_ms=duration_ms,
+            outcome=outcome, error=result.error, http_status=result.http_status,
+            resulting_status=changes["status"] if updated else None,
+        )
     new_status = changes["status"] if updated else None
     log_extra = {
         "event_id": event.id, "channel": event.channel, "attempt": number, "outcome": outcome,
         "duration_ms": duration_ms, "status": new_status, "http_status": result.http_status,
     }
+    attempt = f"attempt {number} of event {event.id} via {event.channel}: {outcome} in {duration_ms}ms"
     if not updated:
-        log.warning("delivery result not applied: the lease was lost (requeued or expired meanwhile)", extra=log_extra)
+        log.warning("%s, not applied: the lease was lost (requeued or expired meanwhile)", attempt, extra=log_extra)
     elif result.ok:
-        log.info("delivered", extra=log_extra)
+        log.info("%s, now sent", attempt, extra=log_extra)
     else:
-        log.warning("delivery failed: %s", result.error, extra=log_extra)
-    from notifications import metrics
-
-    metrics.observe_delivery(event.channel, outcome, new_status, duration_ms)
+        log.warning("%s, now %s: %s", attempt, new_status, result.error, extra=log_extra)
     return new_status
 
 
@@ -316,11 +326,18 @@ def _drain(work, results, now, policy):
         connection.close()
 
 
+def _in_memory_sqlite():
+    return connection.vendor == "sqlite" and connection.is_in_memory_db()
+
+
 def deliver_batch(events, now=None, policy=None):
     """Deliver claimed events with a bounded set of threads sharing one queue, so a slow receiver holds one thread, not the batch."""
     policy = policy or RetryPolicy.from_settings()
     workers = min(settings.CERTCTL_NOTIFICATION_CONCURRENCY, len(events))
-    if workers <= 1:
+    # Other connections cannot help inside the caller's transaction (they would not see its uncommitted
+    # claims and would wait on its locks) nor on an in-memory SQLite database, whose shared-cache table
+    # locks fail at once ("database table is locked") instead of waiting. A SQLite file keeps the threads.
+    if workers <= 1 or connection.in_atomic_block or _in_memory_sqlite():
         return [deliver_claimed(event, now=now, policy=policy) for event in events]
     work = queue.SimpleQueue()
     for item in enumerate(events):
@@ -342,7 +359,7 @@ def _run_pass(kind, now=None, limit=None):
         report.outcomes[key] = report.outcomes.get(key, 0) + 1
     from notifications import metrics
 
-    metrics.observe_pass(report)
+    metrics.pass_finished(report, finished_at=now or timezone.now())
     if events:
         log.info("%s pass: %d claimed, %s", kind, len(events), report.outcomes, extra={"pass": kind})
     return report
@@ -401,7 +418,10 @@ def requeue_event(event_id, actor, now=None):
         OperatorAction.objects.create(
             event_id=event_id, action=ActionKind.REQUEUE, actor=actor.name, source=actor.source, previous_status=current[0]
         )
-    log.info("requeued by %s via %s", actor.name, actor.source, extra={"event_id": event_id, "status": Status.PENDING})
+    log.info(
+        "requeued event %s (was %s) by %s via %s", event_id, current[0], actor.name, actor.source,
+        extra={"event_id": event_id, "status": Status.PENDING, "previous_status": current[0]},
+    )
     _dispatch_on_commit("deliver_event", event_id)
     return NotificationEvent.objects.get(id=event_id)
 
@@ -453,6 +473,11 @@ def requeue_events(actor, ids=None, filters=None, now=None):
                 )
                 for event_id, status in chunk
             )
+    for event_id, status in rows:
+        log.info(
+            "requeued event %s (was %s) by %s via %s, in bulk", event_id, status, actor.name, actor.source,
+            extra={"event_id": event_id, "status": Status.PENDING, "previous_status": status},
+        )
     log.info("bulk requeue by %s via %s: %d requeued, %d skipped", actor.name, actor.source, requeued, considered - requeued)
     if requeued:
         _dispatch_on_commit("process_pending")
@@ -468,6 +493,8 @@ def mark_read(event_id, actor, now=None):
             OperatorAction.objects.create(event_id=event_id, action=ActionKind.MARK_READ, actor=actor.name, source=actor.source)
         elif not NotificationEvent.objects.filter(id=event_id).exists():
             raise EventNotFound(event_id)
+    if updated:
+        log.info("marked event %s read by %s via %s", event_id, actor.name, actor.source, extra={"event_id": event_id})
     return NotificationEvent.objects.get(id=event_id)
 
 
