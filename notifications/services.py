@@ -26,6 +26,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from notifications import metrics
 from notifications.backoff import RetryPolicy, after_failure
 from notifications.models import (
     ActionKind,
@@ -355,10 +356,8 @@ def _run_pass(kind, now=None, limit=None):
     statuses = deliver_batch(events, now=now) if events else []
     report = PassReport(kind=kind, claimed=len(events), duration_s=time.monotonic() - started)
     for status in statuses:
-        key = status or "lease_lost"
+        key = str(status) if status else "lease_lost"
         report.outcomes[key] = report.outcomes.get(key, 0) + 1
-    from notifications import metrics
-
     metrics.pass_finished(report, finished_at=now or timezone.now())
     if events:
         log.info("%s pass: %d claimed, %s", kind, len(events), report.outcomes, extra={"pass": kind})

@@ -1,0 +1,349 @@
+"""`manage.py notifications …`: list, inspect, send, requeue and deliver notification events from a shell.
+
+Thin over notifications.services. JSON output has the REST API's shapes (its serializers).
+Exit codes: 0 ok, 1 not found or refused, 2 usage.
+"""
+import argparse
+import getpass
+import json
+import os
+import re
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from rest_framework import serializers
+from tabulate import tabulate
+
+from notifications import services
+from notifications.api.filters import DEFAULT_PER_PAGE, MAX_PER_PAGE
+from notifications.api.serializers import (
+    NotificationAttemptSerializer,
+    NotificationEventSerializer,
+    StatsSummarySerializer,
+)
+from notifications.models import Channel, EventType, NotificationEvent, OperatorAction, Severity, Status
+
+USAGE = 2
+NOT_FOUND_OR_REFUSED = 1
+LIST_HINT = "list ids with `manage.py notifications list`"
+
+
+def delivery_hint(what):
+    return f"the running worker (`manage.py qcluster`) delivers {what}; `manage.py notifications sweep` delivers {what} now"
+
+
+class UsageParser(CommandParser):
+    """Bad arguments exit 2 through call_command too, as they do from a shell (Django's default there is 1)."""
+
+    def error(self, message):
+        if self.called_from_command_line:
+            super().error(message)
+        raise CommandError(f"{self.prog}: {message}", returncode=USAGE)
+
+
+class OperatorActionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OperatorAction
+        fields = ["created_at", "action", "actor", "source", "bulk", "previous_status"]
+
+
+def choice_of(choices):
+    """Accept a choice in any letter case (`webhook` → `Webhook`); argparse then checks it against `choices`."""
+    canonical = {value.lower(): value for value in choices.values}
+    return lambda text: canonical.get(text.lower(), text)
+
+
+def int_between(low, high=None):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}" if high else f"{value} is less than {low}")
+        return value
+
+    return parse
+
+
+def operator():
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry and no LOGNAME
+        name = f"uid-{os.getuid()}"
+    return services.Actor(name, "cli")
+
+
+def shorten(text, width):
+    """One line of at most `width` characters, for table cells."""
+    if not text:
+        return ""
+    flat = re.sub(r"\s+", " ", str(text)).strip()
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def when(value):
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else ""
+
+
+def as_json(value):
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class Command(BaseCommand):
+    help = "Inspect, send, requeue and deliver notification events. Exit codes: 0 ok, 1 not found or refused, 2 usage."
+
+    def add_arguments(self, parser):
+        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=UsageParser)
+        channel_choice = dict(type=choice_of(Channel), choices=Channel.values)
+        type_choice = dict(type=choice_of(EventType), choices=EventType.values)
+
+        listing = commands.add_parser("list", help="list notifications, newest first")
+        listing.add_argument("--status", type=choice_of(Status), choices=Status.values)
+        listing.add_argument("--channel", **channel_choice)
+        listing.add_argument("--type", **type_choice)
+        listing.add_argument("--certificate-id")
+        listing.add_argument("--page", type=int_between(1), default=1)
+        listing.add_argument(
+            "--per-page", type=int_between(1, MAX_PER_PAGE), default=DEFAULT_PER_PAGE,
+            help=f"rows per page, 1..{MAX_PER_PAGE} (default {DEFAULT_PER_PAGE})",
+        )
+        listing.add_argument("--json", action="store_true", help='print {"data","total","page","per_page"} as the REST API does')
+
+        show = commands.add_parser("show", help="one notification with its attempts and operator actions")
+        show.add_argument("id")
+        show.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+        send = commands.add_parser("send", help="create a notification; it is delivered like any other")
+        send.add_argument("--type", required=True, **type_choice)
+        send.add_argument("--channel", required=True, **channel_choice)
+        send.add_argument("--recipient", required=True, help="e-mail address or channel-specific target")
+        send.add_argument("--message", required=True)
+        send.add_argument("--certificate-id")
+        send.add_argument("--dedup-key", help="a second send with the same key returns the first notification")
+        send.add_argument("--severity", type=choice_of(Severity), choices=Severity.values)
+
+        requeue = commands.add_parser(
+            "requeue", help="move failed or dead notifications back to pending",
+            description="Requeue the given ids, or every dead notification with --all-dead (optionally of one --channel).",
+        )
+        requeue.add_argument("ids", nargs="*", metavar="ID")
+        requeue.add_argument("--all-dead", action="store_true", help="requeue every dead notification")
+        requeue.add_argument("--channel", help="with --all-dead: only this channel", **channel_choice)
+
+        commands.add_parser("sweep", help="deliver pending notifications and due retries once, now")
+
+        stats = commands.add_parser("stats", help="counts per status and the oldest due retry")
+        stats.add_argument("--json", action="store_true", help="print the REST API's /api/v1/stats/summary JSON")
+
+    def handle(self, *args, subcommand, **options):
+        getattr(self, f"handle_{subcommand}")(**options)
+
+    def out(self, text=""):
+        self.stdout.write(text)
+
+    # --- list -----------------------------------------------------------------
+
+    def handle_list(self, *, status, channel, type, certificate_id, page, per_page, json, **_):
+        filters = {
+            name: value
+            for name, value in (("status", status), ("channel", channel), ("type", type), ("certificate_id", certificate_id))
+            if value
+        }
+        selection = NotificationEvent.objects.filter(**filters).order_by("-created_at", "-id")
+        total = selection.count()
+        offset = (page - 1) * per_page
+        events = list(selection[offset : offset + per_page])
+        if json:
+            data = NotificationEventSerializer(events, many=True).data
+            self.out(as_json({"data": data, "total": total, "page": page, "per_page": per_page}))
+            return
+        if not total:
+            self.out(
+                "no notifications match" if filters else "no notifications yet; create one with `manage.py notifications send`"
+            )
+            return
+        pages = -(-total // per_page)
+        if not events:
+            self.out(f"page {page} is past the end: {total} notifications make {pages} page(s) of {per_page}")
+            return
+        rows = [
+            (
+                e.id, e.status, services.retry_display(e), e.type, e.channel, shorten(e.recipient, 30),
+                when(e.created_at), when(e.next_retry_at), shorten(e.message, 40), shorten(e.last_error, 60),
+            )
+            for e in events
+        ]
+        headers = ("ID", "Status", "Retry", "Type", "Channel", "Recipient", "Created", "Next retry", "Message", "Last error")
+        self.out(tabulate(rows, headers=headers))
+        footer = f"\n{offset + 1}-{offset + len(events)} of {total} (page {page} of {pages})"
+        if page < pages:
+            footer += f"; next: --page {page + 1}"
+        self.out(footer)
+
+    # --- show -----------------------------------------------------------------
+
+    def handle_show(self, *, id, json, **_):
+        try:
+            event = services.get_event(id)
+        except services.EventNotFound as exc:
+            raise CommandError(f"{exc.message}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED) from None
+        attempts = list(event.attempts.order_by("number"))
+        actions = list(event.operator_actions.order_by("created_at", "id"))
+        if json:
+            data = dict(NotificationEventSerializer(event).data)
+            data["attempts"] = NotificationAttemptSerializer(attempts, many=True).data
+            data["operator_actions"] = OperatorActionSerializer(actions, many=True).data
+            self.out(as_json(data))
+            return
+        fields = [
+            ("ID", event.id),
+            ("Subject", event.subject),
+            ("Type", event.type),
+            ("Channel", event.channel),
+            ("Recipient", event.recipient),
+            ("Certificate", event.certificate_id or ""),
+            ("Severity", event.severity or ""),
+            ("Status", f"{event.status} ({services.retry_display(event)})"),
+            ("Next retry", when(event.next_retry_at)),
+            ("Last error", event.last_error or ""),
+            ("Sent", when(event.sent_at)),
+            ("Read", when(event.read_at)),
+            ("Created", when(event.created_at)),
+            ("Updated", when(event.updated_at)),
+            ("Dedup key", event.dedup_key or ""),
+            ("Message", event.message),
+        ]
+        self.out(tabulate(fields, tablefmt="plain", maxcolwidths=[None, 100]))
+        self.out(f"\nAttempts ({len(attempts)})")
+        if attempts:
+            rows = [
+                (
+                    a.number, when(a.started_at), f"{a.duration_ms} ms", a.outcome, a.http_status or "",
+                    a.resulting_status or "lease lost", a.error,
+                )
+                for a in attempts
+            ]
+            headers = ("#", "Started", "Took", "Outcome", "HTTP", "Became", "Error")
+            self.out(tabulate(rows, headers=headers, maxcolwidths=[None] * 6 + [70]))
+        else:
+            self.out("none yet")
+        self.out(f"\nOperator actions ({len(actions)})")
+        if actions:
+            rows = [
+                (when(a.created_at), a.action, a.actor, a.source, "yes" if a.bulk else "", a.previous_status or "")
+                for a in actions
+            ]
+            self.out(tabulate(rows, headers=("When", "Action", "Actor", "Source", "Bulk", "Was")))
+        else:
+            self.out("none")
+        if event.status == Status.DEAD:
+            self.out(f"\nDead: fix the cause above, then `manage.py notifications requeue {event.id}`.")
+        elif event.status == Status.FAILED:
+            self.out(f"\nNext attempt at {when(event.next_retry_at)}; `manage.py notifications sweep` runs due retries now.")
+
+    # --- send -----------------------------------------------------------------
+
+    def handle_send(self, *, type, channel, recipient, message, certificate_id, dedup_key, severity, **_):
+        try:
+            event, created = services.create_event(
+                type=type, channel=channel, recipient=recipient, message=message,
+                certificate_id=certificate_id, dedup_key=dedup_key, severity=severity,
+            )
+        except services.InvalidInput as exc:
+            problems = "; ".join(f"--{name.replace('_', '-')} {text}" for name, text in exc.errors.items())
+            raise CommandError(f"invalid input: {problems}; nothing was created", returncode=USAGE) from None
+        if not created:
+            self.out(
+                f"notification {event.id} already exists with dedup key {event.dedup_key!r} (status {event.status}); "
+                "nothing was created"
+            )
+            return
+        self.out(self.style.SUCCESS(f"created notification {event.id} ({event.type} via {event.channel} to {event.recipient})"))
+        self.out(f"Pending: {delivery_hint('it')}; `manage.py notifications show {event.id}` shows its attempts.")
+
+    # --- requeue --------------------------------------------------------------
+
+    def handle_requeue(self, *, ids, all_dead, channel, **_):
+        if all_dead and ids:
+            raise CommandError("give either notification ids or --all-dead, not both", returncode=USAGE)
+        if channel and not all_dead:
+            raise CommandError("--channel only applies with --all-dead; to requeue by id, give the ids alone", returncode=USAGE)
+        if not all_dead and not ids:
+            raise CommandError(
+                "give the ids to requeue, or --all-dead; list dead ones with `manage.py notifications list --status dead`",
+                returncode=USAGE,
+            )
+        actor = operator()
+        if all_dead:
+            self.requeue_all_dead(actor, channel)
+            return
+        unique_ids = list(dict.fromkeys(ids))
+        if len(unique_ids) == 1:
+            self.requeue_one(unique_ids[0], actor)
+        else:
+            not_requeued = 0
+            for event_id in unique_ids:
+                try:
+                    self.requeue_one(event_id, actor)
+                except CommandError as exc:
+                    not_requeued += 1
+                    self.stderr.write(str(exc))
+            if not_requeued:
+                raise CommandError(
+                    f"{not_requeued} of {len(unique_ids)} not requeued (see above)", returncode=NOT_FOUND_OR_REFUSED
+                )
+        self.out(f"Pending again: {delivery_hint('it' if len(unique_ids) == 1 else 'them')}.")
+
+    def requeue_one(self, event_id, actor):
+        try:
+            services.requeue_event(event_id, actor)
+        except services.EventNotFound as exc:
+            raise CommandError(f"{exc.message}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED) from None
+        except services.RequeueRefused as exc:
+            raise CommandError(f"not requeued: {exc.message}", returncode=NOT_FOUND_OR_REFUSED) from None
+        self.out(self.style.SUCCESS(f"{event_id}: requeued"))
+
+    def requeue_all_dead(self, actor, channel):
+        scope = f"dead {channel} notifications" if channel else "dead notifications"
+        result = services.requeue_events(actor, filters={"status": Status.DEAD, "channel": channel})
+        if not result.requeued and not result.skipped:
+            self.out(f"no {scope} to requeue")
+            return
+        line = f"requeued {result.requeued} {scope}"
+        if result.skipped:
+            line += f"; {result.skipped} skipped (changed by someone else meanwhile)"
+        self.out(self.style.SUCCESS(line))
+        self.out(f"Pending again: {delivery_hint('them')}.")
+
+    # --- sweep ----------------------------------------------------------------
+
+    def handle_sweep(self, **_):
+        for label, run in (("pending", services.process_pending), ("retry sweep", services.retry_sweep)):
+            report = run()
+            counts = ", ".join(
+                f"{report.outcomes.get(status, 0)} {status}" for status in (Status.SENT, Status.FAILED, Status.DEAD)
+            )
+            if report.outcomes.get("lease_lost"):
+                # Another worker or an operator changed the event while we sent it; our result was not applied.
+                counts += f", {report.outcomes['lease_lost']} overtaken by a requeue or another worker"
+            self.out(f"{label}: {report.claimed} claimed: {counts} ({report.duration_s:.2f}s)")
+
+    # --- stats ----------------------------------------------------------------
+
+    def handle_stats(self, *, json, **_):
+        summary = services.stats_summary()
+        if json:
+            self.out(as_json(StatsSummarySerializer(summary).data))
+            return
+        oldest = summary["oldest_due_retry_at"]
+        rows = [
+            ("pending", summary["notifications_pending"]),
+            ("sent", summary["notifications_sent"]),
+            ("failed", summary["notifications_failed"]),
+            ("dead", summary["notifications_dead"]),
+            ("total", summary["notifications_total"]),
+            ("unread", summary["notifications_unread"]),
+            ("oldest due retry", f"{when(oldest)} ({summary['oldest_due_retry_age_seconds']}s overdue)" if oldest else "none"),
+        ]
+        self.out(tabulate(rows, headers=("Notifications", "Count")))

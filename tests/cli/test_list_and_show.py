@@ -1,0 +1,152 @@
+"""`notifications list` and `notifications show`: what an operator reads, as tables and as JSON."""
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from rest_framework.test import APIClient
+
+from notifications import services
+from tests.cli.conftest import cli, cli_error
+from tests.receivers import Reply
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+API_KEY = "cli-test-reader-7c41"
+
+
+@pytest.fixture
+def events(make_event):
+    """Five events, oldest first: two dead Slack, one dead Webhook, two pending Webhook."""
+    made = []
+    for minute, channel in enumerate(["Slack", "Slack", "Webhook", "Webhook", "Webhook"]):
+        with time_machine.travel(T0 + timedelta(minutes=minute), tick=False):
+            made.append(make_event(channel=channel, message=f"event {minute}"))
+    for event in made[:3]:
+        assert services.deliver_event(event.id, now=T0 + timedelta(minutes=10)) == "dead"  # no channel configured
+    return [services.get_event(event.id) for event in made]
+
+
+def test_list_table_is_newest_first_with_status_retry_and_the_real_total(events):
+    run = cli("list", "--per-page", "2")
+
+    rows = [line for line in run.out.splitlines() if line.startswith("notif-")]
+    assert [row.split()[0] for row in rows] == [events[4].id, events[3].id]
+    assert "pending   Retry 0/5" in rows[0]
+    assert "1-2 of 5 (page 1 of 3); next: --page 2" in run.out
+
+
+def test_list_second_page_continues_where_the_first_ended(events):
+    run = cli("list", "--per-page", "2", "--page", "2", "--json")
+
+    assert [e["id"] for e in run.json()["data"]] == [events[2].id, events[1].id]
+
+
+def test_list_filters_by_status_and_channel_in_any_letter_case(events):
+    run = cli("list", "--status", "DEAD", "--channel", "slack", "--json")
+
+    body = run.json()
+    assert [e["id"] for e in body["data"]] == [events[1].id, events[0].id]
+    assert body["total"] == 2
+    assert {(e["status"], e["channel"]) for e in body["data"]} == {("dead", "Slack")}
+
+
+def test_list_json_is_the_rest_api_envelope_and_body(events, settings):
+    settings.CERTCTL_API_KEYS_NAMED = f"cli-test:{API_KEY}"
+    rest = APIClient(headers={"Authorization": f"Bearer {API_KEY}"}).get(
+        "/api/v1/notifications", {"status": "dead", "per_page": 2, "page": 1}
+    )
+
+    run = cli("list", "--status", "dead", "--per-page", "2", "--json")
+
+    assert rest.status_code == 200
+    assert run.json() == rest.json()
+    assert run.json()["total"] == 3
+    assert run.json()["per_page"] == 2
+
+
+def test_list_past_the_last_page_says_so_and_keeps_the_total(events):
+    assert cli("list", "--page", "9", "--json").json() == {"data": [], "total": 5, "page": 9, "per_page": 50}
+    assert "page 9 is past the end: 5 notifications make 1 page(s) of 50" in cli("list", "--page", "9").out
+
+
+def test_list_with_nothing_to_show(db):
+    assert "no notifications yet" in cli("list").out
+    assert cli("list", "--status", "dead").out.strip() == "no notifications match"
+
+
+@pytest.mark.parametrize(
+    "args, complaint",
+    [
+        (["--status", "lost"], "argument --status: invalid choice: 'lost' (choose from 'pending', 'sent', 'failed', 'dead')"),
+        (["--channel", "Fax"], "argument --channel: invalid choice: 'Fax'"),
+        (["--per-page", "501"], "argument --per-page: 501 is outside 1..500"),
+        (["--page", "0"], "argument --page: 0 is less than 1"),
+        (["--page", "two"], "argument --page: 'two' is not a whole number"),
+    ],
+)
+def test_list_rejects_bad_arguments_as_usage_errors(db, args, complaint):
+    run = cli_error("list", *args)
+
+    assert run.returncode == 2
+    assert complaint in run.message
+
+
+@pytest.fixture
+def failed_once(webhook, make_event):
+    """An event whose first delivery met a 500 from the local receiver."""
+    webhook.reply_with(Reply(status=500, body="upstream broken"))
+    event = make_event(channel="Webhook", certificate_id="mc-api-prod")
+    with time_machine.travel(T0, tick=False):
+        services.process_pending()
+    return services.get_event(event.id)
+
+
+def test_show_lists_the_failed_attempt_and_when_the_next_comes(failed_once):
+    with time_machine.travel(T0, tick=False):
+        run = cli("show", failed_once.id)
+
+    assert f"ID           {failed_once.id}" in run.out
+    assert "Subject      Certificate expiring: mc-api-prod" in run.out
+    assert "Status       failed (Retry 1/5)" in run.out
+    assert "Next retry   2026-11-28 12:01:00 UTC" in run.out
+    assert "Attempts (1)" in run.out
+    [attempt] = [line for line in run.out.splitlines() if line.lstrip().startswith("1  2026-11-28")]
+    assert "transient_failure" in attempt and "500" in attempt and "failed" in attempt
+    assert "Webhook receiver answered HTTP 500" in attempt
+    assert "Operator actions (0)" in run.out
+    assert "Next attempt at 2026-11-28 12:01:00 UTC" in run.out
+
+
+def test_show_json_has_the_event_its_attempts_and_operator_actions(failed_once, webhook):
+    webhook.reply_with(Reply(status=404))
+    with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
+        services.retry_sweep()  # a 404 is permanent: dead
+    cli("requeue", failed_once.id)
+
+    shown = cli("show", failed_once.id, "--json").json()
+
+    assert shown["id"] == failed_once.id
+    assert shown["status"] == "pending"
+    assert shown["retry_count"] == 0
+    assert [(a["number"], a["http_status"], a["outcome"], a["resulting_status"]) for a in shown["attempts"]] == [
+        (1, 500, "transient_failure", "failed"),
+        (2, 404, "permanent_failure", "dead"),
+    ]
+    assert shown["attempts"][0]["started_at"] == "2026-11-28T12:00:00Z"
+    [action] = shown["operator_actions"]
+    assert (action["action"], action["source"], action["previous_status"], action["bulk"]) == ("requeue", "cli", "dead", False)
+    assert action["actor"]
+
+
+def test_show_dead_event_says_how_to_requeue_it(events):
+    run = cli("show", events[0].id)
+
+    assert "Status       dead (Retry 1/5)" in run.out
+    assert "Slack channel is not configured" in run.out
+    assert f"then `manage.py notifications requeue {events[0].id}`" in run.out
+
+
+def test_show_unknown_id_exits_1_naming_it(db):
+    run = cli_error("show", "notif-missing")
+
+    assert run.returncode == 1
+    assert run.message == "notification notif-missing not found; list ids with `manage.py notifications list`"

@@ -1,0 +1,103 @@
+"""`notifications sweep` delivers now, without a cluster; `notifications stats` counts like the REST summary."""
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+from rest_framework.test import APIClient
+
+from notifications import services
+from notifications.api.serializers import StatsSummarySerializer
+from notifications.models import NotificationEvent
+from tests.cli.conftest import cli
+from tests.receivers import Reply
+
+T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+API_KEY = "cli-test-reader-7c41"
+
+
+def test_sweep_delivers_every_pending_event_once_to_the_receiver(webhook, make_event):
+    events = [make_event(channel="Webhook", message=f"event {n}") for n in range(3)]
+
+    run = cli("sweep")
+
+    assert "pending: 3 claimed: 3 sent, 0 failed, 0 dead" in run.out
+    assert "retry sweep: 0 claimed: 0 sent, 0 failed, 0 dead" in run.out
+    delivered = sorted(request.headers["X-Certctl-Event-ID"] for request in webhook.requests)
+    assert delivered == sorted(event.id for event in events)
+    assert set(NotificationEvent.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_sweep_runs_retries_that_are_due_and_leaves_the_others(webhook, make_event):
+    webhook.reply_with(Reply(status=500))
+    with time_machine.travel(T0, tick=False):
+        due, not_due = make_event(channel="Webhook"), make_event(channel="Webhook")
+        services.process_pending()
+    NotificationEvent.objects.filter(id=not_due.id).update(next_retry_at=T0 + timedelta(minutes=30))
+    webhook.reply_with(Reply(status=200))
+
+    with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
+        run = cli("sweep")
+
+    assert "pending: 0 claimed" in run.out
+    assert "retry sweep: 1 claimed: 1 sent, 0 failed, 0 dead" in run.out
+    assert Counter(r.headers["X-Certctl-Event-ID"] for r in webhook.requests) == {due.id: 2, not_due.id: 1}
+    assert services.get_event(due.id).status == "sent"
+    assert services.get_event(not_due.id).status == "failed"
+
+
+def test_sweep_counts_failures_and_dead_letters(webhook, make_event):
+    webhook.reply_with(Reply(status=503))
+    make_event(channel="Webhook")
+    make_event(channel="Teams")  # not configured: dead at once
+
+    run = cli("sweep")
+
+    assert "pending: 2 claimed: 0 sent, 1 failed, 1 dead" in run.out
+
+
+def test_sweep_with_nothing_to_do(db):
+    run = cli("sweep")
+
+    assert "pending: 0 claimed: 0 sent, 0 failed, 0 dead" in run.out
+    assert "retry sweep: 0 claimed: 0 sent, 0 failed, 0 dead" in run.out
+
+
+def test_stats_json_has_the_service_and_rest_field_names_and_counts(webhook, make_event, settings):
+    webhook.reply_with(Reply(status=500))
+    with time_machine.travel(T0, tick=False):
+        make_event(channel="Webhook")
+        make_event(channel="Slack")
+        services.process_pending()
+        make_event(channel="Webhook")
+    settings.CERTCTL_API_KEYS_NAMED = f"cli-test:{API_KEY}"
+
+    with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
+        stats = cli("stats", "--json").json()
+        rest = APIClient(headers={"Authorization": f"Bearer {API_KEY}"}).get("/api/v1/stats/summary").json()
+
+    assert set(stats) == set(services.stats_summary()) == set(StatsSummarySerializer().fields)
+    assert stats == rest
+    assert stats == {
+        "notifications_total": 3,
+        "notifications_pending": 1,
+        "notifications_sent": 0,
+        "notifications_failed": 1,
+        "notifications_dead": 1,
+        "notifications_unread": 3,
+        "oldest_due_retry_at": "2026-11-28T12:01:00Z",
+        "oldest_due_retry_age_seconds": 240,
+        "completed_at": "2026-11-28T12:05:00Z",
+    }
+
+
+def test_stats_table(make_event):
+    make_event()
+    with time_machine.travel(T0, tick=False):
+        run = cli("stats")
+
+    header, _, *rows = run.out.splitlines()
+    assert header.split() == ["Notifications", "Count"]
+    counts = dict(row.rsplit(None, 1) for row in rows)
+    assert counts == {
+        "pending": "1", "sent": "0", "failed": "0", "dead": "0", "total": "1", "unread": "1", "oldest due retry": "none",
+    }
