@@ -187,18 +187,25 @@ CERTCTL_METRICS_PUBLIC = env_bool("CERTCTL_METRICS_PUBLIC", False)
 CERTCTL_MCP_ALLOW_WRITES = env_bool("CERTCTL_MCP_ALLOW_WRITES", False)
 
 # --- Task queue (django-q2) ---
-# timeout < retry so a task is never handed out twice while it still runs;
+# A task still running when 90 % of the lease has passed is killed, so that no event is sent while
+# another worker may already hold it again (docs/deployment.md, "Leases and timeouts").
+# timeout < retry so that the ORM broker never hands out a task twice while it still runs;
 # max_attempts bounds redelivery of a failing task (the schedules run again anyway).
+_TASK_TIMEOUT = max(1, int(CERTCTL_NOTIFICATION_LEASE.total_seconds() * 0.9))
+_WORKER_PROCESSES = env_int("CERTCTL_WORKER_PROCESSES", 2, minimum=1, maximum=64)
 Q_CLUSTER = {
     "name": "certctl",
-    "workers": env_int("CERTCTL_WORKER_PROCESSES", 2, minimum=1, maximum=64),
-    "timeout": 300,
-    "retry": 360,
+    "workers": _WORKER_PROCESSES,
+    "timeout": _TASK_TIMEOUT,
+    "retry": _TASK_TIMEOUT + 60,
     "max_attempts": 2,
     "catch_up": False,
     "ack_failures": True,
     "save_limit": 500,
-    "queue_limit": 100,
+    # Few tasks fetched ahead: they spread over all clusters, and SIGTERM (which runs them first) stops soon.
+    "queue_limit": 2 * _WORKER_PROCESSES,
+    # django-q2 reads Q_CLUSTER_NAME (a separate queue on the same broker) and fails without this key.
+    "ALT_CLUSTERS": {},
     "label": "Task queue",
 }
 if REDIS_URL:
