@@ -245,7 +245,8 @@ LOGGING = {
     "loggers": {
         "notifications": {"level": CERTCTL_LOG_LEVEL},
         "certctl": {"level": CERTCTL_LOG_LEVEL},
-        "django_q": {"level": "WARNING"},
+        # django-q2 logs as "django-q": cluster start/stop and task failures, in our format.
+        "django-q": {"level": CERTCTL_LOG_LEVEL},
     },
 }
 
