@@ -281,3 +281,32 @@ def test_a_cluster_killed_mid_batch_loses_no_event_and_resends_only_what_was_in_
     for event_id, claimed_until in leased.items():
         [attempt] = NotificationAttempt.objects.filter(event_id=event_id)
         assert attempt.started_at >= claimed_until, f"{event_id} was sent again before the victim's lease expired"
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_cluster_stopped_with_sigterm_mid_batch_finishes_its_deliveries_first(clusters, webhook):
+    """A deploy stops workers with SIGTERM (to the cluster's main process, as `docker stop` and systemd's
+    KillMode=mixed do): the batch in flight is delivered and recorded, nothing is left claimed or sent twice."""
+    broker_url = redis_url_or_skip()
+    broker = RedisQueue(broker_url, unique_queue())
+    env = dict(
+        CERTCTL_NOTIFICATION_LEASE="20s", CERTCTL_NOTIFICATION_CONNECT_TIMEOUT="2s",
+        CERTCTL_NOTIFICATION_READ_TIMEOUT="5s", CERTCTL_NOTIFICATION_CONCURRENCY="4", CERTCTL_NOTIFICATION_BATCH_SIZE="12",
+    )
+    webhook.reply_with(Reply(delay=1.0))
+    try:
+        cluster = clusters("stopping", broker.list_key.split(":")[1], broker_url, webhook.url + "/hook", **env)
+        cluster.wait_until_running()
+        event_ids = create_events(12)
+        enqueue(broker, "process_pending")
+        wait_for(lambda: len(webhook.requests) >= 2, "the first deliveries of the batch")
+        os.kill(cluster.process.pid, signal.SIGTERM)
+        cluster.process.wait(timeout=DEADLINE_S)
+    finally:
+        broker.delete_queue()
+
+    received = event_ids_received(webhook)
+    assert set(received) == set(event_ids) and set(received.values()) == {1}
+    assert NotificationEvent.objects.filter(status="sent").count() == len(event_ids)
+    assert not NotificationEvent.objects.exclude(claim_token=None).exists()
