@@ -301,6 +301,10 @@ def record_delivery(event, result, *, started_at, duration_ms, now, policy=None)
     return new_status
 
 
+# The result of an event a pass claimed but did not start in time (deliver_batch).
+RELEASED = "released"
+
+
 @dataclass
 class PassReport:
     """What one pending pass or retry sweep did."""
@@ -314,10 +318,13 @@ class PassReport:
         return {"kind": self.kind, "claimed": self.claimed, "outcomes": self.outcomes, "duration_s": round(self.duration_s, 3)}
 
 
-def _drain(work, results, now, policy):
-    """One delivery thread: take events until none is left, then give back its database connection."""
+def _drain(work, results, now, policy, deadline):
+    """One delivery thread: take events until none is left or it is too late to start one, then give back
+    its database connection. Its first event is always tried, so that a pass never starves."""
     try:
-        while True:
+        first = True
+        while first or time.monotonic() < deadline:
+            first = False
             try:
                 index, event = work.get_nowait()
             except queue.Empty:
@@ -331,22 +338,51 @@ def _in_memory_sqlite():
     return connection.vendor == "sqlite" and connection.is_in_memory_db()
 
 
-def deliver_batch(events, now=None, policy=None):
-    """Deliver claimed events with a bounded set of threads sharing one queue, so a slow receiver holds one thread, not the batch."""
+def start_window():
+    """Seconds after a pass begins in which it may still start a delivery. django-q2 kills the task at its
+    timeout (90 % of the lease); a delivery started later than this could be cut mid-request there."""
+    slowest = settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
+    return settings.Q_CLUSTER["timeout"] - slowest.total_seconds()
+
+
+def release_claims(events):
+    """Give back claims this worker will not use, so the next pass takes them now rather than at lease expiry."""
+    released = 0
+    for event in events:
+        released += NotificationEvent.objects.filter(id=event.id, claim_token=event.claim_token).update(
+            claimed_until=None, claim_token=None
+        )
+    return released
+
+
+def deliver_batch(events, now=None, policy=None, deadline=None):
+    """Deliver claimed events with a bounded set of threads sharing one queue, so a slow receiver holds one
+    thread, not the batch. Events not started by `deadline` (time.monotonic(); default: the start window)
+    are released for the next pass; their result is RELEASED."""
     policy = policy or RetryPolicy.from_settings()
+    deadline = time.monotonic() + start_window() if deadline is None else deadline
+    results = [RELEASED] * len(events)
     workers = min(settings.CERTCTL_NOTIFICATION_CONCURRENCY, len(events))
     # Other connections cannot help inside the caller's transaction (they would not see its uncommitted
     # claims and would wait on its locks) nor on an in-memory SQLite database, whose shared-cache table
     # locks fail at once ("database table is locked") instead of waiting. A SQLite file keeps the threads.
     if workers <= 1 or connection.in_atomic_block or _in_memory_sqlite():
-        return [deliver_claimed(event, now=now, policy=policy) for event in events]
-    work = queue.SimpleQueue()
-    for item in enumerate(events):
-        work.put(item)
-    results = [None] * len(events)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
-        for future in [pool.submit(_drain, work, results, now, policy) for _ in range(workers)]:
-            future.result()
+        for index, event in enumerate(events):
+            if index and time.monotonic() >= deadline:
+                break
+            results[index] = deliver_claimed(event, now=now, policy=policy)
+    else:
+        work = queue.SimpleQueue()
+        for item in enumerate(events):
+            work.put(item)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
+            for future in [pool.submit(_drain, work, results, now, policy, deadline) for _ in range(workers)]:
+                future.result()
+    untried = [event for event, result in zip(events, results) if result == RELEASED]
+    if untried:
+        log.warning(
+            "%d claimed events not started in time (slow receivers): released for the next pass", release_claims(untried)
+        )
     return results
 
 

@@ -327,6 +327,8 @@ class Command(BaseCommand):
             if report.outcomes.get("lease_lost"):
                 # Another worker or an operator changed the event while we sent it; our result was not applied.
                 counts += f", {report.outcomes['lease_lost']} overtaken by a requeue or another worker"
+            if report.outcomes.get(services.RELEASED):
+                counts += f", {report.outcomes[services.RELEASED]} not started in time and released for the next pass"
             self.out(f"{label}: {report.claimed} claimed: {counts} ({report.duration_s:.2f}s)")
 
     # --- stats ----------------------------------------------------------------
