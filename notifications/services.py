@@ -82,6 +82,13 @@ class InvalidInput(ServiceError):
         super().__init__("; ".join(f"{name}: {text}" for name, text in errors.items()))
 
 
+class EventIdTaken(InvalidInput):
+    """The client-chosen id belongs to another notification (a conflict, not a malformed field)."""
+
+    def __init__(self, event_id):
+        super().__init__({"id": f"notification {event_id} already exists"})
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who asks for a change, and through which interface (api, ui, admin, cli, mcp)."""
@@ -161,7 +168,7 @@ def create_event(*, type, channel, recipient, message, certificate_id=None, seve
             if existing:
                 return existing, False
         if event_id and NotificationEvent.objects.filter(id=event_id).exists():
-            raise InvalidInput({"id": f"notification {event_id} already exists"})
+            raise EventIdTaken(event_id)
         raise
     log.info(
         "created event %s: %s via %s", event.id, event.type, event.channel,
@@ -347,12 +354,13 @@ def start_window():
 
 def release_claims(events):
     """Give back claims this worker will not use, so the next pass takes them now rather than at lease expiry."""
-    released = 0
+    ids_by_token = {}
     for event in events:
-        released += NotificationEvent.objects.filter(id=event.id, claim_token=event.claim_token).update(
-            claimed_until=None, claim_token=None
-        )
-    return released
+        ids_by_token.setdefault(event.claim_token, []).append(event.id)
+    return sum(
+        NotificationEvent.objects.filter(claim_token=token, id__in=ids).update(claimed_until=None, claim_token=None)
+        for token, ids in ids_by_token.items()
+    )
 
 
 def deliver_batch(events, now=None, policy=None, deadline=None):

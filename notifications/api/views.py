@@ -171,14 +171,10 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def create(self, request):
         serializer = NotificationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        arguments = serializer.service_arguments()
         try:
-            event, created = services.create_event(**arguments)
-        except services.InvalidInput as exc:
-            client_id = arguments["event_id"]
-            if set(exc.errors) == {"id"} and client_id and NotificationEvent.objects.filter(id=client_id).exists():
-                raise IdTaken(exc.errors["id"]) from None
-            raise
+            event, created = services.create_event(**serializer.service_arguments())
+        except services.EventIdTaken as exc:
+            raise IdTaken(exc.errors["id"]) from None
         body = NotificationEventSerializer(event).data
         if not created:
             return Response(body, status=status.HTTP_200_OK)
