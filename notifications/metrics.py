@@ -83,7 +83,7 @@ def fold_delivery_totals(now=None):
             total.attempts += new.attempts
             total.dead_lettered += new.dead_lettered
             total.duration_ms_sum += new.duration_ms_sum
-            total.duration_buckets = [a + b for a, b in zip(total.duration_buckets, new.duration_buckets)]
+            total.duration_buckets = [a + b for a, b in zip(total.duration_buckets, new.duration_buckets, strict=True)]
             total.save()
         MetricsFold.objects.filter(id=1).update(attempts_folded_before=boundary)
 
@@ -99,7 +99,7 @@ class _Sums:
         self.attempts += other.attempts
         self.dead_lettered += other.dead_lettered
         self.duration_ms_sum += other.duration_ms_sum
-        self.duration_buckets = [a + b for a, b in zip(self.duration_buckets, other.duration_buckets)]
+        self.duration_buckets = [a + b for a, b in zip(self.duration_buckets, other.duration_buckets, strict=True)]
 
 
 def _sum_attempts(attempts):
@@ -210,7 +210,7 @@ class DatabaseCollector:
         for channel, total in histogram.items():
             durations.add_metric(
                 [channel],
-                buckets=[(str(limit / 1000), n) for limit, n in zip(DURATION_BUCKETS_MS, total.duration_buckets)]
+                buckets=[(str(limit / 1000), n) for limit, n in zip(DURATION_BUCKETS_MS, total.duration_buckets, strict=True)]
                 + [("+Inf", total.attempts)],
                 sum_value=total.duration_ms_sum / 1000,
             )

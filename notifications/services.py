@@ -19,7 +19,6 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -168,7 +167,7 @@ def create_event(*, type, channel, recipient, message, certificate_id=None, seve
             if existing:
                 return existing, False
         if event_id and NotificationEvent.objects.filter(id=event_id).exists():
-            raise EventIdTaken(event_id)
+            raise EventIdTaken(event_id) from None
         raise
     log.info(
         "created event %s: %s via %s", event.id, event.type, event.channel,
@@ -386,7 +385,7 @@ def deliver_batch(events, now=None, policy=None, deadline=None):
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliver") as pool:
             for future in [pool.submit(_drain, work, results, now, policy, deadline) for _ in range(workers)]:
                 future.result()
-    untried = [event for event, result in zip(events, results) if result == RELEASED]
+    untried = [event for event, result in zip(events, results, strict=True) if result == RELEASED]
     if untried:
         log.warning(
             "%d claimed events not started in time (slow receivers): released for the next pass", release_claims(untried)

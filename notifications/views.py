@@ -2,8 +2,7 @@
 
 Reading happens here; every change goes through notifications.services.
 """
-from datetime import timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -63,11 +62,11 @@ CHART_SERIES = (
 
 def outcome_chart(now):
     """Attempts per hour over the last 24 hours, laid out as SVG bars (one group of three per hour)."""
-    current_hour = now.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    current_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     first_hour = current_hour - timedelta(hours=CHART_HOURS - 1)
     rows = (
         NotificationAttempt.objects.filter(started_at__gte=first_hour)
-        .annotate(hour=TruncHour("started_at", tzinfo=dt_timezone.utc))
+        .annotate(hour=TruncHour("started_at", tzinfo=UTC))
         .values("hour")
         .annotate(
             sent=Count("id", filter=Q(outcome=AttemptOutcome.SUCCESS)),

@@ -3,7 +3,7 @@ import dataclasses
 import email.utils
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -92,8 +92,8 @@ def parse_retry_after(value, now=None):
     except (TypeError, ValueError, IndexError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
 
 

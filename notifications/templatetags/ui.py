@@ -1,5 +1,5 @@
 """Template helpers for the operator UI: relative times with the exact time on hover, retry display."""
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django import template
 from django.utils import timezone
@@ -21,7 +21,7 @@ def relative_time(value, placeholder="—"):
         words = "just now" if (now - value).total_seconds() < 60 else f"{timesince(value, now, depth=2)} ago"
     else:
         words = "in under a minute" if (value - now).total_seconds() < 60 else f"in {timeuntil(value, now, depth=2)}"
-    exact = value.astimezone(dt_timezone.utc)
+    exact = value.astimezone(UTC)
     return format_html(
         '<time datetime="{}" title="{}">{}</time>',
         exact.isoformat(timespec="seconds"),
@@ -34,7 +34,7 @@ def relative_time(value, placeholder="—"):
 def exact_time(value, placeholder="—"):
     if not value:
         return placeholder
-    exact = value.astimezone(dt_timezone.utc)
+    exact = value.astimezone(UTC)
     return format_html(
         '<time datetime="{}">{}</time>', exact.isoformat(timespec="seconds"), exact.strftime("%Y-%m-%d %H:%M:%S UTC")
     )

@@ -1,5 +1,5 @@
 """The REST contract of DESIGN §5, endpoint by endpoint and status code by status code."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import time_machine
@@ -29,7 +29,7 @@ def iso(moment):
 
 
 def at(minute):
-    return datetime(2026, 11, 2, 9, minute, tzinfo=timezone.utc)
+    return datetime(2026, 11, 2, 9, minute, tzinfo=UTC)
 
 
 # --- list ---------------------------------------------------------------------------------

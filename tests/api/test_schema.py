@@ -5,7 +5,8 @@ import pytest
 import schemathesis
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from notifications import services

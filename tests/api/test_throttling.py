@@ -1,16 +1,15 @@
 """Per-key token bucket: CERTCTL_RATE_LIMIT_RPS refill, CERTCTL_RATE_LIMIT_BURST capacity, 429 + Retry-After."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
 from notifications import services
-
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

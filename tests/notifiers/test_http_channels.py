@@ -2,7 +2,7 @@
 import hashlib
 import hmac
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -199,7 +199,7 @@ def test_429_with_retry_after_seconds_is_transient_with_that_wait(channel, setti
 @pytest.mark.parametrize("channel", HTTP_CHANNELS)
 def test_429_with_retry_after_http_date_is_transient_until_that_date(channel, settings, receiver):
     configure(settings, channel, receiver.url)
-    when = datetime.now(timezone.utc) + timedelta(minutes=10)
+    when = datetime.now(UTC) + timedelta(minutes=10)
     receiver.reply_with(Reply(status=429, headers={"Retry-After": format_datetime(when, usegmt=True)}))
     _, result = send(channel)
 
@@ -313,7 +313,7 @@ def test_a_url_that_is_not_http_is_permanent_and_names_the_setting(channel, sett
 
 # --- Retry-After parsing ---------------------------------------------------------
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

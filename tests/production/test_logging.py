@@ -6,7 +6,7 @@ import logging.config
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from notifications.redaction import SecretRedactionFilter
 from tests.receivers import Reply
 
 PROJECT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 ADMIN_KEY = "oncall-api-key-7c2f9e1d0b8a"
 OPERATOR = services.Actor("oncall", "api")
 

@@ -2,7 +2,7 @@
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -17,7 +17,7 @@ from notifications.models import DeliveryTotal
 from tests.receivers import Reply
 
 PROJECT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 REMOTE = "203.0.113.7"
 
 # Renaming any of these breaks someone's dashboards and alerts: change this list only on purpose.
