@@ -64,6 +64,9 @@ class NotificationEvent(models.Model):
     # Written only by notifications.services.
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     retry_count = models.PositiveIntegerField(default=0, help_text="Failed delivery attempts so far.")
+    # The number of the latest NotificationAttempt (0: none yet), kept here so that recording a result needs
+    # no MAX() over the attempts; it counts across requeues, as attempt numbers do.
+    attempt_count = models.PositiveIntegerField(default=0, help_text="Delivery attempts ever made, across requeues.")
     next_retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -213,6 +216,24 @@ class LastPass(models.Model):
 
     def __str__(self):
         return f"{self.kind} pass at {self.finished_at}: {self.claimed} events in {self.duration_seconds:.3f}s"
+
+
+class DeliveryKick(models.Model):
+    """One row: whether a "deliver what is pending" task is queued and has not started yet.
+
+    Creates and requeues hand work to the cluster through it, so that a burst queues one task, not one per
+    event (notifications.dispatch).
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    queued_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "notification_delivery_kick"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="notification_delivery_kick_single_row")]
+
+    def __str__(self):
+        return f"delivery kick queued at {self.queued_at}" if self.queued_at else "no delivery kick queued"
 
 
 class DeliveryTotal(models.Model):

@@ -2,8 +2,8 @@
 import dataclasses
 import email.utils
 import json
-import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,12 +44,27 @@ class DeliveryResult:
 
 
 class Notifier:
-    """One channel. `send` never raises for delivery problems: it returns a DeliveryResult."""
+    """One channel. `send` never raises for delivery problems: it returns a DeliveryResult.
+
+    `destination` names the server the channel talks to; the delivery engine caps the sends in flight
+    per destination, so that one slow receiver cannot take every slot.
+    """
 
     channel = ""
+    # True for a notifier whose send runs in a thread (smtplib): it cannot be cancelled, only time out by itself.
+    blocking = False
 
-    def send(self, event):
+    @property
+    def destination(self) -> str:
         raise NotImplementedError
+
+    async def send(self, event: Any, client: httpx.AsyncClient) -> DeliveryResult:
+        raise NotImplementedError
+
+
+def url_destination(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def http_timeout():
@@ -61,20 +76,12 @@ def http_timeout():
     )
 
 
-_client = None
-_client_lock = threading.Lock()
-
-
-def shared_client():
-    """One pooled HTTP client per process: building a client (and its TLS context) per send costs more than the send."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = httpx.Client(
-                follow_redirects=False,
-                limits=httpx.Limits(max_connections=max(100, settings.CERTCTL_NOTIFICATION_CONCURRENCY * 2)),
-            )
-        return _client
+def new_http_client(max_connections: int) -> httpx.AsyncClient:
+    """The pooled client of one delivery pass: keep-alive connections are reused across its sends."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
 
 
 def parse_retry_after(value, now=None):
@@ -121,7 +128,7 @@ def _body_excerpt(response, limit=300):
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-def post_json(url, payload, *, receiver, url_setting, headers=None, body=None, secrets=()):
+async def post_json(client, url, payload, *, receiver, url_setting, headers=None, body=None, secrets=()):
     """POST `payload` as JSON and classify the outcome.
 
     `receiver` names the destination in error texts (never the URL: it may carry a secret token);
@@ -130,18 +137,18 @@ def post_json(url, payload, *, receiver, url_setting, headers=None, body=None, s
     in case a receiver echoes the request back.
     """
     hidden = secret_fragments(url, *secrets)
-    result = _post(url, payload, receiver=receiver, url_setting=url_setting, headers=headers, body=body)
+    result = await _post(client, url, payload, receiver=receiver, url_setting=url_setting, headers=headers, body=body)
     if result.error:
         return dataclasses.replace(result, error=redact(result.error, hidden))
     return result
 
 
-def _post(url, payload, *, receiver, url_setting, headers, body):
+async def _post(client, url, payload, *, receiver, url_setting, headers, body):
     content = body if body is not None else json.dumps(payload, separators=(",", ":")).encode()
     request_headers = {"Content-Type": "application/json", "User-Agent": "certctl-notifications"}
     request_headers.update(headers or {})
     try:
-        response = shared_client().post(url, content=content, headers=request_headers, timeout=http_timeout())
+        response = await client.post(url, content=content, headers=request_headers, timeout=http_timeout())
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         return DeliveryResult.permanent_failure(
             f"{receiver}: the configured URL is not a valid http(s) URL ({_reason(exc)}); fix {url_setting}"

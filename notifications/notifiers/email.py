@@ -1,3 +1,4 @@
+import asyncio
 import dataclasses
 import smtplib
 import ssl
@@ -33,6 +34,7 @@ class EmailNotifier(Notifier):
     """
 
     channel = "Email"
+    blocking = True
 
     def __init__(self, host, port, from_address, username="", password="", use_tls=True, ssl_context=None, implicit_tls=None):
         self.host = host
@@ -66,7 +68,15 @@ class EmailNotifier(Notifier):
         message.set_content(event.message)
         return message
 
-    def send(self, event):
+    @property
+    def destination(self):
+        return f"smtp://{self.host}:{self.port}"
+
+    async def send(self, event, client):
+        # smtplib blocks: it runs on the event loop's executor, whose size the delivery engine bounds.
+        return await asyncio.get_running_loop().run_in_executor(None, self.send_smtp, event)
+
+    def send_smtp(self, event):
         try:
             message = self.build_message(event)
         except ValueError as exc:

@@ -1,4 +1,4 @@
-from notifications.notifiers.base import Notifier, post_json
+from notifications.notifiers.base import Notifier, post_json, url_destination
 
 # Event severity (DESIGN §2) to OpsGenie priority.
 _PRIORITY = {"informational": "P5", "warning": "P3", "critical": "P1"}
@@ -14,7 +14,11 @@ class OpsGenieNotifier(Notifier):
         self.url = url
         self.default_priority = default_priority
 
-    def send(self, event):
+    @property
+    def destination(self):
+        return url_destination(self.url)
+
+    async def send(self, event, client):
         payload = {
             "message": event.subject[:130],
             "alias": event.id,
@@ -24,8 +28,8 @@ class OpsGenieNotifier(Notifier):
             "tags": ["certctl", event.type],
             "details": {"certificate_id": event.certificate_id or "", "recipient": event.recipient},
         }
-        return post_json(
-            self.url, payload, receiver="OpsGenie Alert API", url_setting="CERTCTL_OPSGENIE_URL",
+        return await post_json(
+            client, self.url, payload, receiver="OpsGenie Alert API", url_setting="CERTCTL_OPSGENIE_URL",
             headers={"Authorization": f"GenieKey {self.api_key}", "X-Certctl-Event-ID": event.id},
             secrets=(self.api_key,),
         )

@@ -1,4 +1,4 @@
-from notifications.notifiers.base import Notifier, post_json
+from notifications.notifiers.base import Notifier, post_json, url_destination
 
 # Event severity (DESIGN §2) to PagerDuty Events v2 severity.
 _SEVERITY = {"informational": "info", "warning": "warning", "critical": "critical"}
@@ -14,7 +14,11 @@ class PagerDutyNotifier(Notifier):
         self.url = url
         self.default_severity = default_severity
 
-    def send(self, event):
+    @property
+    def destination(self):
+        return url_destination(self.url)
+
+    async def send(self, event, client):
         payload = {
             "routing_key": self.routing_key,
             "event_action": "trigger",
@@ -28,7 +32,7 @@ class PagerDutyNotifier(Notifier):
                 "custom_details": {"message": event.message, "recipient": event.recipient, "event_id": event.id},
             },
         }
-        return post_json(
-            self.url, payload, receiver="PagerDuty Events API", url_setting="CERTCTL_PAGERDUTY_URL",
+        return await post_json(
+            client, self.url, payload, receiver="PagerDuty Events API", url_setting="CERTCTL_PAGERDUTY_URL",
             headers={"X-Certctl-Event-ID": event.id}, secrets=(self.routing_key,),
         )

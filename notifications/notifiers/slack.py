@@ -1,4 +1,4 @@
-from notifications.notifiers.base import Notifier, post_json
+from notifications.notifiers.base import Notifier, post_json, url_destination
 
 
 class SlackNotifier(Notifier):
@@ -11,13 +11,17 @@ class SlackNotifier(Notifier):
         self.channel_name = channel_name
         self.username = username
 
-    def send(self, event):
+    @property
+    def destination(self):
+        return url_destination(self.webhook_url)
+
+    async def send(self, event, client):
         payload = {"text": f"*{event.subject}*\n{event.message}", "username": self.username}
         # An event's recipient (e.g. "#pki-alerts") wins over the configured default channel.
         target = event.recipient if event.recipient.startswith(("#", "@")) else self.channel_name
         if target:
             payload["channel"] = target
-        return post_json(
-            self.webhook_url, payload, receiver="Slack webhook", url_setting="CERTCTL_SLACK_WEBHOOK_URL",
+        return await post_json(
+            client, self.webhook_url, payload, receiver="Slack webhook", url_setting="CERTCTL_SLACK_WEBHOOK_URL",
             headers={"X-Certctl-Event-ID": event.id},
         )

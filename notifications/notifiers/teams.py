@@ -1,4 +1,4 @@
-from notifications.notifiers.base import Notifier, post_json
+from notifications.notifiers.base import Notifier, post_json, url_destination
 
 
 class TeamsNotifier(Notifier):
@@ -9,7 +9,11 @@ class TeamsNotifier(Notifier):
     def __init__(self, webhook_url):
         self.webhook_url = webhook_url
 
-    def send(self, event):
+    @property
+    def destination(self):
+        return url_destination(self.webhook_url)
+
+    async def send(self, event, client):
         facts = [{"title": "Type", "value": event.type}, {"title": "Event", "value": event.id}]
         if event.certificate_id:
             facts.append({"title": "Certificate", "value": event.certificate_id})
@@ -29,7 +33,7 @@ class TeamsNotifier(Notifier):
                 {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
             ],
         }
-        return post_json(
-            self.webhook_url, payload, receiver="Teams workflow", url_setting="CERTCTL_TEAMS_WEBHOOK_URL",
+        return await post_json(
+            client, self.webhook_url, payload, receiver="Teams workflow", url_setting="CERTCTL_TEAMS_WEBHOOK_URL",
             headers={"X-Certctl-Event-ID": event.id},
         )

@@ -2,7 +2,7 @@ import hashlib
 import hmac
 import json
 
-from notifications.notifiers.base import Notifier, post_json
+from notifications.notifiers.base import Notifier, post_json, url_destination
 
 
 def event_payload(event):
@@ -32,12 +32,16 @@ class WebhookNotifier(Notifier):
         self.url = url
         self.secret = secret
 
-    def send(self, event):
+    @property
+    def destination(self):
+        return url_destination(self.url)
+
+    async def send(self, event, client):
         body = json.dumps(event_payload(event), separators=(",", ":")).encode()
         headers = {"X-Certctl-Event-ID": event.id, "X-Certctl-Event-Type": event.type}
         if self.secret:
             headers["X-Certctl-Signature"] = signature(self.secret, body)
-        return post_json(
-            self.url, None, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL",
+        return await post_json(
+            client, self.url, None, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL",
             headers=headers, body=body, secrets=(self.secret,),
         )

@@ -4,6 +4,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from notifications import services
+from tests.deliveries import deliver_now
 
 READ_KEY = "ro-key-4f1c9b2e7d"
 ADMIN_KEY = "admin-key-8a3e6d0c51"
@@ -51,7 +52,7 @@ def operator_user(db):
 def dead_event(make_event):
     """No notifier is configured for the channel, so the first delivery is a permanent failure."""
     event = make_event()
-    assert services.deliver_event(event.id) == "dead"
+    assert deliver_now(event.id) == "dead"
     return services.get_event(event.id)
 
 
@@ -59,7 +60,7 @@ def dead_event(make_event):
 def failed_event(make_event, settings, closed_port):
     settings.CERTCTL_WEBHOOK_URL = f"http://127.0.0.1:{closed_port}/hook"
     event = make_event()
-    assert services.deliver_event(event.id) == "failed"
+    assert deliver_now(event.id) == "failed"
     settings.CERTCTL_WEBHOOK_URL = ""
     return services.get_event(event.id)
 
@@ -67,7 +68,7 @@ def failed_event(make_event, settings, closed_port):
 @pytest.fixture
 def sent_event(make_event, webhook):
     event = make_event()
-    assert services.deliver_event(event.id) == "sent"
+    assert deliver_now(event.id) == "sent"
     return services.get_event(event.id)
 
 

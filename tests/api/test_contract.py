@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from notifications import services
+from notifications import delivery, services
 from notifications.models import NotificationEvent, OperatorAction
 from tests.api.conftest import assert_error
+from tests.deliveries import deliver_now
 
 pytestmark = pytest.mark.django_db
 
@@ -251,7 +252,7 @@ def test_unknown_id_is_404(admin, suffix):
 
 def test_attempts_lists_every_attempt_oldest_first(admin, failed_event, settings, closed_port):
     settings.CERTCTL_WEBHOOK_URL = f"http://127.0.0.1:{closed_port}/hook"
-    services.deliver_event(failed_event.id, now=failed_event.next_retry_at)
+    deliver_now(failed_event.id, now=failed_event.next_retry_at)
     response = admin.get(f"/api/v1/notifications/{failed_event.id}/attempts")
     assert response.status_code == 200
     body = response.json()
@@ -318,7 +319,7 @@ def test_requeue_moves_failed_or_dead_back_to_pending(admin, request, fixture):
 def test_requeued_event_is_delivered(admin, dead_event, request):
     webhook = request.getfixturevalue("webhook")  # configured only now: the first delivery had no notifier
     admin.post(f"/api/v1/notifications/{dead_event.id}/requeue")
-    services.process_pending()
+    delivery.process_pending()
     assert admin.get(f"/api/v1/notifications/{dead_event.id}").json()["status"] == "sent"
     assert len(webhook.requests) == 1
     assert dead_event.id.encode() in webhook.requests[0].body
@@ -370,7 +371,7 @@ def test_bulk_requeue_by_ids_counts_requeued_and_skipped(admin, dead_event, fail
 
 def test_bulk_requeue_by_filter(admin, dead_event, make_event):
     other = make_event(channel="Slack")
-    services.deliver_event(other.id)
+    deliver_now(other.id)
     response = admin.post("/api/v1/notifications/requeue", {"status": "dead", "channel": "Webhook"}, format="json")
     assert response.json() == {"requeued": 1, "skipped": 0}
     assert services.get_event(dead_event.id).status == "pending"

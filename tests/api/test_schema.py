@@ -9,8 +9,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
-from notifications import services
 from tests.api.conftest import ADMIN_KEY
+from tests.deliveries import deliver_now
 
 OPERATIONS = {
     ("/api/v1/notifications", "get"), ("/api/v1/notifications", "post"),
@@ -127,7 +127,7 @@ def test_the_served_schema_is_the_one_schemathesis_checks(openapi):
 def live_api(live_server, transactional_db, settings, make_event):
     settings.CERTCTL_RATE_LIMIT_RPS = 0  # the run is one fast client; throttling has its own tests
     for channel in ("Webhook", "Slack"):
-        services.deliver_event(make_event(channel=channel).id)
+        deliver_now(make_event(channel=channel).id)
     make_event(certificate_id="mc-1")
     return live_server.url
 

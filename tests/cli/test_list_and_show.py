@@ -5,8 +5,9 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from notifications import services
+from notifications import delivery, services
 from tests.cli.conftest import cli, cli_error
+from tests.deliveries import deliver_now
 from tests.receivers import Reply
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -21,7 +22,7 @@ def events(make_event):
         with time_machine.travel(T0 + timedelta(minutes=minute), tick=False):
             made.append(make_event(channel=channel, message=f"event {minute}"))
     for event in made[:3]:
-        assert services.deliver_event(event.id, now=T0 + timedelta(minutes=10)) == "dead"  # no channel configured
+        assert deliver_now(event.id, now=T0 + timedelta(minutes=10)) == "dead"  # no channel configured
     return [services.get_event(event.id) for event in made]
 
 
@@ -96,7 +97,7 @@ def failed_once(webhook, make_event):
     webhook.reply_with(Reply(status=500, body="upstream broken"))
     event = make_event(channel="Webhook", certificate_id="mc-api-prod")
     with time_machine.travel(T0, tick=False):
-        services.process_pending()
+        delivery.process_pending()
     return services.get_event(event.id)
 
 
@@ -119,7 +120,7 @@ def test_show_lists_the_failed_attempt_and_when_the_next_comes(failed_once):
 def test_show_json_has_the_event_its_attempts_and_operator_actions(failed_once, webhook):
     webhook.reply_with(Reply(status=404))
     with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
-        services.retry_sweep()  # a 404 is permanent: dead
+        delivery.retry_sweep()  # a 404 is permanent: dead
     cli("requeue", failed_once.id)
 
     shown = cli("show", failed_once.id, "--json").json()

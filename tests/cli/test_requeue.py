@@ -6,6 +6,7 @@ import pytest
 from notifications import services
 from notifications.models import NotificationEvent, OperatorAction
 from tests.cli.conftest import cli, cli_error
+from tests.deliveries import deliver_now
 
 
 @pytest.fixture
@@ -14,7 +15,7 @@ def dead(make_event):
 
     def make(channel="Slack"):
         event = make_event(channel=channel)
-        assert services.deliver_event(event.id) == "dead"
+        assert deliver_now(event.id) == "dead"
         return services.get_event(event.id)
 
     return make
@@ -23,7 +24,7 @@ def dead(make_event):
 @pytest.fixture
 def sent(make_event, webhook):
     event = make_event(channel="Webhook")
-    assert services.deliver_event(event.id) == "sent"
+    assert deliver_now(event.id) == "sent"
     return services.get_event(event.id)
 
 
@@ -81,7 +82,7 @@ def test_requeue_all_dead_in_one_channel_leaves_the_others(dead, make_event, clo
     webhook_dead = dead("Webhook")
     settings.CERTCTL_SLACK_WEBHOOK_URL = f"http://127.0.0.1:{closed_port}/slack"
     slack_failed = make_event(channel="Slack")
-    assert services.deliver_event(slack_failed.id) == "failed"
+    assert deliver_now(slack_failed.id) == "failed"
 
     run = cli("requeue", "--all-dead", "--channel", "slack")
 

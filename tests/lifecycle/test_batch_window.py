@@ -4,7 +4,7 @@ import time
 import pytest
 from django.core.management import call_command
 
-from notifications import services
+from notifications import delivery, services
 from notifications.models import NotificationEvent, Status
 from tests.lifecycle.conftest import T0
 
@@ -20,32 +20,32 @@ def make_pending(count):
 
 def test_the_window_leaves_room_for_one_slow_delivery_before_the_task_timeout(settings):
     assert settings.Q_CLUSTER["timeout"] == 270  # 90 % of the 5-minute lease
-    assert services.start_window() == 270 - 5 - 15
+    assert delivery.start_window() == 270 - 5 - 15
 
 
 def test_events_not_started_in_time_are_released_and_taken_by_the_next_pass(db, webhook, settings):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
     make_pending(3)
-    claimed = services.claim_due_events("pending", now=T0)
-    results = services.deliver_batch(claimed, now=T0, deadline=time.monotonic() + TOO_LATE)
+    claimed = delivery.claim_due_events("pending", now=T0)
+    results = delivery.deliver_batch(claimed, now=T0, deadline=time.monotonic() + TOO_LATE)
 
-    assert results == [Status.SENT, services.RELEASED, services.RELEASED]
+    assert results == [Status.SENT, delivery.RELEASED, delivery.RELEASED]
     assert len(webhook.requests) == 1
     released = NotificationEvent.objects.exclude(id=claimed[0].id)
     assert [(e.status, e.claim_token, e.claimed_until, e.attempts.count()) for e in released] == [
         (Status.PENDING, None, None, 0), (Status.PENDING, None, None, 0)
     ]
     # Not at lease expiry: the very next pass delivers them.
-    assert services.process_pending(now=T0).claimed == 2
+    assert delivery.process_pending(now=T0).claimed == 2
     assert NotificationEvent.objects.filter(status=Status.SENT).count() == 3
     assert len(webhook.requests) == 3
 
 
 def test_a_release_does_not_touch_an_event_another_worker_now_holds(db, settings):
     (event,) = make_pending(1)
-    (stale,) = services.claim_due_events("pending", now=T0)
+    (stale,) = delivery.claim_due_events("pending", now=T0)
     NotificationEvent.objects.filter(id=event.id).update(claim_token="taken-over")
-    assert services.release_claims([stale]) == 0
+    assert delivery.release_claims([stale]) == 0
     assert NotificationEvent.objects.get(id=event.id).claim_token == "taken-over"
 
 
@@ -53,8 +53,8 @@ def test_a_release_does_not_touch_an_event_another_worker_now_holds(db, settings
 def test_each_delivery_thread_starts_one_event_then_stops_when_late(transactional_db, webhook, settings):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
     make_pending(6)
-    claimed = services.claim_due_events("pending", now=T0)
-    results = services.deliver_batch(claimed, now=T0, deadline=time.monotonic() + TOO_LATE)
+    claimed = delivery.claim_due_events("pending", now=T0)
+    results = delivery.deliver_batch(claimed, now=T0, deadline=time.monotonic() + TOO_LATE)
 
     assert sorted(map(str, results)) == ["released"] * 4 + ["sent"] * 2
     assert len(webhook.requests) == 2
@@ -64,7 +64,7 @@ def test_each_delivery_thread_starts_one_event_then_stops_when_late(transactiona
 def test_sweep_reports_what_it_released(db, webhook, settings, monkeypatch, capsys):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
     make_pending(2)
-    monkeypatch.setattr(services, "start_window", lambda: TOO_LATE)
+    monkeypatch.setattr(delivery, "start_window", lambda: TOO_LATE)
     call_command("notifications", "sweep")
     out = capsys.readouterr().out
     assert "pending: 2 claimed: 1 sent, 0 failed, 0 dead, 1 not started in time and released for the next pass" in out

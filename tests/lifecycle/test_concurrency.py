@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from notifications import services
+from notifications import delivery
+from notifications.delivery import Delivery, record_results
 from notifications.models import NotificationAttempt, NotificationEvent
 from notifications.notifiers import DeliveryResult
+from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import MINUTE, T0, put_in_state, reload
 
 EVENTS = 500
@@ -18,7 +20,7 @@ EVENTS = 500
 
 def sweep_until_empty(kind, now, start, errors):
     """One worker: wait for the other, then run passes of 25 until nothing is due; close the thread's connection."""
-    run = services.process_pending if kind == "pending" else services.retry_sweep
+    run = delivery.process_pending if kind == "pending" else delivery.retry_sweep
     try:
         start.wait(timeout=30)
         while run(now=now, limit=25).claimed:
@@ -61,13 +63,13 @@ def test_a_dead_workers_claim_is_not_delivered_before_its_lease_expires(webhook,
     event = make_event()
     if kind == "retry":
         event = put_in_state(event, "failed", now=T0 - 10 * MINUTE)
-    run = services.process_pending if kind == "pending" else services.retry_sweep
+    run = delivery.process_pending if kind == "pending" else delivery.retry_sweep
 
-    [claimed] = services.claim_due_events(kind, now=T0)  # ... and the worker dies before sending
+    [claimed] = delivery.claim_due_events(kind, now=T0)  # ... and the worker dies before sending
     assert claimed.claimed_until == T0 + timedelta(minutes=5)
 
     assert run(now=T0 + timedelta(minutes=5)).claimed == 0
-    assert services.deliver_event(event.id, now=T0 + MINUTE) is None
+    assert deliver_now(event.id, now=T0 + MINUTE) is None
     assert webhook.requests == []
 
     assert run(now=T0 + timedelta(minutes=5, seconds=1)).claimed == 1
@@ -79,20 +81,19 @@ def test_a_dead_workers_claim_is_not_delivered_before_its_lease_expires(webhook,
 @pytest.mark.django_db
 def test_a_late_result_from_a_worker_whose_lease_was_taken_over_is_not_applied(webhook, make_event):
     event = make_event()
-    [stale] = services.claim_due_events("pending", now=T0)
-    [fresh] = services.claim_due_events("pending", now=T0 + 6 * MINUTE)
+    [stale] = delivery.claim_due_events("pending", now=T0)
+    [fresh] = delivery.claim_due_events("pending", now=T0 + 6 * MINUTE)
     assert fresh.claim_token != stale.claim_token
 
-    applied = services.record_delivery(
-        stale, DeliveryResult.transient("Webhook receiver answered HTTP 500"),
-        started_at=T0, duration_ms=360_000, now=T0 + 6 * MINUTE,
-    )
+    applied = record_results([
+        Delivery(stale, DeliveryResult.transient("Webhook receiver answered HTTP 500"), T0, 360_000, T0 + 6 * MINUTE)
+    ])[0]
 
     assert applied is None
     event = reload(event)
     assert (event.status, event.retry_count, event.last_error, event.claim_token) == ("pending", 0, None, fresh.claim_token)
 
-    assert services.deliver_claimed(fresh, now=T0 + 7 * MINUTE) == "sent"
+    assert delivery.deliver_batch([fresh], now=T0 + 7 * MINUTE) == ["sent"]
     event = reload(event)
     assert (event.status, event.retry_count) == ("sent", 0)
     assert [(a.outcome, a.resulting_status) for a in event.attempts.all()] == [
@@ -105,12 +106,10 @@ def test_a_late_result_from_a_worker_whose_lease_was_taken_over_is_not_applied(w
 @pytest.mark.django_db
 def test_a_late_success_from_a_worker_whose_lease_was_taken_over_does_not_mark_sent(make_event):
     event = make_event()
-    [stale] = services.claim_due_events("pending", now=T0)
-    [fresh] = services.claim_due_events("pending", now=T0 + 6 * MINUTE)
+    [stale] = delivery.claim_due_events("pending", now=T0)
+    [fresh] = delivery.claim_due_events("pending", now=T0 + 6 * MINUTE)
 
-    applied = services.record_delivery(
-        stale, DeliveryResult.success(http_status=200), started_at=T0, duration_ms=1, now=T0 + 6 * MINUTE
-    )
+    applied = record_results([Delivery(stale, DeliveryResult.success(http_status=200), T0, 1, T0 + 6 * MINUTE)])[0]
 
     assert applied is None
     event = reload(event)

@@ -1,12 +1,13 @@
-"""New and requeued events are handed to the cluster once committed, and a broker outage loses nothing."""
+"""New and requeued events are handed to the cluster once committed, a burst as one kick, and a broker outage loses nothing."""
 import importlib
 import logging
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
 
-from notifications import services
-from notifications.models import NotificationEvent
+from notifications import delivery, dispatch, services, tasks
+from notifications.models import DeliveryKick, NotificationEvent
 from tests.lifecycle.conftest import OPERATOR, T0, put_in_state, reload
 
 pytestmark = pytest.mark.django_db
@@ -30,12 +31,15 @@ def broker(monkeypatch):
     return handed
 
 
+KICK = ("notifications.tasks.deliver_pending", ())
+
+
 def test_a_new_event_is_enqueued_only_after_commit(broker, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        event, _ = services.create_event(**VALID)
+        services.create_event(**VALID)
         assert broker == []
 
-    assert broker == [("notifications.tasks.deliver_event", (event.id,))]
+    assert broker == [KICK]
 
 
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(broker, django_capture_on_commit_callbacks):
@@ -51,12 +55,68 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(broker, django_capt
 
 def test_requeues_are_enqueued_after_commit(broker, make_event, django_capture_on_commit_callbacks):
     one, many = (put_in_state(make_event(), "dead") for _ in range(2))
+    DeliveryKick.objects.update(queued_at=None)
 
     with django_capture_on_commit_callbacks(execute=True):
         services.requeue_event(one.id, OPERATOR)
-        services.requeue_events(OPERATOR, ids=[many.id])
+        assert broker == []
+    assert broker == [KICK]
 
-    assert broker == [("notifications.tasks.deliver_event", (one.id,)), ("notifications.tasks.process_pending", ())]
+    broker.clear()
+    tasks.deliver_pending()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.requeue_events(OPERATOR, ids=[many.id])
+    assert broker == [KICK]
+
+
+def test_a_burst_of_creates_queues_one_kick_until_that_kick_starts(broker, django_capture_on_commit_callbacks):
+    for n in range(50):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.create_event(**{**VALID, "message": f"renewal {n} failed"})
+    assert broker == [KICK]
+
+    tasks.deliver_pending()  # the worker takes the kick: it clears the mark first
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_event(**VALID)
+    assert broker == [KICK, KICK]
+
+
+def test_the_kick_clears_its_mark_before_it_claims(broker, monkeypatch):
+    seen = []
+    claim = delivery.claim_due_events
+
+    def claim_and_look(*args, **kwargs):
+        seen.append(DeliveryKick.objects.get(id=1).queued_at)
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "claim_due_events", claim_and_look)
+    assert dispatch.request_kick(now=T0)
+    tasks.deliver_pending()
+    # An event committed while the kick claims asks for a kick of its own; none waits for the schedule.
+    assert seen == [None]
+
+
+def test_a_kick_queued_long_ago_does_not_hold_back_a_new_one(broker):
+    assert dispatch.request_kick(now=T0)
+    assert not dispatch.request_kick(now=T0 + dispatch.KICK_STALE)
+    assert dispatch.request_kick(now=T0 + dispatch.KICK_STALE + timedelta(milliseconds=1))
+    assert broker == [KICK, KICK]
+
+
+def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create(monkeypatch, django_capture_on_commit_callbacks):
+    handed = []
+
+    def broker_down(func, *args, **options):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr("django_q.tasks.async_task", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_event(**VALID)
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **options: handed.append(func))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_event(**VALID)
+
+    assert handed == ["notifications.tasks.deliver_pending"]
 
 
 def test_the_enqueued_task_delivers_without_waiting_for_a_tick(webhook, monkeypatch, django_capture_on_commit_callbacks):
@@ -87,6 +147,6 @@ def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(webhook, monk
     assert reload(event).status == "pending"
     assert "the next scheduled pass will deliver it" in caplog.text
 
-    services.process_pending(now=T0)
+    delivery.process_pending(now=T0)
     assert reload(event).status == "sent"
     assert len(webhook.requests) == 1

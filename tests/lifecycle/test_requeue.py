@@ -2,7 +2,7 @@
 import pytest
 import time_machine
 
-from notifications import services
+from notifications import delivery, services
 from notifications.models import NotificationEvent, OperatorAction
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, put_in_state, reload
 from tests.receivers import Reply
@@ -31,7 +31,7 @@ def test_requeue_of_dead_resets_counters_keeps_history_and_records_who(failing_w
     assert (action.previous_status, action.created_at) == ("dead", LATER)
 
     failing_webhook.reply_with(Reply(status=200))
-    services.process_pending(now=LATER)
+    delivery.process_pending(now=LATER)
     event = reload(event)
     assert (event.status, event.retry_count) == ("sent", 0)
     assert [a.number for a in event.attempts.all()] == [1, 2, 3, 4, 5, 6]
@@ -39,7 +39,7 @@ def test_requeue_of_dead_resets_counters_keeps_history_and_records_who(failing_w
 
 def test_requeue_of_failed_clears_the_scheduled_retry(failing_webhook, make_event):
     event = make_event()
-    services.process_pending(now=T0)
+    delivery.process_pending(now=T0)
 
     services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE / 2)
 
@@ -72,7 +72,7 @@ def test_requeue_of_unknown_id_raises_event_not_found(db):
 
 def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(make_event):
     event = put_in_state(make_event(), "failed", now=T0 - 10 * MINUTE)
-    [claimed] = services.claim_due_events("retry", now=T0)
+    [claimed] = delivery.claim_due_events("retry", now=T0)
 
     with pytest.raises(services.RequeueRefused) as refused:
         services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE)

@@ -5,7 +5,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from notifications import services
+from notifications import delivery
 from notifications.notifiers import build_notifier, channel_status
 from tests.notifiers.test_email import configure_email
 from tests.receivers import Reply
@@ -14,7 +14,7 @@ T0 = "2026-11-28 12:00:00+00:00"
 
 
 def deliver(event):
-    services.process_pending()
+    delivery.process_pending()
     event.refresh_from_db()
     return event
 

@@ -33,7 +33,7 @@ def test_plain_smtp_delivers_the_message(settings, smtp_server):
     configure_email(settings, port, use_tls=False)
     event = email_event(recipient="ops@example.com")
 
-    result = build_notifier("Email").send(event)
+    result = build_notifier("Email").send_smtp(event)
 
     assert result.ok
     [recorded] = mailbox.messages
@@ -52,7 +52,7 @@ def test_starttls_with_a_trusted_ca_delivers_over_tls(settings, smtp_server, tru
     port, mailbox = smtp_server(starttls=True)
     configure_email(settings, port, use_tls=True)
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert result.ok
     [recorded] = mailbox.messages
@@ -67,7 +67,7 @@ def test_starttls_with_an_untrusted_certificate_is_transient_and_sends_nothing(s
     monkeypatch.setenv("SSL_CERT_FILE", str(empty_store))
     monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert not result.ok and not result.permanent
     assert "TLS certificate not trusted" in result.error
@@ -78,7 +78,7 @@ def test_use_tls_against_a_server_without_starttls_is_permanent(settings, smtp_s
     port, mailbox = smtp_server(starttls=False)
     configure_email(settings, port, use_tls=True)
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert result.permanent
     assert "does not offer STARTTLS" in result.error
@@ -90,7 +90,7 @@ def test_implicit_tls_delivers(smtp_server, client_tls_context):
     port, mailbox = smtp_server(implicit_tls=True)
     notifier = EmailNotifier("127.0.0.1", port, FROM, ssl_context=client_tls_context, implicit_tls=True)
 
-    result = notifier.send(email_event())
+    result = notifier.send_smtp(email_event())
 
     assert result.ok
     assert len(mailbox.messages) == 1
@@ -110,7 +110,7 @@ def test_starttls_with_login_delivers(settings, smtp_server, trust_test_ca):
     port, mailbox = smtp_server(starttls=True, auth=True)
     configure_email(settings, port, use_tls=True, username=SMTP_USER, password=SMTP_PASSWORD)
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert result.ok
     [recorded] = mailbox.messages
@@ -121,7 +121,7 @@ def test_wrong_password_is_permanent_and_never_shows_the_password(settings, smtp
     port, mailbox = smtp_server(starttls=True, auth=True)
     configure_email(settings, port, use_tls=True, username=SMTP_USER, password="wrong-" + SMTP_PASSWORD)
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert result.permanent
     assert "rejected the login" in result.error
@@ -134,7 +134,7 @@ def test_login_without_tls_on_a_server_that_offers_auth_only_over_tls_is_permane
     port, mailbox = smtp_server(starttls=True, auth=True)
     configure_email(settings, port, use_tls=False, username=SMTP_USER, password=SMTP_PASSWORD)
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert result.permanent
     assert "does not offer AUTH" in result.error
@@ -147,7 +147,7 @@ def test_recipient_refused_with_5xx_is_permanent(settings, smtp_server):
     mailbox.refusals["gone@example.com"] = "550 5.1.1 mailbox unavailable"
     configure_email(settings, port)
 
-    result = build_notifier("Email").send(email_event(recipient="gone@example.com"))
+    result = build_notifier("Email").send_smtp(email_event(recipient="gone@example.com"))
 
     assert result.permanent
     assert "refused recipient gone@example.com: 550 5.1.1 mailbox unavailable" in result.error
@@ -159,7 +159,7 @@ def test_recipient_refused_with_4xx_is_transient(settings, smtp_server):
     mailbox.refusals["busy@example.com"] = "451 4.7.1 greylisted, try again later"
     configure_email(settings, port)
 
-    result = build_notifier("Email").send(email_event(recipient="busy@example.com"))
+    result = build_notifier("Email").send_smtp(email_event(recipient="busy@example.com"))
 
     assert not result.ok and not result.permanent
     assert "451 4.7.1 greylisted" in result.error
@@ -168,7 +168,7 @@ def test_recipient_refused_with_4xx_is_transient(settings, smtp_server):
 def test_server_that_never_answers_is_a_transient_timeout(settings, fast_timeouts, silent_smtp_port):
     configure_email(settings, silent_smtp_port, use_tls=True)
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert not result.ok and not result.permanent
     assert "no answer within 0.5s" in result.error
@@ -178,7 +178,7 @@ def test_server_that_never_answers_is_a_transient_timeout(settings, fast_timeout
 def test_connection_refused_is_transient(settings, closed_port):
     configure_email(settings, closed_port)
 
-    result = build_notifier("Email").send(email_event())
+    result = build_notifier("Email").send_smtp(email_event())
 
     assert not result.ok and not result.permanent
     assert "could not connect" in result.error
@@ -197,7 +197,7 @@ def test_header_injection_never_reaches_the_server(settings, smtp_server, fields
     port, mailbox = smtp_server()
     configure_email(settings, port)
 
-    result = build_notifier("Email").send(email_event(**fields))
+    result = build_notifier("Email").send_smtp(email_event(**fields))
 
     assert result.permanent
     assert result.error.startswith(f"Email refused before sending: {problem}")
@@ -209,7 +209,7 @@ def test_implicit_tls_server_that_never_answers_the_handshake_is_a_transient_tim
 ):
     notifier = EmailNotifier("127.0.0.1", silent_smtp_port, FROM, ssl_context=client_tls_context, implicit_tls=True)
 
-    result = notifier.send(email_event())
+    result = notifier.send_smtp(email_event())
 
     assert not result.ok and not result.permanent
     assert "no answer within 0.5s" in result.error

@@ -9,6 +9,7 @@ import pytest
 
 from notifications.notifiers import build_notifier
 from notifications.notifiers.base import MAX_RETRY_AFTER, parse_retry_after
+from tests.deliveries import send_once
 from tests.notifiers.conftest import make_event
 from tests.receivers import Reply
 
@@ -46,7 +47,7 @@ def configure(settings, channel, base_url):
 
 def send(channel, **event_fields):
     event = make_event(channel=channel, **event_fields)
-    return event, build_notifier(channel).send(event)
+    return event, send_once(build_notifier(channel), event)
 
 
 def assert_no_secret(text, secrets):

@@ -14,10 +14,11 @@ from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from certctl.middleware import RequestIDLogFilter
-from notifications import services
+from notifications import delivery, services
 from notifications.models import NotificationAttempt, NotificationEvent
 from notifications.notifiers.webhook import WebhookNotifier
 from notifications.redaction import SecretRedactionFilter
+from tests.deliveries import deliver_now
 from tests.receivers import Reply
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -29,13 +30,14 @@ OPERATOR = services.Actor("oncall", "api")
 @pytest.fixture(autouse=True)
 def _synchronous_world(monkeypatch, settings):
     """Deliveries happen when a test runs a pass, not in the task cluster after commit."""
-    monkeypatch.setattr("notifications.tasks.enqueue", lambda *args: None)
+    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
     settings.CERTCTL_AUTH_TYPE = "api-key"
     settings.CERTCTL_API_KEYS_NAMED = f"oncall:{ADMIN_KEY}:admin"
 
 
 def _service_lines(caplog):
-    return [r for r in caplog.records if r.name == "notifications.services"]
+    """What operator actions and the delivery engine log about events."""
+    return [r for r in caplog.records if r.name in ("notifications.services", "notifications.delivery")]
 
 
 def _lines_about(caplog, event_id):
@@ -47,8 +49,8 @@ def test_each_state_change_and_each_attempt_is_one_line_with_its_fields(caplog, 
     caplog.set_level(logging.DEBUG, logger="notifications")
     webhook.reply_with(Reply(503, body="busy"), Reply(200))
     event = make_event()
-    services.process_pending(now=T0)
-    services.retry_sweep(now=T0 + timedelta(minutes=1))
+    delivery.process_pending(now=T0)
+    delivery.retry_sweep(now=T0 + timedelta(minutes=1))
     services.mark_read(event.id, OPERATOR, now=T0 + timedelta(minutes=2))
 
     lines = _lines_about(caplog, event.id)
@@ -71,7 +73,7 @@ def test_dead_letter_and_requeue_are_logged_per_event(caplog, make_event):
     caplog.set_level(logging.INFO, logger="notifications")
     events = [make_event(), make_event()]
     for event in events:
-        services.deliver_event(event.id)  # no Webhook URL configured: dead at once
+        deliver_now(event.id)  # no Webhook URL configured: dead at once
     services.requeue_events(OPERATOR, filters={"status": "dead"})
 
     for event in events:
@@ -103,7 +105,7 @@ def test_json_lines_carry_the_event_fields_and_the_request_id_of_the_request_tha
             format="json",
         )
         assert response.status_code == 201
-        services.process_pending()
+        delivery.process_pending()
     finally:
         logger.removeHandler(handler)
 
@@ -187,7 +189,7 @@ def test_no_secret_reaches_the_logs_when_every_channel_fails(caplog, client, sec
     APIClient(headers={"Authorization": "Bearer not-the-key"}).get("/api/v1/notifications")
     client.get("/metrics", REMOTE_ADDR="203.0.113.7", HTTP_AUTHORIZATION=f"Bearer {SECRETS['CERTCTL_METRICS_TOKEN']}")
 
-    report = services.process_pending()
+    report = delivery.process_pending()
 
     assert report.outcomes == {"failed": 6}
     assert len([r for r in _service_lines(caplog) if r.getMessage().startswith("attempt 1")]) == 6
@@ -198,13 +200,13 @@ def test_no_secret_reaches_the_logs_when_every_channel_fails(caplog, client, sec
 
 @pytest.mark.django_db
 def test_a_notifier_crash_quoting_its_url_leaks_it_neither_to_logs_nor_to_last_error(caplog, monkeypatch, secrets_everywhere, make_event):
-    def crash(self, event):
+    async def crash(self, event, client):
         raise RuntimeError(f"cannot build a request for {self.url}")
 
     monkeypatch.setattr(WebhookNotifier, "send", crash)
     caplog.set_level(logging.INFO)
     event = make_event(channel="Webhook")
-    services.process_pending()
+    delivery.process_pending()
 
     event.refresh_from_db()
     assert event.status == "failed"

@@ -12,8 +12,9 @@ from django.db import OperationalError, connection
 from django.db.models import Sum
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifications import services
+from notifications import delivery, services
 from notifications.models import DeliveryTotal
+from tests.deliveries import deliver_now
 from tests.receivers import Reply
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -67,14 +68,14 @@ def _webhook_events(count):
 @pytest.fixture
 def no_dispatch(monkeypatch):
     """Events wait for an explicit pass instead of going to the task cluster on commit."""
-    monkeypatch.setattr("notifications.tasks.enqueue", lambda *args: None)
+    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
 
 
 @pytest.mark.django_db
 def test_metric_names_types_and_labels_are_the_documented_ones(client, webhook, no_dispatch):
     _webhook_events(1)
-    services.process_pending()
-    services.retry_sweep()
+    delivery.process_pending()
+    delivery.retry_sweep()
     families = scrape(client)
 
     ours = {
@@ -93,7 +94,7 @@ def test_counts_gauges_and_pass_figures_follow_the_deliveries(client, webhook, n
     webhook.reply_with(Reply(200), Reply(200), Reply(500), Reply(404))
     with time_machine.travel(T0, tick=False):
         _webhook_events(4)
-        report = services.process_pending()
+        report = delivery.process_pending()
     assert report.claimed == 4
 
     with time_machine.travel(T0 + timedelta(minutes=16), tick=False):
@@ -119,7 +120,7 @@ def test_counts_gauges_and_pass_figures_follow_the_deliveries(client, webhook, n
 def test_dead_letter_depth_is_a_gauge_that_falls_on_requeue(client, no_dispatch):
     """DESIGN §8 fault 10: certctl exported this as a counter, which can never go down."""
     for event in _webhook_events(2):  # no Webhook URL configured: dead at the first attempt
-        services.deliver_event(event.id)
+        deliver_now(event.id)
     families = scrape(client)
     assert families["certctl_notification_dead_total"].type == "gauge"
     assert sample(families, "certctl_notification_dead_total") == 2
@@ -137,10 +138,10 @@ def test_counters_stay_exact_when_old_attempts_are_folded_into_totals(client, we
     webhook.reply_with(Reply(200), Reply(500), Reply(200))
     with time_machine.travel(T0, tick=False):
         _webhook_events(2)
-        services.process_pending()
+        delivery.process_pending()
         before = scrape(client)
     with time_machine.travel(T0 + timedelta(hours=3), tick=False):
-        services.retry_sweep()  # the failed event is long due; this pass also folds the attempts made at T0
+        delivery.retry_sweep()  # the failed event is long due; this pass also folds the attempts made at T0
         assert DeliveryTotal.objects.aggregate(n=Sum("attempts"))["n"] == 2
         after = scrape(client)
     assert sample(before, "certctl_notification_deliveries_total", channel="Webhook", outcome="success") == 1
@@ -156,7 +157,7 @@ def test_counters_stay_exact_when_old_attempts_are_folded_into_totals(client, we
 def test_leases_held_counts_claims_until_they_expire(client, no_dispatch):
     with time_machine.travel(T0, tick=False):
         _webhook_events(3)
-        services.claim_due_events("pending")
+        delivery.claim_due_events("pending")
         assert sample(scrape(client), "certctl_notification_leases_held") == 3
     with time_machine.travel(T0 + timedelta(minutes=6), tick=False):  # past the 5-minute lease
         assert sample(scrape(client), "certctl_notification_leases_held") == 0

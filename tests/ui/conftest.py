@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from notifications import services
 from notifications.notifiers import DeliveryResult
+from tests import deliveries
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -16,7 +17,7 @@ PASSWORD = "correct-horse-battery-staple"
 def dispatched(monkeypatch):
     """Records what services hand to the task queue instead of reaching a broker."""
     calls = []
-    monkeypatch.setattr("notifications.tasks.enqueue", lambda task, *args: calls.append((task, *args)))
+    monkeypatch.setattr("notifications.dispatch.enqueue", lambda task, *args: calls.append((task, *args)) or True)
     return calls
 
 
@@ -45,9 +46,9 @@ def viewer_client(client, viewer):
 
 
 def record(event_id, result, now):
-    claimed = services.claim_event(event_id, now=now)
+    claimed = deliveries.claim(event_id, now=now)
     assert claimed is not None, f"{event_id} was not due at {now}"
-    services.record_delivery(claimed, result, started_at=now, duration_ms=42, now=now)
+    deliveries.record(claimed, result, now)
     return services.get_event(event_id)
 
 

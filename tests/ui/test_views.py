@@ -263,7 +263,7 @@ def test_requeue_returns_to_the_same_tab_filters_and_page_with_a_message(
     assert event.attempts.count() == 5
     action = OperatorAction.objects.get(event=event)
     assert (action.actor, action.source, action.previous_status, action.bulk) == ("operator", "ui", "dead", False)
-    assert ("deliver_event", event.id) in dispatched
+    assert ("deliver_pending",) in dispatched
 
 
 def test_requeue_of_a_sent_event_is_refused_with_the_reason(operator_client, event_in):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from tabulate import tabulate
 
-from notifications import services
+from notifications import delivery, services
 from notifications.api.filters import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from notifications.api.serializers import (
     NotificationAttemptSerializer,
@@ -319,7 +319,7 @@ class Command(BaseCommand):
     # --- sweep ----------------------------------------------------------------
 
     def handle_sweep(self, **_):
-        for label, run in (("pending", services.process_pending), ("retry sweep", services.retry_sweep)):
+        for label, run in (("pending", delivery.process_pending), ("retry sweep", delivery.retry_sweep)):
             report = run()
             counts = ", ".join(
                 f"{report.outcomes.get(status, 0)} {status}" for status in (Status.SENT, Status.FAILED, Status.DEAD)
@@ -327,8 +327,8 @@ class Command(BaseCommand):
             if report.outcomes.get("lease_lost"):
                 # Another worker or an operator changed the event while we sent it; our result was not applied.
                 counts += f", {report.outcomes['lease_lost']} overtaken by a requeue or another worker"
-            if report.outcomes.get(services.RELEASED):
-                counts += f", {report.outcomes[services.RELEASED]} not started in time and released for the next pass"
+            if report.outcomes.get(delivery.RELEASED):
+                counts += f", {report.outcomes[delivery.RELEASED]} not started in time and released for the next pass"
             self.out(f"{label}: {report.claimed} claimed: {counts} ({report.duration_s:.2f}s)")
 
     # --- stats ----------------------------------------------------------------

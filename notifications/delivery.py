@@ -1,0 +1,544 @@
+"""The delivery engine: claim due events, send them, record the outcomes. Nothing else delivers.
+
+Protocol (DESIGN §2 "Delivery guarantee"):
+1. claim: in a short transaction, pick due rows with FOR UPDATE SKIP LOCKED and stamp them with a lease
+   (`claimed_until`, `claim_token`);
+2. send: outside any transaction, on one asyncio event loop (its own thread), with at most
+   CERTCTL_NOTIFICATION_CONCURRENCY sends in flight and at most CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY
+   of them to one destination, so that a hanging receiver holds its share of the slots and no more;
+3. record: in chunks (RECORD_CHUNK results or every RECORD_EVERY), one statement applies the outcomes to the
+   events that still carry our `claim_token`, one insert writes the attempts; a result whose lease was lost
+   is kept as an attempt but not applied.
+A worker that dies between 1 and 3 leaves leases that expire, and the events are claimed again.
+
+The caller's thread does all the database work (claims and records), so that a pass also runs inside a
+test's transaction; the event loop thread only talks to receivers.
+"""
+import asyncio
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from notifications import metrics
+from notifications.backoff import RetryPolicy, after_failure
+from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
+from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
+from notifications.notifiers.base import new_http_client, redact
+from notifications.redaction import configured_secrets
+
+log = logging.getLogger("notifications.delivery")
+
+# Results are written in chunks of this many, or at least this often while sends go on.
+RECORD_CHUNK = 250
+RECORD_EVERY = 0.25
+# While sends are in flight, a pass that found nothing due looks again after this long (a burst keeps
+# arriving while the first of it is delivered).
+CLAIM_AGAIN_AFTER = 0.1
+# A database error while recording is retried for this long (well within the lease) before the pass
+# gives the results up; their events are then delivered again after the lease.
+RECORD_RETRY_FOR = timedelta(seconds=30)
+
+# The result of an event a pass claimed but did not start in time.
+RELEASED = "released"
+PASS_KINDS = ("pending", "retry")
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or timezone.now()
+
+
+# --- claiming -----------------------------------------------------------------
+
+
+def unleased(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
+def due(kind: str, now: datetime) -> Q:
+    """The events a pass of `kind` may claim at `now`: pending ones, or failed ones whose retry time has come."""
+    if kind == "pending":
+        return Q(status=Status.PENDING) & unleased(now)
+    if kind == "retry":
+        return Q(status=Status.FAILED, next_retry_at__lte=now) & unleased(now)
+    raise ValueError(kind)
+
+
+_ORDER = {"pending": ("created_at", "id"), "retry": ("next_retry_at", "id")}
+
+
+def claim_due_events(kind: str, now: datetime | None = None, limit: int | None = None, lease: timedelta | None = None) -> list[NotificationEvent]:
+    """Lease up to `limit` due events ("pending" or "retry") to this worker and return them.
+
+    Rows another worker is claiming right now are skipped (SKIP LOCKED), never waited for;
+    the UPDATE re-checks the lease so that SQLite, which has no row locks, is safe too.
+    """
+    now = _now(now)
+    limit = limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE
+    lease = lease or settings.CERTCTL_NOTIFICATION_LEASE
+    token = secrets.token_hex(16)
+    with transaction.atomic():
+        candidates = NotificationEvent.objects.filter(due(kind, now)).order_by(*_ORDER[kind])
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("id", flat=True)[:limit])
+        if not ids:
+            return []
+        NotificationEvent.objects.filter(due(kind, now), id__in=ids).update(claimed_until=now + lease, claim_token=token)
+    # By primary key: the claimed rows are exactly these ids, when the UPDATE took them all.
+    claimed = list(NotificationEvent.objects.filter(id__in=ids, claim_token=token).order_by(*_ORDER[kind]))
+    for event in claimed:
+        log.debug(
+            "claimed event %s for the %s pass until %s", event.id, kind, now + lease,
+            extra={"event_id": event.id, "channel": event.channel, "pass": kind},
+        )
+    return claimed
+
+
+def release_claims(events: Iterable[NotificationEvent]) -> int:
+    """Give back claims this worker will not use, so the next pass takes them now rather than at lease expiry."""
+    ids_by_token: dict[str, list[str]] = {}
+    for event in events:
+        if event.claim_token:
+            ids_by_token.setdefault(event.claim_token, []).append(event.id)
+    return sum(
+        NotificationEvent.objects.filter(claim_token=token, id__in=ids).update(claimed_until=None, claim_token=None)
+        for token, ids in ids_by_token.items()
+    )
+
+
+def start_window() -> float:
+    """Seconds after a pass begins in which it may still start a delivery. django-q2 kills the task at its
+    timeout (90 % of the lease); a delivery started later than this could be cut mid-request there."""
+    slowest = settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
+    return float(settings.Q_CLUSTER["timeout"]) - slowest.total_seconds()
+
+
+# --- sending ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One finished attempt, waiting to be recorded."""
+
+    event: NotificationEvent
+    result: DeliveryResult
+    started_at: datetime
+    duration_ms: int
+    finished_at: datetime
+
+
+def _delivery_bound() -> float:
+    """The longest one send may take: its connect and read timeouts (the lease is longer, settings check it)."""
+    return (settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT).total_seconds()
+
+
+async def send_event(event: NotificationEvent, notifier: Notifier, client: httpx.AsyncClient) -> DeliveryResult:
+    """One delivery attempt over the event's channel; never raises."""
+    try:
+        if notifier.blocking:
+            result = await notifier.send(event, client)  # a thread cannot be cut short; its own timeouts bound it
+        else:
+            async with asyncio.timeout(_delivery_bound()):
+                result = await notifier.send(event, client)
+    except TimeoutError:
+        result = DeliveryResult.transient(
+            f"{event.channel}: no complete answer within {_delivery_bound():g}s "
+            "(CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+        )
+    except Exception as exc:  # a notifier bug must cost one attempt, not the whole pass
+        log.exception("notifier raised", extra={"event_id": event.id, "channel": event.channel})
+        result = DeliveryResult.transient(f"internal error in the {event.channel} notifier: {type(exc).__name__}: {exc}")
+    # Errors are logged and shown in the UI and the API; a receiver or an exception may quote any configured secret.
+    return replace(result, error=redact(result.error, configured_secrets())) if result.error else result
+
+
+class Sender:
+    """An asyncio event loop on a thread of its own, performing sends; finished ones arrive on `finished`.
+
+    Blocking notifiers (SMTP) run on the loop's executor, sized like the per-destination cap.
+    """
+
+    def __init__(self, max_connections: int, blocking_workers: int, now: datetime | None):
+        self.now = now
+        self.finished: queue.SimpleQueue[tuple[Any, Delivery]] = queue.SimpleQueue()
+        self.loop = asyncio.new_event_loop()
+        self.executor = ThreadPoolExecutor(max_workers=blocking_workers, thread_name_prefix="deliver-blocking")
+        self.loop.set_default_executor(self.executor)
+        self.thread = threading.Thread(target=self.loop.run_forever, name="deliver-loop", daemon=True)
+        self.thread.start()
+        self.client = new_http_client(max_connections)
+
+    def start(self, key: Any, event: NotificationEvent, notifier: Notifier) -> None:
+        asyncio.run_coroutine_threadsafe(self._send(key, event, notifier), self.loop)
+
+    async def _send(self, key: Any, event: NotificationEvent, notifier: Notifier) -> None:
+        started_at = self.now or timezone.now()
+        started = time.monotonic()
+        try:
+            result = await send_event(event, notifier, self.client)
+        except BaseException as exc:  # cancelled at shutdown: the caller still waits for an answer
+            result = DeliveryResult.transient(f"delivery interrupted ({type(exc).__name__}); will retry")
+        duration_ms = int((time.monotonic() - started) * 1000)
+        self.finished.put((key, Delivery(event, result, started_at, duration_ms, self.now or timezone.now())))
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.client.aclose(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+        self.executor.shutdown(wait=True)
+
+
+def _limits() -> tuple[int, int]:
+    concurrency = settings.CERTCTL_NOTIFICATION_CONCURRENCY
+    return concurrency, min(settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY, concurrency)
+
+
+class _Notifiers:
+    """The notifier of each channel, built once per pass from the settings."""
+
+    def __init__(self) -> None:
+        self.by_channel: dict[str, Notifier | None] = {}
+
+    def get(self, channel: str) -> Notifier | None:
+        if channel not in self.by_channel:
+            self.by_channel[channel] = build_notifier(channel)
+        return self.by_channel[channel]
+
+
+def _deliver(
+    events: Sequence[NotificationEvent],
+    claim_more: Callable[[int], list[NotificationEvent]] | None,
+    *,
+    now: datetime | None,
+    policy: RetryPolicy,
+    deadline: float,
+) -> tuple[dict[str, str | None], int]:
+    """Send `events` and, while there is room, those `claim_more(limit)` returns, until nothing is left.
+
+    Returns ({event id: new status, None when the lease was lost, or RELEASED}, number of events claimed
+    by claim_more). After `deadline` (time.monotonic()) nothing more starts, except a first round so that a
+    pass never starves; claimed events not started are released for the next pass.
+    """
+    concurrency, per_destination = _limits()
+    notifiers = _Notifiers()
+    waiting: dict[str, deque[tuple[NotificationEvent, Notifier]]] = {}
+    in_flight: Counter[str] = Counter()
+    statuses: dict[str, str | None] = {}
+    unrecorded: list[Delivery] = []
+    claimed_here = 0
+    last_flush = time.monotonic()
+    more_to_claim = claim_more is not None
+    next_claim_at = 0.0
+    first_round = True
+
+    def take(batch: Iterable[NotificationEvent]) -> None:
+        for event in batch:
+            notifier = notifiers.get(event.channel)
+            if notifier is None:
+                moment = _now(now)
+                failure = DeliveryResult.permanent_failure(not_configured_error(event.channel))
+                unrecorded.append(Delivery(event, failure, moment, 0, moment))
+            else:
+                waiting.setdefault(notifier.destination, deque()).append((event, notifier))
+
+    def start_what_fits() -> bool:
+        """Round-robin over destinations, each up to its cap, all together up to the concurrency."""
+        started = False
+        progressed = True
+        while progressed:
+            progressed = False
+            for destination, queued in waiting.items():
+                if queued and in_flight[destination] < per_destination and in_flight.total() < concurrency:
+                    event, notifier = queued.popleft()
+                    sender.start(destination, event, notifier)
+                    in_flight[destination] += 1
+                    progressed = started = True
+        return started
+
+    def flush() -> None:
+        nonlocal last_flush
+        if unrecorded:
+            for delivery, status in zip(unrecorded, record_results(unrecorded, policy), strict=True):
+                statuses[delivery.event.id] = status
+            unrecorded.clear()
+        last_flush = time.monotonic()
+
+    take(events)
+    sender = Sender(concurrency, per_destination, now)
+    try:
+        while True:
+            moment = time.monotonic()
+            starting = first_round or moment < deadline
+            outstanding = in_flight.total() + sum(len(queued) for queued in waiting.values())
+            room = 2 * concurrency - outstanding
+            if starting and more_to_claim and room > 0 and moment >= next_claim_at:
+                assert claim_more is not None
+                batch = claim_more(room)
+                claimed_here += len(batch)
+                take(batch)
+                if batch:
+                    next_claim_at = moment
+                else:
+                    next_claim_at = moment + CLAIM_AGAIN_AFTER
+                    more_to_claim = outstanding > 0
+            if starting:
+                if start_what_fits():
+                    first_round = False
+            else:
+                late = [event for queued in waiting.values() for event, _ in queued]
+                waiting.clear()
+                more_to_claim = False
+                if late:
+                    release_claims(late)
+                    statuses.update(dict.fromkeys((event.id for event in late), RELEASED))
+            if not in_flight.total() and not any(waiting.values()) and not more_to_claim:
+                break
+
+            wake_at = last_flush + RECORD_EVERY
+            if more_to_claim and 2 * concurrency > in_flight.total() + sum(len(q) for q in waiting.values()):
+                wake_at = min(wake_at, next_claim_at)
+            timeout = max(0.0, wake_at - time.monotonic())
+            if in_flight.total():
+                try:
+                    destination, delivery = sender.finished.get(timeout=timeout)
+                    while True:
+                        in_flight[destination] -= 1
+                        unrecorded.append(delivery)
+                        destination, delivery = sender.finished.get_nowait()
+                except queue.Empty:
+                    pass
+            else:
+                time.sleep(timeout)
+            if (
+                len(unrecorded) >= RECORD_CHUNK
+                or time.monotonic() - last_flush >= RECORD_EVERY
+                or (unrecorded and not in_flight.total())
+            ):
+                flush()
+        flush()
+    finally:
+        sender.close()
+    return statuses, claimed_here
+
+
+def deliver_batch(
+    events: Sequence[NotificationEvent], now: datetime | None = None, policy: RetryPolicy | None = None, deadline: float | None = None
+) -> list[str | None]:
+    """Deliver events this worker has claimed. Returns each one's new status (None: the lease was lost;
+    RELEASED: not started by `deadline`, time.monotonic(), default the start window, and given back)."""
+    policy = policy or RetryPolicy.from_settings()
+    deadline = time.monotonic() + start_window() if deadline is None else deadline
+    statuses, _ = _deliver(events, None, now=now, policy=policy, deadline=deadline)
+    return [statuses[event.id] for event in events]
+
+
+# --- recording ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What an attempt does to its event, when the lease is still ours."""
+
+    outcome: str
+    status: str
+    retry_count: int
+    next_retry_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+
+
+def _outcome(delivery: Delivery, policy: RetryPolicy) -> _Outcome:
+    event, result = delivery.event, delivery.result
+    if result.ok:
+        return _Outcome(AttemptOutcome.SUCCESS, Status.SENT, event.retry_count, None, None, delivery.finished_at)
+    decision = after_failure(event.retry_count, delivery.finished_at, policy, permanent=result.permanent, retry_after=result.retry_after)
+    outcome = AttemptOutcome.PERMANENT_FAILURE if result.permanent else AttemptOutcome.TRANSIENT_FAILURE
+    return _Outcome(outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None)
+
+
+def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = None) -> list[str | None]:
+    """Write a chunk of finished attempts. Returns each event's new status, or None where the lease was lost.
+
+    A database error is retried with backoff for up to RECORD_RETRY_FOR: a result that reached its receiver
+    must not be forgotten over a short outage, or it would be sent again after the lease.
+    """
+    if not deliveries:
+        return []
+    policy = policy or RetryPolicy.from_settings()
+    outcomes = [_outcome(delivery, policy) for delivery in deliveries]
+    give_up_at = time.monotonic() + RECORD_RETRY_FOR.total_seconds()
+    pause = 0.5
+    while True:
+        try:
+            with transaction.atomic():
+                numbers, applied = _apply(deliveries, outcomes)
+                NotificationAttempt.objects.bulk_create(
+                    NotificationAttempt(
+                        event_id=delivery.event.id, number=numbers[delivery.event.id], started_at=delivery.started_at,
+                        duration_ms=delivery.duration_ms, outcome=outcome.outcome, error=delivery.result.error,
+                        http_status=delivery.result.http_status,
+                        resulting_status=outcome.status if delivery.event.id in applied else None,
+                    )
+                    for delivery, outcome in zip(deliveries, outcomes, strict=True)
+                )
+            break
+        except (DatabaseError, IntegrityError) as exc:
+            if connection.in_atomic_block or time.monotonic() + pause > give_up_at:
+                log.error(
+                    "could not record %d delivery results (%s: %s); their events will be delivered again after their lease",
+                    len(deliveries), type(exc).__name__, exc,
+                )
+                raise
+            log.warning("recording %d delivery results failed (%s); retrying in %gs", len(deliveries), exc, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+    statuses: list[str | None] = []
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        status = outcome.status if delivery.event.id in applied else None
+        statuses.append(status)
+        _log_attempt(delivery, outcome, numbers[delivery.event.id], status)
+    return statuses
+
+
+def _apply(deliveries: Sequence[Delivery], outcomes: Sequence[_Outcome]) -> tuple[dict[str, int], set[str]]:
+    """Apply the outcomes to events still holding our claim; count an attempt on every event.
+    Returns ({event id: its new attempt number}, ids whose outcome was applied)."""
+    if connection.vendor == "postgresql":
+        applied_numbers = _apply_postgresql(deliveries, outcomes)
+    else:
+        applied_numbers = _apply_each(deliveries, outcomes)
+    lost = [delivery.event.id for delivery in deliveries if delivery.event.id not in applied_numbers]
+    numbers = dict(applied_numbers)
+    if lost:
+        # Another worker or an operator owns these events now; the attempt still counts, numbered after theirs.
+        NotificationEvent.objects.filter(id__in=lost).update(attempt_count=F("attempt_count") + 1)
+        numbers.update(NotificationEvent.objects.filter(id__in=lost).values_list("id", "attempt_count"))
+    return numbers, set(applied_numbers)
+
+
+_APPLY_SQL = """
+UPDATE notification_events AS e SET
+    status = v.status, retry_count = v.retry_count, next_retry_at = v.next_retry_at, last_error = v.last_error,
+    sent_at = COALESCE(v.sent_at, e.sent_at), attempt_count = e.attempt_count + 1,
+    claimed_until = NULL, claim_token = NULL, updated_at = v.updated_at
+FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::int[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::timestamptz[])
+    AS v(id, claim_token, status, retry_count, next_retry_at, last_error, sent_at, updated_at)
+WHERE e.id = v.id AND e.claim_token = v.claim_token
+RETURNING e.id, e.attempt_count
+"""
+
+
+def _apply_postgresql(deliveries: Sequence[Delivery], outcomes: Sequence[_Outcome]) -> dict[str, int]:
+    """One statement for the whole chunk, guarded by each event's claim token."""
+    columns: list[list[Any]] = [[] for _ in range(8)]
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        row = (
+            delivery.event.id, delivery.event.claim_token, outcome.status, outcome.retry_count, outcome.next_retry_at,
+            outcome.last_error, outcome.sent_at, delivery.finished_at,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(_APPLY_SQL, columns)
+        return dict(cursor.fetchall())
+
+
+def _apply_each(deliveries: Sequence[Delivery], outcomes: Sequence[_Outcome]) -> dict[str, int]:
+    """The same, a statement per event, for SQLite (the embedded default, where statements cost no round trip)."""
+    applied: dict[str, int] = {}
+    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+        changes: dict[str, Any] = dict(
+            status=outcome.status, retry_count=outcome.retry_count, next_retry_at=outcome.next_retry_at,
+            last_error=outcome.last_error, attempt_count=F("attempt_count") + 1, claimed_until=None, claim_token=None,
+            updated_at=delivery.finished_at,
+        )
+        if outcome.sent_at:
+            changes["sent_at"] = outcome.sent_at
+        event = NotificationEvent.objects.filter(id=delivery.event.id, claim_token=delivery.event.claim_token)
+        if delivery.event.claim_token and event.update(**changes):
+            applied[delivery.event.id] = NotificationEvent.objects.filter(id=delivery.event.id).values_list("attempt_count", flat=True).get()
+    return applied
+
+
+def _log_attempt(delivery: Delivery, outcome: _Outcome, number: int, status: str | None) -> None:
+    event, result = delivery.event, delivery.result
+    extra = {
+        "event_id": event.id, "channel": event.channel, "attempt": number, "outcome": outcome.outcome,
+        "duration_ms": delivery.duration_ms, "status": status, "http_status": result.http_status,
+    }
+    attempt = f"attempt {number} of event {event.id} via {event.channel}: {outcome.outcome} in {delivery.duration_ms}ms"
+    if status is None:
+        log.warning("%s, not applied: the lease was lost (requeued or expired meanwhile)", attempt, extra=extra)
+    elif result.ok:
+        log.info("%s, now sent", attempt, extra=extra)
+    else:
+        log.warning("%s, now %s: %s", attempt, status, result.error, extra=extra)
+
+
+# --- passes -------------------------------------------------------------------
+
+
+@dataclass
+class PassReport:
+    """What one pending pass or retry sweep did."""
+
+    kind: str
+    claimed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "claimed": self.claimed, "outcomes": self.outcomes, "duration_s": round(self.duration_s, 3)}
+
+
+def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -> PassReport:
+    """Claim and deliver due events of `kind` until none is left or the start window closes.
+
+    Claims take at most `limit` (default CERTCTL_NOTIFICATION_BATCH_SIZE) events at a time, and only as many
+    as the free send slots can take soon, so a burst arriving during the pass is picked up as it comes.
+    """
+    if kind not in PASS_KINDS:
+        raise ValueError(kind)
+    started = time.monotonic()
+    chunk = limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE
+
+    def claim_more(room: int) -> list[NotificationEvent]:
+        return claim_due_events(kind, now=now, limit=min(room, chunk))
+
+    statuses, claimed = _deliver((), claim_more, now=now, policy=RetryPolicy.from_settings(), deadline=started + start_window())
+    report = PassReport(kind=kind, claimed=claimed, duration_s=time.monotonic() - started)
+    for status in statuses.values():
+        key = str(status) if status else "lease_lost"
+        report.outcomes[key] = report.outcomes.get(key, 0) + 1
+    released = report.outcomes.get(RELEASED)
+    if released:
+        log.warning("%d claimed events not started in time (slow receivers): released for the next pass", released)
+    metrics.pass_finished(report, finished_at=_now(now))
+    if claimed:
+        log.info("%s pass: %d claimed, %s", kind, claimed, report.outcomes, extra={"pass": kind})
+    return report
+
+
+def process_pending(now: datetime | None = None, limit: int | None = None) -> PassReport:
+    """Deliver pending events until none is left."""
+    return run_pass("pending", now=now, limit=limit)
+
+
+def retry_sweep(now: datetime | None = None, limit: int | None = None) -> PassReport:
+    """Retry failed events whose next_retry_at has come, until none is left."""
+    return run_pass("retry", now=now, limit=limit)

@@ -1,0 +1,44 @@
+"""Test shortcuts into the delivery engine: deliver one chosen event now, record a made-up result, send once."""
+import asyncio
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from notifications import delivery
+from notifications.models import NotificationEvent
+from notifications.notifiers import DeliveryResult
+from notifications.notifiers.base import Notifier, new_http_client
+
+
+def claim(event_id: str, now: datetime | None = None) -> NotificationEvent | None:
+    """Lease this one event, as a pass would, if it is due at `now`."""
+    now = now or timezone.now()
+    token = secrets.token_hex(16)
+    is_due = delivery.due("pending", now) | delivery.due("retry", now)
+    lease = now + settings.CERTCTL_NOTIFICATION_LEASE
+    if not NotificationEvent.objects.filter(is_due, id=event_id).update(claimed_until=lease, claim_token=token):
+        return None
+    return NotificationEvent.objects.get(id=event_id)
+
+
+def deliver_now(event_id: str, now: datetime | None = None) -> str | None:
+    """Deliver this one event through the engine if it is due; its new status, or None when it was not due."""
+    event = claim(event_id, now)
+    return delivery.deliver_batch([event], now=now)[0] if event else None
+
+
+def record(event: NotificationEvent, result: DeliveryResult, now: datetime, duration_ms: int = 42) -> str | None:
+    """Record `result` as the outcome of an attempt on a claimed event, started and finished at `now`."""
+    return delivery.record_results([delivery.Delivery(event, result, now, duration_ms, now)])[0]
+
+
+def send_once(notifier: Notifier, event: NotificationEvent) -> DeliveryResult:
+    """One send through `notifier` with a client of its own, as the engine makes it."""
+
+    async def send() -> DeliveryResult:
+        async with new_http_client(4) as client:
+            return await notifier.send(event, client)
+
+    return asyncio.run(send())
