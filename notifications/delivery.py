@@ -406,6 +406,8 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
                 raise
             log.warning("recording %d delivery results failed (%s); retrying in %gs", len(deliveries), exc, pause)
             time.sleep(pause)
+            # A connection the error broke is dropped here, so that the retry opens a new one.
+            connection.close_if_unusable_or_obsolete()
             pause = min(pause * 2, 5.0)
     statuses: list[str | None] = []
     for delivery, outcome in zip(deliveries, outcomes, strict=True):

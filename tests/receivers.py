@@ -20,6 +20,7 @@ class Received:
     path: str
     headers: dict
     body: bytes
+    received_at: float = field(default_factory=time.time)
 
     def json(self):
         return json.loads(self.body)
