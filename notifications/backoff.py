@@ -3,8 +3,9 @@
 backoff_delay(n) = min(BASE * 2^(n-1), CAP), optionally jittered, for the n-th failure.
 """
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from notifications.models import Status
 
@@ -17,7 +18,7 @@ class RetryPolicy:
     jitter: float = 0.0
 
     @classmethod
-    def from_settings(cls):
+    def from_settings(cls) -> "RetryPolicy":
         from django.conf import settings
 
         return cls(
@@ -28,7 +29,7 @@ class RetryPolicy:
         )
 
 
-def backoff_delay(failures, policy, rand=random.random):
+def backoff_delay(failures: int, policy: RetryPolicy, rand: Callable[[], float] = random.random) -> timedelta:
     """The wait after the `failures`-th failed attempt (1-based)."""
     if failures < 1:
         raise ValueError("failures counts from 1")
@@ -45,10 +46,17 @@ def backoff_delay(failures, policy, rand=random.random):
 class FailureOutcome:
     status: str
     retry_count: int
-    next_retry_at: object  # datetime or None
+    next_retry_at: datetime | None
 
 
-def after_failure(previous_failures, now, policy, permanent=False, retry_after=None, rand=random.random):
+def after_failure(
+    previous_failures: int,
+    now: datetime,
+    policy: RetryPolicy,
+    permanent: bool = False,
+    retry_after: timedelta | None = None,
+    rand: Callable[[], float] = random.random,
+) -> FailureOutcome:
     """The event's state after one more failed attempt.
 
     Dead when the failure is permanent or it is failure number `max_attempts`;

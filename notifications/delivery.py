@@ -123,8 +123,9 @@ def release_claims(events: Iterable[NotificationEvent]) -> int:
 def start_window() -> float:
     """Seconds after a pass begins in which it may still start a delivery. django-q2 kills the task at its
     timeout (90 % of the lease); a delivery started later than this could be cut mid-request there."""
-    slowest = settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
-    return float(settings.Q_CLUSTER["timeout"]) - slowest.total_seconds()
+    slowest: timedelta = settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
+    timeout: int = settings.Q_CLUSTER["timeout"]
+    return timeout - slowest.total_seconds()
 
 
 # --- sending ------------------------------------------------------------------
@@ -143,7 +144,8 @@ class Delivery:
 
 def _delivery_bound() -> float:
     """The longest one send may take: its connect and read timeouts (the lease is longer, settings check it)."""
-    return (settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT).total_seconds()
+    bound: timedelta = settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
+    return bound.total_seconds()
 
 
 async def send_event(event: NotificationEvent, notifier: Notifier, client: httpx.AsyncClient) -> DeliveryResult:
