@@ -47,6 +47,7 @@ def test_fault_06_two_concurrent_sweeps_deliver_each_of_500_events_once(transact
     for worker in workers:
         worker.join(timeout=120)
 
+    assert [worker for worker in workers if worker.is_alive()] == [], "a sweep was still running after 120 s"
     assert errors == []
     delivered = [request.headers["X-Certctl-Event-ID"] for request in webhook.requests]
     assert len(delivered) == EVENTS
