@@ -1,4 +1,5 @@
 """The retry policy on its own: exponential waits, the cap, jitter with a fixed random draw, and when an event dies."""
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -13,11 +14,11 @@ JITTERED = RetryPolicy(base=MINUTE, cap=HOUR, max_attempts=5, jitter=0.2)
 UNJITTERED = {1: MINUTE, 2: 2 * MINUTE, 3: 4 * MINUTE, 4: 8 * MINUTE, 5: 16 * MINUTE, 6: 32 * MINUTE, 7: HOUR, 8: HOUR}
 
 
-def fixed(draw):
+def fixed(draw: float) -> Callable[[], float]:
     return lambda: draw
 
 
-def no_draw():
+def no_draw() -> float:
     raise AssertionError("no random draw without jitter")
 
 

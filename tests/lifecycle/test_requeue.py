@@ -1,4 +1,6 @@
 """Requeue, one by one and in bulk: who may be requeued, what is reset and what is kept."""
+from collections.abc import Callable
+
 import pytest
 import time_machine
 
@@ -139,7 +141,7 @@ def test_bulk_requeue_needs_ids_or_a_known_filter(make_event, filters, field):
     assert reload(dead).status == "dead"
 
 
-def leased_and_dead(make_event):
+def leased_and_dead(make_event: Callable[..., NotificationEvent]) -> tuple[NotificationEvent, NotificationEvent]:
     """A failed event a worker holds right now (its lease runs until T0 + 5 min) and a dead one nobody holds."""
     leased = put_in_state(make_event(), "failed", now=T0 - 10 * MINUTE)
     dead = put_in_state(make_event(), "dead")

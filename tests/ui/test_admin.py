@@ -1,7 +1,10 @@
 """The Django admin for notification events: list, search, read-only delivery state, bulk requeue."""
+from collections.abc import Callable
+
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
+from django.test import Client
 
 from notifications.models import NotificationEvent, OperatorAction
 from tests.ui.conftest import PASSWORD
@@ -82,10 +85,10 @@ def test_events_are_not_added_through_the_admin(admin_client):
 
 
 @pytest.fixture
-def staff_client(client, django_user_model):
+def staff_client(client: Client, django_user_model: type[User]) -> Callable[..., Client]:
     """log in a staff user holding the given notificationevent permissions ("view", "change")."""
 
-    def login(*kinds):
+    def login(*kinds: str) -> Client:
         user = django_user_model.objects.create_user("-".join(("staff",) + kinds), password=PASSWORD, is_staff=True)
         user.user_permissions.add(*Permission.objects.filter(codename__in=[f"{kind}_notificationevent" for kind in kinds]))
         client.force_login(user)

@@ -1,8 +1,12 @@
 """Every POST form the UI renders carries a CSRF token: without one its button only earns the operator a 403."""
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
 import pytest
+from django.http import HttpResponse
+
+from notifications.models import NotificationEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +43,7 @@ class PostForms(HTMLParser):
             self.current = None
 
 
-def post_forms(response) -> list[PostForm]:
+def post_forms(response: HttpResponse) -> list[PostForm]:
     assert response.status_code == 200, response.content.decode()[:500]
     parser = PostForms()
     parser.feed(response.content.decode())
@@ -48,11 +52,11 @@ def post_forms(response) -> list[PostForm]:
 
 
 @pytest.fixture
-def events(event_in):
+def events(event_in: Callable[..., NotificationEvent]) -> dict[str, NotificationEvent]:
     return {status: event_in(status) for status in ("dead", "failed", "sent", "pending")}
 
 
-def pages(events):
+def pages(events: dict[str, NotificationEvent]) -> dict[str, set[str]]:
     """path -> the POST forms (by action) that page must show an operator; "" is a form that posts to its own URL."""
     dead, failed, sent, pending = (events[status].id for status in ("dead", "failed", "sent", "pending"))
     row_forms = {f"/notifications/{e}/requeue/" for e in (dead, failed)} | {f"/notifications/{e}/read/" for e in (dead, failed, sent, pending)}
