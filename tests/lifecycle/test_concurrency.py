@@ -5,6 +5,7 @@ The two-sweep test needs PostgreSQL's row locks; the lease rules hold on every b
 import threading
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -48,6 +49,7 @@ def test_fault_06_two_concurrent_sweeps_deliver_each_of_500_events_once(transact
     for worker in workers:
         worker.join(timeout=120)
 
+    assert [worker for worker in workers if worker.is_alive()] == [], "a sweep was still running after 120 s"
     assert errors == []
     delivered = [request.headers["X-Certctl-Event-ID"] for request in webhook.requests]
     assert len(delivered) == EVENTS
@@ -55,6 +57,38 @@ def test_fault_06_two_concurrent_sweeps_deliver_each_of_500_events_once(transact
     assert NotificationEvent.objects.filter(status="sent").count() == EVENTS
     assert NotificationAttempt.objects.filter(outcome="success").count() == EVENTS
     assert NotificationAttempt.objects.count() == EVENTS
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_rows_another_transaction_has_locked_instead_of_waiting(transactional_db):
+    events = NotificationEvent.objects.bulk_create(
+        NotificationEvent(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")
+        for n in range(4)
+    )
+    for age, event in enumerate(reversed(events), start=1):
+        NotificationEvent.objects.filter(id=event.id).update(created_at=T0 - age * MINUTE)
+    oldest, free = [e.id for e in events[:2]], [e.id for e in events[2:]]
+    db = connection.settings_dict
+    other_worker = psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None, dbname=db["NAME"]
+    )
+    try:
+        # The other worker is in the middle of its claim: the two oldest rows are locked until it commits.
+        other_worker.execute(f"SELECT id FROM {NotificationEvent._meta.db_table} WHERE id = ANY(%s) FOR UPDATE", [oldest])
+        with connection.cursor() as cursor:
+            # A claim that waited for those locks would fail after this, instead of hanging the test.
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            claimed = delivery.claim_due_events("pending", now=T0, limit=10)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        other_worker.rollback()
+        other_worker.close()
+
+    assert [event.id for event in claimed] == free
+    assert list(NotificationEvent.objects.filter(id__in=oldest).values_list("claim_token", flat=True)) == [None, None]
 
 
 @pytest.mark.django_db

@@ -1,4 +1,6 @@
 """Requeue, one by one and in bulk: who may be requeued, what is reset and what is kept."""
+from collections.abc import Callable
+
 import pytest
 import time_machine
 
@@ -137,3 +139,37 @@ def test_bulk_requeue_needs_ids_or_a_known_filter(make_event, filters, field):
 
     assert field in refused.value.errors
     assert reload(dead).status == "dead"
+
+
+def leased_and_dead(make_event: Callable[..., NotificationEvent]) -> tuple[NotificationEvent, NotificationEvent]:
+    """A failed event a worker holds right now (its lease runs until T0 + 5 min) and a dead one nobody holds."""
+    leased = put_in_state(make_event(), "failed", now=T0 - 10 * MINUTE)
+    dead = put_in_state(make_event(), "dead")
+    [claimed] = delivery.claim_due_events("retry", now=T0)
+    assert claimed.id == leased.id
+    return claimed, dead
+
+
+@pytest.mark.parametrize("how", ["ids", "filter"])
+def test_bulk_requeue_skips_an_event_whose_lease_is_live(make_event, how):
+    claimed, dead = leased_and_dead(make_event)
+    selection = {"ids": [claimed.id, dead.id]} if how == "ids" else {"filters": {"channel": "Webhook"}}
+
+    result = services.requeue_events(OPERATOR, now=T0 + MINUTE, **selection)
+
+    assert (result.requeued, result.skipped) == (1, 1)
+    leased = reload(claimed)
+    assert (leased.status, leased.retry_count, leased.claim_token) == ("failed", 2, claimed.claim_token)
+    assert leased.claimed_until == claimed.claimed_until
+    assert reload(dead).status == "pending"
+    assert [(a.event_id, a.previous_status) for a in OperatorAction.objects.all()] == [(dead.id, "dead")]
+
+
+def test_bulk_requeue_takes_an_event_once_its_lease_has_expired(make_event):
+    claimed, dead = leased_and_dead(make_event)
+
+    result = services.requeue_events(OPERATOR, ids=[claimed.id, dead.id], now=claimed.claimed_until + MINUTE)
+
+    assert (result.requeued, result.skipped) == (2, 0)
+    requeued = reload(claimed)
+    assert (requeued.status, requeued.claim_token, requeued.claimed_until) == ("pending", None, None)

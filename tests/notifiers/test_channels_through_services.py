@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from notifications import delivery
 from notifications.notifiers import build_notifier, channel_status
-from tests.notifiers.test_email import configure_email
+from tests.bounded import finishes_within
+from tests.notifiers.test_email import TIMEOUT_BOUND_S, configure_email
 from tests.receivers import Reply
 
 T0 = "2026-11-28 12:00:00+00:00"
@@ -96,11 +97,11 @@ def test_retry_after_longer_than_the_backoff_pushes_the_next_retry_out(webhook, 
         assert event.next_retry_at == timezone.now() + timedelta(seconds=600)
 
 
-def test_fault_9_smtp_timeout_does_not_hang(settings, fast_timeouts, silent_smtp_port, make_event):
+def test_fault_9_smtp_timeout_does_not_hang(transactional_db, settings, fast_timeouts, silent_smtp_port, make_event):
     configure_email(settings, silent_smtp_port, use_tls=True)
     event = make_event(channel="Email")
 
-    deliver(event)
+    finishes_within(TIMEOUT_BOUND_S, lambda: deliver(event))
 
     assert event.status == "failed"
     assert event.next_retry_at is not None

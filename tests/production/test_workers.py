@@ -186,7 +186,7 @@ def deliver_through_two_clusters(clusters, broker, broker_url, webhook):
     event_ids = create_events(EVENTS)
 
     tasks = 0
-    for n, event_id in enumerate(event_ids):
+    for n in range(len(event_ids)):
         enqueue(broker, "deliver_pending")
         tasks += 1
         if n % 25 == 0:

@@ -1,8 +1,13 @@
 """The Django admin for notification events: list, search, read-only delivery state, bulk requeue."""
+from collections.abc import Callable
+
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
+from django.test import Client
 
 from notifications.models import NotificationEvent, OperatorAction
+from tests.ui.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +82,41 @@ def test_change_page_shows_attempts_and_keeps_delivery_state_read_only(admin_cli
 
 def test_events_are_not_added_through_the_admin(admin_client):
     assert admin_client.get(f"{CHANGELIST}add/").status_code == 403
+
+
+@pytest.fixture
+def staff_client(client: Client, django_user_model: type[User]) -> Callable[..., Client]:
+    """log in a staff user holding the given notificationevent permissions ("view", "change")."""
+
+    def login(*kinds: str) -> Client:
+        user = django_user_model.objects.create_user("-".join(("staff",) + kinds), password=PASSWORD, is_staff=True)
+        user.user_permissions.add(*Permission.objects.filter(codename__in=[f"{kind}_notificationevent" for kind in kinds]))
+        client.force_login(user)
+        return client
+
+    return login
+
+
+def test_staff_who_may_change_events_are_offered_requeue_selected(staff_client, event_in):
+    dead = event_in("dead")
+    client = staff_client("view", "change")
+
+    assert 'value="requeue_selected"' in client.get(CHANGELIST).content.decode()
+    client.post(CHANGELIST, {"action": "requeue_selected", "_selected_action": [dead.id]})
+    dead.refresh_from_db()
+    assert dead.status == "pending"
+
+
+def test_staff_who_may_only_view_events_are_not_offered_requeue_selected_nor_can_post_it(staff_client, event_in):
+    dead = event_in("dead")
+    client = staff_client("view")
+
+    page = client.get(CHANGELIST)
+    assert page.status_code == 200 and dead.id in page.content.decode()
+    assert 'value="requeue_selected"' not in page.content.decode()
+    assert "Requeue selected" not in page.content.decode()
+
+    client.post(CHANGELIST, {"action": "requeue_selected", "_selected_action": [dead.id]})
+    dead.refresh_from_db()
+    assert (dead.status, dead.retry_count) == ("dead", 5)
+    assert not OperatorAction.objects.exists()

@@ -130,6 +130,20 @@ def test_requeue_one_dead_event_from_the_tab(page, live_server, event_in):
     assert page.get_by_role("tab", name="Dead letter").get_attribute("aria-selected") == "true"
 
 
+def test_requeue_from_the_detail_page(page, live_server, event_in):
+    dead = event_in("dead", certificate_id="cert-api-prod", error=DEAD_ERROR)
+    page.goto(f"{live_server.url}/notifications/{dead.id}/")
+    page.get_by_role("heading", name="Why it was dead-lettered").wait_for()
+
+    page.get_by_role("button", name="Requeue", exact=True).click()
+
+    page.get_by_text(f"Requeued {dead.id}").wait_for()
+    assert page.url == f"{live_server.url}/notifications/{dead.id}/"
+    assert page.locator(".lead .badge").inner_text() == "pending"
+    assert page.get_by_role("button", name="Requeue", exact=True).count() == 0
+    assert status_of(dead) == "pending"
+
+
 def test_bulk_requeue_two_rows(page, live_server, event_in):
     first, second, third = (event_in("dead", certificate_id=f"cert-{n}") for n in (1, 2, 3))
     page.goto(live_server.url + "/notifications/?tab=dead")
