@@ -283,7 +283,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "ENUM_NAME_OVERRIDES": {
-        "NotificationStatus": "notifications.models.Status",
+        "NotificationStatus": "notifications.models.ListedStatus",
+        "DeliveryStatus": "notifications.models.Status",
         "NotificationType": "notifications.models.EventType",
         "NotificationChannel": "notifications.models.Channel",
         "NotificationSeverity": "notifications.models.Severity",

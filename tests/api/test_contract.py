@@ -11,7 +11,7 @@ from tests.api.conftest import assert_error
 pytestmark = pytest.mark.django_db
 
 EVENT_FIELDS = {
-    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "retry_count",
+    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status", "retry_count",
     "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
 }
 NEW_EVENT = {
@@ -54,6 +54,7 @@ def test_list_envelope_and_event_fields(admin, make_event):
             "message": "api.example.com expires in 7 days",
             "severity": "critical",
             "status": "pending",
+            "delivery_status": "pending",
             "retry_count": 0,
             "next_retry_at": None,
             "last_error": None,
@@ -109,7 +110,11 @@ def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, 
         return {item["id"] for item in admin.get(f"/api/v1/notifications?{query}").json()["data"]}
 
     assert ids("status=dead") == {dead_event.id}
-    assert ids("status=pending") == {slack.id}
+    # certctl's view: a read event has status "read", no longer its delivery state.
+    assert ids("status=pending") == set()
+    assert ids("status=read") == {slack.id}
+    assert ids("delivery_status=pending") == {slack.id}
+    assert ids("delivery_status=pending&status=read") == {slack.id}
     assert ids("channel=Slack") == {slack.id}
     assert ids("type=RenewalFailure") == {slack.id}
     assert ids("certificate_id=mc-9") == {slack.id}
@@ -122,7 +127,8 @@ def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, 
 @pytest.mark.parametrize(
     "query,field,message",
     [
-        ("status=bogus", "status", "unknown status 'bogus'; expected one of pending, sent, failed, dead"),
+        ("status=bogus", "status", "unknown status 'bogus'; expected one of pending, sent, failed, dead, read"),
+        ("delivery_status=read", "delivery_status", "unknown delivery_status 'read'; expected one of pending, sent, failed, dead"),
         ("channel=Fax", "channel", "unknown channel 'Fax'"),
         ("type=Expired", "type", "unknown type 'Expired'"),
         ("read=maybe", "read", "read must be true or false"),
@@ -417,6 +423,7 @@ def test_stats_summary_counts_per_status(admin, dead_event, failed_event, sent_e
         "notifications_sent": 1,
         "notifications_failed": 1,
         "notifications_dead": 1,
+        "notifications_dead_unacknowledged": 1,
         "notifications_unread": 4,
         "oldest_due_retry_at": iso(failed_event.next_retry_at),
         "oldest_due_retry_age_seconds": 0,
