@@ -590,6 +590,7 @@ def mark_read(event_id, actor, now=None):
 class BulkReadResult:
     marked_read: int
     skipped: int
+    dismissed: int = 0  # of marked_read, the dead ones
 
 
 def mark_read_events(actor, ids=None, filters=None, now=None):
@@ -631,7 +632,7 @@ def mark_read_events(actor, ids=None, filters=None, now=None):
         actor.name, actor.source, len(rows), dismissed, considered - len(rows),
         extra={"marked_read": len(rows), "dismissed": dismissed},
     )
-    return BulkReadResult(marked_read=len(rows), skipped=max(considered - len(rows), 0))
+    return BulkReadResult(marked_read=len(rows), skipped=max(considered - len(rows), 0), dismissed=dismissed)
 
 
 # --- reading ------------------------------------------------------------------
