@@ -443,3 +443,58 @@ def test_ids_with_dots_and_colons_route(admin, make_event):
     event = make_event(event_id="certctl:notif.42")
     assert admin.get("/api/v1/notifications/certctl:notif.42").json()["id"] == event.id
     assert admin.post("/api/v1/notifications/certctl:notif.42/read").status_code == 200
+
+
+# --- bulk mark read / dismiss ---------------------------------------------------------------
+
+
+def test_bulk_read_by_ids_counts_marked_and_skipped(reader, dead_event, make_event):
+    pending = make_event()
+    services.mark_read(pending.id, services.Actor("t", "test"))
+    response = reader.post("/api/v1/notifications/read", {"ids": [dead_event.id, pending.id, "notif-nope"]}, format="json")
+    assert (response.status_code, response.json()) == (200, {"marked_read": 1, "skipped": 2})
+    action = OperatorAction.objects.get(event_id=dead_event.id)
+    assert (action.action, action.actor, action.source, action.bulk, action.previous_status) == (
+        "mark_read", "dashboard", "api", True, "dead"
+    )
+    assert reader.get(f"/api/v1/notifications/{dead_event.id}").json()["status"] == "read"
+
+
+def test_bulk_read_by_filter_dismisses_the_dead_letter_queue(admin, dead_event, failed_event, make_event):
+    pending = make_event(channel="Slack")
+    response = admin.post("/api/v1/notifications/read", {"status": "dead", "channel": "Webhook"}, format="json")
+    assert response.json() == {"marked_read": 1, "skipped": 0}
+    assert admin.get("/api/v1/notifications?status=dead").json()["total"] == 0
+    assert admin.get("/api/v1/notifications?delivery_status=dead").json()["total"] == 1
+    # Reading never touches delivery.
+    assert services.get_event(failed_event.id).read_at is None
+    assert services.get_event(pending.id).read_at is None
+    assert admin.post("/api/v1/notifications/read", {"delivery_status": "failed"}, format="json").json() == {
+        "marked_read": 1, "skipped": 0
+    }
+    failed = admin.get(f"/api/v1/notifications/{failed_event.id}").json()
+    assert (failed["status"], failed["delivery_status"], failed["next_retry_at"]) == (
+        "read", "failed", iso(failed_event.next_retry_at)
+    )
+
+
+@pytest.mark.parametrize(
+    "body,field,message",
+    [
+        ({}, "ids", "give a list of ids, or at least one filter"),
+        ({"ids": ["a"], "status": "dead"}, "ids", "not both"),
+        ({"status": "gone"}, "status", 'unknown status "gone"'),
+        ({"delivery_status": "read"}, "delivery_status", 'unknown delivery_status "read"'),
+        ({"dismissed": True}, "dismissed", "unknown field"),
+    ],
+)
+def test_bulk_read_with_bad_input_is_400(reader, dead_event, body, field, message):
+    result = assert_error(reader.post("/api/v1/notifications/read", body, format="json"), 400, "Bad Request")
+    assert message in result["fields"][field]
+    assert services.get_event(dead_event.id).read_at is None
+
+
+def test_read_is_a_reserved_id(admin):
+    body = {"type": "ExpirationWarning", "channel": "Email", "recipient": "a@example.com", "message": "m", "id": "read"}
+    result = assert_error(admin.post("/api/v1/notifications", body, format="json"), 400, "Bad Request")
+    assert "reserved" in result["fields"]["id"]
