@@ -81,7 +81,9 @@ def test_schema_documents_filters_and_enums(openapi):
     assert schemas["NotificationStatus"]["enum"] == ["pending", "sent", "failed", "dead", "read"]
     assert event["delivery_status"]["allOf"] == [{"$ref": "#/components/schemas/DeliveryStatus"}]
     assert schemas["DeliveryStatus"]["enum"] == ["pending", "sent", "failed", "dead"]
-    assert "read" in parameters["status"]["description"] if "description" in parameters["status"] else True
+    descriptions = {p["name"]: p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
+    assert '"read" = events an operator acknowledged' in descriptions["status"] and "not yet read" in descriptions["status"]
+    assert "read or not" in descriptions["delivery_status"]
     for path in ("/api/v1/notifications/requeue", "/api/v1/notifications/read"):
         by_ids, by_filter = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
         assert (by_ids["required"], by_ids["properties"]["ids"]["maxItems"]) == (["ids"], 10_000)
