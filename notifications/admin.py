@@ -1,5 +1,7 @@
 """Django admin for notification events. Delivery state is read-only here: requeue and mark read go through services."""
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 
 from notifications import services
@@ -88,7 +90,7 @@ class NotificationEventAdmin(admin.ModelAdmin):
 
     # Viewing is enough: marking read never starts or stops a delivery (certctl's read-only role may do it too).
     @admin.action(description="Mark read / dismiss selected", permissions=["view"])
-    def mark_read_selected(self, request, queryset):
+    def mark_read_selected(self, request: HttpRequest, queryset: QuerySet[NotificationEvent]) -> None:
         ids = list(queryset.values_list("id", flat=True))
         try:
             result = services.mark_read_events(actor=services.Actor(request.user.get_username(), "admin"), ids=ids)

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 from django.db import transaction
+from django.db.models import CharField
 from django.utils import timezone
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -39,8 +40,16 @@ READ_BEFORE_DELIVERY = (
     "acknowledged (marked read) in certctl before it was delivered, so certctl would never have sent it; "
     "requeue it to send it now"
 )
-MAX_ID_LENGTH = NotificationEvent._meta.get_field("id").max_length
-MAX_RECIPIENT_LENGTH = NotificationEvent._meta.get_field("recipient").max_length
+
+
+def _max_length(name: str) -> int:
+    field = NotificationEvent._meta.get_field(name)
+    assert isinstance(field, CharField) and field.max_length
+    return field.max_length
+
+
+MAX_ID_LENGTH = _max_length("id")
+MAX_RECIPIENT_LENGTH = _max_length("recipient")
 
 
 class SourceError(Exception):
@@ -125,7 +134,8 @@ def _select(connection: psycopg.Connection) -> tuple[sql.Composed, int]:
         if missing:
             raise SourceError(f"{SOURCE_TABLE} there lacks {', '.join(sorted(missing))}: it is not certctl's table")
         cursor.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SOURCE_TABLE)))
-        (total,) = cursor.fetchone()
+        counted = cursor.fetchone()
+        total = counted[0] if counted else 0
     columns = [
         sql.Identifier(name) if name in present else sql.SQL("NULL AS {}").format(sql.Identifier(name))
         for name in SOURCE_COLUMNS
@@ -192,6 +202,6 @@ def import_certctl(
     return report
 
 
-def _batches(cursor: psycopg.Cursor, size: int) -> Iterable[list[dict[str, Any]]]:
+def _batches(cursor: psycopg.ServerCursor[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
     while batch := cursor.fetchmany(size):
         yield batch

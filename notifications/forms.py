@@ -45,7 +45,7 @@ class NotificationFilterForm(forms.Form):
         return filters
 
     @property
-    def shows_dismissed(self):
+    def shows_dismissed(self) -> bool:
         return bool(self.active_filters().get("dismissed"))
 
     def queryset(self):

@@ -53,7 +53,7 @@ class Identity:
     key_name: str | None = None
 
 
-def identity_from_settings():
+def identity_from_settings() -> Identity:
     """CERTCTL_API_KEY's named key, or the keyless default (actor "mcp", writes gated by the switch alone)."""
     presented = settings.CERTCTL_API_KEY
     if not presented:
@@ -162,22 +162,22 @@ def _event_with_history(event_id, nonce):
     return data
 
 
-def _mark_read(actor, event_id):
+def _mark_read(actor: services.Actor, event_id: str) -> dict:
     event = services.mark_read(event_id, actor)
     return {"status": "marked_as_read", "id": event.id, "read_at": _timestamp(event.read_at)}
 
 
-def _mark_read_many(actor, ids, filters):
+def _mark_read_many(actor: services.Actor, ids: list[str] | None, filters: dict | None) -> dict:
     result = services.mark_read_events(actor, ids=ids, filters=filters)
     return {"marked_read": result.marked_read, "skipped": result.skipped}
 
 
-def _requeue(actor, event_id):
+def _requeue(actor: services.Actor, event_id: str) -> dict:
     event = services.requeue_event(event_id, actor)
     return {"status": "requeued", "id": event.id}
 
 
-def _requeue_many(actor, ids, filters):
+def _requeue_many(actor: services.Actor, ids: list[str] | None, filters: dict | None) -> dict:
     result = services.requeue_events(actor, ids=ids, filters=filters)
     return {"requeued": result.requeued, "skipped": result.skipped}
 
@@ -227,7 +227,7 @@ async def _call(function, *args, nonce=None):
     return _result(payload, nonce)
 
 
-def _writes_refused(tool_name, identity, needs_admin):
+def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool) -> CallToolResult | None:
     """Writes need CERTCTL_MCP_ALLOW_WRITES=true; requeueing also needs an admin key when the server acts as a key.
     Marking read does not: a read-only key may do it, as in the REST API."""
     if not settings.CERTCTL_MCP_ALLOW_WRITES:
@@ -244,12 +244,15 @@ def _writes_refused(tool_name, identity, needs_admin):
     return None
 
 
-def _filters(status=None, delivery_status=None, channel=None, type=None, certificate_id=None):
+def _filters(
+    status: str | None = None, delivery_status: str | None = None, channel: str | None = None, type: str | None = None,
+    certificate_id: str | None = None,
+) -> dict[str, str]:
     given = dict(status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id)
     return {name: value for name, value in given.items() if value not in (None, "")}
 
 
-def _bulk_arguments(ids, filters):
+def _bulk_arguments(ids: list[str] | None, filters: dict[str, str]) -> CallToolResult | None:
     if ids is not None and filters:
         return _error(services.InvalidInput({"ids": "give either a list of ids or a filter, not both"}).message)
     return None
@@ -266,7 +269,7 @@ STATUS_FILTER = (
 DELIVERY_STATUS_FILTER = "Only events in this delivery state, read or not."
 
 
-def build_server(identity=None):
+def build_server(identity: Identity | None = None) -> MCPServer:
     identity = identity or identity_from_settings()
     actor = identity.actor
     server = MCPServer("certctl-notifications", instructions=INSTRUCTIONS)

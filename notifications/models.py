@@ -133,7 +133,7 @@ class NotificationEvent(models.Model):
         return f"{self.id} {self.type} via {self.channel} ({self.status})"
 
     @property
-    def listed_status(self):
+    def listed_status(self) -> str:
         return ListedStatus.READ if self.read_at else self.status
 
     @property

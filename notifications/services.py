@@ -17,13 +17,15 @@ import logging
 import queue
 import secrets
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from notifications import metrics
@@ -446,7 +448,7 @@ _REQUEUE_CHANGES = dict(
 )
 
 
-def status_condition(value):
+def status_condition(value: str) -> Q:
     """certctl's status filter: "read" means acknowledged; a delivery state means that state and not yet acknowledged
     (in certctl a read event no longer has its old status)."""
     if value == READ:
@@ -454,7 +456,7 @@ def status_condition(value):
     return Q(status=value, read_at__isnull=True)
 
 
-def filter_events(events, filters):
+def filter_events(events: QuerySet[NotificationEvent], filters: dict[str, str]) -> QuerySet[NotificationEvent]:
     """Apply list filters with the REST API's meaning: status (certctl's view), delivery_status, channel, type,
     certificate_id. Unknown names or values raise InvalidInput."""
     errors = {name: "not a notification filter" for name in sorted(set(filters) - set(BULK_FILTER_FIELDS))}
@@ -474,7 +476,9 @@ def filter_events(events, filters):
     return events.filter(conditions)
 
 
-def _bulk_selection(ids, filters):
+def _bulk_selection(
+    ids: Iterable[str] | None, filters: dict[str, str] | None
+) -> tuple[QuerySet[NotificationEvent], int | None]:
     """The events a bulk action names, and how many it considered (for the skipped count)."""
     if ids is not None:
         ids = list(dict.fromkeys(str(i) for i in ids))
@@ -593,7 +597,9 @@ class BulkReadResult:
     dismissed: int = 0  # of marked_read, the dead ones
 
 
-def mark_read_events(actor, ids=None, filters=None, now=None):
+def mark_read_events(
+    actor: Actor, ids: Iterable[str] | None = None, filters: dict[str, str] | None = None, now: datetime | None = None
+) -> BulkReadResult:
     """Mark many events read (dismiss, for dead ones) by id list or by filter; unknown or already read ones are skipped.
 
     One UPDATE … RETURNING takes exactly the rows it changed, so that each gets one operator action even while

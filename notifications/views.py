@@ -3,7 +3,9 @@
 Reading happens here; every change goes through notifications.services. Any logged-in user may mark read and
 dismiss (certctl's read-only role may too, and so may read-only API keys); requeueing needs the change permission.
 """
+from collections.abc import Callable
 from datetime import UTC, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -11,6 +13,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncHour
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -38,7 +41,7 @@ def change_view(view):
     return login_required(require_POST(permission_required(CHANGE_PERMISSION, raise_exception=True)(view)))
 
 
-def acknowledge_view(view):
+def acknowledge_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """POST only and logged in: marking read and dismissing need no further permission."""
     return login_required(require_POST(view))
 
@@ -265,12 +268,12 @@ def requeue_selected(request):
     return _back(request, _list_url({"tab": TAB_DEAD}))
 
 
-def _report_dismissed(request, result):
+def _report_dismissed(request: HttpRequest, result: services.BulkReadResult) -> None:
     messages.success(request, f"{result.marked_read} dismissed, {result.skipped} {SKIPPED_READ_NOTE}.")
 
 
 @acknowledge_view
-def dismiss_selected(request):
+def dismiss_selected(request: HttpRequest) -> HttpResponse:
     ids = request.POST.getlist("ids")
     if not ids:
         messages.error(request, "Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected.")
@@ -282,7 +285,7 @@ def dismiss_selected(request):
     return _back(request, _list_url({"tab": TAB_DEAD}))
 
 
-def _dead_tab_form(request, ignore=()):
+def _dead_tab_form(request: HttpRequest, ignore: tuple[str, ...] = ()) -> NotificationFilterForm:
     data = (request.POST if request.method == "POST" else request.GET).copy()
     data["tab"] = TAB_DEAD
     for name in ("page", "csrfmiddlewaretoken", *ignore):
@@ -290,7 +293,7 @@ def _dead_tab_form(request, ignore=()):
     return NotificationFilterForm(data)
 
 
-def _matching(form, bulk_action, actor):
+def _matching(form: NotificationFilterForm, bulk_action: Callable, actor: services.Actor) -> Any:
     """Run a bulk service action on what the Dead letter tab shows for these filters."""
     filters = form.service_filters()
     if filters is not None:
@@ -301,7 +304,7 @@ def _matching(form, bulk_action, actor):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def dismiss_matching(request):
+def dismiss_matching(request: HttpRequest) -> HttpResponse:
     """GET: confirm with the count of undismissed dead notifications matching the filters. POST: dismiss them."""
     # Dismissing what is already dismissed would change nothing.
     form = _dead_tab_form(request, ignore=("dismissed",))

@@ -1,5 +1,6 @@
 """List filters and certctl's page/per_page envelope."""
 import django_filters
+from django.db.models import QuerySet
 from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -45,7 +46,7 @@ class NotificationFilter(django_filters.FilterSet):
         model = NotificationEvent
         fields = ["status", "delivery_status", "channel", "type", "certificate_id", "read"]
 
-    def filter_status(self, queryset, name, value):
+    def filter_status(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
         return queryset.filter(services.status_condition(value))
 
     def filter_read(self, queryset, name, value):

@@ -1,8 +1,16 @@
 """Reading and acknowledging need any valid key or login; creating and requeueing need an admin key or the Django
 permission (certctl's model: its read-only role may mark notifications read)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from rest_framework import permissions
 
 from notifications.api.auth import CHANGE_PERMISSION, auth_disabled
+
+if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_PERMISSION_CLASSES
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 # View actions that only record an acknowledgement (mark read, dismiss); they never start or stop a delivery.
 ACKNOWLEDGE_ACTIONS = frozenset({"read", "bulk_read"})
@@ -14,7 +22,7 @@ class NotificationAccess(permissions.BasePermission):
         f"(name:key:admin in CERTCTL_API_KEYS_NAMED) or the Django permission {CHANGE_PERMISSION}"
     )
 
-    def has_permission(self, request, view):
+    def has_permission(self, request: Request, view: APIView) -> bool:
         if auth_disabled():
             return True
         user = request.user

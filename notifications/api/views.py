@@ -6,6 +6,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
@@ -56,7 +57,7 @@ def _ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def bulk_request(what):
+def bulk_request(what: str) -> dict:
     """Either ids or filters, never both: a oneOf that a serializer cannot express."""
     return {
         "oneOf": [
@@ -242,7 +243,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         detail=False, methods=["post"], url_path="read", url_name="bulk-read",
         filter_backends=[], pagination_class=None,
     )
-    def bulk_read(self, request):
+    def bulk_read(self, request: Request) -> Response:
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.mark_read_events(actor_for(request), **serializer.validated_data)

@@ -89,7 +89,7 @@ def when(value):
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else ""
 
 
-def status_with_marker(event):
+def status_with_marker(event: NotificationEvent) -> str:
     """The delivery state, and whether an operator read it (a read dead event is dismissed)."""
     if not event.read_at:
         return event.status
@@ -349,7 +349,7 @@ class Command(BaseCommand):
 
     # --- read -----------------------------------------------------------------
 
-    def handle_read(self, *, ids, all_dead, channel, **_):
+    def handle_read(self, *, ids: list[str], all_dead: bool, channel: str | None, **_: object) -> None:
         if all_dead and ids:
             raise CommandError("give either notification ids or --all-dead, not both", returncode=USAGE)
         if channel and not all_dead:
@@ -383,7 +383,7 @@ class Command(BaseCommand):
 
     # --- import-certctl -------------------------------------------------------
 
-    def handle_import_certctl(self, *, database_url, dry_run, batch_size, **_):
+    def handle_import_certctl(self, *, database_url: str, dry_run: bool, batch_size: int, **_: object) -> None:
         # On a terminal only (tqdm's default): a log file or a pipe gets the summary alone.
         bar = tqdm(desc="notification_events", unit="row", file=sys.stderr, disable=None)
         try:
