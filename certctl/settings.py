@@ -188,6 +188,9 @@ CERTCTL_METRICS_TOKEN = env_str("CERTCTL_METRICS_TOKEN")
 # /metrics answers loopback clients and holders of the token; PUBLIC opens it to everyone, deliberately.
 CERTCTL_METRICS_PUBLIC = env_bool("CERTCTL_METRICS_PUBLIC", False)
 CERTCTL_MCP_ALLOW_WRITES = env_bool("CERTCTL_MCP_ALLOW_WRITES", False)
+# One of CERTCTL_API_KEYS_NAMED's keys: the MCP server then acts as that key (its name, its permissions), as
+# certctl's MCP server does through the REST API.
+CERTCTL_API_KEY = env_str("CERTCTL_API_KEY")
 
 # --- Task queue (django-q2) ---
 # A task still running when 90 % of the lease has passed is killed, so that no event is sent while
@@ -286,7 +289,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
     "ENUM_NAME_OVERRIDES": {
-        "NotificationStatus": "notifications.models.Status",
+        "NotificationStatus": "notifications.models.ListedStatus",
+        "DeliveryStatus": "notifications.models.Status",
         "NotificationType": "notifications.models.EventType",
         "NotificationChannel": "notifications.models.Channel",
         "NotificationSeverity": "notifications.models.Severity",

@@ -1,5 +1,7 @@
-"""Django admin for notification events. Delivery state is read-only here: requeue goes through services."""
+"""Django admin for notification events. Delivery state is read-only here: requeue and mark read go through services."""
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 
 from notifications import services
@@ -38,13 +40,13 @@ class OperatorActionInline(admin.TabularInline):
 
 @admin.register(NotificationEvent)
 class NotificationEventAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at")
+    list_display = ("id", "status", "read_at", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at")
     list_filter = ("status", "channel", "type")
     search_fields = ("id", "recipient", "certificate_id", "message")
     date_hierarchy = "created_at"
     list_per_page = 50
     inlines = (AttemptInline, OperatorActionInline)
-    actions = ("requeue_selected",)
+    actions = ("requeue_selected", "mark_read_selected")
     # Delivery state and the lease belong to services; an edit here would bypass the state machine.
     readonly_fields = (
         "id", "status", "retry_count", "next_retry_at", "last_error", "sent_at", "read_at",
@@ -52,7 +54,7 @@ class NotificationEventAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("id", "type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key")}),
-        ("Delivery (read-only: use the Requeue selected action)", {
+        ("Delivery (read-only: use the Requeue selected and Mark read / dismiss selected actions)", {
             "fields": ("status", "retry_count", "next_retry_at", "last_error", "sent_at", "read_at"),
         }),
         ("Bookkeeping", {"fields": ("created_at", "updated_at", "claimed_until", "claim_token"), "classes": ("collapse",)}),
@@ -84,4 +86,20 @@ class NotificationEventAdmin(admin.ModelAdmin):
             request,
             f"{result.requeued} requeued, {result.skipped} skipped (not failed or dead).",
             messages.SUCCESS if result.requeued else messages.WARNING,
+        )
+
+    # Viewing is enough: marking read never starts or stops a delivery (certctl's read-only role may do it too).
+    @admin.action(description="Mark read / dismiss selected", permissions=["view"])
+    def mark_read_selected(self, request: HttpRequest, queryset: QuerySet[NotificationEvent]) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        try:
+            result = services.mark_read_events(actor=services.Actor(request.user.get_username(), "admin"), ids=ids)
+        except services.InvalidInput as exc:
+            self.message_user(request, f"Nothing marked read: {exc.message}.", messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"{result.marked_read} marked read (dead ones are dismissed from the dead-letter queue), "
+            f"{result.skipped} skipped (already read).",
+            messages.SUCCESS if result.marked_read else messages.WARNING,
         )

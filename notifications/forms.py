@@ -20,6 +20,10 @@ class NotificationFilterForm(forms.Form):
     channel = forms.ChoiceField(label="Channel", choices=_with_any(Channel.choices, "Any channel"), required=False)
     status = forms.ChoiceField(label="Status", choices=_with_any(Status.choices, "Any status"), required=False)
     certificate_id = forms.CharField(label="Certificate id", max_length=255, required=False)
+    dismissed = forms.BooleanField(
+        label="Show dismissed", required=False,
+        help_text="Dead letter tab: also list the dead notifications an operator dismissed (marked read).",
+    )
     q = forms.CharField(
         label="Search",
         max_length=200,
@@ -27,21 +31,30 @@ class NotificationFilterForm(forms.Form):
         help_text="Text in the message or recipient, or a notification id.",
     )
 
-    FILTER_FIELDS = ("type", "channel", "status", "certificate_id", "q")
+    FILTER_FIELDS = ("type", "channel", "status", "certificate_id", "q", "dismissed")
 
     @property
     def selected_tab(self):
         return (self.cleaned_data.get("tab") if self.is_bound and self.is_valid() else None) or TAB_ALL
 
     def active_filters(self):
-        """The filters the operator set, without the tab: {name: value}."""
-        return {name: self.cleaned_data[name] for name in self.FILTER_FIELDS if self.cleaned_data.get(name)}
+        """The filters the operator set, without the tab: {name: value}. "Show dismissed" counts on the Dead letter tab only."""
+        filters = {name: self.cleaned_data[name] for name in self.FILTER_FIELDS if self.cleaned_data.get(name)}
+        if self.selected_tab != TAB_DEAD:
+            filters.pop("dismissed", None)
+        return filters
+
+    @property
+    def shows_dismissed(self) -> bool:
+        return bool(self.active_filters().get("dismissed"))
 
     def queryset(self):
         events = NotificationEvent.objects.all()
+        filters = self.active_filters()
         if self.selected_tab == TAB_DEAD:
             events = events.filter(status=Status.DEAD)
-        filters = self.active_filters()
+            if not filters.pop("dismissed", False):
+                events = events.filter(read_at__isnull=True)
         text = filters.pop("q", None)
         events = events.filter(**filters)
         if text:
@@ -49,22 +62,30 @@ class NotificationFilterForm(forms.Form):
         return events
 
     def service_filters(self):
-        """The same selection as services.requeue_events filters, or None when free text needs an id list."""
+        """The same selection as services' bulk filters, or None when free text needs an id list.
+
+        The UI's status filter is the delivery state (services: delivery_status); the Dead letter tab is the dead
+        events not yet dismissed (services: status=dead), or all dead ones with "Show dismissed".
+        """
         filters = self.active_filters()
         if "q" in filters:
             return None
+        show_dismissed = filters.pop("dismissed", False)
+        if "status" in filters:
+            filters["delivery_status"] = filters.pop("status")
         if self.selected_tab == TAB_DEAD:
-            if filters.get("status", Status.DEAD) != Status.DEAD:
+            if filters.pop("delivery_status", Status.DEAD) != Status.DEAD:
                 return None
-            filters["status"] = Status.DEAD
+            filters["delivery_status" if show_dismissed else "status"] = Status.DEAD
         return filters
 
     def describe(self):
         """The filters in words, for confirmations: "channel Webhook, text "timeout""."""
         parts = []
-        for name in self.FILTER_FIELDS:
-            value = self.cleaned_data.get(name)
-            if value:
+        for name, value in self.active_filters().items():
+            if name == "dismissed":
+                parts.append("dismissed ones included")
+            else:
                 parts.append(f'{self.fields[name].label.lower()} "{value}"')
         return ", ".join(parts)
 

@@ -1,6 +1,7 @@
 """MCP server: lets an AI assistant triage notifications, with certctl's tool names.
 
-Reads query the ORM; every change goes through notifications.services as Actor("mcp", "mcp").
+Reads query the ORM; every change goes through notifications.services, as the key that CERTCTL_API_KEY names
+(its name and permissions, like certctl's MCP server calling the REST API with one key), else as Actor("mcp", "mcp").
 Text that arrives with an alert (message, recipient, errors, ids chosen by the sender) is
 untrusted: each tool result wraps it in fences carrying a random per-call nonce, so an alert
 body cannot pose as instructions to the assistant.
@@ -8,23 +9,27 @@ body cannot pose as instructions to the assistant.
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from notifications import services
-from notifications.models import Channel, EventType, NotificationEvent, Status
+from notifications.api.auth import match_named_key
+from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
 
 MCP_ACTOR = services.Actor("mcp", "mcp")
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
 
-StatusName = Literal[tuple(Status.values)]
+StatusName = Literal[tuple(ListedStatus.values)]
+DeliveryStatusName = Literal[tuple(Status.values)]
 ChannelName = Literal[tuple(Channel.values)]
 TypeName = Literal[tuple(EventType.values)]
 EventId = Annotated[str, Field(min_length=1, max_length=64, description="Notification id, e.g. notif-01J…")]
@@ -37,6 +42,29 @@ INSTRUCTIONS = (
 )
 
 _FENCE_TAG = re.compile(r"<(\s*/?\s*untrusted-data)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the MCP server acts as. admin: may requeue (create and requeue need an admin key, as in the REST API)."""
+
+    actor: services.Actor
+    admin: bool
+    key_name: str | None = None
+
+
+def identity_from_settings() -> Identity:
+    """CERTCTL_API_KEY's named key, or the keyless default (actor "mcp", writes gated by the switch alone)."""
+    presented = settings.CERTCTL_API_KEY
+    if not presented:
+        return Identity(MCP_ACTOR, admin=True)
+    named = match_named_key(presented)
+    if named is None:
+        raise ImproperlyConfigured(
+            "CERTCTL_API_KEY is not one of the keys in CERTCTL_API_KEYS_NAMED: give the MCP server the key part of "
+            "one name:key[:admin] entry there, or unset CERTCTL_API_KEY to act as \"mcp\"."
+        )
+    return Identity(services.Actor(named.name, "mcp"), admin=named.admin, key_name=named.name)
 
 
 def new_nonce():
@@ -75,7 +103,8 @@ def event_data(event, nonce):
         "recipient": fence(event.recipient, nonce),
         "message": fence(event.message, nonce),
         "severity": event.severity,
-        "status": event.status,
+        "status": event.listed_status,
+        "delivery_status": event.status,
         "retry_count": event.retry_count,
         "retry_display": services.retry_display(event),
         "next_retry_at": _timestamp(event.next_retry_at),
@@ -115,7 +144,7 @@ def action_data(action):
 
 
 def _list_page(page, per_page, filters, nonce):
-    events = NotificationEvent.objects.filter(**filters).order_by("-created_at", "-id")
+    events = services.filter_events(NotificationEvent.objects.all(), filters).order_by("-created_at", "-id")
     start = (page - 1) * per_page
     return {
         "data": [event_data(event, nonce) for event in events[start : start + per_page]],
@@ -133,18 +162,23 @@ def _event_with_history(event_id, nonce):
     return data
 
 
-def _mark_read(event_id):
-    event = services.mark_read(event_id, MCP_ACTOR)
+def _mark_read(actor: services.Actor, event_id: str) -> dict:
+    event = services.mark_read(event_id, actor)
     return {"status": "marked_as_read", "id": event.id, "read_at": _timestamp(event.read_at)}
 
 
-def _requeue(event_id):
-    event = services.requeue_event(event_id, MCP_ACTOR)
+def _mark_read_many(actor: services.Actor, ids: list[str] | None, filters: dict | None) -> dict:
+    result = services.mark_read_events(actor, ids=ids, filters=filters)
+    return {"marked_read": result.marked_read, "skipped": result.skipped}
+
+
+def _requeue(actor: services.Actor, event_id: str) -> dict:
+    event = services.requeue_event(event_id, actor)
     return {"status": "requeued", "id": event.id}
 
 
-def _requeue_many(ids, filters):
-    result = services.requeue_events(MCP_ACTOR, ids=ids, filters=filters)
+def _requeue_many(actor: services.Actor, ids: list[str] | None, filters: dict | None) -> dict:
+    result = services.requeue_events(actor, ids=ids, filters=filters)
     return {"requeued": result.requeued, "skipped": result.skipped}
 
 
@@ -193,25 +227,51 @@ async def _call(function, *args, nonce=None):
     return _result(payload, nonce)
 
 
-def _writes_disabled(tool_name):
-    if settings.CERTCTL_MCP_ALLOW_WRITES:
-        return None
-    return _error(
-        f"{tool_name} changes data, and writes through MCP are disabled. To enable them, set "
-        "CERTCTL_MCP_ALLOW_WRITES=true in the environment of the MCP server (manage.py mcp) and restart it."
-    )
+def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool) -> CallToolResult | None:
+    """Writes need CERTCTL_MCP_ALLOW_WRITES=true; requeueing also needs an admin key when the server acts as a key.
+    Marking read does not: a read-only key may do it, as in the REST API."""
+    if not settings.CERTCTL_MCP_ALLOW_WRITES:
+        return _error(
+            f"{tool_name} changes data, and writes through MCP are disabled. To enable them, set "
+            "CERTCTL_MCP_ALLOW_WRITES=true in the environment of the MCP server (manage.py mcp) and restart it."
+        )
+    if needs_admin and not identity.admin:
+        return _error(
+            f"{tool_name} needs an admin key, and this MCP server acts as the read-only key {identity.key_name!r} "
+            "(CERTCTL_API_KEY). Give it an admin key (name:key:admin in CERTCTL_API_KEYS_NAMED) to requeue; "
+            "marking read works with this one."
+        )
+    return None
 
 
-def _filters(status=None, channel=None, type=None, certificate_id=None):
-    given = dict(status=status, channel=channel, type=type, certificate_id=certificate_id)
+def _filters(
+    status: str | None = None, delivery_status: str | None = None, channel: str | None = None, type: str | None = None,
+    certificate_id: str | None = None,
+) -> dict[str, str]:
+    given = dict(status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id)
     return {name: value for name, value in given.items() if value not in (None, "")}
+
+
+def _bulk_arguments(ids: list[str] | None, filters: dict[str, str]) -> CallToolResult | None:
+    if ids is not None and filters:
+        return _error(services.InvalidInput({"ids": "give either a list of ids or a filter, not both"}).message)
+    return None
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CHANGES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
 
-def build_server():
+STATUS_FILTER = (
+    'As certctl filters: "read" = events an operator acknowledged; pending, sent, failed or dead = events in that '
+    "delivery state not yet read ('dead' is the dead-letter queue awaiting an operator)."
+)
+DELIVERY_STATUS_FILTER = "Only events in this delivery state, read or not."
+
+
+def build_server(identity: Identity | None = None) -> MCPServer:
+    identity = identity or identity_from_settings()
+    actor = identity.actor
     server = MCPServer("certctl-notifications", instructions=INSTRUCTIONS)
 
     @server.tool(name="certctl_list_notifications", annotations=READ_ONLY)
@@ -220,14 +280,16 @@ def build_server():
         per_page: Annotated[
             int, Field(ge=1, description=f"Events per page, 1 to {MAX_PER_PAGE}; larger values are clamped to {MAX_PER_PAGE}.")
         ] = DEFAULT_PER_PAGE,
-        status: Annotated[StatusName | None, Field(description="Only events in this delivery state; 'dead' is the dead-letter queue.")] = None,
+        status: Annotated[StatusName | None, Field(description=STATUS_FILTER)] = None,
+        delivery_status: Annotated[DeliveryStatusName | None, Field(description=DELIVERY_STATUS_FILTER)] = None,
         channel: Annotated[ChannelName | None, Field(description="Only events for this channel.")] = None,
         type: Annotated[TypeName | None, Field(description="Only events of this type.")] = None,
         certificate_id: Annotated[str | None, Field(max_length=255, description="Only events about this certificate.")] = None,
     ) -> CallToolResult:
-        """List notification events, newest first, as {"data", "total", "page", "per_page"} like the REST API."""
+        """List notification events, newest first, as {"data", "total", "page", "per_page"} like the REST API.
+        Each event's status is "read" once acknowledged (as in certctl); delivery_status is always its delivery state."""
         nonce = new_nonce()
-        filters = _filters(status, channel, type, certificate_id)
+        filters = _filters(status, delivery_status, channel, type, certificate_id)
         return await _call(_list_page, page, min(per_page, MAX_PER_PAGE), filters, nonce, nonce=nonce)
 
     @server.tool(name="certctl_get_notification", annotations=READ_ONLY)
@@ -238,38 +300,56 @@ def build_server():
 
     @server.tool(name="certctl_mark_notification_read", annotations=CHANGES)
     async def mark_notification_read(id: EventId) -> CallToolResult:
-        """Acknowledge a notification (sets read_at; delivery is untouched). Needs CERTCTL_MCP_ALLOW_WRITES=true."""
-        return _writes_disabled("certctl_mark_notification_read") or await _call(_mark_read, id)
+        """Acknowledge a notification: its status becomes "read"; a dead one is dismissed from the dead-letter queue.
+        Delivery is untouched (a pending one is still sent). Needs CERTCTL_MCP_ALLOW_WRITES=true."""
+        return _writes_refused("certctl_mark_notification_read", identity, needs_admin=False) or await _call(_mark_read, actor, id)
+
+    @server.tool(name="certctl_mark_notifications_read", annotations=CHANGES)
+    async def mark_notifications_read(
+        ids: Annotated[
+            list[EventId] | None, Field(max_length=services.MAX_BULK_IDS, description="Notification ids to mark read; or give a filter instead.")
+        ] = None,
+        status: Annotated[StatusName | None, Field(description="Filter, as in the list; 'dead' dismisses the dead-letter queue.")] = None,
+        delivery_status: Annotated[DeliveryStatusName | None, Field(description=DELIVERY_STATUS_FILTER)] = None,
+        channel: Annotated[ChannelName | None, Field(description="Filter: only this channel.")] = None,
+        type: Annotated[TypeName | None, Field(description="Filter: only this event type.")] = None,
+        certificate_id: Annotated[str | None, Field(max_length=255, description="Filter: only this certificate.")] = None,
+    ) -> CallToolResult:
+        """Mark many notifications read (dismiss dead ones) by id list or by filter; unknown or already read ones are
+        skipped. Returns {"marked_read", "skipped"}. Delivery is untouched. Needs CERTCTL_MCP_ALLOW_WRITES=true."""
+        filters = _filters(status, delivery_status, channel, type, certificate_id)
+        refused = _writes_refused("certctl_mark_notifications_read", identity, needs_admin=False) or _bulk_arguments(ids, filters)
+        return refused or await _call(_mark_read_many, actor, ids, None if ids is not None else filters)
 
     @server.tool(name="certctl_requeue_notification", annotations=CHANGES)
     async def requeue_notification(id: EventId) -> CallToolResult:
-        """Send a failed or dead notification again: back to pending with fresh retry counters (history is kept).
-        Sent or pending notifications are refused. Needs CERTCTL_MCP_ALLOW_WRITES=true."""
-        return _writes_disabled("certctl_requeue_notification") or await _call(_requeue, id)
+        """Send a failed or dead notification again: back to pending with fresh retry counters, unread (history is kept).
+        Sent or pending notifications are refused. Needs CERTCTL_MCP_ALLOW_WRITES=true and, when CERTCTL_API_KEY is
+        set, an admin key."""
+        return _writes_refused("certctl_requeue_notification", identity, needs_admin=True) or await _call(_requeue, actor, id)
 
     @server.tool(name="certctl_requeue_notifications", annotations=CHANGES)
     async def requeue_notifications(
         ids: Annotated[
             list[EventId] | None, Field(max_length=services.MAX_BULK_IDS, description="Notification ids to requeue; or give a filter instead.")
         ] = None,
-        status: Annotated[StatusName | None, Field(description="Filter: requeue events in this state (failed or dead).")] = None,
+        status: Annotated[StatusName | None, Field(description="Filter, as in the list: requeue matching events (failed or dead).")] = None,
+        delivery_status: Annotated[DeliveryStatusName | None, Field(description=DELIVERY_STATUS_FILTER)] = None,
         channel: Annotated[ChannelName | None, Field(description="Filter: only this channel.")] = None,
         type: Annotated[TypeName | None, Field(description="Filter: only this event type.")] = None,
         certificate_id: Annotated[str | None, Field(max_length=255, description="Filter: only this certificate.")] = None,
     ) -> CallToolResult:
         """Requeue many notifications by id list or by filter; events not failed/dead (or unknown) are skipped.
-        Returns {"requeued", "skipped"}. Needs CERTCTL_MCP_ALLOW_WRITES=true."""
-        refused = _writes_disabled("certctl_requeue_notifications")
-        if refused:
-            return refused
-        filters = _filters(status, channel, type, certificate_id)
-        if ids is not None and filters:
-            return _error(services.InvalidInput({"ids": "give either a list of ids or a filter, not both"}).message)
-        return await _call(_requeue_many, ids, None if ids is not None else filters)
+        Returns {"requeued", "skipped"}. Needs CERTCTL_MCP_ALLOW_WRITES=true and, when CERTCTL_API_KEY is set, an
+        admin key."""
+        filters = _filters(status, delivery_status, channel, type, certificate_id)
+        refused = _writes_refused("certctl_requeue_notifications", identity, needs_admin=True) or _bulk_arguments(ids, filters)
+        return refused or await _call(_requeue_many, actor, ids, None if ids is not None else filters)
 
     @server.tool(name="certctl_dashboard_summary", annotations=READ_ONLY)
     async def dashboard_summary() -> CallToolResult:
-        """Counts per delivery state (notifications_dead is the dead-letter queue), unread count and the oldest due retry."""
+        """Counts per delivery state (notifications_dead: every dead event; notifications_dead_unacknowledged: the dead
+        ones no operator has dismissed yet), the unread count and the oldest due retry."""
         return await _call(_summary)
 
     return server

@@ -164,6 +164,11 @@ class DatabaseCollector:
             "certctl_notification_dead_total", "Events in the dead-letter queue now.",
             value=sum(n for (status, _), n in counts.items() if status == Status.DEAD),
         )
+        # What the dead-letter alert fires on: dead events no operator has dismissed (marked read) yet.
+        dead_unacknowledged = GaugeMetricFamily(
+            "certctl_notification_dead_unacknowledged", "Dead events no operator has dismissed (marked read) yet.",
+            value=NotificationEvent.objects.filter(status=Status.DEAD, read_at__isnull=True).count(),
+        )
         oldest_due = NotificationEvent.objects.filter(status=Status.FAILED, next_retry_at__lte=now).aggregate(
             t=Min("next_retry_at")
         )["t"]
@@ -176,7 +181,7 @@ class DatabaseCollector:
             "certctl_notification_leases_held", "Events claimed by a worker right now (lease not yet expired).",
             value=NotificationEvent.objects.filter(claimed_until__gt=now).count(),
         )
-        return [events, dead, oldest, leases]
+        return [events, dead, dead_unacknowledged, oldest, leases]
 
     def _delivery_families(self):
         folded_before, totals = self._folded_totals()

@@ -3,6 +3,8 @@ import time
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -43,6 +45,16 @@ class Status(models.TextChoices):
     DEAD = "dead"
 
 
+class ListedStatus(models.TextChoices):
+    """`status` as the REST API and MCP show it, certctl's view: "read" once acknowledged, else the delivery state."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    READ = "read"
+
+
 class Severity(models.TextChoices):
     INFORMATIONAL = "informational"
     WARNING = "warning"
@@ -61,18 +73,22 @@ class NotificationEvent(models.Model):
     recipient = models.CharField(max_length=1024)
     message = models.TextField()
     severity = models.CharField(max_length=16, choices=Severity.choices, null=True, blank=True)
-    # Written only by notifications.services.
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    retry_count = models.PositiveIntegerField(default=0, help_text="Failed delivery attempts so far.")
+    # Written only by notifications.services. The database defaults let rows inserted by plain SQL with certctl's
+    # columns only (its tests, data migrations) arrive as pending events.
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING)
+    retry_count = models.PositiveIntegerField(default=0, db_default=0, help_text="Failed delivery attempts so far.")
     # The number of the latest NotificationAttempt (0: none yet), kept here so that recording a result needs
     # no MAX() over the attempts; it counts across requeues, as attempt numbers do.
-    attempt_count = models.PositiveIntegerField(default=0, help_text="Delivery attempts ever made, across requeues.")
+    attempt_count = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Delivery attempts ever made, across requeues."
+    )
     next_retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # A plain default, not auto_now_add, so that an import from certctl keeps the original creation times.
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
     dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
     # The delivery lease: a worker owns the event until claimed_until, proven by claim_token.
     claimed_until = models.DateTimeField(null=True, blank=True)
@@ -120,6 +136,10 @@ class NotificationEvent(models.Model):
 
     def __str__(self):
         return f"{self.id} {self.type} via {self.channel} ({self.status})"
+
+    @property
+    def listed_status(self) -> str:
+        return ListedStatus.READ if self.read_at else self.status
 
     @property
     def subject(self):

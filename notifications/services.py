@@ -5,11 +5,14 @@ The REST API, web UI, admin, CLI and MCP server call these functions; the delive
 Functions take `now` so that tests control the clock.
 """
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from notifications import dispatch
@@ -18,6 +21,7 @@ from notifications.models import (
     ActionKind,
     Channel,
     EventType,
+    ListedStatus,
     NotificationEvent,
     OperatorAction,
     Severity,
@@ -28,7 +32,9 @@ log = logging.getLogger("notifications.services")
 
 REQUEUEABLE = (Status.FAILED, Status.DEAD)
 MAX_BULK_IDS = 10_000
-BULK_FILTER_FIELDS = ("status", "channel", "type", "certificate_id")
+BULK_FILTER_FIELDS = ("status", "delivery_status", "channel", "type", "certificate_id")
+# certctl's `status` value for an acknowledged event (DESIGN §5 "Read and dismiss"); never stored in `status`.
+READ = ListedStatus.READ
 
 
 class ServiceError(Exception):
@@ -166,7 +172,57 @@ def get_event(event_id):
         raise EventNotFound(event_id) from None
 
 
-_REQUEUE_CHANGES = dict(status=Status.PENDING, retry_count=0, next_retry_at=None, last_error=None, claimed_until=None, claim_token=None)
+# A requeue starts a new delivery cycle, which is unread again.
+_REQUEUE_CHANGES = dict(
+    status=Status.PENDING, retry_count=0, next_retry_at=None, last_error=None, claimed_until=None, claim_token=None,
+    read_at=None,
+)
+
+
+def status_condition(value: str) -> Q:
+    """certctl's status filter: "read" means acknowledged; a delivery state means that state and not yet acknowledged
+    (in certctl a read event no longer has its old status)."""
+    if value == READ:
+        return Q(read_at__isnull=False)
+    return Q(status=value, read_at__isnull=True)
+
+
+def filter_events(events: QuerySet[NotificationEvent], filters: dict[str, str]) -> QuerySet[NotificationEvent]:
+    """Apply list filters with the REST API's meaning: status (certctl's view), delivery_status, channel, type,
+    certificate_id. Unknown names or values raise InvalidInput."""
+    errors = {name: "not a notification filter" for name in sorted(set(filters) - set(BULK_FILTER_FIELDS))}
+    for name, allowed in (("status", ListedStatus.values), ("delivery_status", Status.values)):
+        if name in filters and filters[name] not in allowed:
+            errors[name] = f"unknown {name} {filters[name]!r}; expected one of {', '.join(allowed)}"
+    if errors:
+        raise InvalidInput(errors)
+    conditions = Q()
+    for name, value in filters.items():
+        if name == "status":
+            conditions &= status_condition(value)
+        elif name == "delivery_status":
+            conditions &= Q(status=value)
+        else:
+            conditions &= Q(**{name: value})
+    return events.filter(conditions)
+
+
+def _bulk_selection(
+    ids: Iterable[str] | None, filters: dict[str, str] | None
+) -> tuple[QuerySet[NotificationEvent], int | None]:
+    """The events a bulk action names, and how many it considered (for the skipped count)."""
+    if ids is not None:
+        ids = list(dict.fromkeys(str(i) for i in ids))
+        if len(ids) > MAX_BULK_IDS:
+            raise InvalidInput({"ids": f"{len(ids)} ids given; at most {MAX_BULK_IDS} per call"})
+        return NotificationEvent.objects.filter(id__in=ids), len(ids)
+    filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+    if not filters:
+        raise InvalidInput(
+            {"ids": "give a list of ids or at least one filter (status, delivery_status, channel, type, certificate_id)"}
+        )
+    selection = filter_events(NotificationEvent.objects.all(), filters)
+    return selection, None
 
 
 def requeue_event(event_id, actor, now=None):
@@ -208,21 +264,7 @@ class BulkRequeueResult:
 def requeue_events(actor, ids=None, filters=None, now=None):
     """Requeue many events by id list or by filter; anything not failed/dead (or unknown) is skipped."""
     now = _now(now)
-    if ids is not None:
-        ids = list(dict.fromkeys(str(i) for i in ids))
-        if len(ids) > MAX_BULK_IDS:
-            raise InvalidInput({"ids": f"{len(ids)} ids given; at most {MAX_BULK_IDS} per call"})
-        selection = NotificationEvent.objects.filter(id__in=ids)
-        considered = len(ids)
-    else:
-        filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
-        unknown = set(filters) - set(BULK_FILTER_FIELDS)
-        if unknown:
-            raise InvalidInput({name: "not a bulk requeue filter" for name in sorted(unknown)})
-        if not filters:
-            raise InvalidInput({"ids": "give a list of ids or at least one filter (status, channel, type, certificate_id)"})
-        selection = NotificationEvent.objects.filter(**filters)
-        considered = None
+    selection, considered = _bulk_selection(ids, filters)
     requeued = 0
     with transaction.atomic():
         eligible = selection.filter(unleased(now), status__in=REQUEUEABLE)
@@ -258,17 +300,76 @@ def requeue_events(actor, ids=None, filters=None, now=None):
 
 
 def mark_read(event_id, actor, now=None):
-    """Record the operator's acknowledgement; delivery state is untouched. Marking twice keeps the first time."""
+    """Record the operator's acknowledgement (for a dead event: dismiss it from the dead-letter queue).
+
+    Delivery state is untouched: unlike certctl, acknowledging never cancels a pending e-mail or page.
+    Marking twice keeps the first time.
+    """
     now = _now(now)
     with transaction.atomic():
+        current = NotificationEvent.objects.filter(id=event_id).values_list("status", flat=True).first()
+        if current is None:
+            raise EventNotFound(event_id)
         updated = NotificationEvent.objects.filter(id=event_id, read_at__isnull=True).update(read_at=now, updated_at=now)
         if updated:
-            OperatorAction.objects.create(event_id=event_id, action=ActionKind.MARK_READ, actor=actor.name, source=actor.source)
-        elif not NotificationEvent.objects.filter(id=event_id).exists():
-            raise EventNotFound(event_id)
+            OperatorAction.objects.create(
+                event_id=event_id, action=ActionKind.MARK_READ, actor=actor.name, source=actor.source,
+                previous_status=current,
+            )
     if updated:
         log.info("marked event %s read by %s via %s", event_id, actor.name, actor.source, extra={"event_id": event_id})
     return NotificationEvent.objects.get(id=event_id)
+
+
+@dataclass(frozen=True)
+class BulkReadResult:
+    marked_read: int
+    skipped: int
+    dismissed: int = 0  # of marked_read, the dead ones
+
+
+def mark_read_events(
+    actor: Actor, ids: Iterable[str] | None = None, filters: dict[str, str] | None = None, now: datetime | None = None
+) -> BulkReadResult:
+    """Mark many events read (dismiss, for dead ones) by id list or by filter; unknown or already read ones are skipped.
+
+    One UPDATE … RETURNING takes exactly the rows it changed, so that each gets one operator action even while
+    others mark the same events read concurrently.
+    """
+    now = _now(now)
+    selection, considered = _bulk_selection(ids, filters)
+    table = connection.ops.quote_name(NotificationEvent._meta.db_table)
+    rows = []
+    with transaction.atomic():
+        if considered is None:
+            considered = selection.count()
+        try:
+            inner_sql, inner_params = selection.filter(read_at__isnull=True).order_by().values("id").query.sql_with_params()
+        except EmptyResultSet:  # an empty id list
+            inner_sql = None
+        if inner_sql:
+            stamp = connection.ops.adapt_datetimefield_value(now)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET read_at = %s, updated_at = %s WHERE read_at IS NULL AND id IN ({inner_sql}) "
+                    "RETURNING id, status",
+                    [stamp, stamp, *inner_params],
+                )
+                rows = cursor.fetchall()
+        OperatorAction.objects.bulk_create(
+            OperatorAction(
+                event_id=event_id, action=ActionKind.MARK_READ, actor=actor.name, source=actor.source,
+                bulk=True, previous_status=status,
+            )
+            for event_id, status in rows
+        )
+    dismissed = sum(1 for _, status in rows if status == Status.DEAD)
+    log.info(
+        "bulk mark read by %s via %s: %d marked read (%d dead ones dismissed), %d skipped",
+        actor.name, actor.source, len(rows), dismissed, considered - len(rows),
+        extra={"marked_read": len(rows), "dismissed": dismissed},
+    )
+    return BulkReadResult(marked_read=len(rows), skipped=max(considered - len(rows), 0), dismissed=dismissed)
 
 
 # --- reading ------------------------------------------------------------------
@@ -289,6 +390,9 @@ def stats_summary(now=None):
         "notifications_sent": counts[Status.SENT],
         "notifications_failed": counts[Status.FAILED],
         "notifications_dead": counts[Status.DEAD],
+        "notifications_dead_unacknowledged": NotificationEvent.objects.filter(
+            status=Status.DEAD, read_at__isnull=True
+        ).count(),
         "notifications_unread": NotificationEvent.objects.filter(read_at__isnull=True).count(),
         "oldest_due_retry_at": oldest_due,
         "oldest_due_retry_age_seconds": int((now - oldest_due).total_seconds()) if oldest_due else None,

@@ -1,8 +1,11 @@
-"""The operator web UI: dashboard, notification list with its Dead letter tab, detail, and requeue / mark read.
+"""The operator web UI: dashboard, notification list with its Dead letter tab, detail, requeue, mark read / dismiss.
 
-Reading happens here; every change goes through notifications.services.
+Reading happens here; every change goes through notifications.services. Any logged-in user may mark read and
+dismiss (certctl's read-only role may too, and so may read-only API keys); requeueing needs the change permission.
 """
+from collections.abc import Callable
 from datetime import UTC, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -10,6 +13,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncHour
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +29,7 @@ from notifications.notifiers import channel_status
 PAGE_SIZE = 50
 CHANGE_PERMISSION = "notifications.change_notificationevent"
 SKIPPED_NOTE = "skipped (not failed or dead)"
+SKIPPED_READ_NOTE = "skipped (already dismissed or gone)"
 
 
 def _actor(request):
@@ -34,6 +39,11 @@ def _actor(request):
 def change_view(view):
     """POST only, logged in, and allowed to change notifications (403 otherwise)."""
     return login_required(require_POST(permission_required(CHANGE_PERMISSION, raise_exception=True)(view)))
+
+
+def acknowledge_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """POST only and logged in: marking read and dismissing need no further permission."""
+    return login_required(require_POST(view))
 
 
 def _back(request, fallback):
@@ -143,7 +153,11 @@ def dashboard(request):
     cards = [
         {"label": "Pending", "count": summary["notifications_pending"], "url": _list_url({"status": Status.PENDING}), "css": "pending"},
         {"label": "Failed (retrying)", "count": summary["notifications_failed"], "url": _list_url({"status": Status.FAILED}), "css": "failed"},
-        {"label": "Dead letter", "count": summary["notifications_dead"], "url": _list_url({"tab": TAB_DEAD}), "css": "dead"},
+        {
+            "label": "Dead letter", "count": summary["notifications_dead_unacknowledged"],
+            "url": _list_url({"tab": TAB_DEAD}), "css": "dead",
+            "dismissed": summary["notifications_dead"] - summary["notifications_dead_unacknowledged"],
+        },
         {"label": "Sent", "count": summary["notifications_sent"], "url": _list_url({"status": Status.SENT}), "css": "sent"},
     ]
     return render(request, "notifications/dashboard.html", {
@@ -172,12 +186,15 @@ def notification_list(request):
         "form": form,
         "page": page,
         "dead_tab": dead_tab,
-        # The Dead letter tab implies the status, so its filter is not offered there.
-        "visible_filters": [name for name in form.FILTER_FIELDS if not (dead_tab and name == "status")],
+        # The Dead letter tab implies the status, so its filter is not offered there; "Show dismissed" only is.
+        "visible_filters": [
+            name for name in form.FILTER_FIELDS if name != ("status" if dead_tab else "dismissed")
+        ],
         "return_to": return_to,
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
         "filters_in_words": form.describe() if valid else "",
         "requeue_matching_url": reverse("ui-requeue-matching") + (f"?{params.urlencode()}" if params else ""),
+        "dismiss_matching_url": reverse("ui-dismiss-matching") + (f"?{params.urlencode()}" if params else ""),
     }
     template = "notifications/_results.html" if request.GET.get("fragment") else "notifications/list.html"
     return render(request, template, context, status=200 if valid else 400)
@@ -219,14 +236,18 @@ def requeue(request, event_id):
     return _back(request, reverse("ui-notifications"))
 
 
-@change_view
+@acknowledge_view
 def mark_read(request, event_id):
+    """Mark read; for a dead event this is "Dismiss": it leaves the Dead letter tab. Delivery is untouched."""
     try:
-        services.mark_read(event_id, actor=_actor(request))
+        event = services.mark_read(event_id, actor=_actor(request))
     except services.ServiceError as exc:
         messages.error(request, f"Not marked read: {exc.message}.")
     else:
-        messages.success(request, f"Marked {event_id} as read.")
+        if event.status == Status.DEAD:
+            messages.success(request, f"Dismissed {event_id}: it left the Dead letter tab (Show dismissed brings it back).")
+        else:
+            messages.success(request, f"Marked {event_id} as read.")
     return _back(request, reverse("ui-notifications"))
 
 
@@ -247,16 +268,69 @@ def requeue_selected(request):
     return _back(request, _list_url({"tab": TAB_DEAD}))
 
 
+def _report_dismissed(request: HttpRequest, result: services.BulkReadResult) -> None:
+    messages.success(request, f"{result.marked_read} dismissed, {result.skipped} {SKIPPED_READ_NOTE}.")
+
+
+@acknowledge_view
+def dismiss_selected(request: HttpRequest) -> HttpResponse:
+    ids = request.POST.getlist("ids")
+    if not ids:
+        messages.error(request, "Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected.")
+    else:
+        try:
+            _report_dismissed(request, services.mark_read_events(actor=_actor(request), ids=ids))
+        except services.InvalidInput as exc:
+            messages.error(request, f"Nothing dismissed: {exc.message}.")
+    return _back(request, _list_url({"tab": TAB_DEAD}))
+
+
+def _dead_tab_form(request: HttpRequest, ignore: tuple[str, ...] = ()) -> NotificationFilterForm:
+    data = (request.POST if request.method == "POST" else request.GET).copy()
+    data["tab"] = TAB_DEAD
+    for name in ("page", "csrfmiddlewaretoken", *ignore):
+        data.pop(name, None)
+    return NotificationFilterForm(data)
+
+
+def _matching(form: NotificationFilterForm, bulk_action: Callable, actor: services.Actor) -> Any:
+    """Run a bulk service action on what the Dead letter tab shows for these filters."""
+    filters = form.service_filters()
+    if filters is not None:
+        return bulk_action(actor=actor, filters=filters)
+    ids = list(form.queryset().values_list("id", flat=True)[: services.MAX_BULK_IDS + 1])
+    return bulk_action(actor=actor, ids=ids)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dismiss_matching(request: HttpRequest) -> HttpResponse:
+    """GET: confirm with the count of undismissed dead notifications matching the filters. POST: dismiss them."""
+    # Dismissing what is already dismissed would change nothing.
+    form = _dead_tab_form(request, ignore=("dismissed",))
+    if not form.is_valid():
+        return render(request, "notifications/dismiss_matching.html", {"form": form}, status=400)
+    back_to = _list_url({"tab": TAB_DEAD, **form.active_filters()})
+    if request.method != "POST":
+        return render(request, "notifications/dismiss_matching.html", {
+            "form": form, "count": form.queryset().count(), "filters_in_words": form.describe(),
+            "hidden": form.active_filters(), "back_to": back_to,
+        })
+    try:
+        result = _matching(form, services.mark_read_events, _actor(request))
+    except services.InvalidInput as exc:
+        messages.error(request, f"Nothing dismissed: {exc.message}. Narrow the filters and try again.")
+    else:
+        _report_dismissed(request, result)
+    return redirect(back_to)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 @permission_required(CHANGE_PERMISSION, raise_exception=True)
 def requeue_matching(request):
     """GET: confirm with the count of dead notifications matching the filters. POST: requeue them."""
-    data = (request.POST if request.method == "POST" else request.GET).copy()
-    data["tab"] = TAB_DEAD
-    data.pop("page", None)
-    data.pop("csrfmiddlewaretoken", None)
-    form = NotificationFilterForm(data)
+    form = _dead_tab_form(request)
     if not form.is_valid():
         return render(request, "notifications/requeue_matching.html", {"form": form}, status=400)
     back_to = _list_url({"tab": TAB_DEAD, **form.active_filters()})
@@ -265,14 +339,8 @@ def requeue_matching(request):
             "form": form, "count": form.queryset().count(), "filters_in_words": form.describe(),
             "hidden": form.active_filters(), "back_to": back_to,
         })
-    actor = _actor(request)
     try:
-        filters = form.service_filters()
-        if filters is not None:
-            result = services.requeue_events(actor=actor, filters=filters)
-        else:
-            ids = list(form.queryset().values_list("id", flat=True)[: services.MAX_BULK_IDS + 1])
-            result = services.requeue_events(actor=actor, ids=ids)
+        result = _matching(form, services.requeue_events, _actor(request))
     except services.InvalidInput as exc:
         messages.error(request, f"Nothing requeued: {exc.message}. Narrow the filters and try again.")
     else:

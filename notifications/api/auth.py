@@ -86,7 +86,8 @@ class APIKeyUser:
         return self.username
 
 
-def _match_named_key(presented):
+def match_named_key(presented):
+    """The named key equal to `presented`, or None."""
     presented_bytes = presented.encode()
     found = None
     # Compare against every key, even after a match, so timing does not tell which entry matched.
@@ -113,7 +114,7 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             presented = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("the API key contains characters that are not valid UTF-8") from None
-        named = _match_named_key(presented)
+        named = match_named_key(presented)
         if named:
             return APIKeyUser(username=named.name, admin=named.admin), named
         token = Token.objects.select_related("user").filter(key=presented).first()

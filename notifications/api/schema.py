@@ -30,7 +30,7 @@ class BearerKeyScheme(OpenApiAuthenticationExtension):
         definition = build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
         definition["description"] = (
             "A named key from CERTCTL_API_KEYS_NAMED (name:key[:admin]) or a database token of a Django user. "
-            "Reading needs any key; create, read and requeue need an admin key or the Django permission "
+            "Reading and marking read need any key; create and requeue need an admin key or the Django permission "
             "notifications.change_notificationevent."
         )
         return definition
@@ -60,7 +60,7 @@ def add_common_responses(result, generator, request, public):
                 for name in ["X-Request-ID", *_HEADERS_BY_CODE.get(code, [])]:
                     headers[name] = {"$ref": f"#/components/headers/{name}"}
             body = operation.get("requestBody")
-            if body and operation["operationId"] == "notifications_bulk_requeue":
+            if body and operation["operationId"] in ("notifications_bulk_requeue", "notifications_bulk_read"):
                 body["required"] = True
     result.setdefault("components", {})["headers"] = _HEADERS
     return result

@@ -6,6 +6,7 @@ from notifications.models import (
     AttemptOutcome,
     Channel,
     EventType,
+    ListedStatus,
     NotificationAttempt,
     NotificationEvent,
     Severity,
@@ -15,7 +16,7 @@ from notifications.services import MAX_BULK_IDS
 
 # Ids travel in URL paths, so they are limited to characters that need no escaping.
 EVENT_ID_PATTERN = r"^[A-Za-z0-9._~:-]{1,64}$"
-RESERVED_IDS = {"requeue"}
+RESERVED_IDS = {"requeue", "read"}
 # What services.validate_event_input accepts, written so that the OpenAPI schema states it exactly:
 # at least one character that str.strip() would keep, no NUL (PostgreSQL cannot store it).
 _NOT_SPACE = r"[^\x00\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -53,12 +54,20 @@ class NotificationEventSerializer(serializers.ModelSerializer):
     type = _choice(EventType, "type")
     channel = _choice(Channel, "channel")
     severity = _choice(Severity, "severity", allow_null=True)
-    status = _choice(Status, "status", help_text="Delivery state: pending, sent, failed or dead.")
+    status = _choice(
+        ListedStatus, "status", source="listed_status", read_only=True,
+        help_text='As certctl shows it: "read" once an operator acknowledged the event (read_at is set), '
+        "else its delivery state. Acknowledging never stops a delivery: see delivery_status.",
+    )
+    delivery_status = _choice(
+        Status, "delivery_status", source="status", read_only=True,
+        help_text="Delivery state, whether read or not: pending, sent, failed or dead.",
+    )
 
     class Meta:
         model = NotificationEvent
         fields = [
-            "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status",
+            "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
             "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at",
             "dedup_key",
         ]
@@ -118,34 +127,37 @@ class NotificationAttemptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BulkRequeueSerializer(serializers.Serializer):
+FILTER_NAMES = "status, delivery_status, channel, type, certificate_id"
+
+
+class BulkSelectionSerializer(serializers.Serializer):
+    """Either a list of ids or list filters (with the list's meaning), never both."""
+
     ids = serializers.ListField(
         child=StrictCharField(max_length=64, trim_whitespace=False, validators=[NO_NUL]), required=False, max_length=MAX_BULK_IDS,
-        help_text=f"Events to requeue, at most {MAX_BULK_IDS}. Give either ids or filters, not both.",
+        help_text=f"Events to select, at most {MAX_BULK_IDS}. Give either ids or filters, not both.",
         error_messages={"max_length": f"at most {MAX_BULK_IDS} ids per call; split the list into several calls"},
     )
-    status = _choice(Status, "status", required=False, help_text="Filter: requeue matching events (failed or dead).")
+    status = _choice(
+        ListedStatus, "status", required=False,
+        help_text='Filter, as in the list: "read" = acknowledged; a delivery state = that state and unread.',
+    )
+    delivery_status = _choice(Status, "delivery_status", required=False, help_text="Filter: this delivery state, read or not.")
     channel = _choice(Channel, "channel", required=False)
     type = _choice(EventType, "type", required=False)
     certificate_id = StrictCharField(required=False, max_length=255, trim_whitespace=False, validators=[NO_NUL])
 
-    filter_fields = ("status", "channel", "type", "certificate_id")
+    filter_fields = ("status", "delivery_status", "channel", "type", "certificate_id")
 
     def validate(self, attrs):
         unknown = sorted(set(self.initial_data) - set(self.fields))
         if unknown:
-            raise serializers.ValidationError(
-                {name: "unknown field; give ids, or filters among status, channel, type, certificate_id" for name in unknown}
-            )
+            raise serializers.ValidationError({name: f"unknown field; give ids, or filters among {FILTER_NAMES}" for name in unknown})
         filters = {name: attrs[name] for name in self.filter_fields if attrs.get(name)}
         if "ids" in attrs and filters:
-            raise serializers.ValidationError(
-                {"ids": "give either ids or filters (status, channel, type, certificate_id), not both"}
-            )
+            raise serializers.ValidationError({"ids": f"give either ids or filters ({FILTER_NAMES}), not both"})
         if "ids" not in attrs and not filters:
-            raise serializers.ValidationError(
-                {"ids": "give a list of ids, or at least one filter (status, channel, type, certificate_id)"}
-            )
+            raise serializers.ValidationError({"ids": f"give a list of ids, or at least one filter ({FILTER_NAMES})"})
         return {"ids": attrs["ids"]} if "ids" in attrs else {"filters": filters}
 
 
@@ -154,6 +166,13 @@ class BulkRequeueResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField(
         min_value=0, help_text="Selected events left alone: unknown ids, not failed/dead, or being delivered right now."
     )
+
+
+class BulkReadResultSerializer(serializers.Serializer):
+    marked_read = serializers.IntegerField(
+        min_value=0, help_text="Events acknowledged now (dead ones are thereby dismissed from the dead-letter queue)."
+    )
+    skipped = serializers.IntegerField(min_value=0, help_text="Selected events left alone: unknown ids or already read.")
 
 
 class MarkedReadSerializer(serializers.Serializer):
@@ -169,7 +188,10 @@ class StatsSummarySerializer(serializers.Serializer):
     notifications_pending = serializers.IntegerField(min_value=0)
     notifications_sent = serializers.IntegerField(min_value=0)
     notifications_failed = serializers.IntegerField(min_value=0)
-    notifications_dead = serializers.IntegerField(min_value=0, help_text="The dead-letter queue's size.")
+    notifications_dead = serializers.IntegerField(min_value=0, help_text="Every dead event, dismissed or not.")
+    notifications_dead_unacknowledged = serializers.IntegerField(
+        min_value=0, help_text="Dead events no operator has dismissed (marked read) yet: the Dead letter tab's size."
+    )
     notifications_unread = serializers.IntegerField(min_value=0)
     oldest_due_retry_at = serializers.DateTimeField(
         allow_null=True, help_text="The earliest retry that is due but not yet taken; null when none is due."

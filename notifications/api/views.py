@@ -6,6 +6,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
@@ -15,8 +16,9 @@ from notifications.api.auth import actor_for
 from notifications.api.filters import EnvelopePagination, NotificationFilter
 from notifications.api.serializers import (
     NO_NUL,
+    BulkReadResultSerializer,
     BulkRequeueResultSerializer,
-    BulkRequeueSerializer,
+    BulkSelectionSerializer,
     ErrorSerializer,
     MarkedReadSerializer,
     NotificationAttemptSerializer,
@@ -30,7 +32,8 @@ from notifications.models import NotificationEvent
 _ERROR_DESCRIPTIONS = {
     400: "Invalid input: a query value, the JSON body or a field; `fields` says which.",
     401: 'No key, or an unknown key. Send `Authorization: Bearer <key>`. Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
-    403: "The key or user may only read, or a browser session sent no CSRF token.",
+    403: "Creating and requeueing need an admin key (a read-only key may list, get and mark read), "
+    "or a browser session sent no CSRF token.",
     404: "No notification with this id.",
     405: "Method not allowed here; the `Allow` header lists the allowed ones.",
     409: "The notification is not failed or dead (the message names its current status), or it is being delivered right now.",
@@ -54,36 +57,44 @@ def _ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-# Either ids or filters, never both: a oneOf that a serializer cannot express.
-BULK_REQUEUE_REQUEST = {
-    "oneOf": [
-        {
-            "title": "By ids",
-            "type": "object",
-            "required": ["ids"],
-            "additionalProperties": False,
-            "properties": {
-                "ids": {
-                    "type": "array", "maxItems": services.MAX_BULK_IDS,
-                    "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL.regex.pattern},
-                    "description": f"Notifications to requeue, at most {services.MAX_BULK_IDS}.",
-                }
+def bulk_request(what: str) -> dict:
+    """Either ids or filters, never both: a oneOf that a serializer cannot express."""
+    return {
+        "oneOf": [
+            {
+                "title": "By ids",
+                "type": "object",
+                "required": ["ids"],
+                "additionalProperties": False,
+                "properties": {
+                    "ids": {
+                        "type": "array", "maxItems": services.MAX_BULK_IDS,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL.regex.pattern},
+                        "description": f"Notifications to {what}, at most {services.MAX_BULK_IDS}.",
+                    }
+                },
             },
-        },
-        {
-            "title": "By filter",
-            "type": "object",
-            "minProperties": 1,
-            "additionalProperties": False,
-            "properties": {
-                "status": _ref("NotificationStatus"),
-                "channel": _ref("NotificationChannel"),
-                "type": _ref("NotificationType"),
-                "certificate_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL.regex.pattern},
+            {
+                "title": "By filter",
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": {
+                    "status": {
+                        "allOf": [_ref("NotificationStatus")],
+                        "description": '"read" = acknowledged events; a delivery state = that state and unread.',
+                    },
+                    "delivery_status": {
+                        "allOf": [_ref("DeliveryStatus")], "description": "This delivery state, read or not.",
+                    },
+                    "channel": _ref("NotificationChannel"),
+                    "type": _ref("NotificationType"),
+                    "certificate_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL.regex.pattern},
+                },
             },
-        },
-    ]
-}
+        ]
+    }
+
 
 EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
 
@@ -127,27 +138,45 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
         responses={200: NotificationAttemptSerializer(many=True), **errors(400, 404)},
     ),
     read=extend_schema(
-        summary="Mark a notification read",
-        description="Records the operator's acknowledgement; delivery is untouched. Marking twice keeps the first time.",
+        summary="Mark a notification read (dismiss a dead one)",
+        description="Records the operator's acknowledgement: the event's `status` becomes \"read\" and a dead event "
+        "leaves the dead-letter queue's unacknowledged count. Delivery is untouched: unlike certctl, a pending or "
+        "failed event is still delivered (see `delivery_status`). Marking twice keeps the first time. "
+        "Read-only keys may do this.",
         parameters=[EVENT_ID], request=None,
         responses={200: MarkedReadSerializer, **errors(403, 404, 405)},
     ),
     requeue=extend_schema(
         summary="Requeue a failed or dead notification",
-        description="Moves it back to pending with retry_count 0 and delivers it promptly; its attempt history stays.",
+        description="Moves it back to pending with retry_count 0 and delivers it promptly; its attempt history stays. "
+        "A requeued event is unread again (read_at is cleared). Needs an admin key.",
         parameters=[EVENT_ID], request=None,
         responses={200: RequeuedSerializer, **errors(403, 404, 405, 409)},
     ),
     bulk_requeue=extend_schema(
         summary="Requeue many notifications",
         operation_id="notifications_bulk_requeue",
-        description="By `ids` (at most 10 000) or by filter (`status`, `channel`, `type`, `certificate_id`). "
-        "Only failed and dead notifications move; the rest are counted as skipped.",
-        request={"application/json": BULK_REQUEUE_REQUEST},
+        description="By `ids` (at most 10 000) or by filter (`status`, `delivery_status`, `channel`, `type`, "
+        "`certificate_id`, with the list's meaning: `status=dead` selects the unread dead ones). "
+        "Only failed and dead notifications move; the rest are counted as skipped. Needs an admin key.",
+        request={"application/json": bulk_request("requeue")},
         responses={200: BulkRequeueResultSerializer, **errors(400, 403, 405, 415)},
         examples=[
             OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
             OpenApiExample("Every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
+        ],
+    ),
+    bulk_read=extend_schema(
+        summary="Mark many notifications read (dismiss dead ones)",
+        operation_id="notifications_bulk_read",
+        description="By `ids` (at most 10 000) or by filter, like bulk requeue. Unread events become read; dead ones "
+        "are thereby dismissed from the dead-letter queue. Delivery is untouched. Unknown ids and events already "
+        "read are counted as skipped. Read-only keys may do this.",
+        request={"application/json": bulk_request("mark read")},
+        responses={200: BulkReadResultSerializer, **errors(400, 403, 405, 415)},
+        examples=[
+            OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
+            OpenApiExample("Dismiss every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
         ],
     ),
 )
@@ -164,8 +193,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_serializer_class(self):
         if self.action == "create":
             return NotificationCreateSerializer
-        if self.action == "bulk_requeue":
-            return BulkRequeueSerializer
+        if self.action in ("bulk_requeue", "bulk_read"):
+            return BulkSelectionSerializer
         return NotificationEventSerializer
 
     def create(self, request):
@@ -205,16 +234,27 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         filter_backends=[], pagination_class=None,
     )
     def bulk_requeue(self, request):
-        serializer = BulkRequeueSerializer(data=request.data)
+        serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.requeue_events(actor_for(request), **serializer.validated_data)
         return Response({"requeued": result.requeued, "skipped": result.skipped})
+
+    @action(
+        detail=False, methods=["post"], url_path="read", url_name="bulk-read",
+        filter_backends=[], pagination_class=None,
+    )
+    def bulk_read(self, request: Request) -> Response:
+        serializer = BulkSelectionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.mark_read_events(actor_for(request), **serializer.validated_data)
+        return Response({"marked_read": result.marked_read, "skipped": result.skipped})
 
 
 class StatsSummaryView(APIView):
     @extend_schema(
         summary="Dashboard summary",
-        description="Counts per delivery status (certctl's names) and the oldest retry that is due but not yet taken.",
+        description="Counts per delivery status (certctl's names), the dead events no operator has dismissed yet "
+        "(`notifications_dead_unacknowledged`) and the oldest retry that is due but not yet taken.",
         responses={200: StatsSummarySerializer},
     )
     def get(self, request):

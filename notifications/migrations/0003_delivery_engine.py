@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='notificationevent',
             name='attempt_count',
-            field=models.PositiveIntegerField(default=0, help_text='Delivery attempts ever made, across requeues.'),
+            field=models.PositiveIntegerField(default=0, db_default=0, help_text='Delivery attempts ever made, across requeues.'),
         ),
         migrations.CreateModel(
             name='DeliveryKick',

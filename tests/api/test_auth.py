@@ -16,16 +16,21 @@ pytestmark = pytest.mark.django_db
 
 NEW_EVENT = {"type": "RenewalFailure", "channel": "Email", "recipient": "pki@example.com", "message": "renewal failed"}
 
-# name, method, path (with {id} of a dead event), JSON body, status on success, changes state
+# Who may: READS (any key or login), ACKNOWLEDGES (any key or login, as certctl's read-only role may mark read;
+# a browser session needs its CSRF token), CHANGES (an admin key or the Django change permission).
+READS, ACKNOWLEDGES, CHANGES = "reads", "acknowledges", "changes"
+
+# name, method, path (with {id} of a dead event), JSON body, status on success, who may
 ENDPOINTS = [
-    ("list", "get", "/api/v1/notifications", None, 200, False),
-    ("create", "post", "/api/v1/notifications", NEW_EVENT, 201, True),
-    ("get", "get", "/api/v1/notifications/{id}", None, 200, False),
-    ("attempts", "get", "/api/v1/notifications/{id}/attempts", None, 200, False),
-    ("read", "post", "/api/v1/notifications/{id}/read", None, 200, True),
-    ("requeue", "post", "/api/v1/notifications/{id}/requeue", None, 200, True),
-    ("bulk_requeue", "post", "/api/v1/notifications/requeue", {"ids": ["{id}"]}, 200, True),
-    ("stats", "get", "/api/v1/stats/summary", None, 200, False),
+    ("list", "get", "/api/v1/notifications", None, 200, READS),
+    ("create", "post", "/api/v1/notifications", NEW_EVENT, 201, CHANGES),
+    ("get", "get", "/api/v1/notifications/{id}", None, 200, READS),
+    ("attempts", "get", "/api/v1/notifications/{id}/attempts", None, 200, READS),
+    ("read", "post", "/api/v1/notifications/{id}/read", None, 200, ACKNOWLEDGES),
+    ("bulk_read", "post", "/api/v1/notifications/read", {"ids": ["{id}"]}, 200, ACKNOWLEDGES),
+    ("requeue", "post", "/api/v1/notifications/{id}/requeue", None, 200, CHANGES),
+    ("bulk_requeue", "post", "/api/v1/notifications/requeue", {"ids": ["{id}"]}, 200, CHANGES),
+    ("stats", "get", "/api/v1/stats/summary", None, 200, READS),
 ]
 CALLERS = ["no_key", "wrong_key", "read_only_key", "admin_key", "session_without_csrf", "session_with_csrf"]
 
@@ -50,10 +55,12 @@ def client_for(caller, user):
     return client
 
 
-def expected(caller, success, changes):
+def expected(caller, success, who_may):
     if caller in ("no_key", "wrong_key"):
         return 401
-    if not changes or caller in ("admin_key", "session_with_csrf"):
+    if who_may == READS or caller in ("admin_key", "session_with_csrf"):
+        return success
+    if who_may == ACKNOWLEDGES and caller == "read_only_key":
         return success
     return 403
 
@@ -66,12 +73,12 @@ def call(client, method, path, body, event_id):
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize("name,method,path,body,success,changes", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
-def test_auth_matrix(caller, name, method, path, body, success, changes, dead_event, operator_user):
+@pytest.mark.parametrize("name,method,path,body,success,who_may", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
+def test_auth_matrix(caller, name, method, path, body, success, who_may, dead_event, operator_user):
     client = client_for(caller, operator_user)
     before = (NotificationEvent.objects.count(), OperatorAction.objects.count())
     response = call(client, method, path, body, dead_event.id)
-    status = expected(caller, success, changes)
+    status = expected(caller, success, who_may)
     assert response.status_code == status, response.content
     assert response["X-Request-ID"]
     if status == 401:
@@ -84,6 +91,18 @@ def test_auth_matrix(caller, name, method, path, body, success, changes, dead_ev
             assert "admin key" in body["message"]
     if status >= 400:
         assert (NotificationEvent.objects.count(), OperatorAction.objects.count()) == before
+    elif who_may == ACKNOWLEDGES:
+        assert NotificationEvent.objects.get(id=dead_event.id).read_at is not None
+
+
+def test_session_user_without_the_change_permission_may_mark_read_but_not_requeue(dead_event):
+    User.objects.create_user("viewer", password="s3cret-pass-for-tests")
+    client = APIClient()
+    client.login(username="viewer", password="s3cret-pass-for-tests")
+    assert client.post(f"/api/v1/notifications/{dead_event.id}/read").status_code == 200
+    assert client.post("/api/v1/notifications/read", {"status": "dead"}, format="json").json() == {"marked_read": 0, "skipped": 0}
+    assert_error(client.post("/api/v1/notifications/requeue", {"status": "read"}, format="json"), 403, "Forbidden", "admin key")
+    assert OperatorAction.objects.get().actor == "viewer"
 
 
 def test_actor_is_the_session_username(dead_event, operator_user):

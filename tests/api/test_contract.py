@@ -12,7 +12,7 @@ from tests.deliveries import deliver_now
 pytestmark = pytest.mark.django_db
 
 EVENT_FIELDS = {
-    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "retry_count",
+    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status", "retry_count",
     "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
 }
 NEW_EVENT = {
@@ -55,6 +55,7 @@ def test_list_envelope_and_event_fields(admin, make_event):
             "message": "api.example.com expires in 7 days",
             "severity": "critical",
             "status": "pending",
+            "delivery_status": "pending",
             "retry_count": 0,
             "next_retry_at": None,
             "last_error": None,
@@ -110,7 +111,11 @@ def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, 
         return {item["id"] for item in admin.get(f"/api/v1/notifications?{query}").json()["data"]}
 
     assert ids("status=dead") == {dead_event.id}
-    assert ids("status=pending") == {slack.id}
+    # certctl's view: a read event has status "read", no longer its delivery state.
+    assert ids("status=pending") == set()
+    assert ids("status=read") == {slack.id}
+    assert ids("delivery_status=pending") == {slack.id}
+    assert ids("delivery_status=pending&status=read") == {slack.id}
     assert ids("channel=Slack") == {slack.id}
     assert ids("type=RenewalFailure") == {slack.id}
     assert ids("certificate_id=mc-9") == {slack.id}
@@ -123,7 +128,8 @@ def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, 
 @pytest.mark.parametrize(
     "query,field,message",
     [
-        ("status=bogus", "status", "unknown status 'bogus'; expected one of pending, sent, failed, dead"),
+        ("status=bogus", "status", "unknown status 'bogus'; expected one of pending, sent, failed, dead, read"),
+        ("delivery_status=read", "delivery_status", "unknown delivery_status 'read'; expected one of pending, sent, failed, dead"),
         ("channel=Fax", "channel", "unknown channel 'Fax'"),
         ("type=Expired", "type", "unknown type 'Expired'"),
         ("read=maybe", "read", "read must be true or false"),
@@ -418,6 +424,7 @@ def test_stats_summary_counts_per_status(admin, dead_event, failed_event, sent_e
         "notifications_sent": 1,
         "notifications_failed": 1,
         "notifications_dead": 1,
+        "notifications_dead_unacknowledged": 1,
         "notifications_unread": 4,
         "oldest_due_retry_at": iso(failed_event.next_retry_at),
         "oldest_due_retry_age_seconds": 0,
@@ -437,3 +444,58 @@ def test_ids_with_dots_and_colons_route(admin, make_event):
     event = make_event(event_id="certctl:notif.42")
     assert admin.get("/api/v1/notifications/certctl:notif.42").json()["id"] == event.id
     assert admin.post("/api/v1/notifications/certctl:notif.42/read").status_code == 200
+
+
+# --- bulk mark read / dismiss ---------------------------------------------------------------
+
+
+def test_bulk_read_by_ids_counts_marked_and_skipped(reader, dead_event, make_event):
+    pending = make_event()
+    services.mark_read(pending.id, services.Actor("t", "test"))
+    response = reader.post("/api/v1/notifications/read", {"ids": [dead_event.id, pending.id, "notif-nope"]}, format="json")
+    assert (response.status_code, response.json()) == (200, {"marked_read": 1, "skipped": 2})
+    action = OperatorAction.objects.get(event_id=dead_event.id)
+    assert (action.action, action.actor, action.source, action.bulk, action.previous_status) == (
+        "mark_read", "dashboard", "api", True, "dead"
+    )
+    assert reader.get(f"/api/v1/notifications/{dead_event.id}").json()["status"] == "read"
+
+
+def test_bulk_read_by_filter_dismisses_the_dead_letter_queue(admin, dead_event, failed_event, make_event):
+    pending = make_event(channel="Slack")
+    response = admin.post("/api/v1/notifications/read", {"status": "dead", "channel": "Webhook"}, format="json")
+    assert response.json() == {"marked_read": 1, "skipped": 0}
+    assert admin.get("/api/v1/notifications?status=dead").json()["total"] == 0
+    assert admin.get("/api/v1/notifications?delivery_status=dead").json()["total"] == 1
+    # Reading never touches delivery.
+    assert services.get_event(failed_event.id).read_at is None
+    assert services.get_event(pending.id).read_at is None
+    assert admin.post("/api/v1/notifications/read", {"delivery_status": "failed"}, format="json").json() == {
+        "marked_read": 1, "skipped": 0
+    }
+    failed = admin.get(f"/api/v1/notifications/{failed_event.id}").json()
+    assert (failed["status"], failed["delivery_status"], failed["next_retry_at"]) == (
+        "read", "failed", iso(failed_event.next_retry_at)
+    )
+
+
+@pytest.mark.parametrize(
+    "body,field,message",
+    [
+        ({}, "ids", "give a list of ids, or at least one filter"),
+        ({"ids": ["a"], "status": "dead"}, "ids", "not both"),
+        ({"status": "gone"}, "status", 'unknown status "gone"'),
+        ({"delivery_status": "read"}, "delivery_status", 'unknown delivery_status "read"'),
+        ({"dismissed": True}, "dismissed", "unknown field"),
+    ],
+)
+def test_bulk_read_with_bad_input_is_400(reader, dead_event, body, field, message):
+    result = assert_error(reader.post("/api/v1/notifications/read", body, format="json"), 400, "Bad Request")
+    assert message in result["fields"][field]
+    assert services.get_event(dead_event.id).read_at is None
+
+
+def test_read_is_a_reserved_id(admin):
+    body = {"type": "ExpirationWarning", "channel": "Email", "recipient": "a@example.com", "message": "m", "id": "read"}
+    result = assert_error(admin.post("/api/v1/notifications", body, format="json"), 400, "Bad Request")
+    assert "reserved" in result["fields"]["id"]

@@ -16,7 +16,7 @@ OPERATIONS = {
     ("/api/v1/notifications", "get"), ("/api/v1/notifications", "post"),
     ("/api/v1/notifications/{id}", "get"), ("/api/v1/notifications/{id}/attempts", "get"),
     ("/api/v1/notifications/{id}/read", "post"), ("/api/v1/notifications/{id}/requeue", "post"),
-    ("/api/v1/notifications/requeue", "post"), ("/api/v1/stats/summary", "get"),
+    ("/api/v1/notifications/requeue", "post"), ("/api/v1/notifications/read", "post"), ("/api/v1/stats/summary", "get"),
 }
 
 
@@ -47,6 +47,7 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
     assert codes("/api/v1/notifications/{id}/read", "post") == {"200", "403", "404", "405"} | common
     assert codes("/api/v1/notifications/{id}/requeue", "post") == {"200", "403", "404", "405", "409"} | common
     assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "415"} | common
+    assert codes("/api/v1/notifications/read", "post") == {"200", "400", "403", "405", "415"} | common
     for ops in openapi["paths"].values():
         for operation in ops.values():
             assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -62,21 +63,33 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
 
 def test_schema_documents_filters_and_enums(openapi):
     parameters = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
-    assert set(parameters) == {"page", "per_page", "status", "channel", "type", "certificate_id", "read"}
-    assert sorted(parameters["status"]["enum"]) == ["", "dead", "failed", "pending", "sent"]
+    assert set(parameters) == {"page", "per_page", "status", "delivery_status", "channel", "type", "certificate_id", "read"}
+    assert sorted(parameters["status"]["enum"]) == ["", "dead", "failed", "pending", "read", "sent"]
+    assert sorted(parameters["delivery_status"]["enum"]) == ["", "dead", "failed", "pending", "sent"]
     assert sorted(parameters["read"]["enum"]) == ["", "false", "true"]
     assert parameters["page"]["minimum"] == 1
     schemas = openapi["components"]["schemas"]
     assert schemas["NotificationChannel"]["enum"] == ["Email", "Webhook", "Slack", "Teams", "PagerDuty", "OpsGenie"]
     assert set(schemas["NotificationEvent"]["properties"]) == {
-        "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "retry_count",
-        "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
+        "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
+        "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
     }
-    by_ids, by_filter = openapi["paths"]["/api/v1/notifications/requeue"]["post"]["requestBody"]["content"][
-        "application/json"
-    ]["schema"]["oneOf"]
-    assert (by_ids["required"], by_ids["properties"]["ids"]["maxItems"]) == (["ids"], 10_000)
-    assert set(by_filter["properties"]) == {"status", "channel", "type", "certificate_id"}
+    # status as certctl shows it (read once acknowledged); delivery_status always the delivery state.
+    event = schemas["NotificationEvent"]["properties"]
+    assert event["status"]["allOf"] == [{"$ref": "#/components/schemas/NotificationStatus"}]
+    assert "read" in event["status"]["description"]
+    assert schemas["NotificationStatus"]["enum"] == ["pending", "sent", "failed", "dead", "read"]
+    assert event["delivery_status"]["allOf"] == [{"$ref": "#/components/schemas/DeliveryStatus"}]
+    assert schemas["DeliveryStatus"]["enum"] == ["pending", "sent", "failed", "dead"]
+    descriptions = {p["name"]: p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
+    assert '"read" = events an operator acknowledged' in descriptions["status"] and "not yet read" in descriptions["status"]
+    assert "read or not" in descriptions["delivery_status"]
+    for path in ("/api/v1/notifications/requeue", "/api/v1/notifications/read"):
+        by_ids, by_filter = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+        assert (by_ids["required"], by_ids["properties"]["ids"]["maxItems"]) == (["ids"], 10_000)
+        assert set(by_filter["properties"]) == {"status", "delivery_status", "channel", "type", "certificate_id"}
+    read_result = schemas["BulkReadResult"]
+    assert (read_result["required"], set(read_result["properties"])) == (["marked_read", "skipped"], {"marked_read", "skipped"})
 
 
 @pytest.mark.django_db

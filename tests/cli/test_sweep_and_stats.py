@@ -83,6 +83,7 @@ def test_stats_json_has_the_service_and_rest_field_names_and_counts(webhook, mak
         "notifications_sent": 0,
         "notifications_failed": 1,
         "notifications_dead": 1,
+        "notifications_dead_unacknowledged": 1,
         "notifications_unread": 3,
         "oldest_due_retry_at": "2026-11-28T12:01:00Z",
         "oldest_due_retry_age_seconds": 240,
@@ -99,5 +100,6 @@ def test_stats_table(make_event):
     assert header.split() == ["Notifications", "Count"]
     counts = dict(row.rsplit(None, 1) for row in rows)
     assert counts == {
-        "pending": "1", "sent": "0", "failed": "0", "dead": "0", "total": "1", "unread": "1", "oldest due retry": "none",
+        "pending": "1", "sent": "0", "failed": "0", "dead": "0", "dead, not dismissed": "0", "total": "1", "unread": "1",
+        "oldest due retry": "none",
     }

@@ -79,8 +79,13 @@ def test_tools_and_schemas(db):
     assert set(by_name) == {
         "certctl_list_notifications", "certctl_get_notification", "certctl_mark_notification_read",
         "certctl_requeue_notification", "certctl_requeue_notifications", "certctl_dashboard_summary",
+        "certctl_mark_notifications_read",
     }
-    assert {"page", "per_page", "status", "channel", "type"} <= set(by_name["certctl_list_notifications"].input_schema["properties"])
+    listing = by_name["certctl_list_notifications"].input_schema["properties"]
+    assert {"page", "per_page", "status", "delivery_status", "channel", "type"} <= set(listing)
+    assert "read" in json.dumps(listing["status"]) and "read" not in json.dumps(listing["delivery_status"]["anyOf"])
+    assert "admin key" in by_name["certctl_requeue_notification"].description
+    assert "CERTCTL_MCP_ALLOW_WRITES" in by_name["certctl_mark_notifications_read"].description
     assert by_name["certctl_get_notification"].input_schema["required"] == ["id"]
 
 
@@ -141,8 +146,73 @@ def test_mark_read_and_bulk_requeue_with_writes(db):
     assert both.is_error and "not both" in both.content[0].text
     assert payload(by_filter) == {"requeued": 1, "skipped": 0}
     event = payload(got)
-    assert event["status"] == "pending" and event["read_at"]
+    # The requeue started a new delivery cycle: unread again.
+    assert (event["status"], event["delivery_status"], event["read_at"]) == ("pending", "pending", None)
     assert [(a["action"], a["actor"]) for a in event["operator_actions"]] == [("mark_read", "mcp"), ("requeue", "mcp")]
+
+
+def test_read_shows_as_certctl_does_and_bulk_read_dismisses(db):
+    path, ids = db
+    marked, listed_read, listed_dead, by_delivery, bulk, summary, got = run_session(path, [
+        ("certctl_mark_notification_read", {"id": ids["dead"]}),
+        ("certctl_list_notifications", {"status": "read"}),
+        ("certctl_list_notifications", {"status": "dead"}),
+        ("certctl_list_notifications", {"delivery_status": "dead"}),
+        ("certctl_mark_notifications_read", {"status": "dead"}),
+        ("certctl_dashboard_summary", {}),
+        ("certctl_get_notification", {"id": ids["dead"]}),
+    ], CERTCTL_MCP_ALLOW_WRITES="true")
+    assert payload(marked)["status"] == "marked_as_read"
+    assert [(e["id"], e["status"], e["delivery_status"]) for e in payload(listed_read)["data"]] == [(ids["dead"], "read", "dead")]
+    assert [e["id"] for e in payload(listed_dead)["data"]] == [ids["breakout"]]
+    assert payload(by_delivery)["total"] == 2
+    assert payload(bulk) == {"marked_read": 1, "skipped": 0}
+    counts = payload(summary)
+    assert (counts["notifications_dead"], counts["notifications_dead_unacknowledged"]) == (2, 0)
+    assert payload(got)["status"] == "read"
+
+
+KEYS = "assistant:ro-key-51a9c3,oncall-bot:admin-key-7d20ee:admin"
+
+
+def test_a_read_only_key_may_mark_read_but_not_requeue(db):
+    path, ids = db
+    read, bulk_read, requeue, bulk_requeue, got = run_session(path, [
+        ("certctl_mark_notification_read", {"id": ids["dead"]}),
+        ("certctl_mark_notifications_read", {"ids": [ids["breakout"]]}),
+        ("certctl_requeue_notification", {"id": ids["dead"]}),
+        ("certctl_requeue_notifications", {"status": "read"}),
+        ("certctl_get_notification", {"id": ids["dead"]}),
+    ], CERTCTL_MCP_ALLOW_WRITES="true", CERTCTL_API_KEYS_NAMED=KEYS, CERTCTL_API_KEY="ro-key-51a9c3")
+    assert payload(read)["status"] == "marked_as_read" and payload(bulk_read) == {"marked_read": 1, "skipped": 0}
+    for refused in (requeue, bulk_requeue):
+        assert refused.is_error and "needs an admin key" in refused.content[0].text and "'assistant'" in refused.content[0].text
+    event = payload(got)
+    assert event["delivery_status"] == "dead"
+    assert [(a["action"], a["actor"]) for a in event["operator_actions"]] == [("mark_read", "assistant")]
+
+
+def test_an_admin_key_requeues_under_its_name_and_still_needs_writes_enabled(db):
+    path, ids = db
+    (refused,) = run_session(path, [("certctl_requeue_notification", {"id": ids["dead"]})],
+                             CERTCTL_API_KEYS_NAMED=KEYS, CERTCTL_API_KEY="admin-key-7d20ee")
+    assert refused.is_error and "CERTCTL_MCP_ALLOW_WRITES=true" in refused.content[0].text
+    done, got = run_session(path, [
+        ("certctl_requeue_notification", {"id": ids["dead"]}),
+        ("certctl_get_notification", {"id": ids["dead"]}),
+    ], CERTCTL_MCP_ALLOW_WRITES="true", CERTCTL_API_KEYS_NAMED=KEYS, CERTCTL_API_KEY="admin-key-7d20ee")
+    assert payload(done) == {"status": "requeued", "id": ids["dead"]}
+    assert [(a["action"], a["actor"], a["source"]) for a in payload(got)["operator_actions"]] == [("requeue", "oncall-bot", "mcp")]
+
+
+def test_an_unknown_key_stops_start_up_with_a_clear_message(db):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mcp"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=_env(db[0], CERTCTL_API_KEYS_NAMED=KEYS, CERTCTL_API_KEY="not-a-configured-key"),
+    )
+    assert result.returncode == 1
+    assert "MCP server not started: CERTCTL_API_KEY is not one of the keys in CERTCTL_API_KEYS_NAMED" in result.stderr
+    assert "not-a-configured-key" not in result.stderr
 
 
 def test_bulk_requeue_and_mark_read_refused_without_writes(db):

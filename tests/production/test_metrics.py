@@ -25,6 +25,7 @@ REMOTE = "203.0.113.7"
 EXPECTED_FAMILIES = {
     "certctl_notifications": ("gauge", {"status", "channel"}),
     "certctl_notification_dead_total": ("gauge", set()),
+    "certctl_notification_dead_unacknowledged": ("gauge", set()),
     "certctl_notification_oldest_due_retry_age_seconds": ("gauge", set()),
     "certctl_notification_leases_held": ("gauge", set()),
     "certctl_notification_deliveries": ("counter", {"channel", "outcome"}),
@@ -35,7 +36,8 @@ EXPECTED_FAMILIES = {
     "certctl_notification_db_up": ("gauge", set()),
 }
 EXPECTED_SAMPLE_NAMES = {
-    "certctl_notifications", "certctl_notification_dead_total", "certctl_notification_oldest_due_retry_age_seconds",
+    "certctl_notifications", "certctl_notification_dead_total", "certctl_notification_dead_unacknowledged",
+    "certctl_notification_oldest_due_retry_age_seconds",
     "certctl_notification_leases_held", "certctl_notification_deliveries_total",
     "certctl_notification_delivery_duration_seconds_bucket", "certctl_notification_delivery_duration_seconds_count",
     "certctl_notification_delivery_duration_seconds_sum", "certctl_notification_last_pass_duration_seconds",
@@ -130,6 +132,20 @@ def test_dead_letter_depth_is_a_gauge_that_falls_on_requeue(client, no_dispatch)
     assert sample(families, "certctl_notification_dead_total") == 0
     # The history is not rewritten: two attempts did dead-letter an event.
     assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="dead_lettered") == 2
+
+
+@pytest.mark.django_db
+def test_dismissing_a_dead_event_lowers_the_unacknowledged_gauge_only(client, no_dispatch):
+    dead = _webhook_events(3)
+    for event in dead:
+        deliver_now(event.id)
+    assert sample(scrape(client), "certctl_notification_dead_unacknowledged") == 3
+    services.mark_read(dead[0].id, services.Actor("oncall", "api"))
+    services.mark_read_events(services.Actor("oncall", "api"), ids=[dead[1].id])
+    families = scrape(client)
+    assert families["certctl_notification_dead_unacknowledged"].type == "gauge"
+    assert sample(families, "certctl_notification_dead_unacknowledged") == 1
+    assert sample(families, "certctl_notification_dead_total") == 3
 
 
 @pytest.mark.django_db

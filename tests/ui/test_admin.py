@@ -120,3 +120,35 @@ def test_staff_who_may_only_view_events_are_not_offered_requeue_selected_nor_can
     dead.refresh_from_db()
     assert (dead.status, dead.retry_count) == ("dead", 5)
     assert not OperatorAction.objects.exists()
+
+
+def test_mark_read_selected_dismisses_dead_ones_and_skips_read_ones(admin_client, event_in):
+    dead, pending = event_in("dead"), event_in("pending")
+    already = event_in("sent")
+    admin_client.post(CHANGELIST, {"action": "mark_read_selected", "_selected_action": [already.id]})
+    response = admin_client.post(CHANGELIST, {"action": "mark_read_selected", "_selected_action": [dead.id, pending.id, already.id]})
+    assert [str(m) for m in get_messages(response.wsgi_request)][-1] == (
+        "2 marked read (dead ones are dismissed from the dead-letter queue), 1 skipped (already read)."
+    )
+    states = {e.id: (e.status, e.read_at is not None) for e in NotificationEvent.objects.all()}
+    # Reading never changes the delivery state: the pending one is still delivered.
+    assert states == {dead.id: ("dead", True), pending.id: ("pending", True), already.id: ("sent", True)}
+    assert set(OperatorAction.objects.values_list("event_id", "action", "source", "bulk")) == {
+        (e.id, "mark_read", "admin", True) for e in (dead, pending, already)
+    }
+
+
+def test_staff_with_view_permission_may_mark_read_but_not_requeue(client, django_user_model, event_in):
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("auditor", password="x", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_notificationevent"))
+    client.force_login(staff)
+    dead = event_in("dead")
+    body = client.get(CHANGELIST).content.decode()
+    assert 'value="mark_read_selected"' in body and 'value="requeue_selected"' not in body
+    client.post(CHANGELIST, {"action": "requeue_selected", "_selected_action": [dead.id]})
+    client.post(CHANGELIST, {"action": "mark_read_selected", "_selected_action": [dead.id]})
+    dead.refresh_from_db()
+    assert (dead.status, dead.read_at is not None) == ("dead", True)
+    assert list(OperatorAction.objects.values_list("action", "actor")) == [("mark_read", "auditor")]

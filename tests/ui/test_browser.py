@@ -186,3 +186,26 @@ def test_auto_refresh_keeps_the_selection_in_progress(page, live_server, event_i
     page.evaluate("document.activeElement.blur()")  # the operator moves on: focus leaves the table
     page.clock.run_for("00:31")
     dead_row(page, later).wait_for()
+
+
+def test_a_viewer_dismisses_a_dead_row_and_show_dismissed_brings_it_back(browser, live_server, viewer, event_in):
+    kept, dismissed = event_in("dead", error=DEAD_ERROR), event_in("dead", error=DEAD_ERROR)
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US", timezone_id="UTC")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(live_server.url + "/notifications/?tab=dead")
+        page.get_by_label("Username").fill("viewer")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        assert page.get_by_role("button", name="Requeue selected").count() == 0  # a viewer may not requeue
+        dead_row(page, dismissed).get_by_role("button", name=f"Dismiss {dismissed.id}").click()
+        page.get_by_text(f"Dismissed {dismissed.id}: it left the Dead letter tab").wait_for()
+        assert dead_row(page, dismissed).count() == 0 and dead_row(page, kept).count() == 1
+        assert NotificationEvent.objects.get(id=dismissed.id).read_at is not None
+        page.get_by_label("Show dismissed").check()
+        page.get_by_role("button", name="Apply filters").click()
+        dead_row(page, dismissed).get_by_text("dismissed", exact=True).wait_for()
+        assert status_of(dismissed) == "dead"
+    finally:
+        context.close()

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from notifications import services
 from notifications.models import NotificationEvent, OperatorAction
 from tests.ui.conftest import PASSWORD
 
@@ -183,7 +184,7 @@ def test_fragment_is_only_the_results_for_the_auto_refresh(viewer_client, event_
     body = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in body and rows(response) == [dead.id]
-    assert 'name="next" value="/notifications/?tab=dead"' not in body  # viewer: no forms
+    assert "Requeue" not in body and "Dismiss selected</button>" in body  # viewer: may dismiss, not requeue
     full = viewer_client.get("/notifications/?tab=dead").content.decode()
     assert 'data-refresh-url="/notifications/?tab=dead"' in full and 'data-refresh-seconds="30"' in full
 
@@ -197,10 +198,14 @@ def test_buttons_follow_status_and_permission(operator_client, viewer, event_in)
         assert f'action="/notifications/{event.id}/requeue/"' not in body
     for event in (dead, failed, sent, pending):
         assert f'action="/notifications/{event.id}/read/"' in body
+    assert f'aria-label="Dismiss {dead.id}"' in body and f'aria-label="Mark {sent.id} read"' in body
     operator_client.force_login(viewer)
     body = operator_client.get("/notifications/?tab=dead").content.decode()
-    assert "/requeue/" not in body and "/read/" not in body and "Requeue selected" not in body
-    assert 'type="checkbox"' not in body
+    assert "/requeue/" not in body and "Requeue selected" not in body and "Requeue all matching" not in body
+    # A viewer may dismiss, as certctl's read-only role may mark read.
+    assert f'action="/notifications/{dead.id}/read/"' in body and "Dismiss selected</button>" in body
+    assert f'<input type="checkbox" name="ids" value="{dead.id}" form="bulk-form"' in body
+    assert 'action="/notifications/dismiss-selected/"' in body
 
 
 def test_dead_tab_offers_checkboxes_and_bulk_buttons(operator_client, event_in):
@@ -228,7 +233,8 @@ def test_detail_shows_fields_and_timeline(operator_client, event_in):
     assert body.count("Delivery attempt ") == 5
     assert body.count('<td data-label="HTTP status">503</td>') == 5
     assert body.count("42 ms") == 5
-    assert "Marked read" in body and "operator <span class=\"hint\">via ui</span>" in body
+    assert "Dismissed</td>" in body and "operator <span class=\"hint\">via ui</span>" in body
+    assert '<span class="badge badge-dismissed">dismissed</span>' in body
 
 
 def test_detail_of_unknown_event_is_404(viewer_client):
@@ -293,7 +299,6 @@ def test_requeue_ignores_a_return_address_on_another_site(operator_client, event
 def test_changes_need_the_permission(viewer_client, event_in):
     event = event_in("dead")
     assert viewer_client.post(f"/notifications/{event.id}/requeue/").status_code == 403
-    assert viewer_client.post(f"/notifications/{event.id}/read/").status_code == 403
     assert viewer_client.post("/notifications/requeue-selected/", {"ids": [event.id]}).status_code == 403
     assert viewer_client.post("/notifications/requeue-matching/").status_code == 403
     response = viewer_client.get("/notifications/requeue-matching/?channel=Webhook")
@@ -317,7 +322,10 @@ def test_posts_without_csrf_token_are_refused(operator, event_in):
     event = event_in("dead")
     client = Client(enforce_csrf_checks=True)
     client.force_login(operator)
-    for path in (f"/notifications/{event.id}/requeue/", f"/notifications/{event.id}/read/", "/notifications/requeue-selected/"):
+    for path in (
+        f"/notifications/{event.id}/requeue/", f"/notifications/{event.id}/read/", "/notifications/requeue-selected/",
+        "/notifications/dismiss-selected/", "/notifications/dismiss-matching/",
+    ):
         response = client.post(path, {"ids": [event.id]})
         assert response.status_code == 403
         assert b"CSRF" in response.content
@@ -421,3 +429,103 @@ def test_static_files_are_served_by_whitenoise_with_debug_off(viewer_client, set
     assert response.status_code == 200
     assert b"--accent" in b"".join(response.streaming_content)
     assert client.get("/static/js/certctl.js").status_code == 200
+
+
+# --- dismiss (mark read on the Dead letter tab) ---------------------------------------------
+
+
+def test_viewer_dismisses_a_dead_event_it_leaves_the_tab_until_show_dismissed(viewer_client, event_in):
+    dead, other = event_in("dead"), event_in("dead")
+    response = viewer_client.post(f"/notifications/{dead.id}/read/", {"next": "/notifications/?tab=dead"})
+    assert response["Location"] == "/notifications/?tab=dead"
+    assert texts(response) == [f"Dismissed {dead.id}: it left the Dead letter tab (Show dismissed brings it back)."]
+    dead.refresh_from_db()
+    assert (dead.status, dead.read_at is not None) == ("dead", True)
+    action = OperatorAction.objects.get(event=dead)
+    assert (action.action, action.actor, action.source, action.previous_status) == ("mark_read", "viewer", "ui", "dead")
+    assert rows(viewer_client.get("/notifications/?tab=dead")) == [other.id]
+    shown = viewer_client.get("/notifications/?tab=dead&dismissed=on")
+    assert set(rows(shown)) == {dead.id, other.id}
+    assert '<span class="badge badge-dismissed"' in shown.content.decode()
+    # The All tab shows every event whatever the switch.
+    assert set(rows(viewer_client.get("/notifications/"))) == {dead.id, other.id}
+
+
+def test_viewer_may_not_requeue_even_after_dismissing(viewer_client, event_in):
+    dead = event_in("dead")
+    viewer_client.post(f"/notifications/{dead.id}/read/")
+    assert viewer_client.post(f"/notifications/{dead.id}/requeue/").status_code == 403
+    dead.refresh_from_db()
+    assert dead.status == "dead"
+
+
+def test_dismiss_needs_a_login_and_a_post(client, viewer, event_in):
+    event = event_in("dead")
+    for path in (f"/notifications/{event.id}/read/", "/notifications/dismiss-selected/", "/notifications/dismiss-matching/"):
+        assert client.post(path, {"ids": [event.id]})["Location"].startswith("/login/")
+    client.force_login(viewer)
+    assert client.get("/notifications/dismiss-selected/").status_code == 405
+    event.refresh_from_db()
+    assert event.read_at is None
+
+
+def test_dismiss_selected(viewer_client, event_in):
+    dead_a, dead_b, sent = event_in("dead"), event_in("dead"), event_in("sent")
+    services.mark_read(dead_b.id, services.Actor("someone", "api"))
+    back = "/notifications/?tab=dead"
+    response = viewer_client.post("/notifications/dismiss-selected/", {"ids": [dead_a.id, dead_b.id, "notif-gone"], "next": back})
+    assert response["Location"] == back
+    assert texts(response) == ["1 dismissed, 2 skipped (already dismissed or gone)."]
+    read = dict(NotificationEvent.objects.values_list("id", "read_at"))
+    assert read[dead_a.id] and read[dead_b.id] and read[sent.id] is None
+    assert set(OperatorAction.objects.filter(bulk=True).values_list("event_id", "source", "previous_status")) == {(dead_a.id, "ui", "dead")}
+    assert rows(viewer_client.get(back)) == []
+    empty = viewer_client.post("/notifications/dismiss-selected/", {"next": back})
+    assert texts(empty) == ["Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected."]
+
+
+def test_dismiss_all_matching_confirms_the_count_then_dismisses(viewer_client, event_in):
+    slack = [event_in("dead", channel="Slack"), event_in("dead", channel="Slack")]
+    other = event_in("dead", channel="Webhook")
+    confirm = viewer_client.get("/notifications/dismiss-matching/?tab=dead&channel=Slack&page=2")
+    body = unescape(confirm.content.decode())
+    assert 'Dismiss <strong>2</strong> dead notifications matching channel "Slack"?' in body
+    response = viewer_client.post("/notifications/dismiss-matching/", {"channel": "Slack"})
+    assert response["Location"] == "/notifications/?tab=dead&channel=Slack"
+    assert texts(response) == ["2 dismissed, 0 skipped (already dismissed or gone)."]
+    read = dict(NotificationEvent.objects.values_list("id", "read_at"))
+    assert all(read[e.id] for e in slack) and read[other.id] is None
+    nothing = viewer_client.get("/notifications/dismiss-matching/?channel=Slack").content.decode()
+    assert 'No undismissed dead notifications match channel "Slack": there is nothing to dismiss.' in unescape(nothing)
+
+
+def test_requeue_all_matching_on_the_dead_tab_leaves_dismissed_ones_unless_shown(operator_client, event_in):
+    shown, dismissed = event_in("dead"), event_in("dead")
+    services.mark_read(dismissed.id, services.Actor("someone", "api"))
+    assert texts(operator_client.post("/notifications/requeue-matching/", {"channel": "Webhook"})) == [
+        "1 requeued, 0 skipped (not failed or dead)."
+    ]
+    statuses = dict(NotificationEvent.objects.values_list("id", "status"))
+    assert (statuses[shown.id], statuses[dismissed.id]) == ("pending", "dead")
+    operator_client.post("/notifications/requeue-matching/", {"channel": "Webhook", "dismissed": "True"})
+    dismissed.refresh_from_db()
+    # A requeue starts a new delivery cycle: unread again.
+    assert (dismissed.status, dismissed.read_at) == ("pending", None)
+
+
+def test_dashboard_dead_card_counts_what_awaits_an_operator(viewer_client, event_in):
+    event_in("dead")
+    dismissed = event_in("dead")
+    viewer_client.post(f"/notifications/{dismissed.id}/read/")
+    body = viewer_client.get("/").content.decode()
+    card = re.search(r'data-testid="card-dead">(.*?)</a>', body, re.S).group(1)
+    assert '<span class="card-count">1</span>' in card and "1 dismissed" in card
+
+
+def test_marking_a_pending_event_read_does_not_stop_its_delivery(viewer_client, event_in):
+    pending = event_in("pending")
+    viewer_client.post(f"/notifications/{pending.id}/read/")
+    pending.refresh_from_db()
+    assert (pending.status, pending.read_at is not None) == ("pending", True)
+    body = viewer_client.get(f"/notifications/{pending.id}/").content.decode()
+    assert "delivery goes on: reading never cancels it" in body

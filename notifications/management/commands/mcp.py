@@ -1,9 +1,10 @@
 import ipaddress
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.mcp_server import build_server
+from notifications.mcp_server import build_server, identity_from_settings
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -31,7 +32,8 @@ def is_loopback(host):
 class Command(BaseCommand):
     help = (
         "Serve the MCP server for AI assistants: on stdio by default, or over streamable HTTP with "
-        "--http HOST:PORT (endpoint /mcp). Writes (mark read, requeue) need CERTCTL_MCP_ALLOW_WRITES=true."
+        "--http HOST:PORT (endpoint /mcp). Writes (mark read, requeue) need CERTCTL_MCP_ALLOW_WRITES=true; with "
+        "CERTCTL_API_KEY it acts as that named key, and requeueing needs it to be an admin key."
     )
 
     def add_arguments(self, parser):
@@ -47,7 +49,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, http=None, allow_remote=False, **options):
-        server = build_server()
+        try:
+            identity = identity_from_settings()
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"MCP server not started: {exc}") from None
+        server = build_server(identity)
         if not http:
             # stdout carries the protocol: nothing else may be written to it.
             server.run("stdio")
@@ -64,5 +70,6 @@ class Command(BaseCommand):
             self.stderr.write(f"warning: MCP on {host}:{port} is reachable from the network without authentication")
         writes = "enabled" if settings.CERTCTL_MCP_ALLOW_WRITES else "disabled (CERTCTL_MCP_ALLOW_WRITES)"
         display_host = f"[{host}]" if ":" in host else host
-        self.stderr.write(f"MCP streamable HTTP on http://{display_host}:{port}/mcp, writes {writes}")
+        acting_as = f"key {identity.key_name!r}" + ("" if identity.admin else " (read-only)") if identity.key_name else '"mcp"'
+        self.stderr.write(f"MCP streamable HTTP on http://{display_host}:{port}/mcp, writes {writes}, acting as {acting_as}")
         server.run("streamable-http", host=host, port=port)

@@ -1,4 +1,5 @@
-"""`manage.py notifications …`: list, inspect, send, requeue and deliver notification events from a shell.
+"""`manage.py notifications …`: list, inspect, send, requeue, mark read and deliver notification events from a shell,
+and import them from a certctl database.
 
 Thin over notifications.services. JSON output has the REST API's shapes (its serializers).
 Exit codes: 0 ok, 1 not found or refused, 2 usage.
@@ -8,13 +9,15 @@ import getpass
 import json
 import os
 import re
+import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from rest_framework import serializers
 from tabulate import tabulate
+from tqdm import tqdm
 
-from notifications import delivery, services
+from notifications import certctl_import, delivery, services
 from notifications.api.filters import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from notifications.api.serializers import (
     NotificationAttemptSerializer,
@@ -86,6 +89,13 @@ def when(value):
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z") if value else ""
 
 
+def status_with_marker(event: NotificationEvent) -> str:
+    """The delivery state, and whether an operator read it (a read dead event is dismissed)."""
+    if not event.read_at:
+        return event.status
+    return f"{event.status}, {'dismissed' if event.status == Status.DEAD else 'read'}"
+
+
 def as_json(value):
     return json.dumps(value, indent=2, ensure_ascii=False)
 
@@ -125,11 +135,31 @@ class Command(BaseCommand):
 
         requeue = commands.add_parser(
             "requeue", help="move failed or dead notifications back to pending",
-            description="Requeue the given ids, or every dead notification with --all-dead (optionally of one --channel).",
+            description="Requeue the given ids, or with --all-dead every dead notification not dismissed (the Dead letter "
+            "tab's content; optionally of one --channel). Dismissed dead ones are requeued by id.",
         )
         requeue.add_argument("ids", nargs="*", metavar="ID")
-        requeue.add_argument("--all-dead", action="store_true", help="requeue every dead notification")
+        requeue.add_argument("--all-dead", action="store_true", help="requeue every dead notification not dismissed")
         requeue.add_argument("--channel", help="with --all-dead: only this channel", **channel_choice)
+
+        read = commands.add_parser(
+            "read", help="mark notifications read; for dead ones this dismisses them from the dead-letter queue",
+            description="Mark the given ids read, or dismiss every undismissed dead notification with --all-dead "
+            "(optionally of one --channel). Reading never starts or stops a delivery.",
+        )
+        read.add_argument("ids", nargs="*", metavar="ID")
+        read.add_argument("--all-dead", action="store_true", help="dismiss every dead notification not yet dismissed")
+        read.add_argument("--channel", help="with --all-dead: only this channel", **channel_choice)
+
+        importing = commands.add_parser(
+            "import-certctl", help="copy notification events from a certctl PostgreSQL database",
+            description="Copy certctl's notification_events rows (ids kept) into this service. Rows already here "
+            "are skipped, so it can be run again. Pending and failed rows are delivered by this service's workers "
+            "afterwards: stop certctl's scheduler first.",
+        )
+        importing.add_argument("--database-url", required=True, help="certctl's database, postgres://user:password@host:port/name")
+        importing.add_argument("--dry-run", action="store_true", help="read and count everything, write nothing")
+        importing.add_argument("--batch-size", type=int_between(1, 10_000), default=1000, help="rows per read and write (default 1000)")
 
         commands.add_parser("sweep", help="deliver pending notifications and due retries once, now")
 
@@ -137,7 +167,7 @@ class Command(BaseCommand):
         stats.add_argument("--json", action="store_true", help="print the REST API's /api/v1/stats/summary JSON")
 
     def handle(self, *args, subcommand, **options):
-        getattr(self, f"handle_{subcommand}")(**options)
+        getattr(self, f"handle_{subcommand.replace('-', '_')}")(**options)
 
     def out(self, text=""):
         self.stdout.write(text)
@@ -169,7 +199,7 @@ class Command(BaseCommand):
             return
         rows = [
             (
-                e.id, e.status, services.retry_display(e), e.type, e.channel, shorten(e.recipient, 30),
+                e.id, status_with_marker(e), services.retry_display(e), e.type, e.channel, shorten(e.recipient, 30),
                 when(e.created_at), when(e.next_retry_at), shorten(e.message, 40), shorten(e.last_error, 60),
             )
             for e in events
@@ -204,7 +234,7 @@ class Command(BaseCommand):
             ("Recipient", event.recipient),
             ("Certificate", event.certificate_id or ""),
             ("Severity", event.severity or ""),
-            ("Status", f"{event.status} ({services.retry_display(event)})"),
+            ("Status", f"{status_with_marker(event)} ({services.retry_display(event)})"),
             ("Next retry", when(event.next_retry_at)),
             ("Last error", event.last_error or ""),
             ("Sent", when(event.sent_at)),
@@ -238,7 +268,8 @@ class Command(BaseCommand):
         else:
             self.out("none")
         if event.status == Status.DEAD:
-            self.out(f"\nDead: fix the cause above, then `manage.py notifications requeue {event.id}`.")
+            dismiss = "" if event.read_at else f", or dismiss it: `manage.py notifications read {event.id}`"
+            self.out(f"\nDead: fix the cause above, then `manage.py notifications requeue {event.id}`{dismiss}.")
         elif event.status == Status.FAILED:
             self.out(f"\nNext attempt at {when(event.next_retry_at)}; `manage.py notifications sweep` runs due retries now.")
 
@@ -316,6 +347,76 @@ class Command(BaseCommand):
         self.out(self.style.SUCCESS(line))
         self.out(f"Pending again: {delivery_hint('them')}.")
 
+    # --- read -----------------------------------------------------------------
+
+    def handle_read(self, *, ids: list[str], all_dead: bool, channel: str | None, **_: object) -> None:
+        if all_dead and ids:
+            raise CommandError("give either notification ids or --all-dead, not both", returncode=USAGE)
+        if channel and not all_dead:
+            raise CommandError("--channel only applies with --all-dead; to mark read by id, give the ids alone", returncode=USAGE)
+        if not all_dead and not ids:
+            raise CommandError(
+                "give the ids to mark read, or --all-dead; list dead ones with `manage.py notifications list --status dead`",
+                returncode=USAGE,
+            )
+        actor = operator()
+        if all_dead:
+            scope = f"dead {channel} notifications" if channel else "dead notifications"
+            result = services.mark_read_events(actor, filters={"status": Status.DEAD, "channel": channel})
+            self.out(self.style.SUCCESS(f"dismissed {result.marked_read} {scope}") if result.marked_read else f"no undismissed {scope}")
+            return
+        unique_ids = list(dict.fromkeys(ids))
+        known = set(NotificationEvent.objects.filter(id__in=unique_ids).values_list("id", flat=True))
+        missing = [event_id for event_id in unique_ids if event_id not in known]
+        result = services.mark_read_events(actor, ids=[event_id for event_id in unique_ids if event_id in known])
+        already = result.skipped
+        line = f"marked {result.marked_read} read"
+        if result.dismissed:
+            line += f" ({result.dismissed} dead, now dismissed)"
+        if already:
+            line += f"; {already} already read"
+        self.out(self.style.SUCCESS(line) if result.marked_read else line)
+        if missing:
+            raise CommandError(
+                f"not found: {', '.join(missing)}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED
+            )
+
+    # --- import-certctl -------------------------------------------------------
+
+    def handle_import_certctl(self, *, database_url: str, dry_run: bool, batch_size: int, **_: object) -> None:
+        # On a terminal only (tqdm's default): a log file or a pipe gets the summary alone.
+        bar = tqdm(desc="notification_events", unit="row", file=sys.stderr, disable=None)
+        try:
+            report = certctl_import.import_certctl(
+                database_url, dry_run=dry_run, batch_size=batch_size,
+                on_total=lambda total: bar.reset(total=total), on_progress=bar.update,
+            )
+        except certctl_import.SourceError as exc:
+            raise CommandError(f"nothing imported: {exc}", returncode=NOT_FOUND_OR_REFUSED) from None
+        finally:
+            bar.close()
+        source = certctl_import.describe_source(database_url)
+        states = ", ".join(f"{report.imported[state]} {state}" for state in Status.values)
+        verb = "would import" if dry_run else "imported"
+        self.out(f"certctl database {source}: {report.rows} notification events read")
+        self.out(f"{verb} {report.imported_total} ({states})")
+        if report.marked_read:
+            self.out(
+                f"  {report.marked_read} of them read in certctl, now marked read"
+                + (f"; {report.read_before_delivery} were read before delivery and are dead (never sent)" if report.read_before_delivery else "")
+            )
+        self.out(f"already here, left alone: {report.already_present}")
+        if report.invalid:
+            self.stderr.write(f"not importable, skipped: {len(report.invalid)}")
+            for event_id, reason in report.invalid[:20]:
+                self.stderr.write(f"  {event_id}: {reason}")
+            if len(report.invalid) > 20:
+                self.stderr.write(f"  … and {len(report.invalid) - 20} more")
+        if dry_run:
+            self.out("dry run: nothing was written")
+        elif report.imported[Status.PENDING] or report.imported[Status.FAILED]:
+            self.out(f"Pending and failed ones carry on: {delivery_hint('them')}.")
+
     # --- sweep ----------------------------------------------------------------
 
     def handle_sweep(self, **_):
@@ -344,6 +445,7 @@ class Command(BaseCommand):
             ("sent", summary["notifications_sent"]),
             ("failed", summary["notifications_failed"]),
             ("dead", summary["notifications_dead"]),
+            ("dead, not dismissed", summary["notifications_dead_unacknowledged"]),
             ("total", summary["notifications_total"]),
             ("unread", summary["notifications_unread"]),
             ("oldest due retry", f"{when(oldest)} ({summary['oldest_due_retry_age_seconds']}s overdue)" if oldest else "none"),

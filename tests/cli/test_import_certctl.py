@@ -1,0 +1,161 @@
+"""`notifications import-certctl` against a real certctl table in its own PostgreSQL database."""
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from notifications import delivery, services
+from notifications.certctl_import import READ_BEFORE_DELIVERY
+from notifications.models import NotificationEvent
+from tests.cli.conftest import cli, cli_error
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+# certctl's notification_events as its migrations leave it (000001, 000016, 000017).
+CERTCTL_DDL = """
+CREATE TABLE notification_events (
+    id TEXT PRIMARY KEY,
+    type VARCHAR(255) NOT NULL,
+    certificate_id TEXT,
+    channel VARCHAR(255) NOT NULL,
+    recipient VARCHAR(255) NOT NULL,
+    message TEXT NOT NULL,
+    sent_at TIMESTAMPTZ,
+    status VARCHAR(50) NOT NULL DEFAULT 'pending',
+    error TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    next_retry_at TIMESTAMPTZ,
+    last_error TEXT
+)
+"""
+T0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+
+
+def _server(settings):
+    db = settings.DATABASES["default"]
+    return dict(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None)
+
+
+@pytest.fixture
+def certctl_db(settings):
+    """A throw-away database holding certctl's table; its URL. Dropped afterwards."""
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("needs PostgreSQL")
+    server = _server(settings)
+    name = f"certctl_src_{secrets.token_hex(4)}"
+    with psycopg.connect(dbname=settings.DATABASES["default"]["NAME"], autocommit=True, **server) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    password = f":{server['password']}" if server["password"] else ""
+    url = f"postgres://{server['user']}{password}@{server['host']}:{server['port']}/{name}"
+    with psycopg.connect(url) as source:
+        source.execute(CERTCTL_DDL)
+    yield url
+    with psycopg.connect(dbname=settings.DATABASES["default"]["NAME"], autocommit=True, **server) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def insert(url, rows):
+    with psycopg.connect(url) as source, source.cursor() as cursor:
+        for row in rows:
+            columns = sql.SQL(", ").join(map(sql.Identifier, row))
+            values = sql.SQL(", ").join(sql.Placeholder() * len(row))
+            cursor.execute(sql.SQL("INSERT INTO notification_events ({}) VALUES ({})").format(columns, values), list(row.values()))
+
+
+def row(event_id, status, **columns):
+    base = {
+        "id": event_id, "type": "ExpirationWarning", "channel": "Email", "recipient": "ops@example.com",
+        "message": f"{event_id} expires", "status": status, "created_at": T0,
+    }
+    return {**base, **columns}
+
+
+@pytest.fixture
+def certctl_rows(certctl_db):
+    insert(certctl_db, [
+        row("c-pending", "pending", certificate_id="mc-1"),
+        row("c-sent", "sent", sent_at=T0 + timedelta(seconds=3), channel="Webhook"),
+        row("c-failed", "failed", retry_count=2, next_retry_at=T0 + timedelta(minutes=4), last_error="smtp: 451 try later"),
+        # certctl's fault 1: a first failure that was never scheduled.
+        row("c-failed-unscheduled", "failed", error="dial tcp: connection refused"),
+        row("c-dead", "dead", retry_count=5, last_error="smtp: 550 no such user", channel="Slack"),
+        row("c-read-sent", "read", sent_at=T0 + timedelta(seconds=9)),
+        row("c-read-unsent", "read", error="webhook: 500"),
+        row("c-bad-channel", "pending", channel="Carrier-Pigeon"),
+        row("c-bad-status", "archived"),
+    ])
+    return certctl_db
+
+
+def test_dry_run_counts_and_writes_nothing(certctl_rows):
+    run = cli("import-certctl", "--database-url", certctl_rows, "--dry-run")
+    assert "9 notification events read" in run.out
+    assert "would import 7 (1 pending, 2 sent, 2 failed, 2 dead)" in run.out
+    assert "dry run: nothing was written" in run.out
+    assert "c-bad-channel: unknown channel 'Carrier-Pigeon'" in run.err and "c-bad-status: unknown status 'archived'" in run.err
+    assert not NotificationEvent.objects.exists()
+
+
+def test_import_keeps_ids_states_schedules_and_errors(certctl_rows):
+    run = cli("import-certctl", "--database-url", certctl_rows)
+    assert "imported 7 (1 pending, 2 sent, 2 failed, 2 dead)" in run.out
+    assert "2 of them read in certctl, now marked read; 1 were read before delivery and are dead (never sent)" in run.out
+    assert "not importable, skipped: 2" in run.err
+    # The password never appears; host, port and database do.
+    assert "certctl_src_" in run.out
+    events = {e.id: e for e in NotificationEvent.objects.all()}
+    assert set(events) == {"c-pending", "c-sent", "c-failed", "c-failed-unscheduled", "c-dead", "c-read-sent", "c-read-unsent"}
+
+    pending = events["c-pending"]
+    assert (pending.status, pending.certificate_id, pending.created_at, pending.read_at) == ("pending", "mc-1", T0, None)
+    sent = events["c-sent"]
+    assert (sent.status, sent.sent_at, sent.channel) == ("sent", T0 + timedelta(seconds=3), "Webhook")
+    failed = events["c-failed"]
+    assert (failed.status, failed.retry_count, failed.next_retry_at, failed.last_error) == (
+        "failed", 2, T0 + timedelta(minutes=4), "smtp: 451 try later"
+    )
+    unscheduled = events["c-failed-unscheduled"]
+    assert unscheduled.status == "failed" and unscheduled.next_retry_at is not None  # due now, not never
+    assert unscheduled.last_error == "dial tcp: connection refused"  # certctl's `error` when last_error is empty
+    dead = events["c-dead"]
+    assert (dead.status, dead.retry_count, dead.last_error, dead.read_at) == ("dead", 5, "smtp: 550 no such user", None)
+    read_sent = events["c-read-sent"]
+    assert (read_sent.status, read_sent.sent_at, read_sent.read_at is not None) == ("sent", T0 + timedelta(seconds=9), True)
+    read_unsent = events["c-read-unsent"]
+    assert (read_unsent.status, read_unsent.read_at is not None, read_unsent.next_retry_at) == ("dead", True, None)
+    assert read_unsent.last_error.startswith(READ_BEFORE_DELIVERY) and "webhook: 500" in read_unsent.last_error
+
+    summary = services.stats_summary()
+    assert (summary["notifications_dead"], summary["notifications_dead_unacknowledged"]) == (2, 1)
+    # Delivery carries on where certctl left it: the pending one is due now, the failed one at its time.
+    assert [e.id for e in delivery.claim_due_events("pending")] == ["c-pending"]
+    assert {e.id for e in delivery.claim_due_events("retry", now=T0 + timedelta(minutes=5))} == {"c-failed"}
+
+
+def test_import_is_idempotent_by_id(certctl_rows):
+    cli("import-certctl", "--database-url", certctl_rows)
+    services.mark_read("c-dead", services.Actor("oncall", "test"))
+    insert(certctl_rows, [row("c-later", "pending")])
+    again = cli("import-certctl", "--database-url", certctl_rows, "--batch-size", "2")
+    assert "imported 1 (1 pending, 0 sent, 0 failed, 0 dead)" in again.out
+    assert "already here, left alone: 7" in again.out
+    assert NotificationEvent.objects.count() == 8
+    assert NotificationEvent.objects.get(id="c-dead").read_at is not None  # local changes are kept
+
+
+def test_a_database_without_certctl_table_is_refused_clearly(certctl_db):
+    with psycopg.connect(certctl_db) as source:
+        source.execute("DROP TABLE notification_events")
+    run = cli_error("import-certctl", "--database-url", certctl_db)
+    assert run.returncode == 1
+    assert "nothing imported: notification_events does not exist there: is this certctl's database?" in run.message
+
+
+def test_an_unreachable_database_is_refused_without_showing_the_password(closed_port):
+    run = cli_error("import-certctl", "--database-url", f"postgres://certctl:hunter2-secret@127.0.0.1:{closed_port}/certctl")
+    assert run.returncode == 1
+    assert f"cannot read certctl's database at 127.0.0.1:{closed_port}/certctl" in run.message
+    assert "hunter2-secret" not in run.message
