@@ -171,34 +171,43 @@ async def send_event(event: NotificationEvent, notifier: Notifier, client: httpx
 class Sender:
     """An asyncio event loop on a thread of its own, performing sends; finished ones arrive on `finished`.
 
-    Blocking notifiers (SMTP) run on the loop's executor, sized like the per-destination cap.
+    Each send to an HTTP destination borrows a client with one keep-alive connection to it, kept for the
+    pass; blocking notifiers (SMTP) run on the loop's executor, sized like the per-destination cap.
     """
 
-    def __init__(self, max_connections: int, blocking_workers: int, now: datetime | None):
+    def __init__(self, blocking_workers: int, now: datetime | None):
         self.now = now
-        self.finished: queue.SimpleQueue[tuple[Any, Delivery]] = queue.SimpleQueue()
+        self.finished: queue.SimpleQueue[tuple[str, Delivery]] = queue.SimpleQueue()
+        self.idle_clients: dict[str, list[httpx.AsyncClient]] = {}
         self.loop = asyncio.new_event_loop()
         self.executor = ThreadPoolExecutor(max_workers=blocking_workers, thread_name_prefix="deliver-blocking")
         self.loop.set_default_executor(self.executor)
         self.thread = threading.Thread(target=self.loop.run_forever, name="deliver-loop", daemon=True)
         self.thread.start()
-        self.client = new_http_client(max_connections)
 
-    def start(self, key: Any, event: NotificationEvent, notifier: Notifier) -> None:
-        asyncio.run_coroutine_threadsafe(self._send(key, event, notifier), self.loop)
+    def start(self, destination: str, event: NotificationEvent, notifier: Notifier) -> None:
+        asyncio.run_coroutine_threadsafe(self._send(destination, event, notifier), self.loop)
 
-    async def _send(self, key: Any, event: NotificationEvent, notifier: Notifier) -> None:
+    async def _send(self, destination: str, event: NotificationEvent, notifier: Notifier) -> None:
+        idle = self.idle_clients.setdefault(destination, [])
+        client = idle.pop() if idle else new_http_client()
         started_at = self.now or timezone.now()
         started = time.monotonic()
         try:
-            result = await send_event(event, notifier, self.client)
+            result = await send_event(event, notifier, client)
         except BaseException as exc:  # cancelled at shutdown: the caller still waits for an answer
             result = DeliveryResult.transient(f"delivery interrupted ({type(exc).__name__}); will retry")
+        idle.append(client)
         duration_ms = int((time.monotonic() - started) * 1000)
-        self.finished.put((key, Delivery(event, result, started_at, duration_ms, self.now or timezone.now())))
+        self.finished.put((destination, Delivery(event, result, started_at, duration_ms, self.now or timezone.now())))
+
+    async def _close_clients(self) -> None:
+        for clients in self.idle_clients.values():
+            for client in clients:
+                await client.aclose()
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.client.aclose(), self.loop).result()
+        asyncio.run_coroutine_threadsafe(self._close_clients(), self.loop).result()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
@@ -281,14 +290,16 @@ def _deliver(
         last_flush = time.monotonic()
 
     take(events)
-    sender = Sender(concurrency, per_destination, now)
+    sender = Sender(per_destination, now)
     try:
         while True:
             moment = time.monotonic()
             starting = first_round or moment < deadline
             outstanding = in_flight.total() + sum(len(queued) for queued in waiting.values())
             room = 2 * concurrency - outstanding
-            if starting and more_to_claim and room > 0 and moment >= next_claim_at:
+            # Claim in batches of at least a full round of sends: a claim per freed slot would cost a round
+            # trip per event.
+            if starting and more_to_claim and room >= concurrency and moment >= next_claim_at:
                 assert claim_more is not None
                 batch = claim_more(room)
                 claimed_here += len(batch)
@@ -312,7 +323,7 @@ def _deliver(
                 break
 
             wake_at = last_flush + RECORD_EVERY
-            if more_to_claim and 2 * concurrency > in_flight.total() + sum(len(q) for q in waiting.values()):
+            if more_to_claim and in_flight.total() + sum(len(q) for q in waiting.values()) <= concurrency:
                 wake_at = min(wake_at, next_claim_at)
             timeout = max(0.0, wake_at - time.monotonic())
             if in_flight.total():

@@ -38,7 +38,7 @@ def send_once(notifier: Notifier, event: NotificationEvent) -> DeliveryResult:
     """One send through `notifier` with a client of its own, as the engine makes it."""
 
     async def send() -> DeliveryResult:
-        async with new_http_client(4) as client:
+        async with new_http_client() as client:
             return await notifier.send(event, client)
 
     return asyncio.run(send())
