@@ -33,7 +33,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications import metrics
+from notifications import dispatch, metrics
 from notifications.backoff import RetryPolicy, after_failure
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
@@ -48,9 +48,10 @@ RECORD_EVERY = 0.25
 # While sends are in flight, a pass that found nothing due looks again after this long (a burst keeps
 # arriving while the first of it is delivered).
 CLAIM_AGAIN_AFTER = 0.1
-# A database error while recording is retried for this long (well within the lease) before the pass
-# gives the results up; their events are then delivered again after the lease.
-RECORD_RETRY_FOR = timedelta(seconds=30)
+# A database error while claiming or recording is retried for this long (well within the lease) before the
+# pass gives up; results it could not record are delivered again after their lease.
+DATABASE_RETRY_FOR = timedelta(seconds=30)
+CLAIM_RETRY_PAUSE = 1.0
 
 # The result of an event a pass claimed but did not start in time.
 RELEASED = "released"
@@ -231,19 +232,26 @@ class _Notifiers:
         return self.by_channel[channel]
 
 
+@dataclass
+class _Delivered:
+    statuses: dict[str, str | None]  # event id: new status, None when the lease was lost, or RELEASED
+    claimed: int  # events claim_more returned
+    cut_short: bool  # the deadline came while there was more to claim
+
+
 def _deliver(
     events: Sequence[NotificationEvent],
-    claim_more: Callable[[int], list[NotificationEvent]] | None,
+    claim_more: Callable[[int], list[NotificationEvent] | None] | None,
     *,
     now: datetime | None,
     policy: RetryPolicy,
     deadline: float,
-) -> tuple[dict[str, str | None], int]:
+) -> _Delivered:
     """Send `events` and, while there is room, those `claim_more(limit)` returns, until nothing is left.
 
-    Returns ({event id: new status, None when the lease was lost, or RELEASED}, number of events claimed
-    by claim_more). After `deadline` (time.monotonic()) nothing more starts, except a first round so that a
-    pass never starves; claimed events not started are released for the next pass.
+    claim_more returns None when it could not look (the database is away): it is asked again after
+    CLAIM_RETRY_PAUSE. After `deadline` (time.monotonic()) nothing more starts, except a first round so that
+    a pass never starves; claimed events not started are released for the next pass.
     """
     concurrency, per_destination = _limits()
     notifiers = _Notifiers()
@@ -256,6 +264,7 @@ def _deliver(
     more_to_claim = claim_more is not None
     next_claim_at = 0.0
     first_round = True
+    cut_short = False
 
     def take(batch: Iterable[NotificationEvent]) -> None:
         for event in batch:
@@ -302,9 +311,11 @@ def _deliver(
             if starting and more_to_claim and room >= concurrency and moment >= next_claim_at:
                 assert claim_more is not None
                 batch = claim_more(room)
-                claimed_here += len(batch)
-                take(batch)
-                if batch:
+                if batch is None:
+                    next_claim_at = moment + CLAIM_RETRY_PAUSE
+                elif batch:
+                    claimed_here += len(batch)
+                    take(batch)
                     next_claim_at = moment
                 else:
                     next_claim_at = moment + CLAIM_AGAIN_AFTER
@@ -315,6 +326,7 @@ def _deliver(
             else:
                 late = [event for queued in waiting.values() for event, _ in queued]
                 waiting.clear()
+                cut_short = cut_short or more_to_claim or bool(late)
                 more_to_claim = False
                 if late:
                     release_claims(late)
@@ -346,7 +358,7 @@ def _deliver(
         flush()
     finally:
         sender.close()
-    return statuses, claimed_here
+    return _Delivered(statuses, claimed_here, cut_short)
 
 
 def deliver_batch(
@@ -356,7 +368,7 @@ def deliver_batch(
     RELEASED: not started by `deadline`, time.monotonic(), default the start window, and given back)."""
     policy = policy or RetryPolicy.from_settings()
     deadline = time.monotonic() + start_window() if deadline is None else deadline
-    statuses, _ = _deliver(events, None, now=now, policy=policy, deadline=deadline)
+    statuses = _deliver(events, None, now=now, policy=policy, deadline=deadline).statuses
     return [statuses[event.id] for event in events]
 
 
@@ -387,14 +399,14 @@ def _outcome(delivery: Delivery, policy: RetryPolicy) -> _Outcome:
 def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = None) -> list[str | None]:
     """Write a chunk of finished attempts. Returns each event's new status, or None where the lease was lost.
 
-    A database error is retried with backoff for up to RECORD_RETRY_FOR: a result that reached its receiver
+    A database error is retried with backoff for up to DATABASE_RETRY_FOR: a result that reached its receiver
     must not be forgotten over a short outage, or it would be sent again after the lease.
     """
     if not deliveries:
         return []
     policy = policy or RetryPolicy.from_settings()
     outcomes = [_outcome(delivery, policy) for delivery in deliveries]
-    give_up_at = time.monotonic() + RECORD_RETRY_FOR.total_seconds()
+    give_up_at = time.monotonic() + DATABASE_RETRY_FOR.total_seconds()
     pause = 0.5
     while True:
         try:
@@ -521,8 +533,40 @@ class PassReport:
         return {"kind": self.kind, "claimed": self.claimed, "outcomes": self.outcomes, "duration_s": round(self.duration_s, 3)}
 
 
+class _Claims:
+    """Where a pass takes its events: its own kind first, then the other, so that one running pass also serves
+    what the other schedule would (a kick during a burst takes due retries too). A database error pauses
+    claiming instead of ending the pass, for up to DATABASE_RETRY_FOR; the pass then fails and its task is
+    retried."""
+
+    def __init__(self, kind: str, now: datetime | None, chunk: int):
+        self.kinds = (kind, *(other for other in PASS_KINDS if other != kind))
+        self.now = now
+        self.chunk = chunk
+        self.failing_since: float | None = None
+
+    def __call__(self, room: int) -> list[NotificationEvent] | None:
+        limit = min(room, self.chunk)
+        try:
+            events: list[NotificationEvent] = []
+            for kind in self.kinds:
+                if len(events) < limit:
+                    events += claim_due_events(kind, now=self.now, limit=limit - len(events))
+        except DatabaseError as exc:
+            moment = time.monotonic()
+            self.failing_since = self.failing_since or moment
+            if connection.in_atomic_block or moment - self.failing_since > DATABASE_RETRY_FOR.total_seconds():
+                raise
+            log.warning("claiming due events failed (%s: %s); trying again in %gs", type(exc).__name__, exc, CLAIM_RETRY_PAUSE)
+            connection.close_if_unusable_or_obsolete()
+            return None
+        self.failing_since = None
+        return events
+
+
 def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -> PassReport:
-    """Claim and deliver due events of `kind` until none is left or the start window closes.
+    """Claim and deliver due events, `kind` ("pending" or "retry") first, until none is left or the start
+    window closes; then, if there was more, ask for a kick so that the rest follows at once.
 
     Claims take at most `limit` (default CERTCTL_NOTIFICATION_BATCH_SIZE) events at a time, and only as many
     as the free send slots can take soon, so a burst arriving during the pass is picked up as it comes.
@@ -530,22 +574,20 @@ def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -
     if kind not in PASS_KINDS:
         raise ValueError(kind)
     started = time.monotonic()
-    chunk = limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE
-
-    def claim_more(room: int) -> list[NotificationEvent]:
-        return claim_due_events(kind, now=now, limit=min(room, chunk))
-
-    statuses, claimed = _deliver((), claim_more, now=now, policy=RetryPolicy.from_settings(), deadline=started + start_window())
-    report = PassReport(kind=kind, claimed=claimed, duration_s=time.monotonic() - started)
-    for status in statuses.values():
+    claims = _Claims(kind, now, limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE)
+    delivered = _deliver((), claims, now=now, policy=RetryPolicy.from_settings(), deadline=started + start_window())
+    report = PassReport(kind=kind, claimed=delivered.claimed, duration_s=time.monotonic() - started)
+    for status in delivered.statuses.values():
         key = str(status) if status else "lease_lost"
         report.outcomes[key] = report.outcomes.get(key, 0) + 1
     released = report.outcomes.get(RELEASED)
     if released:
         log.warning("%d claimed events not started in time (slow receivers): released for the next pass", released)
     metrics.pass_finished(report, finished_at=_now(now))
-    if claimed:
-        log.info("%s pass: %d claimed, %s", kind, claimed, report.outcomes, extra={"pass": kind})
+    if delivered.claimed:
+        log.info("%s pass: %d claimed, %s", kind, delivered.claimed, report.outcomes, extra={"pass": kind})
+    if delivered.cut_short:
+        dispatch.request_kick()
     return report
 
 

@@ -66,7 +66,7 @@ def test_send_fail_requeue_sweep_sent_and_the_exit_code_of_each_step(database_ur
 
     failed_sweep = cli("sweep")
     assert failed_sweep.returncode == 0
-    assert "pending: 1 claimed: 0 sent, 0 failed, 1 dead" in failed_sweep.stdout
+    assert "sweep: 1 claimed (pending and due retries): 0 sent, 0 failed, 1 dead" in failed_sweep.stdout
     dead = json.loads(cli("show", event_id, "--json").stdout)
     assert (dead["status"], dead["retry_count"]) == ("dead", 1)
     assert [(a["http_status"], a["resulting_status"]) for a in dead["attempts"]] == [(500, "dead")]
@@ -75,7 +75,7 @@ def test_send_fail_requeue_sweep_sent_and_the_exit_code_of_each_step(database_ur
     requeue = cli("requeue", event_id)
     assert (requeue.returncode, requeue.stdout.splitlines()[0]) == (0, f"{event_id}: requeued")
     sent_sweep = cli("sweep")
-    assert "pending: 1 claimed: 1 sent, 0 failed, 0 dead" in sent_sweep.stdout
+    assert "sweep: 1 claimed (pending and due retries): 1 sent, 0 failed, 0 dead" in sent_sweep.stdout
     shown = json.loads(cli("show", event_id, "--json").stdout)
     assert shown["status"] == "sent"
     assert [a["resulting_status"] for a in shown["attempts"]] == ["dead", "sent"]

@@ -20,8 +20,7 @@ def test_sweep_delivers_every_pending_event_once_to_the_receiver(webhook, make_e
 
     run = cli("sweep")
 
-    assert "pending: 3 claimed: 3 sent, 0 failed, 0 dead" in run.out
-    assert "retry sweep: 0 claimed: 0 sent, 0 failed, 0 dead" in run.out
+    assert "sweep: 3 claimed (pending and due retries): 3 sent, 0 failed, 0 dead" in run.out
     delivered = sorted(request.headers["X-Certctl-Event-ID"] for request in webhook.requests)
     assert delivered == sorted(event.id for event in events)
     assert set(NotificationEvent.objects.values_list("status", flat=True)) == {"sent"}
@@ -38,8 +37,7 @@ def test_sweep_runs_retries_that_are_due_and_leaves_the_others(webhook, make_eve
     with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
         run = cli("sweep")
 
-    assert "pending: 0 claimed" in run.out
-    assert "retry sweep: 1 claimed: 1 sent, 0 failed, 0 dead" in run.out
+    assert "sweep: 1 claimed (pending and due retries): 1 sent, 0 failed, 0 dead" in run.out
     assert Counter(r.headers["X-Certctl-Event-ID"] for r in webhook.requests) == {due.id: 2, not_due.id: 1}
     assert services.get_event(due.id).status == "sent"
     assert services.get_event(not_due.id).status == "failed"
@@ -52,14 +50,13 @@ def test_sweep_counts_failures_and_dead_letters(webhook, make_event):
 
     run = cli("sweep")
 
-    assert "pending: 2 claimed: 0 sent, 1 failed, 1 dead" in run.out
+    assert "sweep: 2 claimed (pending and due retries): 0 sent, 1 failed, 1 dead" in run.out
 
 
 def test_sweep_with_nothing_to_do(db):
     run = cli("sweep")
 
-    assert "pending: 0 claimed: 0 sent, 0 failed, 0 dead" in run.out
-    assert "retry sweep: 0 claimed: 0 sent, 0 failed, 0 dead" in run.out
+    assert "sweep: 0 claimed (pending and due retries): 0 sent, 0 failed, 0 dead" in run.out
 
 
 def test_stats_json_has_the_service_and_rest_field_names_and_counts(webhook, make_event, settings):

@@ -67,4 +67,4 @@ def test_sweep_reports_what_it_released(db, webhook, settings, monkeypatch, caps
     monkeypatch.setattr(delivery, "start_window", lambda: TOO_LATE)
     call_command("notifications", "sweep")
     out = capsys.readouterr().out
-    assert "pending: 2 claimed: 1 sent, 0 failed, 0 dead, 1 not started in time and released for the next pass" in out
+    assert "sweep: 2 claimed (pending and due retries): 1 sent, 0 failed, 0 dead, 1 not started in time and released for the next pass" in out

@@ -420,17 +420,15 @@ class Command(BaseCommand):
     # --- sweep ----------------------------------------------------------------
 
     def handle_sweep(self, **_):
-        for label, run in (("pending", delivery.process_pending), ("retry sweep", delivery.retry_sweep)):
-            report = run()
-            counts = ", ".join(
-                f"{report.outcomes.get(status, 0)} {status}" for status in (Status.SENT, Status.FAILED, Status.DEAD)
-            )
-            if report.outcomes.get("lease_lost"):
-                # Another worker or an operator changed the event while we sent it; our result was not applied.
-                counts += f", {report.outcomes['lease_lost']} overtaken by a requeue or another worker"
-            if report.outcomes.get(delivery.RELEASED):
-                counts += f", {report.outcomes[delivery.RELEASED]} not started in time and released for the next pass"
-            self.out(f"{label}: {report.claimed} claimed: {counts} ({report.duration_s:.2f}s)")
+        # One pass takes pending events first, then due retries, until none is left.
+        report = delivery.process_pending()
+        counts = ", ".join(f"{report.outcomes.get(status, 0)} {status}" for status in (Status.SENT, Status.FAILED, Status.DEAD))
+        if report.outcomes.get("lease_lost"):
+            # Another worker or an operator changed the event while we sent it; our result was not applied.
+            counts += f", {report.outcomes['lease_lost']} overtaken by a requeue or another worker"
+        if report.outcomes.get(delivery.RELEASED):
+            counts += f", {report.outcomes[delivery.RELEASED]} not started in time and released for the next pass"
+        self.out(f"sweep: {report.claimed} claimed (pending and due retries): {counts} ({report.duration_s:.2f}s)")
 
     # --- stats ----------------------------------------------------------------
 
