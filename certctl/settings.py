@@ -224,7 +224,11 @@ LOGGING = {
         "redact_secrets": {"()": "notifications.redaction.SecretRedactionFilter"},
     },
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # Control characters a request put in a message are escaped, so that every record stays one line.
+        "text": {
+            "()": "certctl.log_hygiene.EscapingTextFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         # One JSON object per line; fields passed with extra= (event_id, channel, attempt, outcome,
         # duration_ms, status, ...) become keys of their own.
         "json": {
@@ -247,6 +251,8 @@ LOGGING = {
         "certctl": {"level": CERTCTL_LOG_LEVEL},
         # django-q2 logs as "django-q": cluster start/stop and task failures, in our format.
         "django-q": {"level": CERTCTL_LOG_LEVEL},
+        # runserver's request lines, through our filters (its own handler would print ?api_key=… as sent).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

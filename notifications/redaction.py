@@ -15,6 +15,8 @@ from urllib.parse import quote, quote_plus, urlsplit
 from django.conf import settings
 from pythonjsonlogger.json import JsonFormatter
 
+from certctl.log_hygiene import describe_request, mask_query_secrets
+
 REDACTED = "[redacted]"
 # Shorter values are not worth hiding and would garble error texts ("/" or "/hook").
 _MIN_SECRET_LENGTH = 8
@@ -113,14 +115,17 @@ def _fragments(values: tuple[str, ...], urls: tuple[str, ...], named_keys: str, 
 
 
 class SecretRedactionFilter(logging.Filter):
-    """Replaces configured secrets in a record's message, traceback and extra fields with [redacted]."""
+    """Replaces configured secrets and credential-like query values (?api_key=…) in a record's message,
+    traceback and extra fields with [redacted]."""
 
     def filter(self, record):
+        request = getattr(record, "request", None)
+        if request is not None and hasattr(request, "get_full_path"):
+            # django.request hands over the request itself; a formatter would print its repr, query and all.
+            record.request = describe_request(request)
         hidden = configured_secrets()
-        if not hidden:
-            return True
         message = record.getMessage()
-        clean = redact(message, hidden)
+        clean = mask_query_secrets(redact(message, hidden))
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
@@ -130,7 +135,7 @@ class SecretRedactionFilter(logging.Filter):
             record.exc_text = redact(record.exc_text, hidden)
         for name, value in list(vars(record).items()):
             if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, name, redact(value, hidden))
+                setattr(record, name, mask_query_secrets(redact(value, hidden)))
         return True
 
 
