@@ -1,7 +1,9 @@
 """gunicorn settings for the web process, from the environment (docs/deployment.md)."""
 import os
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Loopback unless told otherwise: a reverse proxy on the same host terminates TLS. HOST=0.0.0.0 (the container
+# image and docker-compose.yml set it) listens on every interface.
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Requests never deliver notifications (the qcluster workers do), so a slow one is a fault worth cutting.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

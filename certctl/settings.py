@@ -35,6 +35,20 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
+# --- Behind TLS (docs/deployment.md, "TLS") ---
+# Off by default so that plain-HTTP local runs keep working; the production values are documented.
+CERTCTL_SECURE_COOKIES = env_bool("CERTCTL_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CERTCTL_SECURE_COOKIES
+SECURE_HSTS_SECONDS = env_int("CERTCTL_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CERTCTL_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("CERTCTL_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("CERTCTL_HTTPS_REDIRECT", False)
+# Probes and Prometheus scrape the process directly over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+# Only behind a proxy that sets X-Forwarded-Proto itself and drops the client's: anyone could send it otherwise.
+if env_bool("CERTCTL_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -63,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "certctl.middleware.ContentSecurityPolicyMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

@@ -86,7 +86,11 @@ def test_docs_ui_is_served_without_a_cdn():
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower() and "https://" not in html
-    assert "/api/v1/schema" in html
+    # No inline script: Swagger UI's start-up script is a file of its own (Content-Security-Policy).
+    assert "<script>" not in html
+    script = APIClient().get("/api/v1/docs?script=")
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert "/api/v1/schema" in script.content.decode()
     for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
         assert finders.find(f"drf_spectacular_sidecar/swagger-ui-dist/{asset}")
 
