@@ -200,6 +200,8 @@ CERTCTL_METRICS_TOKEN = env_str("CERTCTL_METRICS_TOKEN")
 # /metrics answers loopback clients and holders of the token; PUBLIC opens it to everyone, deliberately.
 CERTCTL_METRICS_PUBLIC = env_bool("CERTCTL_METRICS_PUBLIC", False)
 CERTCTL_MCP_ALLOW_WRITES = env_bool("CERTCTL_MCP_ALLOW_WRITES", False)
+# Large enough for a bulk requeue of 10 000 ids or a message at CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES.
+CERTCTL_API_MAX_BODY_BYTES = env_int("CERTCTL_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 
 # --- Task queue (django-q2) ---
 # A task still running when 90 % of the lease has passed is killed, so that no event is sent while
@@ -284,7 +286,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["notifications.api.parsers.LimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

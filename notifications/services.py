@@ -46,6 +46,7 @@ log = logging.getLogger("notifications.services")
 
 REQUEUEABLE = (Status.FAILED, Status.DEAD)
 MAX_BULK_IDS = 10_000
+EVENT_ID_MAX_LENGTH = NotificationEvent._meta.get_field("id").max_length
 # How many of the ids a bulk requeue moved its log line names.
 BULK_LOG_SAMPLE = 10
 BULK_FILTER_FIELDS = ("status", "channel", "type", "certificate_id")
@@ -430,7 +431,14 @@ def deliver_event(event_id, now=None):
 # --- operator actions ---------------------------------------------------------
 
 
+def _impossible_id(event_id):
+    """True for ids no event can have; PostgreSQL refuses a NUL even in a lookup (DataError, a 500)."""
+    return "\x00" in event_id or len(event_id) > EVENT_ID_MAX_LENGTH
+
+
 def get_event(event_id):
+    if _impossible_id(event_id):
+        raise EventNotFound(event_id)
     try:
         return NotificationEvent.objects.get(id=event_id)
     except NotificationEvent.DoesNotExist:
@@ -442,6 +450,8 @@ _REQUEUE_CHANGES = dict(status=Status.PENDING, retry_count=0, next_retry_at=None
 
 def requeue_event(event_id, actor, now=None):
     """Move a failed or dead event back to pending with fresh counters; its history stays."""
+    if _impossible_id(event_id):
+        raise EventNotFound(event_id)
     now = _now(now)
     with transaction.atomic():
         current = NotificationEvent.objects.filter(id=event_id).values_list("status", "claimed_until").first()
@@ -483,7 +493,8 @@ def requeue_events(actor, ids=None, filters=None, now=None):
         ids = list(dict.fromkeys(str(i) for i in ids))
         if len(ids) > MAX_BULK_IDS:
             raise InvalidInput({"ids": f"{len(ids)} ids given; at most {MAX_BULK_IDS} per call"})
-        selection = NotificationEvent.objects.filter(id__in=ids)
+        # Impossible ids are unknown ids: skipped, like any other.
+        selection = NotificationEvent.objects.filter(id__in=[i for i in ids if not _impossible_id(i)])
         considered = len(ids)
     else:
         filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
@@ -533,6 +544,8 @@ def requeue_events(actor, ids=None, filters=None, now=None):
 
 def mark_read(event_id, actor, now=None):
     """Record the operator's acknowledgement; delivery state is untouched. Marking twice keeps the first time."""
+    if _impossible_id(event_id):
+        raise EventNotFound(event_id)
     now = _now(now)
     with transaction.atomic():
         updated = NotificationEvent.objects.filter(id=event_id, read_at__isnull=True).update(read_at=now, updated_at=now)

@@ -7,6 +7,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.http import JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -107,6 +108,13 @@ def permission_denied(request, exception=None):
     if _is_api(request):
         return _json_error(request, 403, str(exception) if exception and str(exception) else "access denied")
     return defaults.permission_denied(request, exception)
+
+
+@csrf_exempt
+def api_not_found(request, *args, **kwargs):
+    """Any path under /api/ that no endpoint claims, for every method: no CSRF check (Bearer clients have no
+    token, and there is nothing to protect), the JSON 404 also with DJANGO_DEBUG=true."""
+    return page_not_found(request)
 
 
 def page_not_found(request, exception=None):

@@ -63,4 +63,8 @@ def add_common_responses(result, generator, request, public):
             if body and operation["operationId"] == "notifications_bulk_requeue":
                 body["required"] = True
     result.setdefault("components", {})["headers"] = _HEADERS
+    # Create refuses fields it does not know (400 naming them), so the schema says so.
+    create = result["components"].get("schemas", {}).get("NotificationCreate")
+    if create is not None:
+        create["additionalProperties"] = False
     return result

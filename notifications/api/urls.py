@@ -16,5 +16,5 @@ urlpatterns = [
     # The split view serves its start-up script as a file, which the Content-Security-Policy allows.
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     # Last: any other /api/v1 path is a JSON 404, also with DJANGO_DEBUG=true (where handler404 is bypassed).
-    re_path(r"^", errors.page_not_found, name="not-found"),
+    re_path(r"^", errors.api_not_found, name="not-found"),
 ]

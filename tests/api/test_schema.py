@@ -42,11 +42,11 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
 
     common = {"401", "429", "500"}
     assert codes("/api/v1/notifications", "get") == {"200", "400"} | common
-    assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "415"} | common
+    assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "413", "415"} | common
     assert codes("/api/v1/notifications/{id}", "get") == {"200", "404"} | common
     assert codes("/api/v1/notifications/{id}/read", "post") == {"200", "403", "404", "405"} | common
     assert codes("/api/v1/notifications/{id}/requeue", "post") == {"200", "403", "404", "405", "409"} | common
-    assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "415"} | common
+    assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "413", "415"} | common
     for ops in openapi["paths"].values():
         for operation in ops.values():
             assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
