@@ -196,6 +196,9 @@ CERTCTL_AUTH_TYPE = env_choice("CERTCTL_AUTH_TYPE", "api-key", ["api-key", "none
 CERTCTL_API_KEYS_NAMED = env_str("CERTCTL_API_KEYS_NAMED")
 CERTCTL_RATE_LIMIT_RPS = env_float("CERTCTL_RATE_LIMIT_RPS", 50, minimum=0)
 CERTCTL_RATE_LIMIT_BURST = env_int("CERTCTL_RATE_LIMIT_BURST", 100, minimum=1)
+# Requests without a valid key, per client address: a burst, then this many a minute; beyond that 429.
+CERTCTL_AUTH_FAILURE_BURST = env_int("CERTCTL_AUTH_FAILURE_BURST", 20, minimum=1)
+CERTCTL_AUTH_FAILURES_PER_MINUTE = env_float("CERTCTL_AUTH_FAILURES_PER_MINUTE", 10, minimum=0)
 CERTCTL_METRICS_TOKEN = env_str("CERTCTL_METRICS_TOKEN")
 # /metrics answers loopback clients and holders of the token; PUBLIC opens it to everyone, deliberately.
 CERTCTL_METRICS_PUBLIC = env_bool("CERTCTL_METRICS_PUBLIC", False)

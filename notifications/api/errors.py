@@ -2,6 +2,7 @@
 
 Validation errors add "fields": {"<field>": "<what is wrong>"} so that clients can point at the input.
 """
+import math
 from http import HTTPStatus
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from notifications.api.throttling import failed_authentication_wait
 from notifications.services import EventNotFound, InvalidInput, RequeueRefused
 
 API_PREFIX = "/api/"
@@ -65,6 +67,17 @@ def exception_handler(exc, context):
         return Response(error_body(404, exc.message, request), status=404)
     if isinstance(exc, RequeueRefused):
         return Response(error_body(409, exc.message, request), status=409)
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        wait = failed_authentication_wait(request)
+        if wait is not None:
+            seconds = math.ceil(wait)
+            response = drf_exception_handler(exceptions.Throttled(wait=seconds), context)
+            message = (
+                f"too many requests without a valid API key from {request.META.get('REMOTE_ADDR') or 'this address'}; "
+                f"retry in {seconds} s with a valid key (valid keys are not held up)"
+            )
+            response.data = error_body(429, message, request)
+            return response
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django's handler500 answers, in the same shape

@@ -130,6 +130,7 @@ def test_the_served_schema_is_the_one_schemathesis_checks(openapi):
 @pytest.fixture
 def live_api(live_server, transactional_db, settings, make_event):
     settings.CERTCTL_RATE_LIMIT_RPS = 0  # the run is one fast client; throttling has its own tests
+    settings.CERTCTL_AUTH_FAILURES_PER_MINUTE = 0
     for channel in ("Webhook", "Slack"):
         services.deliver_event(make_event(channel=channel).id)
     make_event(certificate_id="mc-1")
