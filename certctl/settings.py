@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "certctl.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before sessions and auth, whose lookups are the first to find the database gone.
+    "notifications.api.errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -40,7 +40,7 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
     def codes(path, method):
         return set(openapi["paths"][path][method]["responses"])
 
-    common = {"401", "429", "500"}
+    common = {"401", "429", "500", "503"}
     assert codes("/api/v1/notifications", "get") == {"200", "400"} | common
     assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "413", "415"} | common
     assert codes("/api/v1/notifications/{id}", "get") == {"200", "404"} | common
