@@ -61,9 +61,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before django_q: its `qcluster` command is replaced by notifications' (stops on a process-group SIGTERM).
+    "notifications",
     "django_q",
     "django_prometheus",
-    "notifications",
 ]
 
 MIDDLEWARE = [
