@@ -4,8 +4,12 @@ Used by the Django log filters and formatters (settings.LOGGING) and by gunicorn
 """
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from gunicorn.glogging import Logger as GunicornLogger
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
 
 MASK = "[redacted]"
 # Query parameters whose value is a credential: api_key, token, access_token, password, sig, session, ...
@@ -28,7 +32,7 @@ def escape_controls(text: str) -> str:
     return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def describe_request(request) -> str:
+def describe_request(request: "HttpRequest") -> str:
     """A request as a log field: method and path with query secrets masked (never repr(request))."""
     return f"{request.method} {mask_query_secrets(request.get_full_path())}"
 

@@ -1,9 +1,13 @@
-"""Request ids: one per request, on the response and on every log line it causes."""
+"""Request ids (one per request, on the response and on every log line it causes) and the Content-Security-Policy."""
 import contextvars
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 current_request_id = contextvars.ContextVar("current_request_id", default="-")
 
@@ -70,10 +74,10 @@ API_CONTENT_SECURITY_POLICY = "; ".join(
 class ContentSecurityPolicyMiddleware:
     """Sends the Content-Security-Policy with every response that does not set its own."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
         policy = API_CONTENT_SECURITY_POLICY if request.path.startswith("/api/") else CONTENT_SECURITY_POLICY
         response.headers.setdefault("Content-Security-Policy", policy)

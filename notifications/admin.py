@@ -48,7 +48,7 @@ class NotificationEventForm(forms.ModelForm):
         model = NotificationEvent
         fields = EDITABLE_FIELDS
 
-    def clean(self):
+    def clean(self) -> dict:
         data = super().clean()
         if self.errors:
             return data

@@ -431,7 +431,7 @@ def deliver_event(event_id, now=None):
 # --- operator actions ---------------------------------------------------------
 
 
-def _impossible_id(event_id):
+def _impossible_id(event_id: str) -> bool:
     """True for ids no event can have; PostgreSQL refuses a NUL even in a lookup (DataError, a 500)."""
     return "\x00" in event_id or len(event_id) > EVENT_ID_MAX_LENGTH
 

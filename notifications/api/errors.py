@@ -8,7 +8,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -129,7 +129,7 @@ def permission_denied(request, exception=None):
 
 
 @csrf_exempt
-def api_not_found(request, *args, **kwargs):
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     """Any path under /api/ that no endpoint claims, for every method: no CSRF check (Bearer clients have no
     token, and there is nothing to protect), the JSON 404 also with DJANGO_DEBUG=true."""
     return page_not_found(request)
@@ -148,7 +148,7 @@ def page_not_found(request, exception=None):
 DATABASE_RETRY_AFTER_SECONDS = 10
 
 
-def database_unavailable(request):
+def database_unavailable(request: HttpRequest) -> HttpResponse:
     """503 with Retry-After: the request was fine, the database did not answer (down, restarting, unreachable)."""
     if _is_api(request):
         response = _json_error(
@@ -171,7 +171,7 @@ class DatabaseUnavailableMiddleware:
     def __call__(self, request):
         return self.get_response(request)
 
-    def process_exception(self, request, exception):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, (OperationalError, InterfaceError)):
             log.warning("database unavailable: %s: %s", type(exception).__name__, exception)
             return database_unavailable(request)

@@ -15,7 +15,7 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
-def _depth(value):
+def _depth(value: object) -> int:
     """How deeply lists and objects nest in a decoded JSON value, without recursion."""
     deepest, pending = 0, [(value, 1)]
     while pending:
@@ -29,7 +29,7 @@ def _depth(value):
 
 
 class LimitedJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(self, stream, media_type=None, parser_context=None) -> object:
         limit = settings.CERTCTL_API_MAX_BODY_BYTES
         body = stream.read(limit + 1)
         if len(body) > limit:

@@ -23,7 +23,7 @@ def caller_identity(request):
     return f"addr:{request.META.get('REMOTE_ADDR') or 'unknown'}"
 
 
-def take_token(key, rate, burst, now=None):
+def take_token(key: str, rate: float, burst: int, now: float | None = None) -> float | None:
     """Take one token from the bucket `key` (refilled at `rate` per second up to `burst`).
     Returns None when there was one, else the seconds until there will be."""
     now = time.time() if now is None else now
@@ -56,7 +56,7 @@ class TokenBucketThrottle(BaseThrottle):
         return self.wait_seconds
 
 
-def failed_authentication_wait(request):
+def failed_authentication_wait(request) -> float | None:
     """Count a request refused for want of a valid key against its client address. Returns None while the
     address has failures left (CERTCTL_AUTH_FAILURE_BURST, refilled at CERTCTL_AUTH_FAILURES_PER_MINUTE),
     else the seconds until it has one again. Requests with a valid key never come here."""
