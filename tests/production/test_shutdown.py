@@ -103,7 +103,7 @@ def project_copy_with_the_current_virtualenv(tmp_path):
     return copy
 
 
-def test_bin_run_exits_entirely_when_its_process_group_gets_sigterm(tmp_path):
+def test_bin_run_logs_no_query_key_and_exits_entirely_when_its_process_group_gets_sigterm(tmp_path):
     project = project_copy_with_the_current_virtualenv(tmp_path)
     port = free_port()
     log = tmp_path / "run.log"
@@ -122,9 +122,14 @@ def test_bin_run_exits_entirely_when_its_process_group_gets_sigterm(tmp_path):
     try:
         wait_for(web_answers, START_WITHIN_S, "the web server did not answer", log)
         wait_for(lambda: "running." in log.read_text(errors="replace"), START_WITHIN_S, "the cluster did not start", log)
+        httpx.get(f"http://127.0.0.1:{port}/api/v1/notifications?api_key=Kq9-runserver-key-in-the-query", timeout=5)
         time.sleep(1)
 
         stop_group(run, log)
     finally:
         if group_members(run.pid):
             os.killpg(run.pid, signal.SIGKILL)
+    # runserver's request line goes through the same log filters as everything else.
+    output = log.read_text(errors="replace")
+    assert "Kq9-runserver-key-in-the-query" not in output
+    assert '"GET /api/v1/notifications?api_key=[redacted] HTTP/1.1" 401' in output
