@@ -35,7 +35,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
-# --- Behind TLS (docs/deployment.md, "TLS") ---
+# --- Behind TLS (docs/deployment.md, "Behind TLS") ---
 # Off by default so that plain-HTTP local runs keep working; the production values are documented.
 CERTCTL_SECURE_COOKIES = env_bool("CERTCTL_SECURE_COOKIES", False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CERTCTL_SECURE_COOKIES
