@@ -1,12 +1,16 @@
 """gunicorn settings for the web process, from the environment (docs/deployment.md)."""
 import os
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Loopback unless told otherwise: a reverse proxy on the same host terminates TLS. HOST=0.0.0.0 (the container
+# image and docker-compose.yml set it) listens on every interface.
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Requests never deliver notifications (the qcluster workers do), so a slow one is a fault worth cutting.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 accesslog = "-"
+# Masks credential-like query values (?api_key=…) and credential headers, and escapes control characters.
+logger_class = "certctl.log_hygiene.MaskingGunicornLogger"
 errorlog = "-"
 # Behind a reverse proxy, trust its X-Forwarded-* headers only from the addresses listed here.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -35,6 +35,20 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
+# --- Behind TLS (docs/deployment.md, "Behind TLS") ---
+# Off by default so that plain-HTTP local runs keep working; the production values are documented.
+CERTCTL_SECURE_COOKIES = env_bool("CERTCTL_SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CERTCTL_SECURE_COOKIES
+SECURE_HSTS_SECONDS = env_int("CERTCTL_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CERTCTL_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("CERTCTL_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("CERTCTL_HTTPS_REDIRECT", False)
+# Probes and Prometheus scrape the process directly over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^ready$", r"^metrics$"]
+# Only behind a proxy that sets X-Forwarded-Proto itself and drops the client's: anyone could send it otherwise.
+if env_bool("CERTCTL_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -47,15 +61,18 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before django_q: its `qcluster` command is replaced by notifications' (stops on a process-group SIGTERM).
+    "notifications",
     "django_q",
     "django_prometheus",
-    "notifications",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "certctl.middleware.RequestIDMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before sessions and auth, whose lookups are the first to find the database gone.
+    "notifications.api.errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -63,6 +80,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "certctl.middleware.ContentSecurityPolicyMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -184,6 +202,9 @@ CERTCTL_AUTH_TYPE = env_choice("CERTCTL_AUTH_TYPE", "api-key", ["api-key", "none
 CERTCTL_API_KEYS_NAMED = env_str("CERTCTL_API_KEYS_NAMED")
 CERTCTL_RATE_LIMIT_RPS = env_float("CERTCTL_RATE_LIMIT_RPS", 50, minimum=0)
 CERTCTL_RATE_LIMIT_BURST = env_int("CERTCTL_RATE_LIMIT_BURST", 100, minimum=1)
+# Requests without a valid key, per client address: a burst, then this many a minute; beyond that 429.
+CERTCTL_AUTH_FAILURE_BURST = env_int("CERTCTL_AUTH_FAILURE_BURST", 20, minimum=1)
+CERTCTL_AUTH_FAILURES_PER_MINUTE = env_float("CERTCTL_AUTH_FAILURES_PER_MINUTE", 10, minimum=0)
 CERTCTL_METRICS_TOKEN = env_str("CERTCTL_METRICS_TOKEN")
 # /metrics answers loopback clients and holders of the token; PUBLIC opens it to everyone, deliberately.
 CERTCTL_METRICS_PUBLIC = env_bool("CERTCTL_METRICS_PUBLIC", False)
@@ -191,6 +212,8 @@ CERTCTL_MCP_ALLOW_WRITES = env_bool("CERTCTL_MCP_ALLOW_WRITES", False)
 # One of CERTCTL_API_KEYS_NAMED's keys: the MCP server then acts as that key (its name, its permissions), as
 # certctl's MCP server does through the REST API.
 CERTCTL_API_KEY = env_str("CERTCTL_API_KEY")
+# Large enough for a bulk requeue of 10 000 ids or a message at CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES.
+CERTCTL_API_MAX_BODY_BYTES = env_int("CERTCTL_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 
 # --- Task queue (django-q2) ---
 # A task still running when 90 % of the lease has passed is killed, so that no event is sent while
@@ -230,7 +253,11 @@ LOGGING = {
         "redact_secrets": {"()": "notifications.redaction.SecretRedactionFilter"},
     },
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # Control characters a request put in a message are escaped, so that every record stays one line.
+        "text": {
+            "()": "certctl.log_hygiene.EscapingTextFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         # One JSON object per line; fields passed with extra= (event_id, channel, attempt, outcome,
         # duration_ms, status, ...) become keys of their own.
         "json": {
@@ -253,6 +280,8 @@ LOGGING = {
         "certctl": {"level": CERTCTL_LOG_LEVEL},
         # django-q2 logs as "django-q": cluster start/stop and task failures, in our format.
         "django-q": {"level": CERTCTL_LOG_LEVEL},
+        # runserver's request lines, through our filters (its own handler would print ?api_key=… as sent).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 
@@ -269,7 +298,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["notifications.api.parsers.LimitedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "notifications.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from certctl import health, metrics_view
+from notifications.api import errors
 
 urlpatterns = [
     path("health", health.health, name="health"),
@@ -9,6 +10,7 @@ urlpatterns = [
     path("metrics", metrics_view.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("notifications.api.urls")),
+    re_path(r"^api/", errors.api_not_found),
     path("", include("notifications.urls")),
 ]
 

@@ -1,4 +1,5 @@
 """Django admin for notification events. Delivery state is read-only here: requeue and mark read go through services."""
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -38,8 +39,32 @@ class OperatorActionInline(admin.TabularInline):
         return False
 
 
+# What an operator may correct by hand (e.g. a wrong address before a requeue); everything else is delivery state.
+EDITABLE_FIELDS = ("type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key")
+
+
+class NotificationEventForm(forms.ModelForm):
+    """Checks an edit with the rules every other interface uses (services.validate_event_input)."""
+
+    class Meta:
+        model = NotificationEvent
+        fields = EDITABLE_FIELDS
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            services.validate_event_input(**{name: data.get(name) or None for name in EDITABLE_FIELDS})
+        except services.InvalidInput as exc:
+            for name, message in exc.errors.items():
+                self.add_error(name if name in self.fields else None, message)
+        return data
+
+
 @admin.register(NotificationEvent)
 class NotificationEventAdmin(admin.ModelAdmin):
+    form = NotificationEventForm
     list_display = ("id", "status", "read_at", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at")
     list_filter = ("status", "channel", "type")
     search_fields = ("id", "recipient", "certificate_id", "message")
@@ -63,6 +88,13 @@ class NotificationEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         # Events are created by the API, CLI or services, which also hand them to the workers.
         return False
+
+    def save_model(self, request, obj, form, change):
+        # Only the edited columns: a full save would write back the status and lease read with the form,
+        # over whatever a worker recorded meanwhile.
+        changed = [name for name in form.changed_data if name in EDITABLE_FIELDS]
+        if changed:
+            obj.save(update_fields=[*changed, "updated_at"])
 
     @admin.display(description="Retries", ordering="retry_count")
     def retries(self, event):

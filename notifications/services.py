@@ -32,6 +32,9 @@ log = logging.getLogger("notifications.services")
 
 REQUEUEABLE = (Status.FAILED, Status.DEAD)
 MAX_BULK_IDS = 10_000
+EVENT_ID_MAX_LENGTH = NotificationEvent._meta.get_field("id").max_length
+# How many of the ids a bulk requeue moved its log line names.
+BULK_LOG_SAMPLE = 10
 BULK_FILTER_FIELDS = ("status", "delivery_status", "channel", "type", "certificate_id")
 # certctl's `status` value for an acknowledged event (DESIGN §5 "Read and dismiss"); never stored in `status`.
 READ = ListedStatus.READ
@@ -165,7 +168,14 @@ def create_event(*, type, channel, recipient, message, certificate_id=None, seve
 # --- operator actions ---------------------------------------------------------
 
 
+def _impossible_id(event_id: str) -> bool:
+    """True for ids no event can have; PostgreSQL refuses a NUL even in a lookup (DataError, a 500)."""
+    return "\x00" in event_id or len(event_id) > EVENT_ID_MAX_LENGTH
+
+
 def get_event(event_id):
+    if _impossible_id(event_id):
+        raise EventNotFound(event_id)
     try:
         return NotificationEvent.objects.get(id=event_id)
     except NotificationEvent.DoesNotExist:
@@ -215,7 +225,8 @@ def _bulk_selection(
         ids = list(dict.fromkeys(str(i) for i in ids))
         if len(ids) > MAX_BULK_IDS:
             raise InvalidInput({"ids": f"{len(ids)} ids given; at most {MAX_BULK_IDS} per call"})
-        return NotificationEvent.objects.filter(id__in=ids), len(ids)
+        # Impossible ids are unknown ids: skipped, like any other.
+        return NotificationEvent.objects.filter(id__in=[i for i in ids if not _impossible_id(i)]), len(ids)
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
     if not filters:
         raise InvalidInput(
@@ -227,6 +238,8 @@ def _bulk_selection(
 
 def requeue_event(event_id, actor, now=None):
     """Move a failed or dead event back to pending with fresh counters; its history stays."""
+    if _impossible_id(event_id):
+        raise EventNotFound(event_id)
     now = _now(now)
     with transaction.atomic():
         current = NotificationEvent.objects.filter(id=event_id).values_list("status", "claimed_until").first()
@@ -288,12 +301,15 @@ def requeue_events(actor, ids=None, filters=None, now=None):
                 )
                 for event_id, status in chunk
             )
-    for event_id, status in rows:
-        log.info(
-            "requeued event %s (was %s) by %s via %s, in bulk", event_id, status, actor.name, actor.source,
-            extra={"event_id": event_id, "status": Status.PENDING, "previous_status": status},
-        )
-    log.info("bulk requeue by %s via %s: %d requeued, %d skipped", actor.name, actor.source, requeued, considered - requeued)
+    # One line however many events moved (a line per event would be 10 000 lines per call); the
+    # operator_actions rows keep each event's record.
+    sample = [event_id for event_id, _ in rows[:BULK_LOG_SAMPLE]]
+    more = f" and {len(rows) - len(sample)} more" if len(rows) > len(sample) else ""
+    log.info(
+        "bulk requeue by %s via %s: %d requeued, %d skipped%s", actor.name, actor.source, requeued,
+        max(considered - requeued, 0), f"; requeued {', '.join(sample)}{more}" if sample else "",
+        extra={"requeued": requeued, "skipped": max(considered - requeued, 0), "event_ids": sample},
+    )
     if requeued:
         dispatch.deliver_soon()
     return BulkRequeueResult(requeued=requeued, skipped=max(considered - requeued, 0))
@@ -305,6 +321,8 @@ def mark_read(event_id, actor, now=None):
     Delivery state is untouched: unlike certctl, acknowledging never cancels a pending e-mail or page.
     Marking twice keeps the first time.
     """
+    if _impossible_id(event_id):
+        raise EventNotFound(event_id)
     now = _now(now)
     with transaction.atomic():
         current = NotificationEvent.objects.filter(id=event_id).values_list("status", flat=True).first()

@@ -1,7 +1,22 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
 from notifications import views
+
+
+class EventIdConverter:
+    """An id an event could have: 1 to 64 characters, no slash, no NUL. Any other is a 404 before a view runs."""
+
+    regex = "[^/\x00]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(EventIdConverter, "event_id")
 
 # Names carry a "ui-" prefix: the REST API's router owns "notification-list" and friends.
 urlpatterns = [
@@ -13,7 +28,7 @@ urlpatterns = [
     path("notifications/requeue-matching/", views.requeue_matching, name="ui-requeue-matching"),
     path("notifications/dismiss-selected/", views.dismiss_selected, name="ui-dismiss-selected"),
     path("notifications/dismiss-matching/", views.dismiss_matching, name="ui-dismiss-matching"),
-    path("notifications/<str:event_id>/", views.notification_detail, name="ui-notification"),
-    path("notifications/<str:event_id>/requeue/", views.requeue, name="ui-requeue"),
-    path("notifications/<str:event_id>/read/", views.mark_read, name="ui-mark-read"),
+    path("notifications/<event_id:event_id>/", views.notification_detail, name="ui-notification"),
+    path("notifications/<event_id:event_id>/requeue/", views.requeue, name="ui-requeue"),
+    path("notifications/<event_id:event_id>/read/", views.mark_read, name="ui-mark-read"),
 ]

@@ -13,8 +13,8 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncHour
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -213,7 +213,10 @@ def _timeline(event):
 
 @login_required
 def notification_detail(request, event_id):
-    event = get_object_or_404(NotificationEvent, id=event_id)
+    try:
+        event = services.get_event(event_id)
+    except services.EventNotFound:
+        raise Http404(f"notification {event_id} not found") from None
     return render(request, "notifications/detail.html", {
         "event": event,
         "timeline": _timeline(event),

@@ -2,18 +2,26 @@
 
 Validation errors add "fields": {"<field>": "<what is wrong>"} so that clients can point at the input.
 """
+import logging
+import math
 from http import HTTPStatus
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from notifications.api.throttling import failed_authentication_wait
 from notifications.services import EventNotFound, InvalidInput, RequeueRefused
 
 API_PREFIX = "/api/"
+
+log = logging.getLogger("certctl.api")
 
 
 def request_id_of(request):
@@ -64,6 +72,17 @@ def exception_handler(exc, context):
         return Response(error_body(404, exc.message, request), status=404)
     if isinstance(exc, RequeueRefused):
         return Response(error_body(409, exc.message, request), status=409)
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        wait = failed_authentication_wait(request)
+        if wait is not None:
+            seconds = math.ceil(wait)
+            response = drf_exception_handler(exceptions.Throttled(wait=seconds), context)
+            message = (
+                f"too many requests without a valid API key from {request.META.get('REMOTE_ADDR') or 'this address'}; "
+                f"retry in {seconds} s with a valid key (valid keys are not held up)"
+            )
+            response.data = error_body(429, message, request)
+            return response
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django's handler500 answers, in the same shape
@@ -109,6 +128,13 @@ def permission_denied(request, exception=None):
     return defaults.permission_denied(request, exception)
 
 
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    """Any path under /api/ that no endpoint claims, for every method: no CSRF check (Bearer clients have no
+    token, and there is nothing to protect), the JSON 404 also with DJANGO_DEBUG=true."""
+    return page_not_found(request)
+
+
 def page_not_found(request, exception=None):
     if _is_api(request):
         return _json_error(
@@ -116,6 +142,40 @@ def page_not_found(request, exception=None):
             f"no API endpoint at {request.path}; paths have no trailing slash, and /api/v1/docs lists them all",
         )
     return defaults.page_not_found(request, exception)
+
+
+# How long a client should wait before trying again while the database does not answer.
+DATABASE_RETRY_AFTER_SECONDS = 10
+
+
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: the request was fine, the database did not answer (down, restarting, unreachable)."""
+    if _is_api(request):
+        response = _json_error(
+            request, 503,
+            f"the database is not answering; nothing was changed, retry in {DATABASE_RETRY_AFTER_SECONDS} s",
+        )
+    else:
+        # A page of its own: base.html asks the session (the database) who is logged in.
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Turns a lost database connection in any view (UI, API, admin) into database_unavailable's 503."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            log.warning("database unavailable: %s: %s", type(exception).__name__, exception)
+            return database_unavailable(request)
+        return None
 
 
 def server_error(request):

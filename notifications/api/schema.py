@@ -14,11 +14,14 @@ _HEADERS = {
     "Allow": {"description": "The methods this path accepts.", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before the next request.", "schema": {"type": "integer"}},
 }
-_HEADERS_BY_CODE = {"201": ["Location"], "401": ["WWW-Authenticate"], "405": ["Allow"], "429": ["Retry-After"]}
+_HEADERS_BY_CODE = {
+    "201": ["Location"], "401": ["WWW-Authenticate"], "405": ["Allow"], "429": ["Retry-After"], "503": ["Retry-After"],
+}
 _COMMON_ERRORS = {
     "401": 'No key, or an unknown key. Send `Authorization: Bearer <key>`.',
     "429": "Rate limit reached (CERTCTL_RATE_LIMIT_RPS / CERTCTL_RATE_LIMIT_BURST per key); see Retry-After.",
     "500": "Unexpected server error; quote the request_id to the operator.",
+    "503": "The database is not answering; nothing was changed. Retry after Retry-After seconds.",
 }
 
 
@@ -37,7 +40,7 @@ class BearerKeyScheme(OpenApiAuthenticationExtension):
 
 
 def add_common_responses(result, generator, request, public):
-    """Every operation: X-Request-ID on every response, the 401/429/500 error answers, empty filter values."""
+    """Every operation: X-Request-ID on every response, the 401/429/500/503 error answers, empty filter values."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
@@ -63,4 +66,8 @@ def add_common_responses(result, generator, request, public):
             if body and operation["operationId"] in ("notifications_bulk_requeue", "notifications_bulk_read"):
                 body["required"] = True
     result.setdefault("components", {})["headers"] = _HEADERS
+    # Create refuses fields it does not know (400 naming them), so the schema says so.
+    create = result["components"].get("schemas", {}).get("NotificationCreate")
+    if create is not None:
+        create["additionalProperties"] = False
     return result

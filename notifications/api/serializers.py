@@ -1,4 +1,6 @@
 """JSON shapes of the API, with certctl's field names. Validation of meaning stays in notifications.services."""
+from collections.abc import Mapping
+
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
@@ -98,6 +100,26 @@ class NotificationCreateSerializer(serializers.Serializer):
         required=False, allow_null=True, allow_blank=True, max_length=255, trim_whitespace=False, validators=[NO_NUL],
         help_text="A second create with the same key returns the existing event (200) instead of a new one.",
     )
+
+    def to_internal_value(self, data):
+        """The fields' own checks, plus every unknown or read-only field named, all in one answer."""
+        if not isinstance(data, Mapping):
+            return super().to_internal_value(data)
+        errors = {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict):
+                raise
+            errors.update(exc.detail)
+        for name in sorted(set(data) - set(self.fields)):
+            errors[name] = (
+                "read-only: the service sets it, a create cannot" if name in NotificationEventSerializer.Meta.fields
+                else f"unknown field; accepted are {', '.join(self.fields)}"
+            )
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
 
     def validate_id(self, value):
         if value in RESERVED_IDS:

@@ -1,4 +1,5 @@
-"""Per-caller token bucket (certctl's defaults: 50 requests/s, bursts of 100).
+"""Per-caller token bucket (certctl's defaults: 50 requests/s, bursts of 100), and a separate bucket of
+failed authentications per client address, so that guessing keys is slow while valid keys are never held up.
 
 Buckets live in the Django cache. The default local-memory cache is per process, so with several
 gunicorn workers each worker allows the full rate; configure a shared cache (e.g. Redis) to make the
@@ -22,6 +23,22 @@ def caller_identity(request):
     return f"addr:{request.META.get('REMOTE_ADDR') or 'unknown'}"
 
 
+def take_token(key: str, rate: float, burst: int, now: float | None = None) -> float | None:
+    """Take one token from the bucket `key` (refilled at `rate` per second up to `burst`).
+    Returns None when there was one, else the seconds until there will be."""
+    now = time.time() if now is None else now
+    tokens, updated = cache.get(key, (float(burst), now))
+    tokens = min(float(burst), tokens + max(now - updated, 0) * rate)
+    wait = None
+    if tokens >= 1:
+        tokens -= 1
+    else:
+        wait = (1 - tokens) / rate
+    # Keep an idle bucket only as long as it takes to refill completely.
+    cache.set(key, (tokens, now), timeout=max(int(burst / rate) + 1, 1))
+    return wait
+
+
 class TokenBucketThrottle(BaseThrottle):
     """Refills CERTCTL_RATE_LIMIT_RPS tokens per second up to CERTCTL_RATE_LIMIT_BURST; 0 rps turns it off."""
 
@@ -29,22 +46,22 @@ class TokenBucketThrottle(BaseThrottle):
 
     def allow_request(self, request, view):
         rate = settings.CERTCTL_RATE_LIMIT_RPS
-        burst = settings.CERTCTL_RATE_LIMIT_BURST
         self.wait_seconds = None
         if rate <= 0:
             return True
-        key = self.cache_prefix + caller_identity(request)
-        now = time.time()
-        tokens, updated = cache.get(key, (float(burst), now))
-        tokens = min(float(burst), tokens + max(now - updated, 0) * rate)
-        allowed = tokens >= 1
-        if allowed:
-            tokens -= 1
-        else:
-            self.wait_seconds = (1 - tokens) / rate
-        # Keep an idle bucket only as long as it takes to refill completely.
-        cache.set(key, (tokens, now), timeout=max(int(burst / rate) + 1, 1))
-        return allowed
+        self.wait_seconds = take_token(self.cache_prefix + caller_identity(request), rate, settings.CERTCTL_RATE_LIMIT_BURST)
+        return self.wait_seconds is None
 
     def wait(self):
         return self.wait_seconds
+
+
+def failed_authentication_wait(request) -> float | None:
+    """Count a request refused for want of a valid key against its client address. Returns None while the
+    address has failures left (CERTCTL_AUTH_FAILURE_BURST, refilled at CERTCTL_AUTH_FAILURES_PER_MINUTE),
+    else the seconds until it has one again. Requests with a valid key never come here."""
+    per_minute = settings.CERTCTL_AUTH_FAILURES_PER_MINUTE
+    if per_minute <= 0:
+        return None
+    key = f"certctl:authfail:{request.META.get('REMOTE_ADDR') or 'unknown'}"
+    return take_token(key, per_minute / 60, settings.CERTCTL_AUTH_FAILURE_BURST)

@@ -5,7 +5,6 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -14,6 +13,7 @@ from rest_framework.views import APIView
 from notifications import services
 from notifications.api.auth import actor_for
 from notifications.api.filters import EnvelopePagination, NotificationFilter
+from notifications.api.parsers import MAX_JSON_DEPTH, LimitedJSONParser
 from notifications.api.serializers import (
     NO_NUL,
     BulkReadResultSerializer,
@@ -30,13 +30,15 @@ from notifications.api.serializers import (
 from notifications.models import NotificationEvent
 
 _ERROR_DESCRIPTIONS = {
-    400: "Invalid input: a query value, the JSON body or a field; `fields` says which.",
+    400: f"Invalid input: a query value, the JSON body (also when nested deeper than {MAX_JSON_DEPTH} levels) or a field; "
+    "`fields` says which, and names unknown or read-only fields.",
     401: 'No key, or an unknown key. Send `Authorization: Bearer <key>`. Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
     403: "Creating and requeueing need an admin key (a read-only key may list, get and mark read), "
     "or a browser session sent no CSRF token.",
     404: "No notification with this id.",
     405: "Method not allowed here; the `Allow` header lists the allowed ones.",
     409: "The notification is not failed or dead (the message names its current status), or it is being delivered right now.",
+    413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
     415: "The body is not JSON: send `Content-Type: application/json`.",
 }
 
@@ -113,7 +115,7 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
         responses={
             201: OpenApiResponse(NotificationEventSerializer, description="Created; `Location` points at it."),
             200: OpenApiResponse(NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."),
-            **errors(400, 403, 409, 415, d409="The client-chosen `id` belongs to another notification."),
+            **errors(400, 403, 409, 413, 415, d409="The client-chosen `id` belongs to another notification."),
         },
         examples=[
             OpenApiExample(
@@ -160,7 +162,7 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
         "`certificate_id`, with the list's meaning: `status=dead` selects the unread dead ones). "
         "Only failed and dead notifications move; the rest are counted as skipped. Needs an admin key.",
         request={"application/json": bulk_request("requeue")},
-        responses={200: BulkRequeueResultSerializer, **errors(400, 403, 405, 415)},
+        responses={200: BulkRequeueResultSerializer, **errors(400, 403, 405, 413, 415)},
         examples=[
             OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
             OpenApiExample("Every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
@@ -173,7 +175,7 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
         "are thereby dismissed from the dead-letter queue. Delivery is untouched. Unknown ids and events already "
         "read are counted as skipped. Read-only keys may do this.",
         request={"application/json": bulk_request("mark read")},
-        responses={200: BulkReadResultSerializer, **errors(400, 403, 405, 415)},
+        responses={200: BulkReadResultSerializer, **errors(400, 403, 405, 413, 415)},
         examples=[
             OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
             OpenApiExample("Dismiss every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
@@ -186,7 +188,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filter_backends = [DjangoFilterBackend]
     filterset_class = NotificationFilter
     pagination_class = EnvelopePagination
-    parser_classes = [JSONParser]
+    parser_classes = [LimitedJSONParser]
     lookup_field = "id"
     lookup_value_regex = r"[^/\x00]+"
 

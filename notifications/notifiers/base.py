@@ -11,17 +11,15 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 
+# redact is re-exported: the delivery engine imports it from here.
+from notifications.redaction import configured_secrets, redact, redacted_excerpt, secret_fragments  # noqa: F401
+
 # Statuses a receiver may accept later; every other 4xx will never be accepted as sent.
 TRANSIENT_HTTP_STATUSES = {408, 425, 429}
 
 # A receiver's Retry-After is honoured up to this; a larger value (or a typo such as a timestamp
 # in seconds) would park the event for years and overflow date arithmetic.
 MAX_RETRY_AFTER = timedelta(days=1)
-
-# Shorter fragments are not worth hiding and would garble error texts ("/" or "/hook").
-_MIN_SECRET_LENGTH = 8
-# A URL's path segments and query values this long are treated as tokens; shorter ones are words.
-_MIN_TOKEN_LENGTH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,42 +110,18 @@ def parse_retry_after(value, now=None):
     return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
 
 
-def secret_fragments(url="", *values):
-    """What must never appear in an error text: the given values, and a URL with its path, its query and
-    any token-like part of them (chat webhooks carry their token there)."""
-    fragments = [v for v in values if v]
-    if url:
-        parts = urlsplit(url)
-        fragments += [url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query]
-        pieces = parts.path.split("/") + [value for _, _, value in (p.partition("=") for p in parts.query.split("&"))]
-        fragments += [piece for piece in pieces if len(piece) >= _MIN_TOKEN_LENGTH]
-    return tuple(f for f in fragments if len(f) >= _MIN_SECRET_LENGTH)
-
-
-def redact(text, secrets):
-    # Longest first, so that a URL is hidden whole rather than leaving its host around a hidden path.
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "[redacted]")
-    return text
-
-
-def _body_excerpt(response, limit=300):
-    text = response.text.strip().replace("\n", " ")
-    return text[:limit] + ("…" if len(text) > limit else "")
-
-
 async def post_json(client, url, payload, *, receiver, url_setting, headers=None, body=None, secrets=()):
     """POST `payload` as JSON and classify the outcome.
 
     `receiver` names the destination in error texts (never the URL: it may carry a secret token);
     `url_setting` is the variable the operator fixes when the URL itself is wrong;
     `body` lets a caller sign the exact bytes it sends; `secrets` are removed from every error text,
-    in case a receiver echoes the request back.
+    in case a receiver echoes the request back, before it is cut to length.
     """
-    hidden = secret_fragments(url, *secrets)
     result = await _post(client, url, payload, receiver=receiver, url_setting=url_setting, headers=headers, body=body)
     if result.error:
-        return dataclasses.replace(result, error=redact(result.error, hidden))
+        hidden = secret_fragments(url, *secrets) + configured_secrets()
+        return dataclasses.replace(result, error=redacted_excerpt(result.error, hidden))
     return result
 
 
@@ -179,7 +153,8 @@ async def _post(client, url, payload, *, receiver, url_setting, headers, body):
     status = response.status_code
     if 200 <= status < 300:
         return DeliveryResult.success(http_status=status)
-    detail = _body_excerpt(response)
+    # The whole reply: post_json redacts it before cutting it to length.
+    detail = response.text.strip()
     message = f"{receiver} answered HTTP {status}" + (f": {detail}" if detail else "")
     if status in TRANSIENT_HTTP_STATUSES or status >= 500:
         return DeliveryResult.transient(
@@ -191,5 +166,4 @@ async def _post(client, url, payload, *, receiver, url_setting, headers, body):
 
 
 def _reason(exc):
-    text = str(exc) or type(exc).__name__
-    return text[:200]
+    return str(exc) or type(exc).__name__

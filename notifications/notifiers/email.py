@@ -1,4 +1,5 @@
 import asyncio
+import base64
 import dataclasses
 import smtplib
 import ssl
@@ -7,7 +8,8 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from django.conf import settings
 
-from notifications.notifiers.base import DeliveryResult, Notifier, redact
+from notifications.notifiers.base import DeliveryResult, Notifier
+from notifications.redaction import configured_secrets, redacted_excerpt, secret_fragments
 
 _TIMEOUT_SETTINGS = "CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT"
 
@@ -82,9 +84,19 @@ class EmailNotifier(Notifier):
         except ValueError as exc:
             return DeliveryResult.permanent_failure(f"Email refused before sending: {exc}")
         result = self._deliver(event, message)
-        if result.error and self.password:
-            return dataclasses.replace(result, error=redact(result.error, [self.password]))
+        if result.error:
+            return dataclasses.replace(result, error=redacted_excerpt(result.error, self._secrets()))
         return result
+
+    def _secrets(self):
+        """The password, and the AUTH PLAIN and AUTH LOGIN strings a server may echo in its reply."""
+        if not self.password:
+            return configured_secrets()
+        auth_strings = [
+            base64.b64encode(f"\0{self.username}\0{self.password}".encode()).decode(),
+            base64.b64encode(self.password.encode()).decode(),
+        ]
+        return secret_fragments("", self.password, *auth_strings) + configured_secrets()
 
     def _deliver(self, event, message):
         timeout = (settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT).total_seconds()

@@ -40,14 +40,14 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
     def codes(path, method):
         return set(openapi["paths"][path][method]["responses"])
 
-    common = {"401", "429", "500"}
+    common = {"401", "429", "500", "503"}
     assert codes("/api/v1/notifications", "get") == {"200", "400"} | common
-    assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "415"} | common
+    assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "413", "415"} | common
     assert codes("/api/v1/notifications/{id}", "get") == {"200", "404"} | common
     assert codes("/api/v1/notifications/{id}/read", "post") == {"200", "403", "404", "405"} | common
     assert codes("/api/v1/notifications/{id}/requeue", "post") == {"200", "403", "404", "405", "409"} | common
-    assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "415"} | common
-    assert codes("/api/v1/notifications/read", "post") == {"200", "400", "403", "405", "415"} | common
+    assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "413", "415"} | common
+    assert codes("/api/v1/notifications/read", "post") == {"200", "400", "403", "405", "413", "415"} | common
     for ops in openapi["paths"].values():
         for operation in ops.values():
             assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -99,7 +99,11 @@ def test_docs_ui_is_served_without_a_cdn():
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower() and "https://" not in html
-    assert "/api/v1/schema" in html
+    # No inline script: Swagger UI's start-up script is a file of its own (Content-Security-Policy).
+    assert "<script>" not in html
+    script = APIClient().get("/api/v1/docs?script=")
+    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert "/api/v1/schema" in script.content.decode()
     for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
         assert finders.find(f"drf_spectacular_sidecar/swagger-ui-dist/{asset}")
 
@@ -139,6 +143,7 @@ def test_the_served_schema_is_the_one_schemathesis_checks(openapi):
 @pytest.fixture
 def live_api(live_server, transactional_db, settings, make_event):
     settings.CERTCTL_RATE_LIMIT_RPS = 0  # the run is one fast client; throttling has its own tests
+    settings.CERTCTL_AUTH_FAILURES_PER_MINUTE = 0
     for channel in ("Webhook", "Slack"):
         deliver_now(make_event(channel=channel).id)
     make_event(certificate_id="mc-1")

@@ -5,7 +5,7 @@ import pytest
 import time_machine
 
 from notifications import services
-from tests.api.conftest import assert_error
+from tests.api.conftest import ADMIN_KEY, READ_KEY, assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +67,57 @@ def test_default_allows_a_burst_of_100(admin):
     with time_machine.travel(START, tick=False):
         statuses = [admin.get("/api/v1/stats/summary").status_code for _ in range(101)]
     assert statuses.count(200) == 100 and statuses[-1] == 429
+
+
+# --- failed authentication, per client address ------------------------------------
+
+
+@pytest.fixture
+def guessing_limit(settings):
+    settings.CERTCTL_AUTH_FAILURE_BURST = 5
+    settings.CERTCTL_AUTH_FAILURES_PER_MINUTE = 6  # one every 10 s
+
+
+def guess(client, address="198.51.100.7", key="guessed-key"):
+    return client.get("/api/v1/notifications", headers={"Authorization": f"Bearer {key}"}, REMOTE_ADDR=address)
+
+
+def test_wrong_keys_from_one_address_get_429_with_retry_after(guessing_limit, anonymous):
+    with time_machine.travel(START, tick=False):
+        statuses = [guess(anonymous, key=f"guess-{n}").status_code for n in range(8)]
+        response = guess(anonymous)
+    assert statuses == [401] * 5 + [429] * 3
+    assert_error(response, 429, "Too Many Requests", "too many requests without a valid API key from 198.51.100.7")
+    assert response["Retry-After"] == "10"
+
+
+def test_requests_without_any_key_count_as_failures_too(guessing_limit, anonymous):
+    with time_machine.travel(START, tick=False):
+        statuses = [anonymous.get("/api/v1/notifications", REMOTE_ADDR="198.51.100.7").status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+
+
+def test_a_valid_key_from_a_blocked_address_still_works_at_once(guessing_limit, anonymous):
+    with time_machine.travel(START, tick=False):
+        for n in range(10):
+            guess(anonymous, key=f"guess-{n}")
+        assert guess(anonymous).status_code == 429
+        assert guess(anonymous, key=ADMIN_KEY).status_code == 200
+        assert guess(anonymous, key=READ_KEY).status_code == 200
+
+
+def test_other_addresses_are_not_blocked(guessing_limit, anonymous):
+    with time_machine.travel(START, tick=False):
+        for n in range(10):
+            guess(anonymous, key=f"guess-{n}")
+        assert guess(anonymous, address="203.0.113.9").status_code == 401
+
+
+def test_failures_are_forgiven_at_the_configured_rate(guessing_limit, anonymous):
+    with time_machine.travel(START, tick=False) as clock:
+        for n in range(6):
+            guess(anonymous, key=f"guess-{n}")
+        assert guess(anonymous).status_code == 429
+        clock.shift(timedelta(seconds=10))
+        assert guess(anonymous).status_code == 401
+        assert guess(anonymous).status_code == 429

@@ -212,7 +212,6 @@ def test_deliveries_by_a_worker_process_show_on_the_web_process_scrape(client, r
     assert sample(families, "certctl_notification_dead_total") == 1
     assert sample(families, "certctl_notification_leases_held") == 0
     assert sample(families, "certctl_notification_last_pass_rows", **{"pass": "pending"}) == 6
-    assert sample(families, "certctl_notification_last_pass_rows", **{"pass": "retry"}) == 0
 
 
 @pytest.mark.django_db

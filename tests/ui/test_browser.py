@@ -49,6 +49,9 @@ def page(browser, live_server, operator):
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US", timezone_id="UTC")
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # Every page must work under the Content-Security-Policy: chromium reports what it refuses on the console.
+    refused = []
+    page.on("console", lambda message: "Content Security Policy" in message.text and refused.append(message.text))
     page.goto(live_server.url + "/")
     page.get_by_label("Username").fill("operator")
     page.get_by_label("Password").fill(PASSWORD)
@@ -56,6 +59,7 @@ def page(browser, live_server, operator):
     page.get_by_role("heading", name="Dashboard").wait_for()
     yield page
     context.close()
+    assert refused == []
 
 
 def status_of(event):
@@ -209,3 +213,12 @@ def test_a_viewer_dismisses_a_dead_row_and_show_dismissed_brings_it_back(browser
         assert status_of(dismissed) == "dead"
     finally:
         context.close()
+
+
+def test_every_page_works_under_the_content_security_policy(page, live_server, event_in):
+    event = event_in("dead")
+    for path in ("/", "/notifications/", "/notifications/?tab=dead", f"/notifications/{event.id}/", "/admin/"):
+        response = page.goto(live_server.url + path)
+        assert response.status == 200 and "script-src 'self'" in response.headers["content-security-policy"]
+    page.goto(live_server.url + "/api/v1/docs")
+    page.get_by_text("/api/v1/notifications/requeue").first.wait_for()

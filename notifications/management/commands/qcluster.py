@@ -1,0 +1,46 @@
+"""django-q2's `qcluster`, made to stop when its whole process group gets SIGTERM (docs/deployment.md).
+
+django-q2's sentinel process sets SIGTERM to its default action, so a SIGTERM sent to the whole group
+(systemd's KillMode=control-group, `kill -TERM -- -PGID`) kills it at once, usually while it sleeps in
+`stop_event.wait()`. The main process, handling the same signal, then calls `stop_event.set()`, whose
+multiprocessing Condition waits for every sleeper to acknowledge the wake-up, and the dead sentinel
+never does: the main process hangs forever. Here the main process first gives the sentinel a moment to
+die of the same signal, and only wakes it when it is still alive (the signal was for the main process
+alone, as with KillMode=mixed or `docker stop`: then the cluster finishes its tasks and stops).
+"""
+import logging
+from multiprocessing.connection import wait
+
+from django_q.cluster import Cluster
+from django_q.management.commands import qcluster
+
+log = logging.getLogger("notifications.worker")
+
+# A signal sent to the process group reaches every member at once; a sentinel that got it is gone by then.
+GROUP_SIGNAL_GRACE_S = 1.0
+
+
+class GroupSignalSafeCluster(Cluster):
+    def stop(self) -> bool:
+        # The end of the sentinel's pipe, not is_alive(): this handler may run while the main thread is inside
+        # the waitpid() that reaps the sentinel, and is_alive() then reports a reaped process as running.
+        if wait([self.sentinel.sentinel], GROUP_SIGNAL_GRACE_S):
+            log.warning(
+                "qcluster stopping: its sentinel and worker processes were signalled too and have exited; "
+                "deliveries they had started are redelivered when their lease expires"
+            )
+            self.start_event = None
+            self.stop_event = None
+            return False
+        return super().stop()
+
+
+class Command(qcluster.Command):
+    def handle(self, *args, **options):
+        cluster_module_cluster = qcluster.Cluster
+        # django-q2's handle() builds its Cluster by this module-level name.
+        qcluster.Cluster = GroupSignalSafeCluster
+        try:
+            super().handle(*args, **options)
+        finally:
+            qcluster.Cluster = cluster_module_cluster
