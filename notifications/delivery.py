@@ -37,8 +37,8 @@ from notifications import dispatch, metrics
 from notifications.backoff import RetryPolicy, after_failure
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
-from notifications.notifiers.base import new_http_client, redact
-from notifications.redaction import configured_secrets
+from notifications.notifiers.base import new_http_client
+from notifications.redaction import configured_secrets, redact
 
 log = logging.getLogger("notifications.delivery")
 

@@ -7,7 +7,8 @@ docs/decisions/0001-delivery-metrics-across-processes.md. Every series: docs/met
 """
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import Error as DatabaseError
@@ -27,6 +28,9 @@ from notifications.models import (
     Status,
 )
 
+if TYPE_CHECKING:
+    from notifications.delivery import PassReport
+
 log = logging.getLogger("notifications.metrics")
 
 DEAD_LETTERED = "dead_lettered"
@@ -39,7 +43,7 @@ STATEMENT_TIMEOUT_MS = 5000
 FOLD_EVERY = timedelta(minutes=1)
 
 
-def pass_finished(report, finished_at):
+def pass_finished(report: "PassReport", finished_at: datetime) -> None:
     """Called by every worker after each pending pass and retry sweep: keep its figures, fold old attempts."""
     try:
         LastPass.objects.bulk_create(

@@ -20,16 +20,16 @@ REQUIRED_SETTINGS = {
 }
 
 
-def missing_settings(channel):
+def missing_settings(channel: str) -> list[str]:
     return [name for name in REQUIRED_SETTINGS[channel] if not getattr(settings, name, "")]
 
 
-def not_configured_error(channel):
+def not_configured_error(channel: str) -> str:
     missing = missing_settings(channel)
     return f"{channel} channel is not configured: set {' and '.join(missing)}"
 
 
-def build_notifier(channel):
+def build_notifier(channel: str) -> Notifier | None:
     """The notifier for `channel` from current settings, or None when it is not configured."""
     if missing_settings(channel):
         return None
@@ -56,7 +56,7 @@ def build_notifier(channel):
     raise ValueError(f"unknown channel {channel!r}")
 
 
-def channel_status():
+def channel_status() -> dict[str, tuple[bool, list[str]]]:
     """{channel: (configured, missing setting names)} for dashboards and health pages."""
     return {channel: (not missing_settings(channel), missing_settings(channel)) for channel in REQUIRED_SETTINGS}
 

@@ -31,15 +31,15 @@ class DeliveryResult:
     http_status: int | None = None
 
     @classmethod
-    def success(cls, http_status=None):
+    def success(cls, http_status: int | None = None) -> "DeliveryResult":
         return cls(ok=True, http_status=http_status)
 
     @classmethod
-    def transient(cls, error, http_status=None, retry_after=None):
+    def transient(cls, error: str, http_status: int | None = None, retry_after: timedelta | None = None) -> "DeliveryResult":
         return cls(ok=False, error=error, http_status=http_status, retry_after=retry_after)
 
     @classmethod
-    def permanent_failure(cls, error, http_status=None):
+    def permanent_failure(cls, error: str, http_status: int | None = None) -> "DeliveryResult":
         return cls(ok=False, error=error, permanent=True, http_status=http_status)
 
 
@@ -67,7 +67,7 @@ def url_destination(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-def http_timeout():
+def http_timeout() -> httpx.Timeout:
     return httpx.Timeout(
         connect=settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT.total_seconds(),
         read=settings.CERTCTL_NOTIFICATION_READ_TIMEOUT.total_seconds(),
@@ -90,7 +90,7 @@ def new_http_client() -> httpx.AsyncClient:
     )
 
 
-def parse_retry_after(value, now=None):
+def parse_retry_after(value: str | None, now: datetime | None = None) -> timedelta | None:
     """Retry-After as delta-seconds or an HTTP date, at most MAX_RETRY_AFTER; None when absent or unreadable."""
     if not value:
         return None
@@ -110,7 +110,17 @@ def parse_retry_after(value, now=None):
     return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
 
 
-async def post_json(client, url, payload, *, receiver, url_setting, headers=None, body=None, secrets=()):
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: object,
+    *,
+    receiver: str,
+    url_setting: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    secrets: tuple[str, ...] = (),
+) -> DeliveryResult:
     """POST `payload` as JSON and classify the outcome.
 
     `receiver` names the destination in error texts (never the URL: it may carry a secret token);
@@ -125,7 +135,10 @@ async def post_json(client, url, payload, *, receiver, url_setting, headers=None
     return result
 
 
-async def _post(client, url, payload, *, receiver, url_setting, headers, body):
+async def _post(
+    client: httpx.AsyncClient, url: str, payload: object, *, receiver: str, url_setting: str,
+    headers: dict[str, str] | None, body: bytes | None,
+) -> DeliveryResult:
     content = body if body is not None else json.dumps(payload, separators=(",", ":")).encode()
     request_headers = {"Content-Type": "application/json", "User-Agent": "certctl-notifications"}
     request_headers.update(headers or {})
@@ -165,5 +178,5 @@ async def _post(client, url, payload, *, receiver, url_setting, headers, body):
     return DeliveryResult.permanent_failure(message, http_status=status)
 
 
-def _reason(exc):
+def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__

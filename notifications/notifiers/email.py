@@ -5,16 +5,21 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from typing import TYPE_CHECKING
 
+import httpx
 from django.conf import settings
 
 from notifications.notifiers.base import DeliveryResult, Notifier
 from notifications.redaction import configured_secrets, redacted_excerpt, secret_fragments
 
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
+
 _TIMEOUT_SETTINGS = "CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT"
 
 
-def _bad_address(value):
+def _bad_address(value: str) -> str:
     if any(ch in value for ch in "\r\n"):
         return "contains a line break"
     name, address = parseaddr(value)
@@ -23,7 +28,7 @@ def _bad_address(value):
     return ""
 
 
-def _timed_out(exc):
+def _timed_out(exc: BaseException) -> bool:
     # smtplib turns a read timeout into SMTPServerDisconnected; the timeout survives as its context.
     return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
 
@@ -38,7 +43,10 @@ class EmailNotifier(Notifier):
     channel = "Email"
     blocking = True
 
-    def __init__(self, host, port, from_address, username="", password="", use_tls=True, ssl_context=None, implicit_tls=None):
+    def __init__(
+        self, host: str, port: int, from_address: str, username: str = "", password: str = "", use_tls: bool = True,
+        ssl_context: ssl.SSLContext | None = None, implicit_tls: bool | None = None,
+    ):
         self.host = host
         self.port = port
         self.from_address = from_address
@@ -48,7 +56,7 @@ class EmailNotifier(Notifier):
         self.implicit_tls = use_tls and (port == 465 if implicit_tls is None else implicit_tls)
         self.ssl_context = ssl_context or ssl.create_default_context()
 
-    def build_message(self, event):
+    def build_message(self, event: "NotificationEvent") -> EmailMessage:
         problem = _bad_address(event.recipient)
         if problem:
             raise ValueError(f"recipient {event.recipient!r} {problem}")
@@ -71,14 +79,14 @@ class EmailNotifier(Notifier):
         return message
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return f"smtp://{self.host}:{self.port}"
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         # smtplib blocks: it runs on the event loop's executor, whose size the delivery engine bounds.
         return await asyncio.get_running_loop().run_in_executor(None, self.send_smtp, event)
 
-    def send_smtp(self, event):
+    def send_smtp(self, event: "NotificationEvent") -> DeliveryResult:
         try:
             message = self.build_message(event)
         except ValueError as exc:
@@ -88,7 +96,7 @@ class EmailNotifier(Notifier):
             return dataclasses.replace(result, error=redacted_excerpt(result.error, self._secrets()))
         return result
 
-    def _secrets(self):
+    def _secrets(self) -> tuple[str, ...]:
         """The password, and the AUTH PLAIN and AUTH LOGIN strings a server may echo in its reply."""
         if not self.password:
             return configured_secrets()
@@ -98,10 +106,11 @@ class EmailNotifier(Notifier):
         ]
         return secret_fragments("", self.password, *auth_strings) + configured_secrets()
 
-    def _deliver(self, event, message):
+    def _deliver(self, event: "NotificationEvent", message: EmailMessage) -> DeliveryResult:
         timeout = (settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT).total_seconds()
         where = f"SMTP server {self.host}:{self.port}"
         try:
+            client: smtplib.SMTP
             if self.implicit_tls:
                 client = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout, context=self.ssl_context)
             else:
@@ -150,7 +159,7 @@ class EmailNotifier(Notifier):
         return DeliveryResult.success()
 
     @staticmethod
-    def _smtp_code_result(where, what, code, reason):
+    def _smtp_code_result(where: str, what: str, code: int, reason: bytes | str) -> DeliveryResult:
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
         text = f"{where} {what}: {code} {reason}".strip()

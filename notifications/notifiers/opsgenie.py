@@ -1,4 +1,11 @@
-from notifications.notifiers.base import Notifier, post_json, url_destination
+from typing import TYPE_CHECKING
+
+import httpx
+
+from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
 # Event severity (DESIGN §2) to OpsGenie priority.
 _PRIORITY = {"informational": "P5", "warning": "P3", "critical": "P1"}
@@ -9,16 +16,16 @@ class OpsGenieNotifier(Notifier):
 
     channel = "OpsGenie"
 
-    def __init__(self, api_key, url, default_priority="P3"):
+    def __init__(self, api_key: str, url: str, default_priority: str = "P3"):
         self.api_key = api_key
         self.url = url
         self.default_priority = default_priority
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         payload = {
             "message": event.subject[:130],
             "alias": event.id,

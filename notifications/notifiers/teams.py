@@ -1,4 +1,11 @@
-from notifications.notifiers.base import Notifier, post_json, url_destination
+from typing import TYPE_CHECKING
+
+import httpx
+
+from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
 
 class TeamsNotifier(Notifier):
@@ -6,14 +13,14 @@ class TeamsNotifier(Notifier):
 
     channel = "Teams"
 
-    def __init__(self, webhook_url):
+    def __init__(self, webhook_url: str):
         self.webhook_url = webhook_url
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.webhook_url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         facts = [{"title": "Type", "value": event.type}, {"title": "Event", "value": event.id}]
         if event.certificate_id:
             facts.append({"title": "Certificate", "value": event.certificate_id})

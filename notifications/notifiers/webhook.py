@@ -1,11 +1,17 @@
 import hashlib
 import hmac
 import json
+from typing import TYPE_CHECKING
 
-from notifications.notifiers.base import Notifier, post_json, url_destination
+import httpx
+
+from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
 
-def event_payload(event):
+def event_payload(event: "NotificationEvent") -> dict[str, str | None]:
     return {
         "id": event.id,
         "type": event.type,
@@ -19,7 +25,7 @@ def event_payload(event):
     }
 
 
-def signature(secret, body):
+def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -28,15 +34,15 @@ class WebhookNotifier(Notifier):
 
     channel = "Webhook"
 
-    def __init__(self, url, secret=""):
+    def __init__(self, url: str, secret: str = ""):
         self.url = url
         self.secret = secret
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         body = json.dumps(event_payload(event), separators=(",", ":")).encode()
         headers = {"X-Certctl-Event-ID": event.id, "X-Certctl-Event-Type": event.type}
         if self.secret:
