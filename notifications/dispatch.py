@@ -12,8 +12,7 @@ passes, costs one more kick rather than a wait for the next scheduled pass.
 import logging
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from notifications.models import DeliveryKick
@@ -48,12 +47,17 @@ def request_kick(now: datetime | None = None) -> bool:
 
 
 def _mark_queued(now: datetime) -> bool:
-    fresh = now - KICK_STALE
-    if DeliveryKick.objects.filter(Q(queued_at__isnull=True) | Q(queued_at__lt=fresh), id=1).update(queued_at=now):
-        return True
-    # The row is made by the migration; a test database flushed between tests has lost it.
-    _, created = DeliveryKick.objects.get_or_create(id=1, defaults={"queued_at": now})
-    return created
+    """Set the mark unless a fresh one is there, in one statement (the row is created on first use: a test
+    database flushed between tests has lost it). True when this call set it."""
+    table = connection.ops.quote_name(DeliveryKick._meta.db_table)
+    stamp, fresh = (connection.ops.adapt_datetimefield_value(moment) for moment in (now, now - KICK_STALE))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (id, queued_at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET queued_at = excluded.queued_at "
+            f"WHERE {table}.queued_at IS NULL OR {table}.queued_at < %s RETURNING id",
+            [stamp, fresh],
+        )
+        return cursor.fetchone() is not None
 
 
 def kick_started() -> None:
