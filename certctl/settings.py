@@ -163,6 +163,12 @@ CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_CONNEC
 CERTCTL_NOTIFICATION_READ_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_READ_TIMEOUT", "15s", minimum=timedelta(milliseconds=1))
 CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = env_int("CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES", 65536, minimum=1)
 
+# Per-channel circuit breaker (docs/lifecycle.md "Outages"): opens after this many consecutive transient
+# failures spanning at least MIN_EVENTS distinct events; while open, one due event is tried per PROBE interval.
+CERTCTL_CHANNEL_BREAKER_FAILURES = env_int("CERTCTL_CHANNEL_BREAKER_FAILURES", 5, minimum=1)
+CERTCTL_CHANNEL_BREAKER_MIN_EVENTS = env_int("CERTCTL_CHANNEL_BREAKER_MIN_EVENTS", 3, minimum=1)
+CERTCTL_CHANNEL_BREAKER_PROBE = env_duration("CERTCTL_CHANNEL_BREAKER_PROBE", "1m", minimum=timedelta(seconds=1))
+
 if CERTCTL_NOTIFICATION_BACKOFF_CAP < CERTCTL_NOTIFICATION_BACKOFF_BASE:
     raise ImproperlyConfigured(
         f"CERTCTL_NOTIFICATION_BACKOFF_CAP ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_CAP', '1h')}) is shorter than "

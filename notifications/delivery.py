@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,7 +33,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications import dispatch, metrics
+from notifications import breaker, dispatch, metrics
 from notifications.backoff import RetryPolicy, after_failure
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
@@ -81,8 +81,17 @@ def due(kind: str, now: datetime) -> Q:
 _ORDER = {"pending": ("created_at", "id"), "retry": ("next_retry_at", "id")}
 
 
-def claim_due_events(kind: str, now: datetime | None = None, limit: int | None = None, lease: timedelta | None = None) -> list[NotificationEvent]:
-    """Lease up to `limit` due events ("pending" or "retry") to this worker and return them.
+def claim_due_events(
+    kind: str,
+    now: datetime | None = None,
+    limit: int | None = None,
+    lease: timedelta | None = None,
+    *,
+    channel: str | None = None,
+    held_channels: Collection[str] = (),
+) -> list[NotificationEvent]:
+    """Lease up to `limit` due events ("pending" or "retry") to this worker and return them: of `channel` only
+    when given, and none of `held_channels` (open or paused, notifications.breaker).
 
     Rows another worker is claiming right now are skipped (SKIP LOCKED), never waited for;
     the UPDATE re-checks the lease so that SQLite, which has no row locks, is safe too.
@@ -93,6 +102,10 @@ def claim_due_events(kind: str, now: datetime | None = None, limit: int | None =
     token = secrets.token_hex(16)
     with transaction.atomic():
         candidates = NotificationEvent.objects.filter(due(kind, now)).order_by(*_ORDER[kind])
+        if channel:
+            candidates = candidates.filter(channel=channel)
+        if held_channels:
+            candidates = candidates.exclude(channel__in=held_channels)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
         ids = list(candidates.values_list("id", flat=True)[:limit])
@@ -391,6 +404,10 @@ def _outcome(delivery: Delivery, policy: RetryPolicy) -> _Outcome:
     event, result = delivery.event, delivery.result
     if result.ok:
         return _Outcome(AttemptOutcome.SUCCESS, Status.SENT, event.retry_count, None, None, delivery.finished_at)
+    if is_probe(event) and not result.permanent:
+        # A failed probe of an open breaker costs its event no retry; a failed one waits for the next probe.
+        wait_until = breaker.probe_wait_for(event.channel, delivery.finished_at) if event.status == Status.FAILED else None
+        return _Outcome(AttemptOutcome.TRANSIENT_FAILURE, event.status, event.retry_count, wait_until, result.error, None)
     decision = after_failure(event.retry_count, delivery.finished_at, policy, permanent=result.permanent, retry_after=result.retry_after)
     outcome = AttemptOutcome.PERMANENT_FAILURE if result.permanent else AttemptOutcome.TRANSIENT_FAILURE
     return _Outcome(outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None)
@@ -412,6 +429,16 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
         try:
             with transaction.atomic():
                 numbers, applied = _apply(deliveries, outcomes)
+                breaker.record(
+                    [
+                        breaker.Outcome(
+                            channel=d.event.channel, event_id=d.event.id, success=d.result.ok,
+                            transient_failure=not d.result.ok and not d.result.permanent, probe=is_probe(d.event),
+                        )
+                        for d in deliveries
+                    ],
+                    now=deliveries[-1].finished_at,
+                )
                 NotificationAttempt.objects.bulk_create(
                     NotificationAttempt(
                         event_id=delivery.event.id, number=numbers[delivery.event.id], started_at=delivery.started_at,
@@ -533,6 +560,14 @@ class PassReport:
         return {"kind": self.kind, "claimed": self.claimed, "outcomes": self.outcomes, "duration_s": round(self.duration_s, 3)}
 
 
+_PROBE_MARK = "breaker_probe"
+
+
+def is_probe(event: NotificationEvent) -> bool:
+    """Whether this claimed event is its open channel's probe (notifications.breaker)."""
+    return bool(getattr(event, _PROBE_MARK, False))
+
+
 class _Claims:
     """Where a pass takes its events: its own kind first, then the other, so that one running pass also serves
     what the other schedule would (a kick during a burst takes due retries too). A database error pauses
@@ -548,10 +583,18 @@ class _Claims:
     def __call__(self, room: int) -> list[NotificationEvent] | None:
         limit = min(room, self.chunk)
         try:
+            held = breaker.hold_and_probes(_now(self.now))
             events: list[NotificationEvent] = []
+            for channel in held.probes:
+                for kind in self.kinds:
+                    probe = claim_due_events(kind, now=self.now, limit=1, channel=channel)
+                    if probe:
+                        setattr(probe[0], _PROBE_MARK, True)
+                        events += probe
+                        break
             for kind in self.kinds:
                 if len(events) < limit:
-                    events += claim_due_events(kind, now=self.now, limit=limit - len(events))
+                    events += claim_due_events(kind, now=self.now, limit=limit - len(events), held_channels=held.channels)
         except DatabaseError as exc:
             moment = time.monotonic()
             self.failing_since = self.failing_since or moment

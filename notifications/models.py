@@ -238,6 +238,75 @@ class LastPass(models.Model):
         return f"{self.kind} pass at {self.finished_at}: {self.claimed} events in {self.duration_seconds:.3f}s"
 
 
+class ChannelState(models.Model):
+    """A channel's circuit breaker and maintenance pause, shared by every worker on every host.
+
+    Closed: deliveries flow. Open: CERTCTL_CHANNEL_BREAKER_FAILURES consecutive transient failures over at least
+    CERTCTL_CHANNEL_BREAKER_MIN_EVENTS distinct events; the channel's events wait, spending no retries, and one
+    due event is tried every CERTCTL_CHANNEL_BREAKER_PROBE (next_probe_at). Paused: an operator holds the
+    channel's events until resumed. A row exists once a channel has failed or been paused.
+    """
+
+    channel = models.CharField(primary_key=True, max_length=16, choices=Channel.choices)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # The distinct events of the current run of failures, up to CERTCTL_CHANNEL_BREAKER_MIN_EVENTS of them.
+    failing_events = models.JSONField(default=list)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        db_table = "notification_channel_states"
+        constraints = [
+            models.CheckConstraint(condition=_in("channel", Channel), name="notification_channel_state_channel_valid"),
+            models.CheckConstraint(
+                condition=Q(opened_at__isnull=True) | Q(next_probe_at__isnull=False),
+                name="notification_channel_state_open_has_probe",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.channel}: {self.state}"
+
+    @property
+    def state(self) -> str:
+        if self.paused_at:
+            return ChannelCondition.PAUSED
+        return ChannelCondition.OPEN if self.opened_at else ChannelCondition.CLOSED
+
+
+class ChannelCondition(models.TextChoices):
+    CLOSED = "closed"
+    OPEN = "open"
+    PAUSED = "paused"
+
+
+class ChannelActionKind(models.TextChoices):
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class ChannelAction(models.Model):
+    """Who paused or resumed a channel, how and when."""
+
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    action = models.CharField(max_length=8, choices=ChannelActionKind.choices)
+    actor = models.CharField(max_length=150)
+    source = models.CharField(max_length=16, help_text="api, ui, admin, cli or mcp")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "notification_channel_actions"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=_in("action", ChannelActionKind), name="notification_channel_action_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.actor} {self.action} {self.channel}"
+
+
 class DeliveryKick(models.Model):
     """One row: whether a "deliver what is pending" task is queued and has not started yet.
 

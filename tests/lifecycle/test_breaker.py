@@ -1,0 +1,140 @@
+"""The per-channel circuit breaker and the maintenance pause, with a controlled clock."""
+from datetime import timedelta
+
+import pytest
+import time_machine
+
+from notifications import breaker, delivery, services
+from notifications.models import ChannelState, NotificationAttempt, NotificationEvent, Status
+from tests.lifecycle.conftest import MINUTE, T0
+from tests.receivers import Receiver, Reply
+
+pytestmark = pytest.mark.django_db
+
+STEP = timedelta(seconds=20)
+
+
+@pytest.fixture(autouse=True)
+def _breaker_defaults(settings):
+    settings.CERTCTL_CHANNEL_BREAKER_FAILURES = 5
+    settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS = 3
+    settings.CERTCTL_CHANNEL_BREAKER_PROBE = MINUTE
+
+
+def create_at(moment, n):
+    with time_machine.travel(moment, tick=False):
+        event, _ = services.create_event(
+            type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"renewal {n} failed"
+        )
+    return event
+
+
+def state(channel="Webhook"):
+    return ChannelState.objects.filter(channel=channel).first()
+
+
+@pytest.mark.postgres
+def test_a_20_minute_outage_dead_letters_none_of_50_events_and_they_flow_once_it_ends(webhook):
+    webhook.reply_with(Reply(status=503, body="upstream down"))
+    outage_ends = T0 + 20 * MINUTE
+    now, created = T0, []
+    while now < outage_ends:
+        if len(created) < 50:
+            created.append(create_at(now, len(created)))  # one event comes due every 20 s
+        delivery.process_pending(now=now)
+        assert not NotificationEvent.objects.filter(status=Status.DEAD).exists(), f"dead-lettered at {now}"
+        now += STEP
+    assert len(created) == 50
+    assert state().state == "open"
+    assert max(NotificationEvent.objects.values_list("retry_count", flat=True)) < 5
+    probes_during_outage = NotificationAttempt.objects.filter(started_at__gt=T0 + 5 * MINUTE).count()
+    assert probes_during_outage <= 16  # about one a minute, not one per event per backoff
+
+    webhook.reply_with(Reply(status=200))
+    while NotificationEvent.objects.exclude(status=Status.SENT).exists():
+        assert now <= outage_ends + MINUTE + STEP, "not all sent within one probe interval plus one pass"
+        delivery.process_pending(now=now)
+        now += STEP
+    assert state().state == "closed"
+    assert NotificationEvent.objects.filter(status=Status.SENT).count() == 50
+
+
+def test_a_poison_event_still_goes_dead_after_its_own_attempts(failing_webhook):
+    event = create_at(T0, 0)
+    now = T0
+    for _ in range(5):
+        delivery.process_pending(now=now)
+        event.refresh_from_db()
+        now = event.next_retry_at or now
+    assert event.status == Status.DEAD and event.retry_count == 5
+    assert state().state == "closed"  # five failures, but of one event: not an outage
+
+
+def test_permanent_failures_never_open_the_breaker(webhook):
+    webhook.reply_with(Reply(status=400, body="bad payload"))
+    for n in range(8):
+        create_at(T0, n)
+    delivery.process_pending(now=T0)
+    assert NotificationEvent.objects.filter(status=Status.DEAD).count() == 8
+    assert state() is None or state().state == "closed"
+
+
+@pytest.fixture
+def slack():
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+def test_an_open_channel_holds_its_events_and_lets_other_channels_through(failing_webhook, settings, slack):
+    settings.CERTCTL_SLACK_WEBHOOK_URL = slack.url + "/services/T0/B0/slacktoken"
+    for n in range(5):
+        create_at(T0, n)
+    delivery.process_pending(now=T0)
+    assert state().state == "open"
+    held = create_at(T0 + STEP, 99)
+    with time_machine.travel(T0 + STEP, tick=False):
+        other, _ = services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
+
+    delivery.process_pending(now=T0 + STEP)
+
+    held.refresh_from_db()
+    other.refresh_from_db()
+    assert (held.status, held.attempt_count) == (Status.PENDING, 0)
+    assert other.status == Status.SENT and len(slack.requests) == 1
+    # The failed ones wait for the probe instead of coming due on their own backoff.
+    assert set(NotificationEvent.objects.filter(status=Status.FAILED).values_list("next_retry_at", flat=True)) == {T0 + MINUTE}
+
+
+def test_a_failed_probe_costs_no_retry_and_a_successful_one_closes_the_breaker(failing_webhook):
+    for n in range(5):
+        create_at(T0, n)
+    delivery.process_pending(now=T0)
+    retries_before = dict(NotificationEvent.objects.values_list("id", "retry_count"))
+
+    report = delivery.process_pending(now=T0 + MINUTE)
+    assert report.claimed == 1  # one probe, however many are due
+    assert dict(NotificationEvent.objects.values_list("id", "retry_count")) == retries_before
+    assert state().next_probe_at == T0 + 2 * MINUTE
+    assert delivery.process_pending(now=T0 + MINUTE + STEP).claimed == 0  # no second probe within the interval
+
+    failing_webhook.reply_with(Reply(status=200))
+    report = delivery.process_pending(now=T0 + 2 * MINUTE)
+    assert report.claimed == 5 and report.outcomes == {"sent": 5}
+    assert state().state == "closed"
+
+
+def test_a_paused_channel_holds_its_events_without_probes_until_resumed(webhook):
+    assert breaker.pause("Webhook", "alice", T0)
+    assert not breaker.pause("Webhook", "bob", T0)  # already paused: the first pause stands
+    event = create_at(T0, 0)
+
+    assert delivery.process_pending(now=T0 + 5 * MINUTE).claimed == 0
+    event.refresh_from_db()
+    assert (event.status, webhook.requests) == (Status.PENDING, [])
+    assert (state().state, state().paused_by) == ("paused", "alice")
+
+    assert breaker.resume("Webhook")
+    assert delivery.process_pending(now=T0 + 5 * MINUTE).claimed == 1
+    event.refresh_from_db()
+    assert event.status == Status.SENT
