@@ -15,11 +15,14 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
-from notifications import dispatch
+from notifications import breaker, dispatch
 from notifications.delivery import unleased
 from notifications.models import (
     ActionKind,
     Channel,
+    ChannelAction,
+    ChannelActionKind,
+    ChannelState,
     EventType,
     ListedStatus,
     NotificationEvent,
@@ -27,6 +30,7 @@ from notifications.models import (
     Severity,
     Status,
 )
+from notifications.notifiers import channel_status
 
 log = logging.getLogger("notifications.services")
 
@@ -421,3 +425,64 @@ def stats_summary(now=None):
 def retry_display(event):
     """"Retry n/max" as operators read it: a dead event after five failures shows 5/5."""
     return f"Retry {event.retry_count}/{settings.CERTCTL_NOTIFICATION_MAX_ATTEMPTS}"
+
+
+# --- channels -----------------------------------------------------------------
+
+
+class UnknownChannel(ServiceError):
+    def __init__(self, name: str):
+        super().__init__(f"no channel {name!r}; channels are {', '.join(Channel.values)}")
+
+
+def _channel(name: str) -> str:
+    # Operators type channel names; any letter case names the channel.
+    canonical = {value.lower(): value for value in Channel.values}.get(str(name).lower())
+    if canonical is None:
+        raise UnknownChannel(name)
+    return canonical
+
+
+def channel_states() -> list[dict[str, object]]:
+    """Every channel with its breaker/pause state, for the API, UI, CLI, MCP and /metrics."""
+    rows = {state.channel: state for state in ChannelState.objects.all()}
+    configured = channel_status()
+    listing = []
+    for name in Channel.values:
+        state = rows.get(name) or ChannelState(channel=name)
+        listing.append({
+            "name": name,
+            "configured": configured[name][0],
+            "state": state.state,
+            "since": state.paused_at or state.opened_at,
+            "paused_by": state.paused_by or None,
+            "consecutive_failures": state.consecutive_failures,
+            "next_probe_at": state.next_probe_at if state.opened_at and not state.paused_at else None,
+        })
+    return listing
+
+
+def pause_channel(name: str, actor: Actor, now: datetime | None = None) -> bool:
+    """Hold a channel's events (a maintenance window) until resumed; audited. False when it was paused already."""
+    channel, now = _channel(name), _now(now)
+    with transaction.atomic():
+        changed = breaker.pause(channel, actor.name, now)
+        if changed:
+            ChannelAction.objects.create(channel=channel, action=ChannelActionKind.PAUSE, actor=actor.name, source=actor.source, created_at=now)
+    if changed:
+        log.warning("channel %s paused by %s via %s: its events wait until it is resumed", channel, actor.name, actor.source,
+                    extra={"channel": channel})
+    return changed
+
+
+def resume_channel(name: str, actor: Actor, now: datetime | None = None) -> bool:
+    """Let a paused channel's events flow again; audited. False when it was not paused."""
+    channel, now = _channel(name), _now(now)
+    with transaction.atomic():
+        changed = breaker.resume(channel)
+        if changed:
+            ChannelAction.objects.create(channel=channel, action=ChannelActionKind.RESUME, actor=actor.name, source=actor.source, created_at=now)
+    if changed:
+        log.warning("channel %s resumed by %s via %s", channel, actor.name, actor.source, extra={"channel": channel})
+        dispatch.deliver_soon()
+    return changed

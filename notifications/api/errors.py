@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from notifications.api.throttling import failed_authentication_wait
-from notifications.services import EventNotFound, InvalidInput, RequeueRefused
+from notifications.services import EventNotFound, InvalidInput, RequeueRefused, UnknownChannel
 
 API_PREFIX = "/api/"
 
@@ -68,7 +68,7 @@ def exception_handler(exc, context):
         return Response(
             error_body(400, _fields_message(exc.errors), request, fields=dict(exc.errors)), status=400
         )
-    if isinstance(exc, EventNotFound):
+    if isinstance(exc, (EventNotFound, UnknownChannel)):
         return Response(error_body(404, exc.message, request), status=404)
     if isinstance(exc, RequeueRefused):
         return Response(error_body(409, exc.message, request), status=409)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from notifications.models import (
     AttemptOutcome,
     Channel,
+    ChannelCondition,
     EventType,
     ListedStatus,
     NotificationAttempt,
@@ -231,3 +232,22 @@ class ErrorSerializer(serializers.Serializer):
         help_text="Validation errors only: a message per offending field (list items as ids[3]).",
     )
 
+
+
+class ChannelSerializer(serializers.Serializer):
+    name = _choice(Channel, "channel")
+    configured = serializers.BooleanField(help_text="False when a required setting is missing: its events are dead-lettered.")
+    state = serializers.ChoiceField(
+        choices=ChannelCondition.choices,
+        help_text="closed: deliveries flow; open: the circuit breaker holds the channel's events after consecutive "
+        "transient failures and tries one per probe interval; paused: an operator holds them.",
+    )
+    since = serializers.DateTimeField(allow_null=True, help_text="When the channel was opened or paused; null when closed.")
+    paused_by = serializers.CharField(allow_null=True, help_text="Who paused it; null unless paused.")
+    consecutive_failures = serializers.IntegerField(min_value=0)
+    next_probe_at = serializers.DateTimeField(allow_null=True, help_text="When an open channel's next probe is tried.")
+
+
+class ChannelListSerializer(serializers.Serializer):
+    data = ChannelSerializer(many=True)
+    total = serializers.IntegerField(min_value=0)

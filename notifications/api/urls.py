@@ -12,6 +12,9 @@ router.register("notifications", views.NotificationViewSet, basename="notificati
 urlpatterns = [
     *router.urls,
     path("stats/summary", views.StatsSummaryView.as_view(), name="stats-summary"),
+    path("channels", views.ChannelListView.as_view(), name="channel-list"),
+    path("channels/<str:name>/pause", views.ChannelPauseView.as_view(pause=True), name="channel-pause"),
+    path("channels/<str:name>/resume", views.ChannelPauseView.as_view(pause=False), name="channel-resume"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file, which the Content-Security-Policy allows.
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),

@@ -19,6 +19,8 @@ from notifications.api.serializers import (
     BulkReadResultSerializer,
     BulkRequeueResultSerializer,
     BulkSelectionSerializer,
+    ChannelListSerializer,
+    ChannelSerializer,
     ErrorSerializer,
     MarkedReadSerializer,
     NotificationAttemptSerializer,
@@ -261,3 +263,35 @@ class StatsSummaryView(APIView):
     )
     def get(self, request):
         return Response(StatsSummarySerializer(services.stats_summary()).data)
+
+
+CHANNEL_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case).")
+
+
+class ChannelListView(APIView):
+    @extend_schema(
+        summary="Channels and their state",
+        description="Each channel with its circuit breaker or pause state (closed, open, paused).",
+        responses={200: ChannelListSerializer},
+    )
+    def get(self, request):
+        channels = services.channel_states()
+        return Response({"data": ChannelSerializer(channels, many=True).data, "total": len(channels)})
+
+
+class ChannelPauseView(APIView):
+    pause = True
+
+    @extend_schema(
+        summary="Pause or resume a channel",
+        description="Pause holds the channel's events (a maintenance window; they spend no retries) until resumed; "
+        "resume lets them flow at once. Pausing a paused channel, or resuming one that is not paused, changes "
+        "nothing. Needs an admin key. Answers the channel's state.",
+        parameters=[CHANNEL_NAME], request=None,
+        responses={200: ChannelSerializer, **errors(403, 404, 405, d404="No channel of this name.")},
+    )
+    def post(self, request, name):
+        change = services.pause_channel if self.pause else services.resume_channel
+        change(name, actor_for(request))
+        state = next(channel for channel in services.channel_states() if channel["name"].lower() == name.lower())
+        return Response(ChannelSerializer(state).data)

@@ -17,6 +17,7 @@ OPERATIONS = {
     ("/api/v1/notifications/{id}", "get"), ("/api/v1/notifications/{id}/attempts", "get"),
     ("/api/v1/notifications/{id}/read", "post"), ("/api/v1/notifications/{id}/requeue", "post"),
     ("/api/v1/notifications/requeue", "post"), ("/api/v1/notifications/read", "post"), ("/api/v1/stats/summary", "get"),
+    ("/api/v1/channels", "get"), ("/api/v1/channels/{name}/pause", "post"), ("/api/v1/channels/{name}/resume", "post"),
 }
 
 
@@ -48,6 +49,7 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
     assert codes("/api/v1/notifications/{id}/requeue", "post") == {"200", "403", "404", "405", "409"} | common
     assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "413", "415"} | common
     assert codes("/api/v1/notifications/read", "post") == {"200", "400", "403", "405", "413", "415"} | common
+    assert codes("/api/v1/channels/{name}/pause", "post") == {"200", "403", "404", "405"} | common
     for ops in openapi["paths"].values():
         for operation in ops.values():
             assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
