@@ -20,6 +20,7 @@ from tqdm import tqdm
 from notifications import certctl_import, delivery, services
 from notifications.api.filters import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from notifications.api.serializers import (
+    ChannelSerializer,
     NotificationAttemptSerializer,
     NotificationEventSerializer,
     StatsSummarySerializer,
@@ -165,6 +166,13 @@ class Command(BaseCommand):
 
         stats = commands.add_parser("stats", help="counts per status and the oldest due retry")
         stats.add_argument("--json", action="store_true", help="print the REST API's /api/v1/stats/summary JSON")
+
+        channels = commands.add_parser("channels", help="each channel's state: closed, open (circuit breaker) or paused")
+        channels.add_argument("--json", action="store_true", help="print the REST API's /api/v1/channels JSON")
+        for verb, text in (("pause", "hold a channel's events until resumed (a maintenance window)"),
+                           ("resume", "let a paused channel's events flow again")):
+            change = commands.add_parser(verb, help=text)
+            change.add_argument("channel", **channel_choice)
 
     def handle(self, *args, subcommand, **options):
         getattr(self, f"handle_{subcommand.replace('-', '_')}")(**options)
@@ -431,6 +439,32 @@ class Command(BaseCommand):
         self.out(f"sweep: {report.claimed} claimed (pending and due retries): {counts} ({report.duration_s:.2f}s)")
 
     # --- stats ----------------------------------------------------------------
+
+    def handle_channels(self, *, json, **_):
+        channels = services.channel_states()
+        if json:
+            self.out(as_json({"data": ChannelSerializer(channels, many=True).data, "total": len(channels)}))
+            return
+        rows = [
+            (
+                c["name"], "yes" if c["configured"] else "no", c["state"], when(c["since"]), c["paused_by"] or "",
+                c["consecutive_failures"], when(c["next_probe_at"]),
+            )
+            for c in channels
+        ]
+        self.out(tabulate(rows, headers=("Channel", "Configured", "State", "Since", "Paused by", "Failures in a row", "Next probe")))
+
+    def handle_pause(self, *, channel, **_):
+        if services.pause_channel(channel, operator()):
+            self.out(self.style.SUCCESS(f"{channel} paused: its events wait until `manage.py notifications resume {channel}`"))
+        else:
+            self.out(f"{channel} was already paused; nothing changed")
+
+    def handle_resume(self, *, channel, **_):
+        if services.resume_channel(channel, operator()):
+            self.out(self.style.SUCCESS(f"{channel} resumed: its waiting events are delivered now"))
+        else:
+            self.out(f"{channel} was not paused; nothing changed")
 
     def handle_stats(self, *, json, **_):
         summary = services.stats_summary()
