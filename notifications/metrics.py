@@ -20,6 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from notifications.models import (
     AttemptOutcome,
     Channel,
+    ChannelCondition,
+    ChannelState,
     DeliveryTotal,
     LastPass,
     MetricsFold,
@@ -151,7 +153,23 @@ class DatabaseCollector:
                 *self._event_families(now),
                 *self._delivery_families(),
                 *self._pass_families(),
+                self._channel_family(),
             ]
+
+    def _channel_family(self):
+        rows = {channel: (opened_at, paused_at) for channel, opened_at, paused_at in
+                ChannelState.objects.values_list("channel", "opened_at", "paused_at")}
+        family = GaugeMetricFamily(
+            "certctl_notification_channel_state",
+            "1 for each channel's current state: closed (deliveries flow), open (circuit breaker) or paused (by an operator).",
+            labels=["channel", "state"],
+        )
+        for channel in Channel.values:
+            opened_at, paused_at = rows.get(channel, (None, None))
+            current = ChannelCondition.PAUSED if paused_at else ChannelCondition.OPEN if opened_at else ChannelCondition.CLOSED
+            for condition in ChannelCondition.values:
+                family.add_metric([channel, condition], 1 if condition == current else 0)
+        return family
 
     def _event_families(self, now):
         counts = {(status, channel): 0 for status in Status.values for channel in Channel.values}

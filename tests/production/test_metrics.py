@@ -34,6 +34,7 @@ EXPECTED_FAMILIES = {
     "certctl_notification_last_pass_rows": ("gauge", {"pass"}),
     "certctl_notification_last_pass_timestamp_seconds": ("gauge", {"pass"}),
     "certctl_notification_db_up": ("gauge", set()),
+    "certctl_notification_channel_state": ("gauge", {"channel", "state"}),
 }
 EXPECTED_SAMPLE_NAMES = {
     "certctl_notifications", "certctl_notification_dead_total", "certctl_notification_dead_unacknowledged",
@@ -42,7 +43,7 @@ EXPECTED_SAMPLE_NAMES = {
     "certctl_notification_delivery_duration_seconds_bucket", "certctl_notification_delivery_duration_seconds_count",
     "certctl_notification_delivery_duration_seconds_sum", "certctl_notification_last_pass_duration_seconds",
     "certctl_notification_last_pass_rows", "certctl_notification_last_pass_timestamp_seconds",
-    "certctl_notification_db_up",
+    "certctl_notification_db_up", "certctl_notification_channel_state",
 }
 
 
@@ -284,3 +285,18 @@ def test_a_request_forwarded_by_a_local_proxy_is_not_local(client):
 def test_the_public_setting_opens_metrics_to_everyone(client, settings):
     settings.CERTCTL_METRICS_PUBLIC = True
     assert client.get("/metrics", REMOTE_ADDR=REMOTE).status_code == 200
+
+
+@pytest.mark.django_db
+def test_each_channel_reports_its_one_current_state(client):
+    from django.utils import timezone
+
+    from notifications.models import ChannelState
+
+    now = timezone.now()
+    ChannelState.objects.create(channel="Webhook", consecutive_failures=5, opened_at=now, next_probe_at=now)
+    ChannelState.objects.create(channel="Slack", paused_at=now, paused_by="alice")
+    families = scrape(client)
+    for channel, current in (("Webhook", "open"), ("Slack", "paused"), ("Email", "closed")):
+        for state in ("closed", "open", "paused"):
+            assert sample(families, "certctl_notification_channel_state", channel=channel, state=state) == (state == current)
