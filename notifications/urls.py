@@ -23,6 +23,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.dashboard, name="ui-dashboard"),
+    path("channels/<str:channel>/pause/", views.channel_pause, name="ui-channel-pause"),
+    path("channels/<str:channel>/resume/", views.channel_resume, name="ui-channel-resume"),
     path("notifications/", views.notification_list, name="ui-notifications"),
     path("notifications/requeue-selected/", views.requeue_selected, name="ui-requeue-selected"),
     path("notifications/requeue-matching/", views.requeue_matching, name="ui-requeue-matching"),

@@ -165,8 +165,39 @@ def dashboard(request):
         "cards": cards,
         "oldest_due_age": timesince(oldest, now, depth=2) if oldest else None,
         "chart": outcome_chart(now),
-        "channels": channel_health(now),
+        "channels": _with_state(channel_health(now)),
+        "can_change": request.user.has_perm(CHANGE_PERMISSION),
     })
+
+
+def _with_state(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The dashboard's channel rows with each channel's breaker or pause state."""
+    states = {state["name"]: state for state in services.channel_states()}
+    return [{**row, "breaker": states[str(row["channel"])]} for row in rows]
+
+
+@change_view
+def channel_pause(request: HttpRequest, channel: str) -> HttpResponse:
+    try:
+        if services.pause_channel(channel, _actor(request)):
+            messages.success(request, f"Paused {channel}: its notifications wait, spending no retries, until you resume it.")
+        else:
+            messages.info(request, f"{channel} was already paused.")
+    except services.ServiceError as exc:
+        messages.error(request, f"Not paused: {exc.message}.")
+    return redirect("ui-dashboard")
+
+
+@change_view
+def channel_resume(request: HttpRequest, channel: str) -> HttpResponse:
+    try:
+        if services.resume_channel(channel, _actor(request)):
+            messages.success(request, f"Resumed {channel}: its waiting notifications are delivered now.")
+        else:
+            messages.info(request, f"{channel} was not paused.")
+    except services.ServiceError as exc:
+        messages.error(request, f"Not resumed: {exc.message}.")
+    return redirect("ui-dashboard")
 
 
 # --- notifications list and detail --------------------------------------------

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 import pytest
 from django.http import HttpResponse
 
-from notifications.models import NotificationEvent
+from notifications.models import Channel, NotificationEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def pages(events: dict[str, NotificationEvent]) -> dict[str, set[str]]:
     dead, failed, sent, pending = (events[status].id for status in ("dead", "failed", "sent", "pending"))
     row_forms = {f"/notifications/{e}/requeue/" for e in (dead, failed)} | {f"/notifications/{e}/read/" for e in (dead, failed, sent, pending)}
     return {
-        "/": {"/logout/"},
+        "/": {"/logout/"} | {f"/channels/{channel}/pause/" for channel in Channel.values},
         "/notifications/": {"/logout/"} | row_forms,
         "/notifications/?status=failed": {"/logout/", f"/notifications/{failed}/requeue/", f"/notifications/{failed}/read/"},
         "/notifications/?tab=dead": {"/logout/", "/notifications/requeue-selected/", f"/notifications/{dead}/requeue/", f"/notifications/{dead}/read/"},

@@ -529,3 +529,34 @@ def test_marking_a_pending_event_read_does_not_stop_its_delivery(viewer_client, 
     assert (pending.status, pending.read_at is not None) == ("pending", True)
     body = viewer_client.get(f"/notifications/{pending.id}/").content.decode()
     assert "delivery goes on: reading never cancels it" in body
+
+
+# --- channel state on the dashboard --------------------------------------------
+
+
+def test_the_dashboard_shows_each_channels_state_and_an_operator_pauses_and_resumes_it(operator_client, webhook):
+    from notifications.models import ChannelAction, ChannelState
+
+    page = operator_client.get("/").content.decode()
+    assert 'aria-label="Pause Webhook"' in page and "closed" in page
+
+    response = operator_client.post("/channels/Webhook/pause/")
+    assert response.status_code == 302
+    assert texts(operator_client.get("/")) == ["Paused Webhook: its notifications wait, spending no retries, until you resume it."]
+    state = ChannelState.objects.get(channel="Webhook")
+    assert (state.state, state.paused_by) == ("paused", "operator")
+    page = operator_client.get("/").content.decode()
+    assert 'aria-label="Resume Webhook"' in page and "by operator" in page
+
+    operator_client.post("/channels/Webhook/resume/")
+    assert ChannelState.objects.get(channel="Webhook").state == "closed"
+    assert list(ChannelAction.objects.values_list("action", "source")) == [("resume", "ui"), ("pause", "ui")]
+
+
+def test_a_viewer_sees_the_state_but_may_not_pause(viewer_client):
+    from notifications.models import ChannelState
+
+    page = viewer_client.get("/").content.decode()
+    assert "Pause Webhook" not in page
+    assert viewer_client.post("/channels/Webhook/pause/").status_code == 403
+    assert not ChannelState.objects.exists()
