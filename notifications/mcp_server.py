@@ -182,6 +182,21 @@ def _requeue_many(actor: services.Actor, ids: list[str] | None, filters: dict | 
     return {"requeued": result.requeued, "skipped": result.skipped}
 
 
+def _channels() -> dict:
+    channels = [
+        {key: _timestamp(value) if hasattr(value, "isoformat") else value for key, value in channel.items()}
+        for channel in services.channel_states()
+    ]
+    return {"data": channels, "total": len(channels)}
+
+
+def _pause_or_resume(actor: services.Actor, channel: str, pause: bool) -> dict:
+    change = services.pause_channel if pause else services.resume_channel
+    changed = change(channel, actor)
+    state = next(c for c in _channels()["data"] if c["name"] == channel)
+    return {"changed": changed, **state}
+
+
 def _summary():
     return {
         key: _timestamp(value) if hasattr(value, "isoformat") else value
@@ -345,6 +360,24 @@ def build_server(identity: Identity | None = None) -> MCPServer:
         filters = _filters(status, delivery_status, channel, type, certificate_id)
         refused = _writes_refused("certctl_requeue_notifications", identity, needs_admin=True) or _bulk_arguments(ids, filters)
         return refused or await _call(_requeue_many, actor, ids, None if ids is not None else filters)
+
+    @server.tool(name="certctl_list_channels", annotations=READ_ONLY)
+    async def list_channels() -> CallToolResult:
+        """Each channel with its state: closed (deliveries flow), open (its circuit breaker holds its alerts after
+        consecutive failures, trying one per probe interval) or paused by an operator, as GET /api/v1/channels."""
+        return await _call(_channels)
+
+    @server.tool(name="certctl_pause_channel", annotations=CHANGES)
+    async def pause_channel(channel: ChannelName) -> CallToolResult:
+        """Pause a channel for a maintenance window: its alerts wait, spending no retries, until it is resumed.
+        Needs CERTCTL_MCP_ALLOW_WRITES=true and, when CERTCTL_API_KEY is set, an admin key."""
+        return _writes_refused("certctl_pause_channel", identity, needs_admin=True) or await _call(_pause_or_resume, actor, channel, True)
+
+    @server.tool(name="certctl_resume_channel", annotations=CHANGES)
+    async def resume_channel(channel: ChannelName) -> CallToolResult:
+        """Resume a paused channel: its waiting alerts are delivered at once. Needs CERTCTL_MCP_ALLOW_WRITES=true and,
+        when CERTCTL_API_KEY is set, an admin key."""
+        return _writes_refused("certctl_resume_channel", identity, needs_admin=True) or await _call(_pause_or_resume, actor, channel, False)
 
     @server.tool(name="certctl_dashboard_summary", annotations=READ_ONLY)
     async def dashboard_summary() -> CallToolResult:

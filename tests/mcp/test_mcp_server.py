@@ -79,7 +79,7 @@ def test_tools_and_schemas(db):
     assert set(by_name) == {
         "certctl_list_notifications", "certctl_get_notification", "certctl_mark_notification_read",
         "certctl_requeue_notification", "certctl_requeue_notifications", "certctl_dashboard_summary",
-        "certctl_mark_notifications_read",
+        "certctl_mark_notifications_read", "certctl_list_channels", "certctl_pause_channel", "certctl_resume_channel",
     }
     listing = by_name["certctl_list_notifications"].input_schema["properties"]
     assert {"page", "per_page", "status", "delivery_status", "channel", "type"} <= set(listing)
@@ -270,3 +270,17 @@ def test_http_transport_refuses_a_network_address_without_allow_remote(db):
     )
     assert result.returncode == 2
     assert "not a loopback address" in result.stderr and "--allow-remote" in result.stderr
+
+
+def test_channels_are_listed_and_paused_and_resumed_only_with_writes(db):
+    path, _ = db
+    (refused,) = run_session(path, [("certctl_pause_channel", {"channel": "Webhook"})])
+    assert refused.is_error and "CERTCTL_MCP_ALLOW_WRITES=true" in refused.content[0].text
+    listed, paused, resumed = run_session(path, [
+        ("certctl_list_channels", {}),
+        ("certctl_pause_channel", {"channel": "Webhook"}),
+        ("certctl_resume_channel", {"channel": "Webhook"}),
+    ], CERTCTL_MCP_ALLOW_WRITES="true")
+    assert [c["state"] for c in payload(listed)["data"]] == ["closed"] * 6
+    assert (payload(paused)["changed"], payload(paused)["state"], payload(paused)["paused_by"]) == (True, "paused", "mcp")
+    assert (payload(resumed)["changed"], payload(resumed)["state"]) == (True, "closed")
