@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 
 from notifications import services
-from notifications.models import NotificationAttempt, NotificationEvent, OperatorAction
+from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, OperatorAction
 
 
 class AttemptInline(admin.TabularInline):
@@ -135,3 +135,51 @@ class NotificationEventAdmin(admin.ModelAdmin):
             f"{result.skipped} skipped (already read).",
             messages.SUCCESS if result.marked_read else messages.WARNING,
         )
+
+
+@admin.register(ChannelState)
+class ChannelStateAdmin(admin.ModelAdmin):
+    """Breaker and pause state per channel. Changed only through its actions (services.pause_channel/resume_channel)
+    and by the delivery engine."""
+
+    list_display = ("channel", "state", "consecutive_failures", "opened_at", "next_probe_at", "paused_at", "paused_by")
+    readonly_fields = list_display
+    fields = list_display
+    actions = ("pause_selected", "resume_selected")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ChannelState | None = None) -> bool:
+        return False
+
+    # Pausing holds deliveries: the same permission as requeue.
+    def has_change_permission(self, request: HttpRequest, obj: ChannelState | None = None) -> bool:
+        return request.user.has_perm("notifications.change_notificationevent")
+
+    @admin.action(description="Pause selected channels", permissions=["change"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[ChannelState]) -> None:
+        actor = services.Actor(request.user.get_username(), "admin")
+        changed = [state.channel for state in queryset if services.pause_channel(state.channel, actor)]
+        self.message_user(request, f"Paused: {', '.join(changed) or 'none (already paused)'}.")
+
+    @admin.action(description="Resume selected channels", permissions=["change"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[ChannelState]) -> None:
+        actor = services.Actor(request.user.get_username(), "admin")
+        changed = [state.channel for state in queryset if services.resume_channel(state.channel, actor)]
+        self.message_user(request, f"Resumed: {', '.join(changed) or 'none (none was paused)'}.")
+
+
+@admin.register(ChannelAction)
+class ChannelActionAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "channel", "action", "actor", "source")
+    list_filter = ("channel", "action")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ChannelAction | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ChannelAction | None = None) -> bool:
+        return False

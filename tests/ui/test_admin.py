@@ -152,3 +152,21 @@ def test_staff_with_view_permission_may_mark_read_but_not_requeue(client, django
     dead.refresh_from_db()
     assert (dead.status, dead.read_at is not None) == ("dead", True)
     assert list(OperatorAction.objects.values_list("action", "actor")) == [("mark_read", "auditor")]
+
+
+def test_channels_are_paused_and_resumed_through_admin_actions_by_staff_who_may_change(staff_client):
+    from notifications.models import ChannelAction, ChannelState
+
+    ChannelState.objects.create(channel="Webhook")
+    states = "/admin/notifications/channelstate/"
+    viewer = staff_client("view")
+    viewer.post(states, {"action": "pause_selected", "_selected_action": ["Webhook"]})
+    assert ChannelState.objects.get(channel="Webhook").state == "closed"
+
+    operator = staff_client("view", "change")
+    assert 'value="pause_selected"' in operator.get(states).content.decode()
+    operator.post(states, {"action": "pause_selected", "_selected_action": ["Webhook"]})
+    assert ChannelState.objects.get(channel="Webhook").state == "paused"
+    operator.post(states, {"action": "resume_selected", "_selected_action": ["Webhook"]})
+    assert ChannelState.objects.get(channel="Webhook").state == "closed"
+    assert list(ChannelAction.objects.order_by("id").values_list("action", "source")) == [("pause", "admin"), ("resume", "admin")]
