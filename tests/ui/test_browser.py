@@ -222,3 +222,28 @@ def test_every_page_works_under_the_content_security_policy(page, live_server, e
         assert response.status == 200 and "script-src 'self'" in response.headers["content-security-policy"]
     page.goto(live_server.url + "/api/v1/docs")
     page.get_by_text("/api/v1/notifications/requeue").first.wait_for()
+
+
+def test_the_dashboard_shows_an_open_breaker_and_an_operator_pauses_and_resumes_a_channel(page, live_server):
+    from notifications.models import ChannelState
+
+    now = timezone.now()
+    ChannelState.objects.create(
+        channel="Slack", consecutive_failures=6, failing_events=["a", "b", "c"], opened_at=now - timedelta(minutes=3),
+        next_probe_at=now + timedelta(seconds=40),
+    )
+    page.reload()
+    slack = page.locator("tr", has=page.get_by_role("rowheader", name="Slack"))
+    assert slack.get_by_text("breaker open").is_visible()
+    assert "next probe" in slack.inner_text()
+
+    webhook = page.locator("tr", has=page.get_by_role("rowheader", name="Webhook"))
+    webhook.get_by_role("button", name="Pause Webhook").click()
+    page.get_by_text("Paused Webhook: its notifications wait").wait_for()
+    webhook = page.locator("tr", has=page.get_by_role("rowheader", name="Webhook"))
+    assert "by operator" in webhook.inner_text()
+    assert ChannelState.objects.get(channel="Webhook").state == "paused"
+
+    webhook.get_by_role("button", name="Resume Webhook").click()
+    page.get_by_text("Resumed Webhook").wait_for()
+    assert ChannelState.objects.get(channel="Webhook").state == "closed"
