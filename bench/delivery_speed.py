@@ -350,7 +350,7 @@ def main() -> None:
             row(f"[{ms}] end to end, {args.burst} created through the API by 8 clients: creates took", f"{creating:8.2f} s")
             row(f"[{ms}]   all sent after the last create returned", f"{after_last:8.2f} s")
             row(f"[{ms}]   overall", f"{overall:8.1f}/s")
-            if latency == args.latencies[0]:
+            if latency == args.latencies[0] and args.singles:
                 p50, p95 = single_event_latency(service, args.singles)
                 row(f"[{ms}] one event on an idle system: create → first attempt, p50 / p95 of {args.singles}",
                     f"{p50 * 1000:5.0f} / {p95 * 1000:.0f} ms")
