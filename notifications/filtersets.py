@@ -12,6 +12,11 @@ from django.db.models import Q, QuerySet
 
 from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
 
+# What the time filters accept, as the OpenAPI schema states it (days up to 28 keep every match a real date).
+ISO_TIME_PATTERN = (
+    r"^([1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):?[0-5][0-9])?)?)?$"
+)
 TIME_HELP = "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC."
 
 

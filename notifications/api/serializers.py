@@ -39,6 +39,17 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false only: 0 or "yes" is a type error, not a boolean (a dry run must be meant)."""
+
+    default_error_messages = {"invalid": "must be true or false"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class StrictRegexField(StrictCharField, serializers.RegexField):
     pass
 
@@ -142,7 +153,7 @@ class BulkSelectionSerializer(serializers.Serializer):
         help_text=f"Events to select, at most {MAX_BULK_IDS}. Give either ids or filters, not both.",
         error_messages={"max_length": f"at most {MAX_BULK_IDS} ids per call; split the list into several calls"},
     )
-    dry_run = serializers.BooleanField(
+    dry_run = StrictBooleanField(
         required=False, default=False,
         help_text="true: change nothing, answer how many events would change and a sample of their ids.",
     )
@@ -155,10 +166,8 @@ class BulkSelectionSerializer(serializers.Serializer):
         filters = {}
         for name in sorted(given & set(FILTER_NAMES)):
             value = self.initial_data[name]
-            if value in (None, ""):
-                continue
-            if not isinstance(value, str) or "\x00" in value:
-                raise serializers.ValidationError({name: "must be a string without NUL characters"})
+            if not isinstance(value, str) or not value or "\x00" in value:
+                raise serializers.ValidationError({name: "must be a non-empty string without NUL characters"})
             filters[name] = value
         if "ids" in attrs and filters:
             raise serializers.ValidationError({"ids": f"give either ids or filters ({FILTER_LIST}), not both"})

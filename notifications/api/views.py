@@ -1,7 +1,7 @@
 """REST endpoints under /api/v1 (DESIGN §5). Thin: every change goes through notifications.services."""
 from typing import Any
 
-from django.http import HttpResponseBase
+from django.http import Http404, HttpResponseBase
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -14,7 +14,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -42,7 +42,7 @@ from notifications.api.serializers import (
     StatsSummarySerializer,
 )
 from notifications.export import csv_lines, csv_response
-from notifications.filtersets import FILTER_NAMES, TIME_FILTERS, NotificationFilterSet
+from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
 from notifications.models import NotificationEvent
 
 _ERROR_DESCRIPTIONS = {
@@ -96,12 +96,12 @@ def filter_properties() -> dict:
     properties: dict = {}
     for name, declared in NotificationFilterSet.base_filters.items():
         schema: dict = {"type": "string", "description": declared.extra.get("help_text", "")}
-        if name in TIME_FILTERS:
-            schema["format"] = "date-time"
-        elif "choices" in declared.extra:
+        if "choices" in declared.extra:
             schema["enum"] = [value for value, _ in declared.extra["choices"]]
+        elif name in TIME_FILTERS:
+            schema.update(minLength=1, pattern=ISO_TIME_PATTERN)
         else:
-            schema.update(minLength=1, pattern=NO_NUL.regex.pattern)
+            schema.update(minLength=1, maxLength=declared.extra["max_length"], pattern=NO_NUL.regex.pattern)
         properties[name] = schema
     return properties
 
@@ -127,13 +127,24 @@ def bulk_request(what: str) -> dict:
             {
                 "title": "By filter",
                 "type": "object",
-                "minProperties": 1,
                 "description": "The list's filters, with the list's meaning; at least one besides dry_run.",
+                "anyOf": [{"required": [name]} for name in FILTER_NAMES],
                 "additionalProperties": False,
                 "properties": {**filter_properties(), "dry_run": DRY_RUN},
             },
         ]
     }
+
+
+# A pattern, not format date-time: an empty value means "no filter", as for every list filter, and a date alone is
+# midnight UTC.
+TIME_PARAMETERS = [
+    OpenApiParameter(
+        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY, description=NotificationFilterSet.base_filters[name].extra["help_text"],
+        examples=[OpenApiExample("A time", value="2026-11-29T09:00:00Z")],
+    )
+    for name in TIME_FILTERS
+]
 
 
 EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
@@ -146,6 +157,7 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
         "With `format=csv`, every matching event (not one page) is streamed as CSV with a header row; cells that a "
         "spreadsheet would take for a formula (starting with = + - @) are prefixed with an apostrophe.",
         parameters=[
+            *TIME_PARAMETERS,
             OpenApiParameter(
                 "format", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["json", "csv"],
                 description="csv: all matching events as a CSV download (page and per_page are ignored).",
@@ -289,6 +301,17 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return [*super().get_renderers(), CSVRenderer()]
         return super().get_renderers()
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            if self.action is None:  # a method this path does not allow: its 405 comes next
+                return super().perform_content_negotiation(request, force=True)
+            # DRF answers an unknown ?format= with 404; it is a bad query value.
+            formats = ", ".join(sorted({r.format for r in self.get_renderers()}))
+            wanted = request.query_params.get("format", "")[:50]
+            raise ValidationError({"format": f"unknown format {wanted!r}; expected one of {formats}"}) from None
+
     def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> HttpResponseBase:
         # An error answering a CSV request is still the API's JSON error body.
         if isinstance(response, Response) and response.status_code >= 400 and isinstance(
@@ -355,6 +378,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         "filter says) grouped by channel and normalised last error: ids, numbers, hex strings, UUIDs and "
         "timestamps do not split a group. Newest group (latest `last_at`) first. Accepts the list's filters.",
         filters=True,
+        parameters=TIME_PARAMETERS,
         responses={200: FailureGroupListSerializer, **errors(400)},
     )
     @action(
