@@ -4,6 +4,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
 
 from django.conf import settings
 
@@ -35,6 +36,15 @@ class EmailNotifier(Notifier):
 
     channel = "Email"
     blocking = True
+    required_settings = ("CERTCTL_SMTP_HOST", "CERTCTL_SMTP_FROM_ADDRESS")
+    secret_settings = ("CERTCTL_SMTP_PASSWORD",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "EmailNotifier":
+        return cls(
+            host=s.CERTCTL_SMTP_HOST, port=s.CERTCTL_SMTP_PORT, from_address=s.CERTCTL_SMTP_FROM_ADDRESS,
+            username=s.CERTCTL_SMTP_USERNAME, password=s.CERTCTL_SMTP_PASSWORD, use_tls=s.CERTCTL_SMTP_USE_TLS,
+        )
 
     def __init__(self, host, port, from_address, username="", password="", use_tls=True, ssl_context=None, implicit_tls=None):
         self.host = host

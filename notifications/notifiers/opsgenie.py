@@ -1,3 +1,5 @@
+from typing import Any
+
 from notifications.notifiers.base import Notifier, post_json, url_destination
 
 # Event severity (DESIGN §2) to OpsGenie priority.
@@ -8,6 +10,12 @@ class OpsGenieNotifier(Notifier):
     """OpsGenie Alert API; alias is the event id so a repeated send is one alert."""
 
     channel = "OpsGenie"
+    required_settings = ("CERTCTL_OPSGENIE_API_KEY",)
+    secret_settings = ("CERTCTL_OPSGENIE_API_KEY",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "OpsGenieNotifier":
+        return cls(s.CERTCTL_OPSGENIE_API_KEY, s.CERTCTL_OPSGENIE_URL, s.CERTCTL_OPSGENIE_PRIORITY)
 
     def __init__(self, api_key, url, default_priority="P3"):
         self.api_key = api_key

@@ -1,3 +1,5 @@
+from typing import Any
+
 from notifications.notifiers.base import Notifier, post_json, url_destination
 
 # Event severity (DESIGN §2) to PagerDuty Events v2 severity.
@@ -8,6 +10,12 @@ class PagerDutyNotifier(Notifier):
     """PagerDuty Events API v2 trigger; dedup_key is the event id so a repeated send is one incident."""
 
     channel = "PagerDuty"
+    required_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
+    secret_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "PagerDutyNotifier":
+        return cls(s.CERTCTL_PAGERDUTY_ROUTING_KEY, s.CERTCTL_PAGERDUTY_URL, s.CERTCTL_PAGERDUTY_SEVERITY)
 
     def __init__(self, routing_key, url, default_severity="warning"):
         self.routing_key = routing_key

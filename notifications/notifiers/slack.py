@@ -1,3 +1,5 @@
+from typing import Any
+
 from notifications.notifiers.base import Notifier, post_json, url_destination
 
 
@@ -5,6 +7,12 @@ class SlackNotifier(Notifier):
     """Slack incoming webhook."""
 
     channel = "Slack"
+    required_settings = ("CERTCTL_SLACK_WEBHOOK_URL",)
+    secret_url_settings = ("CERTCTL_SLACK_WEBHOOK_URL",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "SlackNotifier":
+        return cls(s.CERTCTL_SLACK_WEBHOOK_URL, s.CERTCTL_SLACK_CHANNEL, s.CERTCTL_SLACK_USERNAME)
 
     def __init__(self, webhook_url, channel_name="", username="certctl"):
         self.webhook_url = webhook_url

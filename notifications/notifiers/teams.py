@@ -1,3 +1,5 @@
+from typing import Any
+
 from notifications.notifiers.base import Notifier, post_json, url_destination
 
 
@@ -5,6 +7,12 @@ class TeamsNotifier(Notifier):
     """Microsoft Teams Workflows webhook with an Adaptive Card (the retired connector cards are not used)."""
 
     channel = "Teams"
+    required_settings = ("CERTCTL_TEAMS_WEBHOOK_URL",)
+    secret_url_settings = ("CERTCTL_TEAMS_WEBHOOK_URL",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "TeamsNotifier":
+        return cls(s.CERTCTL_TEAMS_WEBHOOK_URL)
 
     def __init__(self, webhook_url):
         self.webhook_url = webhook_url

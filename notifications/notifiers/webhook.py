@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
 
@@ -57,6 +58,13 @@ class WebhookNotifier(Notifier):
     body) and the Standard Webhooks headers, which receivers can check with a standardwebhooks library."""
 
     channel = "Webhook"
+    required_settings = ("CERTCTL_WEBHOOK_URL",)
+    secret_settings = ("CERTCTL_WEBHOOK_SECRET",)
+    secret_url_settings = ("CERTCTL_WEBHOOK_URL",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "WebhookNotifier":
+        return cls(s.CERTCTL_WEBHOOK_URL, s.CERTCTL_WEBHOOK_SECRET)
 
     def __init__(self, url, secret="", clock=time.time):
         self.url = url
