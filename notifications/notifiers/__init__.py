@@ -56,7 +56,7 @@ def not_configured_error(channel: str) -> str:
     return f"{channel} channel is not configured: set {' and '.join(missing)}"
 
 
-def build_notifier(channel: str) -> Any:
+def build_notifier(channel: str) -> Notifier | None:
     """The notifier for `channel` from current settings, or None when it is not configured."""
     if channel not in notifiers():
         raise ValueError(f"unknown channel {channel!r}")

@@ -1,6 +1,11 @@
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notifications.notifiers.base import Notifier, post_json, url_destination
+import httpx
+
+from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
 # Event severity (DESIGN §2) to OpsGenie priority.
 _PRIORITY = {"informational": "P5", "warning": "P3", "critical": "P1"}
@@ -17,16 +22,16 @@ class OpsGenieNotifier(Notifier):
     def from_settings(cls, s: Any) -> "OpsGenieNotifier":
         return cls(s.CERTCTL_OPSGENIE_API_KEY, s.CERTCTL_OPSGENIE_URL, s.CERTCTL_OPSGENIE_PRIORITY)
 
-    def __init__(self, api_key, url, default_priority="P3"):
+    def __init__(self, api_key: str, url: str, default_priority: str = "P3"):
         self.api_key = api_key
         self.url = url
         self.default_priority = default_priority
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         payload = {
             "message": event.subject[:130],
             "alias": event.id,

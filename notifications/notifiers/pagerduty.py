@@ -1,6 +1,11 @@
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notifications.notifiers.base import Notifier, post_json, url_destination
+import httpx
+
+from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
 # Event severity (DESIGN §2) to PagerDuty Events v2 severity.
 _SEVERITY = {"informational": "info", "warning": "warning", "critical": "critical"}
@@ -17,16 +22,16 @@ class PagerDutyNotifier(Notifier):
     def from_settings(cls, s: Any) -> "PagerDutyNotifier":
         return cls(s.CERTCTL_PAGERDUTY_ROUTING_KEY, s.CERTCTL_PAGERDUTY_URL, s.CERTCTL_PAGERDUTY_SEVERITY)
 
-    def __init__(self, routing_key, url, default_severity="warning"):
+    def __init__(self, routing_key: str, url: str, default_severity: str = "warning"):
         self.routing_key = routing_key
         self.url = url
         self.default_severity = default_severity
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         payload = {
             "routing_key": self.routing_key,
             "event_action": "trigger",

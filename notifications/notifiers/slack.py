@@ -1,6 +1,11 @@
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notifications.notifiers.base import Notifier, post_json, url_destination
+import httpx
+
+from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
 
 class SlackNotifier(Notifier):
@@ -14,16 +19,16 @@ class SlackNotifier(Notifier):
     def from_settings(cls, s: Any) -> "SlackNotifier":
         return cls(s.CERTCTL_SLACK_WEBHOOK_URL, s.CERTCTL_SLACK_CHANNEL, s.CERTCTL_SLACK_USERNAME)
 
-    def __init__(self, webhook_url, channel_name="", username="certctl"):
+    def __init__(self, webhook_url: str, channel_name: str = "", username: str = "certctl"):
         self.webhook_url = webhook_url
         self.channel_name = channel_name
         self.username = username
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.webhook_url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         payload = {"text": f"*{event.subject}*\n{event.message}", "username": self.username}
         # An event's recipient (e.g. "#pki-alerts") wins over the configured default channel.
         target = event.recipient if event.recipient.startswith(("#", "@")) else self.channel_name

@@ -1,6 +1,11 @@
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notifications.notifiers.base import Notifier, post_json, url_destination
+import httpx
+
+from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
 
 class TeamsNotifier(Notifier):
@@ -14,14 +19,14 @@ class TeamsNotifier(Notifier):
     def from_settings(cls, s: Any) -> "TeamsNotifier":
         return cls(s.CERTCTL_TEAMS_WEBHOOK_URL)
 
-    def __init__(self, webhook_url):
+    def __init__(self, webhook_url: str):
         self.webhook_url = webhook_url
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.webhook_url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         facts = [{"title": "Type", "value": event.type}, {"title": "Event", "value": event.id}]
         if event.certificate_id:
             facts.append({"title": "Certificate", "value": event.certificate_id})

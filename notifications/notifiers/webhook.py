@@ -4,12 +4,18 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
 
+if TYPE_CHECKING:
+    from notifications.models import NotificationEvent
 
-def event_payload(event):
+
+def event_payload(event: "NotificationEvent") -> dict[str, str | None]:
     return {
         "id": event.id,
         "type": event.type,
@@ -23,7 +29,7 @@ def event_payload(event):
     }
 
 
-def signature(secret, body):
+def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
@@ -66,16 +72,16 @@ class WebhookNotifier(Notifier):
     def from_settings(cls, s: Any) -> "WebhookNotifier":
         return cls(s.CERTCTL_WEBHOOK_URL, s.CERTCTL_WEBHOOK_SECRET)
 
-    def __init__(self, url, secret="", clock=time.time):
+    def __init__(self, url: str, secret: str = "", clock: Callable[[], float] = time.time):
         self.url = url
         self.secret = secret
         self.clock = clock
 
     @property
-    def destination(self):
+    def destination(self) -> str:
         return url_destination(self.url)
 
-    async def send(self, event, client):
+    async def send(self, event: "NotificationEvent", client: httpx.AsyncClient) -> DeliveryResult:
         body = json.dumps(event_payload(event), separators=(",", ":")).encode()
         headers = {"X-Certctl-Event-ID": event.id, "X-Certctl-Event-Type": event.type}
         if self.secret:
