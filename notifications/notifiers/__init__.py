@@ -9,7 +9,6 @@ import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 
