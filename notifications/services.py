@@ -463,11 +463,11 @@ class FailureGroup:
 
 
 def dead_letter(filters: Mapping[str, Any] | None = None) -> QuerySet[NotificationEvent]:
-    """Dead events matching the list filters; without a `status` or `read` filter, only those not dismissed
-    (the Dead letter tab's content)."""
+    """Dead events matching the list filters; without a `status`, `delivery_status` or `read` filter, only those
+    not dismissed (the Dead letter tab's content)."""
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
     events = filter_events(NotificationEvent.objects.filter(status=Status.DEAD), filters)
-    if "status" not in filters and "read" not in filters:
+    if not {"status", "delivery_status", "read"} & set(filters):
         events = events.filter(read_at__isnull=True)
     return events
 

@@ -374,8 +374,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Dead letter grouped by cause",
-        description="The dead-letter queue (dead events not dismissed; with a `status` or `read` filter, as that "
-        "filter says) grouped by channel and normalised last error: ids, numbers, hex strings, UUIDs and "
+        description="The dead-letter queue (dead events not dismissed; with a `status`, `delivery_status` or `read` "
+        "filter, the dead events that filter selects) grouped by channel and normalised last error: ids, numbers, hex strings, UUIDs and "
         "timestamps do not split a group. Newest group (latest `last_at`) first. Accepts the list's filters.",
         filters=True,
         parameters=TIME_PARAMETERS,

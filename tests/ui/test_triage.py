@@ -1,6 +1,7 @@
 """Dead-letter triage in the UI: time and error filters, group by cause with group actions, CSV export."""
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -128,3 +129,12 @@ def test_the_list_links_to_the_export_with_its_filters(viewer_client, event_in):
     event_in("dead")
     body = viewer_client.get("/notifications/", {"tab": "dead", "channel": "Webhook", "page": "1"}).content.decode()
     assert 'href="/notifications/export.csv?tab=dead&amp;channel=Webhook" download>Download CSV' in body
+
+
+def test_group_by_cause_with_show_dismissed_counts_dismissed_ones(viewer_client, event_in):
+    event_in("dead", error="HTTP 503")
+    dismissed = event_in("dead", error="HTTP 503")
+    viewer_client.post(f"/notifications/{dismissed.id}/read/")
+    hidden = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups"}).content.decode()
+    shown = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups", "dismissed": "on"}).content.decode()
+    assert re.search(r'class="group-count">1<', hidden) and re.search(r'class="group-count">2<', shown)
