@@ -489,7 +489,7 @@ _APPLY_SQL = """
 UPDATE notification_events AS e SET
     status = v.status, retry_count = v.retry_count, next_retry_at = v.next_retry_at, last_error = v.last_error,
     sent_at = COALESCE(v.sent_at, e.sent_at), attempt_count = e.attempt_count + 1,
-    claimed_until = NULL, claim_token = NULL, updated_at = v.updated_at
+    claimed_until = NULL, claim_token = NULL, updated_at = v.updated_at, last_attempt_at = v.updated_at
 FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::int[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::timestamptz[])
     AS v(id, claim_token, status, retry_count, next_retry_at, last_error, sent_at, updated_at)
 WHERE e.id = v.id AND e.claim_token = v.claim_token
@@ -519,7 +519,7 @@ def _apply_each(deliveries: Sequence[Delivery], outcomes: Sequence[_Outcome]) ->
         changes: dict[str, Any] = dict(
             status=outcome.status, retry_count=outcome.retry_count, next_retry_at=outcome.next_retry_at,
             last_error=outcome.last_error, attempt_count=F("attempt_count") + 1, claimed_until=None, claim_token=None,
-            updated_at=delivery.finished_at,
+            updated_at=delivery.finished_at, last_attempt_at=delivery.finished_at,
         )
         if outcome.sent_at:
             changes["sent_at"] = outcome.sent_at

@@ -1,25 +1,61 @@
-"""The filters of the operator UI's notification list."""
-from django import forms
-from django.db.models import Q
+"""The filters of the operator UI's notification list: how they are shown; notifications.filtersets selects."""
+from datetime import UTC, datetime
+from typing import Any
 
+from django import forms
+from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
+
+from notifications import services
 from notifications.models import Channel, EventType, NotificationEvent, Status
 
 TAB_ALL = "all"
 TAB_DEAD = "dead"
+VIEW_LIST = "list"
+VIEW_GROUPS = "groups"
 
 
 def _with_any(choices, label):
     return [("", label), *choices]
 
 
+class TimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def format_value(self, value: Any) -> str | None:
+        # What the operator typed, as a browser's datetime-local field sends it back (UTC, to the minute).
+        if hasattr(value, "strftime"):
+            return value.strftime("%Y-%m-%dT%H:%M")
+        return value
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "on" if value is True else str(value)
+
+
+def _time_field(label: str, help_text: str) -> IsoDateTimeField:
+    return IsoDateTimeField(
+        label=label, required=False, widget=TimeInput, help_text=f"{help_text} UTC.",
+        error_messages={"invalid": "must be a time such as 2026-11-29T09:00 (UTC)"},
+    )
+
+
 class NotificationFilterForm(forms.Form):
     """The tab plus the filters of /notifications/; every field is optional and they all combine."""
 
     tab = forms.ChoiceField(choices=[(TAB_ALL, "All"), (TAB_DEAD, "Dead letter")], required=False)
+    view = forms.ChoiceField(choices=[(VIEW_LIST, "List"), (VIEW_GROUPS, "Group by cause")], required=False)
     type = forms.ChoiceField(label="Type", choices=_with_any(EventType.choices, "Any type"), required=False)
     channel = forms.ChoiceField(label="Channel", choices=_with_any(Channel.choices, "Any channel"), required=False)
     status = forms.ChoiceField(label="Status", choices=_with_any(Status.choices, "Any status"), required=False)
     certificate_id = forms.CharField(label="Certificate id", max_length=255, required=False)
+    error = forms.CharField(label="Error contains", max_length=200, required=False, help_text="Text in the last error.")
+    created_after = _time_field("Created after", "Created at or after this time,")
+    created_before = _time_field("Created before", "Created before this time,")
+    failed_after = _time_field("Failed after", "Last attempt failed at or after this time,")
+    failed_before = _time_field("Failed before", "Last attempt failed before this time,")
     dismissed = forms.BooleanField(
         label="Show dismissed", required=False,
         help_text="Dead letter tab: also list the dead notifications an operator dismissed (marked read).",
@@ -31,61 +67,62 @@ class NotificationFilterForm(forms.Form):
         help_text="Text in the message or recipient, or a notification id.",
     )
 
-    FILTER_FIELDS = ("type", "channel", "status", "certificate_id", "q", "dismissed")
+    FILTER_FIELDS = (
+        "type", "channel", "status", "certificate_id", "error", "created_after", "created_before", "failed_after",
+        "failed_before", "q", "dismissed",
+    )
 
     @property
     def selected_tab(self):
         return (self.cleaned_data.get("tab") if self.is_bound and self.is_valid() else None) or TAB_ALL
 
-    def active_filters(self):
+    @property
+    def grouped(self) -> bool:
+        return self.selected_tab == TAB_DEAD and self.is_valid() and self.cleaned_data.get("view") == VIEW_GROUPS
+
+    def active_filters(self) -> dict[str, Any]:
         """The filters the operator set, without the tab: {name: value}. "Show dismissed" counts on the Dead letter tab only."""
         filters = {name: self.cleaned_data[name] for name in self.FILTER_FIELDS if self.cleaned_data.get(name)}
         if self.selected_tab != TAB_DEAD:
             filters.pop("dismissed", None)
         return filters
 
+    def query_values(self) -> dict[str, str]:
+        """The active filters as they travel in a URL or a hidden form field."""
+        return {
+            name: _query_value(value)
+            for name, value in self.active_filters().items()
+        }
+
     @property
     def shows_dismissed(self) -> bool:
         return bool(self.active_filters().get("dismissed"))
 
-    def queryset(self):
-        events = NotificationEvent.objects.all()
-        filters = self.active_filters()
-        if self.selected_tab == TAB_DEAD:
-            events = events.filter(status=Status.DEAD)
-            if not filters.pop("dismissed", False):
-                events = events.filter(read_at__isnull=True)
-        text = filters.pop("q", None)
-        events = events.filter(**filters)
-        if text:
-            events = events.filter(Q(message__icontains=text) | Q(recipient__icontains=text) | Q(id=text))
-        return events
+    def service_filters(self) -> dict[str, str]:
+        """The selection in the terms of notifications.filtersets, which every list and bulk action uses.
 
-    def service_filters(self):
-        """The same selection as services' bulk filters, or None when free text needs an id list.
-
-        The UI's status filter is the delivery state (services: delivery_status); the Dead letter tab is the dead
-        events not yet dismissed (services: status=dead), or all dead ones with "Show dismissed".
+        The UI's status filter is the delivery state (delivery_status); the Dead letter tab is the dead events not
+        yet dismissed, or all dead ones with "Show dismissed".
         """
-        filters = self.active_filters()
-        if "q" in filters:
-            return None
-        show_dismissed = filters.pop("dismissed", False)
+        filters = self.query_values()
+        show_dismissed = filters.pop("dismissed", None)
         if "status" in filters:
             filters["delivery_status"] = filters.pop("status")
         if self.selected_tab == TAB_DEAD:
-            if filters.pop("delivery_status", Status.DEAD) != Status.DEAD:
-                return None
-            filters["delivery_status" if show_dismissed else "status"] = Status.DEAD
+            filters["delivery_status"] = Status.DEAD
+            if not show_dismissed:
+                filters["read"] = "false"
         return filters
+
+    def queryset(self) -> QuerySet[NotificationEvent]:
+        return services.filter_events(NotificationEvent.objects.all(), self.service_filters())
 
     def describe(self):
         """The filters in words, for confirmations: "channel Webhook, text "timeout""."""
         parts = []
-        for name, value in self.active_filters().items():
+        for name, value in self.query_values().items():
             if name == "dismissed":
                 parts.append("dismissed ones included")
             else:
                 parts.append(f'{self.fields[name].label.lower()} "{value}"')
         return ", ".join(parts)
-

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from notifications import services
 from notifications.api.auth import match_named_key
+from notifications.filtersets import ISO_TIME_PATTERN
 from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
 
 MCP_ACTOR = services.Actor("mcp", "mcp")
@@ -167,7 +168,10 @@ def _mark_read(actor: services.Actor, event_id: str) -> dict:
     return {"status": "marked_as_read", "id": event.id, "read_at": _timestamp(event.read_at)}
 
 
-def _mark_read_many(actor: services.Actor, ids: list[str] | None, filters: dict | None) -> dict:
+def _mark_read_many(actor: services.Actor, ids: list[str] | None, filters: dict | None, dry_run: bool = False) -> dict:
+    if dry_run:
+        preview = services.preview_mark_read(ids=ids, filters=filters)
+        return {"would_mark_read": preview.would_change, "skipped": preview.skipped, "sample": preview.sample}
     result = services.mark_read_events(actor, ids=ids, filters=filters)
     return {"marked_read": result.marked_read, "skipped": result.skipped}
 
@@ -177,7 +181,10 @@ def _requeue(actor: services.Actor, event_id: str) -> dict:
     return {"status": "requeued", "id": event.id}
 
 
-def _requeue_many(actor: services.Actor, ids: list[str] | None, filters: dict | None) -> dict:
+def _requeue_many(actor: services.Actor, ids: list[str] | None, filters: dict | None, dry_run: bool = False) -> dict:
+    if dry_run:
+        preview = services.preview_requeue(ids=ids, filters=filters)
+        return {"would_requeue": preview.would_change, "skipped": preview.skipped, "sample": preview.sample}
     result = services.requeue_events(actor, ids=ids, filters=filters)
     return {"requeued": result.requeued, "skipped": result.skipped}
 
@@ -195,6 +202,20 @@ def _pause_or_resume(actor: services.Actor, channel: str, pause: bool) -> dict:
     changed = change(channel, actor)
     state = next(c for c in _channels()["data"] if c["name"] == channel)
     return {"changed": changed, **state}
+
+
+def _groups(filters: dict, nonce: str) -> dict:
+    groups = services.failure_groups(filters)
+    return {
+        "data": [
+            {
+                "channel": g.channel, "error": fence(g.error, nonce), "count": g.count,
+                "first_at": _timestamp(g.first_at), "last_at": _timestamp(g.last_at), "sample_id": g.sample_id,
+            }
+            for g in groups
+        ],
+        "total": len(groups),
+    }
 
 
 def _summary():
@@ -242,10 +263,10 @@ async def _call(function, *args, nonce=None):
     return _result(payload, nonce)
 
 
-def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool) -> CallToolResult | None:
-    """Writes need CERTCTL_MCP_ALLOW_WRITES=true; requeueing also needs an admin key when the server acts as a key.
-    Marking read does not: a read-only key may do it, as in the REST API."""
-    if not settings.CERTCTL_MCP_ALLOW_WRITES:
+def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool, dry_run: bool = False) -> CallToolResult | None:
+    """Writes need CERTCTL_MCP_ALLOW_WRITES=true (a dry run changes nothing, so it does not); requeueing also needs
+    an admin key when the server acts as a key. Marking read does not: a read-only key may do it, as in the REST API."""
+    if not settings.CERTCTL_MCP_ALLOW_WRITES and not dry_run:
         return _error(
             f"{tool_name} changes data, and writes through MCP are disabled. To enable them, set "
             "CERTCTL_MCP_ALLOW_WRITES=true in the environment of the MCP server (manage.py mcp) and restart it."
@@ -259,11 +280,7 @@ def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool) -> Ca
     return None
 
 
-def _filters(
-    status: str | None = None, delivery_status: str | None = None, channel: str | None = None, type: str | None = None,
-    certificate_id: str | None = None,
-) -> dict[str, str]:
-    given = dict(status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id)
+def _filters(**given: str | None) -> dict[str, str]:
     return {name: value for name, value in given.items() if value not in (None, "")}
 
 
@@ -282,6 +299,13 @@ STATUS_FILTER = (
     "delivery state not yet read ('dead' is the dead-letter queue awaiting an operator)."
 )
 DELIVERY_STATUS_FILTER = "Only events in this delivery state, read or not."
+TIME = Annotated[str | None, Field(max_length=40, pattern=ISO_TIME_PATTERN)]
+CREATED_AFTER = "Only events created at or after this time (ISO 8601, e.g. 2026-11-29T09:00:00Z; UTC without offset)."
+CREATED_BEFORE = "Only events created before this time (ISO 8601)."
+FAILED_AFTER = "Only failed or dead events whose last attempt was at or after this time (ISO 8601)."
+FAILED_BEFORE = "Only failed or dead events whose last attempt was before this time (ISO 8601)."
+ERROR_FILTER = "Only events whose last error contains this text, in any letter case."
+DRY_RUN = "true: change nothing; answer how many would change, how many would be skipped and up to 20 of their ids."
 
 
 def build_server(identity: Identity | None = None) -> MCPServer:
@@ -300,11 +324,20 @@ def build_server(identity: Identity | None = None) -> MCPServer:
         channel: Annotated[ChannelName | None, Field(description="Only events for this channel.")] = None,
         type: Annotated[TypeName | None, Field(description="Only events of this type.")] = None,
         certificate_id: Annotated[str | None, Field(max_length=255, description="Only events about this certificate.")] = None,
+        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
+        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
+        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
+        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
+        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
     ) -> CallToolResult:
         """List notification events, newest first, as {"data", "total", "page", "per_page"} like the REST API.
         Each event's status is "read" once acknowledged (as in certctl); delivery_status is always its delivery state."""
         nonce = new_nonce()
-        filters = _filters(status, delivery_status, channel, type, certificate_id)
+        filters = _filters(
+            status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id,
+            created_after=created_after, created_before=created_before, failed_after=failed_after,
+            failed_before=failed_before, error=error,
+        )
         return await _call(_list_page, page, min(per_page, MAX_PER_PAGE), filters, nonce, nonce=nonce)
 
     @server.tool(name="certctl_get_notification", annotations=READ_ONLY)
@@ -329,12 +362,24 @@ def build_server(identity: Identity | None = None) -> MCPServer:
         channel: Annotated[ChannelName | None, Field(description="Filter: only this channel.")] = None,
         type: Annotated[TypeName | None, Field(description="Filter: only this event type.")] = None,
         certificate_id: Annotated[str | None, Field(max_length=255, description="Filter: only this certificate.")] = None,
+        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
+        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
+        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
+        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
+        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
+        dry_run: Annotated[bool, Field(description=DRY_RUN)] = False,
     ) -> CallToolResult:
         """Mark many notifications read (dismiss dead ones) by id list or by filter; unknown or already read ones are
-        skipped. Returns {"marked_read", "skipped"}. Delivery is untouched. Needs CERTCTL_MCP_ALLOW_WRITES=true."""
-        filters = _filters(status, delivery_status, channel, type, certificate_id)
-        refused = _writes_refused("certctl_mark_notifications_read", identity, needs_admin=False) or _bulk_arguments(ids, filters)
-        return refused or await _call(_mark_read_many, actor, ids, None if ids is not None else filters)
+        skipped. Returns {"marked_read", "skipped"}, or with dry_run {"would_mark_read", "skipped", "sample"}.
+        Delivery is untouched. Needs CERTCTL_MCP_ALLOW_WRITES=true, except for a dry run."""
+        filters = _filters(
+            status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id,
+            created_after=created_after, created_before=created_before, failed_after=failed_after,
+            failed_before=failed_before, error=error,
+        )
+        refused = _writes_refused("certctl_mark_notifications_read", identity, needs_admin=False, dry_run=dry_run)
+        refused = refused or _bulk_arguments(ids, filters)
+        return refused or await _call(_mark_read_many, actor, ids, None if ids is not None else filters, dry_run)
 
     @server.tool(name="certctl_requeue_notification", annotations=CHANGES)
     async def requeue_notification(id: EventId) -> CallToolResult:
@@ -353,13 +398,46 @@ def build_server(identity: Identity | None = None) -> MCPServer:
         channel: Annotated[ChannelName | None, Field(description="Filter: only this channel.")] = None,
         type: Annotated[TypeName | None, Field(description="Filter: only this event type.")] = None,
         certificate_id: Annotated[str | None, Field(max_length=255, description="Filter: only this certificate.")] = None,
+        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
+        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
+        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
+        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
+        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
+        dry_run: Annotated[bool, Field(description=DRY_RUN)] = False,
     ) -> CallToolResult:
         """Requeue many notifications by id list or by filter; events not failed/dead (or unknown) are skipped.
-        Returns {"requeued", "skipped"}. Needs CERTCTL_MCP_ALLOW_WRITES=true and, when CERTCTL_API_KEY is set, an
-        admin key."""
-        filters = _filters(status, delivery_status, channel, type, certificate_id)
-        refused = _writes_refused("certctl_requeue_notifications", identity, needs_admin=True) or _bulk_arguments(ids, filters)
-        return refused or await _call(_requeue_many, actor, ids, None if ids is not None else filters)
+        status="dead" with failed_after recovers everything that died since then. Returns {"requeued", "skipped"}, or
+        with dry_run {"would_requeue", "skipped", "sample"}. Needs CERTCTL_MCP_ALLOW_WRITES=true (not for a dry run)
+        and, when CERTCTL_API_KEY is set, an admin key."""
+        filters = _filters(
+            status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id,
+            created_after=created_after, created_before=created_before, failed_after=failed_after,
+            failed_before=failed_before, error=error,
+        )
+        refused = _writes_refused("certctl_requeue_notifications", identity, needs_admin=True, dry_run=dry_run)
+        refused = refused or _bulk_arguments(ids, filters)
+        return refused or await _call(_requeue_many, actor, ids, None if ids is not None else filters, dry_run)
+
+    @server.tool(name="certctl_dead_letter_groups", annotations=READ_ONLY)
+    async def dead_letter_groups(
+        channel: Annotated[ChannelName | None, Field(description="Only this channel.")] = None,
+        type: Annotated[TypeName | None, Field(description="Only this event type.")] = None,
+        certificate_id: Annotated[str | None, Field(max_length=255, description="Only this certificate.")] = None,
+        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
+        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
+        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
+        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
+        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
+    ) -> CallToolResult:
+        """The dead-letter queue (dead, not dismissed) grouped by channel and cause, newest group first:
+        {"data": [{"channel", "error", "count", "first_at", "last_at", "sample_id"}], "total"}. In `error`, ids,
+        numbers, hex strings, UUIDs and times are replaced by <id>, <n>, <hex>, <uuid> and <time>."""
+        nonce = new_nonce()
+        filters = _filters(
+            channel=channel, type=type, certificate_id=certificate_id, created_after=created_after,
+            created_before=created_before, failed_after=failed_after, failed_before=failed_before, error=error,
+        )
+        return await _call(_groups, filters, nonce, nonce=nonce)
 
     @server.tool(name="certctl_list_channels", annotations=READ_ONLY)
     async def list_channels() -> CallToolResult:

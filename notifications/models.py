@@ -84,6 +84,9 @@ class NotificationEvent(models.Model):
     )
     next_retry_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(null=True, blank=True)
+    # When the latest attempt finished, kept here (by the delivery engine) so that "failed since …" filters
+    # read one indexed column instead of the attempts table.
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     # A plain default, not auto_now_add, so that an import from certctl keeps the original creation times.
@@ -132,6 +135,7 @@ class NotificationEvent(models.Model):
             models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),
             models.Index(fields=["certificate_id"], name="notif_certificate_idx"),
             models.Index(fields=["claimed_until"], name="notif_lease_idx", condition=Q(claimed_until__isnull=False)),
+            models.Index(fields=["-last_attempt_at"], name="notif_last_attempt_idx", condition=Q(last_attempt_at__isnull=False)),
         ]
 
     def __str__(self):

@@ -27,12 +27,8 @@ _MIN_TOKEN_LENGTH = 4
 # Error texts kept in the database and shown in the UI, the API and logs are cut to this many characters.
 MAX_ERROR_LENGTH = 500
 
-_SECRET_SETTINGS = (
-    "CERTCTL_SMTP_PASSWORD", "CERTCTL_WEBHOOK_SECRET", "CERTCTL_PAGERDUTY_ROUTING_KEY", "CERTCTL_OPSGENIE_API_KEY",
-    "CERTCTL_METRICS_TOKEN", "SECRET_KEY",
-)
-# Chat webhook URLs carry their token in the path or the query: the whole URL is a secret.
-_SECRET_URL_SETTINGS = ("CERTCTL_WEBHOOK_URL", "CERTCTL_SLACK_WEBHOOK_URL", "CERTCTL_TEAMS_WEBHOOK_URL")
+# The service's own secrets; each channel's come from the notifier registry (notifications.notifiers).
+_SERVICE_SECRET_SETTINGS = ("CERTCTL_METRICS_TOKEN", "SECRET_KEY")
 _URL_PIECE_SEPARATORS = re.compile(r"[/?&=@;,+]")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -97,9 +93,13 @@ def redacted_excerpt(text: str, secrets, limit: int = MAX_ERROR_LENGTH) -> str:
 
 def configured_secrets() -> tuple[str, ...]:
     """Every secret in the current settings, as fragments to hide (see secret_fragments)."""
+    # Imported here: the notifiers import this module.
+    from notifications.notifiers import secret_settings
+
+    channels = secret_settings()
     return _fragments(
-        tuple(getattr(settings, name, "") or "" for name in _SECRET_SETTINGS),
-        tuple(getattr(settings, name, "") or "" for name in _SECRET_URL_SETTINGS),
+        tuple(getattr(settings, name, "") or "" for name in _SERVICE_SECRET_SETTINGS) + channels.values,
+        channels.urls,
         getattr(settings, "CERTCTL_API_KEYS_NAMED", "") or "",
         settings.DATABASES.get("default", {}).get("PASSWORD") or "",
     )

@@ -5,18 +5,21 @@ The REST API, web UI, admin, CLI and MCP server call these functions; the delive
 Functions take `now` so that tests control the clock.
 """
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, QuerySet
 from django.utils import timezone
 
 from notifications import breaker, dispatch
 from notifications.delivery import unleased
+from notifications.filtersets import FILTER_NAMES, NotificationFilterSet, form_errors
 from notifications.models import (
     ActionKind,
     Channel,
@@ -24,7 +27,6 @@ from notifications.models import (
     ChannelActionKind,
     ChannelState,
     EventType,
-    ListedStatus,
     NotificationEvent,
     OperatorAction,
     Severity,
@@ -39,9 +41,7 @@ MAX_BULK_IDS = 10_000
 EVENT_ID_MAX_LENGTH = NotificationEvent._meta.get_field("id").max_length
 # How many of the ids a bulk requeue moved its log line names.
 BULK_LOG_SAMPLE = 10
-BULK_FILTER_FIELDS = ("status", "delivery_status", "channel", "type", "certificate_id")
-# certctl's `status` value for an acknowledged event (DESIGN §5 "Read and dismiss"); never stored in `status`.
-READ = ListedStatus.READ
+SAMPLE_SIZE = 20
 
 
 class ServiceError(Exception):
@@ -193,36 +193,20 @@ _REQUEUE_CHANGES = dict(
 )
 
 
-def status_condition(value: str) -> Q:
-    """certctl's status filter: "read" means acknowledged; a delivery state means that state and not yet acknowledged
-    (in certctl a read event no longer has its old status)."""
-    if value == READ:
-        return Q(read_at__isnull=False)
-    return Q(status=value, read_at__isnull=True)
-
-
-def filter_events(events: QuerySet[NotificationEvent], filters: dict[str, str]) -> QuerySet[NotificationEvent]:
-    """Apply list filters with the REST API's meaning: status (certctl's view), delivery_status, channel, type,
-    certificate_id. Unknown names or values raise InvalidInput."""
-    errors = {name: "not a notification filter" for name in sorted(set(filters) - set(BULK_FILTER_FIELDS))}
-    for name, allowed in (("status", ListedStatus.values), ("delivery_status", Status.values)):
-        if name in filters and filters[name] not in allowed:
-            errors[name] = f"unknown {name} {filters[name]!r}; expected one of {', '.join(allowed)}"
+def filter_events(events: QuerySet[NotificationEvent], filters: Mapping[str, Any]) -> QuerySet[NotificationEvent]:
+    """Apply list filters (notifications.filtersets, the same set as every list): unknown names or bad values raise
+    InvalidInput naming the field."""
+    errors = {name: f"not a notification filter; use {', '.join(FILTER_NAMES)}" for name in sorted(set(filters) - set(FILTER_NAMES))}
     if errors:
         raise InvalidInput(errors)
-    conditions = Q()
-    for name, value in filters.items():
-        if name == "status":
-            conditions &= status_condition(value)
-        elif name == "delivery_status":
-            conditions &= Q(status=value)
-        else:
-            conditions &= Q(**{name: value})
-    return events.filter(conditions)
+    filterset = NotificationFilterSet(data={name: str(value) for name, value in filters.items()}, queryset=events)
+    if not filterset.is_valid():
+        raise InvalidInput(form_errors(filterset.form))
+    return filterset.qs
 
 
 def _bulk_selection(
-    ids: Iterable[str] | None, filters: dict[str, str] | None
+    ids: Iterable[str] | None, filters: Mapping[str, Any] | None
 ) -> tuple[QuerySet[NotificationEvent], int | None]:
     """The events a bulk action names, and how many it considered (for the skipped count)."""
     if ids is not None:
@@ -234,7 +218,7 @@ def _bulk_selection(
     filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
     if not filters:
         raise InvalidInput(
-            {"ids": "give a list of ids or at least one filter (status, delivery_status, channel, type, certificate_id)"}
+            {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"}
         )
     selection = filter_events(NotificationEvent.objects.all(), filters)
     return selection, None
@@ -278,13 +262,52 @@ class BulkRequeueResult:
     skipped: int
 
 
+@dataclass(frozen=True)
+class BulkPreview:
+    """What a bulk action would do: how many events it would change, how many it would skip, some of their ids."""
+
+    would_change: int
+    skipped: int
+    sample: list[str]
+
+
+def _requeueable(selection: QuerySet[NotificationEvent], now: datetime) -> QuerySet[NotificationEvent]:
+    return selection.filter(unleased(now), status__in=REQUEUEABLE)
+
+
+def _unread(selection: QuerySet[NotificationEvent]) -> QuerySet[NotificationEvent]:
+    return selection.filter(read_at__isnull=True)
+
+
+def _preview(selection: QuerySet[NotificationEvent], considered: int | None, eligible: QuerySet[NotificationEvent]) -> BulkPreview:
+    count = eligible.count()
+    if considered is None:
+        considered = selection.count()
+    sample = list(eligible.order_by("-created_at", "-id").values_list("id", flat=True)[:SAMPLE_SIZE])
+    return BulkPreview(would_change=count, skipped=max(considered - count, 0), sample=sample)
+
+
+def preview_requeue(
+    ids: Iterable[str] | None = None, filters: Mapping[str, Any] | None = None, now: datetime | None = None
+) -> BulkPreview:
+    """A dry run of requeue_events: the same selection and conditions, nothing changes."""
+    selection, considered = _bulk_selection(ids, filters)
+    return _preview(selection, considered, _requeueable(selection, _now(now)))
+
+
+def preview_mark_read(ids: Iterable[str] | None = None, filters: Mapping[str, Any] | None = None) -> BulkPreview:
+    """A dry run of mark_read_events: the same selection and conditions, nothing changes."""
+    selection, considered = _bulk_selection(ids, filters)
+    return _preview(selection, considered, _unread(selection))
+
+
 def requeue_events(actor, ids=None, filters=None, now=None):
     """Requeue many events by id list or by filter; anything not failed/dead (or unknown) is skipped."""
     now = _now(now)
     selection, considered = _bulk_selection(ids, filters)
     requeued = 0
     with transaction.atomic():
-        eligible = selection.filter(unleased(now), status__in=REQUEUEABLE)
+        eligible = _requeueable(selection, now)
         if connection.features.has_select_for_update_skip_locked:
             eligible = eligible.select_for_update(skip_locked=True)
         rows = list(eligible.values_list("id", "status"))
@@ -366,7 +389,7 @@ def mark_read_events(
         if considered is None:
             considered = selection.count()
         try:
-            inner_sql, inner_params = selection.filter(read_at__isnull=True).order_by().values("id").query.sql_with_params()
+            inner_sql, inner_params = _unread(selection).order_by().values("id").query.sql_with_params()
         except EmptyResultSet:  # an empty id list
             inner_sql = None
         if inner_sql:
@@ -486,3 +509,97 @@ def resume_channel(name: str, actor: Actor, now: datetime | None = None) -> bool
         log.warning("channel %s resumed by %s via %s", channel, actor.name, actor.source, extra={"channel": channel})
         dispatch.deliver_soon()
     return changed
+
+
+# --- failure groups -----------------------------------------------------------
+
+# Longest and most specific shapes first: a timestamp contains numbers, a UUID contains hex runs.
+_VARIABLE_PARTS = (
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b", re.IGNORECASE), "<time>"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "<uuid>"),
+    (re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.IGNORECASE), "<hex>"),
+    # Ids: notif-01J…, req_8f3kd92x, a3f9e1c7b2 — a word of letters and digits holding at least one digit.
+    (re.compile(r"\b(?=[\w-]*[a-z])(?=[\w-]*\d)[\w-]{6,}\b", re.IGNORECASE), "<id>"),
+    (re.compile(r"\d+(\.\d+)?"), "<n>"),
+)
+GROUP_ERROR_LENGTH = 300
+
+
+def normalise_error(text: str | None) -> str:
+    """An error text with what varies between occurrences of one cause (ids, numbers, hex strings, UUIDs,
+    timestamps) replaced by placeholders, so that occurrences of one cause form one group."""
+    if not text:
+        return ""
+    for pattern, placeholder in _VARIABLE_PARTS:
+        text = pattern.sub(placeholder, text)
+    return re.sub(r"\s+", " ", text).strip()[:GROUP_ERROR_LENGTH]
+
+
+@dataclass
+class FailureGroup:
+    channel: str
+    error: str
+    count: int
+    first_at: datetime
+    last_at: datetime
+    sample_id: str
+
+
+def dead_letter(filters: Mapping[str, Any] | None = None) -> QuerySet[NotificationEvent]:
+    """Dead events matching the list filters; without a `status`, `delivery_status` or `read` filter, only those
+    not dismissed (the Dead letter tab's content)."""
+    filters = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+    events = filter_events(NotificationEvent.objects.filter(status=Status.DEAD), filters)
+    if not {"status", "delivery_status", "read"} & set(filters):
+        events = events.filter(read_at__isnull=True)
+    return events
+
+
+def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGroup]:
+    """The dead-letter queue grouped by channel and normalised last error, newest group first."""
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    rows = dead_letter(filters).order_by("-created_at", "-id").values_list(
+        "id", "channel", "last_error", "last_attempt_at", "created_at"
+    )
+    for event_id, channel, last_error, last_attempt_at, created_at in rows.iterator(chunk_size=2000):
+        at = last_attempt_at or created_at
+        key = (channel, normalise_error(last_error))
+        group = groups.get(key)
+        if group is None:
+            groups[key] = FailureGroup(channel, key[1], 1, at, at, event_id)
+            continue
+        group.count += 1
+        group.first_at = min(group.first_at, at)
+        if at > group.last_at:
+            group.last_at, group.sample_id = at, event_id
+    return sorted(groups.values(), key=lambda g: (g.last_at, g.count), reverse=True)
+
+
+def group_event_ids(channel: str, error: str, filters: Mapping[str, Any] | None = None) -> list[str]:
+    """The ids of the dead events in one failure group (as failure_groups names it)."""
+    rows = dead_letter(filters).filter(channel=channel).values_list("id", "last_error")
+    return [event_id for event_id, last_error in rows.iterator(chunk_size=2000) if normalise_error(last_error) == error]
+
+
+def requeue_group(
+    actor: Actor, channel: str, error: str, filters: Mapping[str, Any] | None = None, now: datetime | None = None
+) -> BulkRequeueResult:
+    """Requeue every event of a failure group, MAX_BULK_IDS at a time."""
+    ids = group_event_ids(channel, error, filters)
+    requeued = skipped = 0
+    for start in range(0, len(ids), MAX_BULK_IDS):
+        result = requeue_events(actor, ids=ids[start : start + MAX_BULK_IDS], now=now)
+        requeued, skipped = requeued + result.requeued, skipped + result.skipped
+    return BulkRequeueResult(requeued=requeued, skipped=skipped)
+
+
+def dismiss_group(
+    actor: Actor, channel: str, error: str, filters: Mapping[str, Any] | None = None, now: datetime | None = None
+) -> BulkReadResult:
+    """Dismiss (mark read) every event of a failure group, MAX_BULK_IDS at a time."""
+    ids = group_event_ids(channel, error, filters)
+    marked = skipped = dismissed = 0
+    for start in range(0, len(ids), MAX_BULK_IDS):
+        result = mark_read_events(actor, ids=ids[start : start + MAX_BULK_IDS], now=now)
+        marked, skipped, dismissed = marked + result.marked_read, skipped + result.skipped, dismissed + result.dismissed
+    return BulkReadResult(marked_read=marked, skipped=skipped, dismissed=dismissed)

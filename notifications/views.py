@@ -22,6 +22,7 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
 from notifications import services
+from notifications.export import csv_lines, csv_response
 from notifications.forms import TAB_DEAD, NotificationFilterForm
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import channel_status
@@ -208,15 +209,22 @@ def notification_list(request):
     form = NotificationFilterForm(request.GET)
     valid = form.is_valid()
     events = form.queryset() if valid else NotificationEvent.objects.none()
+    grouped = valid and form.grouped
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("fragment", None)
     return_to = request.path + (f"?{params.urlencode()}" if params else "")
+    export_params = params.copy()
+    for name in ("page", "view"):
+        export_params.pop(name, None)
     dead_tab = form.selected_tab == TAB_DEAD
     context = {
         "form": form,
         "page": page,
         "dead_tab": dead_tab,
+        "grouped": grouped,
+        "groups": services.failure_groups(form.service_filters()) if grouped else [],
+        "filter_values": form.query_values() if valid else {},
         # The Dead letter tab implies the status, so its filter is not offered there; "Show dismissed" only is.
         "visible_filters": [
             name for name in form.FILTER_FIELDS if name != ("status" if dead_tab else "dismissed")
@@ -226,9 +234,21 @@ def notification_list(request):
         "filters_in_words": form.describe() if valid else "",
         "requeue_matching_url": reverse("ui-requeue-matching") + (f"?{params.urlencode()}" if params else ""),
         "dismiss_matching_url": reverse("ui-dismiss-matching") + (f"?{params.urlencode()}" if params else ""),
+        "export_url": reverse("ui-export") + (f"?{export_params.urlencode()}" if export_params else ""),
     }
     template = "notifications/_results.html" if request.GET.get("fragment") else "notifications/list.html"
     return render(request, template, context, status=200 if valid else 400)
+
+
+@login_required
+def export_csv(request: HttpRequest) -> HttpResponse:
+    """Every notification the list shows for these filters (all pages), as CSV."""
+    form = NotificationFilterForm(request.GET)
+    if not form.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Not exported: {problems}", status=400, content_type="text/plain; charset=utf-8")
+    name = "dead-letter" if form.selected_tab == TAB_DEAD else "notifications"
+    return csv_response(csv_lines(form.queryset().order_by("-created_at", "-id")), name)
 
 
 def _timeline(event):
@@ -329,11 +349,7 @@ def _dead_tab_form(request: HttpRequest, ignore: tuple[str, ...] = ()) -> Notifi
 
 def _matching(form: NotificationFilterForm, bulk_action: Callable, actor: services.Actor) -> Any:
     """Run a bulk service action on what the Dead letter tab shows for these filters."""
-    filters = form.service_filters()
-    if filters is not None:
-        return bulk_action(actor=actor, filters=filters)
-    ids = list(form.queryset().values_list("id", flat=True)[: services.MAX_BULK_IDS + 1])
-    return bulk_action(actor=actor, ids=ids)
+    return bulk_action(actor=actor, filters=form.service_filters())
 
 
 @login_required
@@ -344,11 +360,11 @@ def dismiss_matching(request: HttpRequest) -> HttpResponse:
     form = _dead_tab_form(request, ignore=("dismissed",))
     if not form.is_valid():
         return render(request, "notifications/dismiss_matching.html", {"form": form}, status=400)
-    back_to = _list_url({"tab": TAB_DEAD, **form.active_filters()})
+    back_to = _list_url({"tab": TAB_DEAD, **form.query_values()})
     if request.method != "POST":
         return render(request, "notifications/dismiss_matching.html", {
             "form": form, "count": form.queryset().count(), "filters_in_words": form.describe(),
-            "hidden": form.active_filters(), "back_to": back_to,
+            "hidden": form.query_values(), "back_to": back_to,
         })
     try:
         result = _matching(form, services.mark_read_events, _actor(request))
@@ -367,11 +383,11 @@ def requeue_matching(request):
     form = _dead_tab_form(request)
     if not form.is_valid():
         return render(request, "notifications/requeue_matching.html", {"form": form}, status=400)
-    back_to = _list_url({"tab": TAB_DEAD, **form.active_filters()})
+    back_to = _list_url({"tab": TAB_DEAD, **form.query_values()})
     if request.method != "POST":
         return render(request, "notifications/requeue_matching.html", {
             "form": form, "count": form.queryset().count(), "filters_in_words": form.describe(),
-            "hidden": form.active_filters(), "back_to": back_to,
+            "hidden": form.query_values(), "back_to": back_to,
         })
     try:
         result = _matching(form, services.requeue_events, _actor(request))
@@ -380,3 +396,35 @@ def requeue_matching(request):
     else:
         _report_bulk(request, result)
     return redirect(back_to)
+
+
+def _group_form(request: HttpRequest) -> tuple[NotificationFilterForm, str, str]:
+    form = _dead_tab_form(request, ignore=("channel_group", "error_group", "next", "view"))
+    return form, request.POST.get("channel_group", ""), request.POST.get("error_group", "")
+
+
+def _groups_url(form: NotificationFilterForm) -> str:
+    return _list_url({"tab": TAB_DEAD, "view": "groups", **(form.query_values() if form.is_valid() else {})})
+
+
+@change_view
+def requeue_group(request: HttpRequest) -> HttpResponse:
+    """Requeue every dead notification of one failure group (channel and normalised error) under the tab's filters."""
+    form, channel, error = _group_form(request)
+    if not form.is_valid() or not channel:
+        messages.error(request, "Nothing requeued: the group or its filters were not valid; reload the page and try again.")
+    else:
+        result = services.requeue_group(_actor(request), channel, error, form.service_filters())
+        _report_bulk(request, result)
+    return _back(request, _groups_url(form))
+
+
+@acknowledge_view
+def dismiss_group(request: HttpRequest) -> HttpResponse:
+    """Dismiss every dead notification of one failure group under the tab's filters."""
+    form, channel, error = _group_form(request)
+    if not form.is_valid() or not channel:
+        messages.error(request, "Nothing dismissed: the group or its filters were not valid; reload the page and try again.")
+    else:
+        _report_dismissed(request, services.dismiss_group(_actor(request), channel, error, form.service_filters()))
+    return _back(request, _groups_url(form))

@@ -1,56 +1,10 @@
-"""List filters and certctl's page/per_page envelope."""
-import django_filters
-from django.db.models import QuerySet
+"""certctl's page/per_page envelope (the list's filters are notifications.filtersets)."""
 from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
-from notifications import services
-from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
-
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
-
-
-def _choice_filter(name, choices, help_text=None, **kwargs):
-    expected = ", ".join(choices.values)
-    return django_filters.ChoiceFilter(
-        choices=[(value, value) for value in choices.values],
-        help_text=help_text or f"Only events with this {name}.",
-        error_messages={"invalid_choice": f"unknown {name} %(value)r; expected one of {expected}"},
-        **kwargs,
-    )
-
-
-class NotificationFilter(django_filters.FilterSet):
-    status = _choice_filter(
-        "status", ListedStatus, method="filter_status",
-        help_text='As certctl filters: "read" = events an operator acknowledged; pending, sent, failed or dead = '
-        "events in that delivery state that are not yet read (a read event shows status \"read\").",
-    )
-    delivery_status = _choice_filter(
-        "delivery_status", Status, field_name="status",
-        help_text="Only events in this delivery state, read or not (dead = the whole dead-letter queue, dismissed included).",
-    )
-    channel = _choice_filter("channel", Channel)
-    type = _choice_filter("type", EventType)
-    certificate_id = django_filters.CharFilter(help_text="Only events about this certificate.")
-    read = django_filters.ChoiceFilter(
-        choices=[("true", "true"), ("false", "false")],
-        method="filter_read",
-        help_text="true: only events an operator marked read; false: only unread ones.",
-        error_messages={"invalid_choice": "read must be true or false, not %(value)r"},
-    )
-
-    class Meta:
-        model = NotificationEvent
-        fields = ["status", "delivery_status", "channel", "type", "certificate_id", "read"]
-
-    def filter_status(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
-        return queryset.filter(services.status_condition(value))
-
-    def filter_read(self, queryset, name, value):
-        return queryset.filter(read_at__isnull=(value == "false"))
 
 
 def _query_int(request, name, default):

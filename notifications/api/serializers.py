@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from notifications.filtersets import FILTER_NAMES
 from notifications.models import (
     AttemptOutcome,
     Channel,
@@ -39,6 +40,17 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false only: 0 or "yes" is a type error, not a boolean (a dry run must be meant)."""
+
+    default_error_messages = {"invalid": "must be true or false"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
 
 
 class StrictRegexField(StrictCharField, serializers.RegexField):
@@ -150,38 +162,74 @@ class NotificationAttemptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-FILTER_NAMES = "status, delivery_status, channel, type, certificate_id"
+FILTER_LIST = ", ".join(FILTER_NAMES)
 
 
 class BulkSelectionSerializer(serializers.Serializer):
-    """Either a list of ids or list filters (with the list's meaning), never both."""
+    """Either a list of ids or list filters (notifications.filtersets, with the list's meaning), never both.
+
+    Here only types are checked; the filter set judges the values, as it does for the list.
+    """
 
     ids = serializers.ListField(
         child=StrictCharField(max_length=64, trim_whitespace=False, validators=[NO_NUL]), required=False, max_length=MAX_BULK_IDS,
         help_text=f"Events to select, at most {MAX_BULK_IDS}. Give either ids or filters, not both.",
         error_messages={"max_length": f"at most {MAX_BULK_IDS} ids per call; split the list into several calls"},
     )
-    status = _choice(
-        ListedStatus, "status", required=False,
-        help_text='Filter, as in the list: "read" = acknowledged; a delivery state = that state and unread.',
+    dry_run = StrictBooleanField(
+        required=False, default=False,
+        help_text="true: change nothing, answer how many events would change and a sample of their ids.",
     )
-    delivery_status = _choice(Status, "delivery_status", required=False, help_text="Filter: this delivery state, read or not.")
-    channel = _choice(Channel, "channel", required=False)
-    type = _choice(EventType, "type", required=False)
-    certificate_id = StrictCharField(required=False, max_length=255, trim_whitespace=False, validators=[NO_NUL])
-
-    filter_fields = ("status", "delivery_status", "channel", "type", "certificate_id")
 
     def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields))
+        given = set(self.initial_data) if isinstance(self.initial_data, dict) else set()
+        unknown = sorted(given - set(self.fields) - set(FILTER_NAMES))
         if unknown:
-            raise serializers.ValidationError({name: f"unknown field; give ids, or filters among {FILTER_NAMES}" for name in unknown})
-        filters = {name: attrs[name] for name in self.filter_fields if attrs.get(name)}
+            raise serializers.ValidationError({name: f"unknown field; give ids, or filters among {FILTER_LIST}" for name in unknown})
+        filters = {}
+        for name in sorted(given & set(FILTER_NAMES)):
+            value = self.initial_data[name]
+            if not isinstance(value, str) or not value or "\x00" in value:
+                raise serializers.ValidationError({name: "must be a non-empty string without NUL characters"})
+            filters[name] = value
         if "ids" in attrs and filters:
-            raise serializers.ValidationError({"ids": f"give either ids or filters ({FILTER_NAMES}), not both"})
+            raise serializers.ValidationError({"ids": f"give either ids or filters ({FILTER_LIST}), not both"})
         if "ids" not in attrs and not filters:
-            raise serializers.ValidationError({"ids": f"give a list of ids, or at least one filter ({FILTER_NAMES})"})
-        return {"ids": attrs["ids"]} if "ids" in attrs else {"filters": filters}
+            raise serializers.ValidationError({"ids": f"give a list of ids, or at least one filter ({FILTER_LIST})"})
+        selection = {"ids": attrs["ids"]} if "ids" in attrs else {"filters": filters}
+        return {**selection, "dry_run": attrs.get("dry_run", False)}
+
+
+class BulkPreviewSerializer(serializers.Serializer):
+    skipped = serializers.IntegerField(min_value=0, help_text="Selected events that would be left alone.")
+    sample = serializers.ListField(
+        child=serializers.CharField(), max_length=20, help_text="Up to 20 ids of events that would change, newest first."
+    )
+
+
+class RequeuePreviewSerializer(BulkPreviewSerializer):
+    would_requeue = serializers.IntegerField(min_value=0, help_text="Events that would move back to pending.")
+
+
+class ReadPreviewSerializer(BulkPreviewSerializer):
+    would_mark_read = serializers.IntegerField(min_value=0, help_text="Unread events that would be marked read.")
+
+
+class FailureGroupSerializer(serializers.Serializer):
+    channel = _choice(Channel, "channel")
+    error = serializers.CharField(
+        help_text="The last error with ids, numbers, hex strings, UUIDs and timestamps replaced by <id>, <n>, <hex>, "
+        "<uuid> and <time>, so that one cause is one group."
+    )
+    count = serializers.IntegerField(min_value=1)
+    first_at = serializers.DateTimeField(help_text="The earliest latest-attempt time in the group.")
+    last_at = serializers.DateTimeField(help_text="The latest attempt in the group.")
+    sample_id = serializers.CharField(help_text="The event of the group that failed last.")
+
+
+class FailureGroupListSerializer(serializers.Serializer):
+    data = FailureGroupSerializer(many=True)
+    total = serializers.IntegerField(min_value=0, help_text="Number of groups.")
 
 
 class BulkRequeueResultSerializer(serializers.Serializer):

@@ -1,10 +1,21 @@
 """REST endpoints under /api/v1 (DESIGN §5). Thin: every change goes through notifications.services."""
+from typing import Any
+
+from django.http import Http404, HttpResponseBase
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -12,7 +23,7 @@ from rest_framework.views import APIView
 
 from notifications import services
 from notifications.api.auth import actor_for
-from notifications.api.filters import EnvelopePagination, NotificationFilter
+from notifications.api.filters import EnvelopePagination
 from notifications.api.parsers import MAX_JSON_DEPTH, LimitedJSONParser
 from notifications.api.serializers import (
     NO_NUL,
@@ -22,13 +33,18 @@ from notifications.api.serializers import (
     ChannelListSerializer,
     ChannelSerializer,
     ErrorSerializer,
+    FailureGroupListSerializer,
     MarkedReadSerializer,
     NotificationAttemptSerializer,
     NotificationCreateSerializer,
     NotificationEventSerializer,
+    ReadPreviewSerializer,
     RequeuedSerializer,
+    RequeuePreviewSerializer,
     StatsSummarySerializer,
 )
+from notifications.export import csv_lines, csv_response
+from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
 from notifications.models import NotificationEvent
 
 _ERROR_DESCRIPTIONS = {
@@ -52,6 +68,17 @@ def errors(*codes, **descriptions):
     }
 
 
+class CSVRenderer(BaseRenderer):
+    """Lets `?format=csv` reach the list, which streams the CSV itself (notifications.export)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        raise NotImplementedError("the list answers CSV with a streaming response")
+
+
 class IdTaken(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
@@ -59,6 +86,28 @@ class IdTaken(APIException):
 
 def _ref(name):
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+DRY_RUN = {
+    "type": "boolean", "default": False,
+    "description": "true: change nothing; answer how many events would change, how many would be skipped and up to "
+    "20 of their ids.",
+}
+
+
+def filter_properties() -> dict:
+    """The list filters as JSON properties, described as the list's query parameters are."""
+    properties: dict = {}
+    for name, declared in NotificationFilterSet.base_filters.items():
+        schema: dict = {"type": "string", "description": declared.extra.get("help_text", "")}
+        if "choices" in declared.extra:
+            schema["enum"] = [value for value, _ in declared.extra["choices"]]
+        elif name in TIME_FILTERS:
+            schema.update(minLength=1, pattern=ISO_TIME_PATTERN)
+        else:
+            schema.update(minLength=1, maxLength=declared.extra["max_length"], pattern=NO_NUL.regex.pattern)
+        properties[name] = schema
+    return properties
 
 
 def bulk_request(what: str) -> dict:
@@ -75,29 +124,31 @@ def bulk_request(what: str) -> dict:
                         "type": "array", "maxItems": services.MAX_BULK_IDS,
                         "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL.regex.pattern},
                         "description": f"Notifications to {what}, at most {services.MAX_BULK_IDS}.",
-                    }
+                    },
+                    "dry_run": DRY_RUN,
                 },
             },
             {
                 "title": "By filter",
                 "type": "object",
-                "minProperties": 1,
+                "description": "The list's filters, with the list's meaning; at least one besides dry_run.",
+                "anyOf": [{"required": [name]} for name in FILTER_NAMES],
                 "additionalProperties": False,
-                "properties": {
-                    "status": {
-                        "allOf": [_ref("NotificationStatus")],
-                        "description": '"read" = acknowledged events; a delivery state = that state and unread.',
-                    },
-                    "delivery_status": {
-                        "allOf": [_ref("DeliveryStatus")], "description": "This delivery state, read or not.",
-                    },
-                    "channel": _ref("NotificationChannel"),
-                    "type": _ref("NotificationType"),
-                    "certificate_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL.regex.pattern},
-                },
+                "properties": {**filter_properties(), "dry_run": DRY_RUN},
             },
         ]
     }
+
+
+# A pattern, not format date-time: an empty value means "no filter", as for every list filter, and a date alone is
+# midnight UTC.
+TIME_PARAMETERS = [
+    OpenApiParameter(
+        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY, description=NotificationFilterSet.base_filters[name].extra["help_text"],
+        examples=[OpenApiExample("A time", value="2026-11-29T09:00:00Z")],
+    )
+    for name in TIME_FILTERS
+]
 
 
 EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
@@ -106,8 +157,21 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
 @extend_schema_view(
     list=extend_schema(
         summary="List notifications",
-        description="Newest first (created_at, then id), so pages are stable. `total` counts every match.",
-        responses={200: NotificationEventSerializer(many=True), **errors(400)},
+        description="Newest first (created_at, then id), so pages are stable. `total` counts every match. "
+        "With `format=csv`, every matching event (not one page) is streamed as CSV with a header row; cells that a "
+        "spreadsheet would take for a formula (starting with = + - @) are prefixed with an apostrophe.",
+        parameters=[
+            *TIME_PARAMETERS,
+            OpenApiParameter(
+                "format", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["json", "csv"],
+                description="csv: all matching events as a CSV download (page and per_page are ignored).",
+            )
+        ],
+        responses={
+            (200, "application/json"): NotificationEventSerializer(many=True),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="With format=csv."),
+            **errors(400),
+        },
     ),
     create=extend_schema(
         summary="Create a notification",
@@ -160,14 +224,27 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
     bulk_requeue=extend_schema(
         summary="Requeue many notifications",
         operation_id="notifications_bulk_requeue",
-        description="By `ids` (at most 10 000) or by filter (`status`, `delivery_status`, `channel`, `type`, "
-        "`certificate_id`, with the list's meaning: `status=dead` selects the unread dead ones). "
-        "Only failed and dead notifications move; the rest are counted as skipped. Needs an admin key.",
+        description="By `ids` (at most 10 000) or by any of the list's filters, with the list's meaning "
+        "(`status=dead` selects the unread dead ones; `failed_after` those whose last attempt failed since then). "
+        "Only failed and dead notifications move; the rest are counted as skipped. With `dry_run: true` nothing "
+        "changes and the answer is `{would_requeue, skipped, sample}`. Needs an admin key.",
         request={"application/json": bulk_request("requeue")},
-        responses={200: BulkRequeueResultSerializer, **errors(400, 403, 405, 413, 415)},
+        responses={
+            200: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    "BulkRequeueAnswer", [BulkRequeueResultSerializer, RequeuePreviewSerializer], resource_type_field_name=None
+                ),
+                description="`{requeued, skipped}`, or with dry_run `{would_requeue, skipped, sample}`.",
+            ),
+            **errors(400, 403, 405, 413, 415),
+        },
         examples=[
             OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
             OpenApiExample("Every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
+            OpenApiExample(
+                "Recover everything that died since a time (dry run)", request_only=True,
+                value={"status": "dead", "failed_after": "2026-11-29T08:00:00Z", "dry_run": True},
+            ),
         ],
     ),
     bulk_read=extend_schema(
@@ -175,9 +252,18 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
         operation_id="notifications_bulk_read",
         description="By `ids` (at most 10 000) or by filter, like bulk requeue. Unread events become read; dead ones "
         "are thereby dismissed from the dead-letter queue. Delivery is untouched. Unknown ids and events already "
-        "read are counted as skipped. Read-only keys may do this.",
+        "read are counted as skipped. With `dry_run: true` nothing changes and the answer is "
+        "`{would_mark_read, skipped, sample}`. Read-only keys may do this.",
         request={"application/json": bulk_request("mark read")},
-        responses={200: BulkReadResultSerializer, **errors(400, 403, 405, 413, 415)},
+        responses={
+            200: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    "BulkReadAnswer", [BulkReadResultSerializer, ReadPreviewSerializer], resource_type_field_name=None
+                ),
+                description="`{marked_read, skipped}`, or with dry_run `{would_mark_read, skipped, sample}`.",
+            ),
+            **errors(400, 403, 405, 413, 415),
+        },
         examples=[
             OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
             OpenApiExample("Dismiss every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
@@ -188,7 +274,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = NotificationEvent.objects.order_by("-created_at", "-id")
     serializer_class = NotificationEventSerializer
     filter_backends = [DjangoFilterBackend]
-    filterset_class = NotificationFilter
+    filterset_class = NotificationFilterSet
     pagination_class = EnvelopePagination
     parser_classes = [LimitedJSONParser]
     lookup_field = "id"
@@ -213,6 +299,35 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             return Response(body, status=status.HTTP_200_OK)
         location = reverse("api:notification-detail", kwargs={"id": event.id}, request=request)
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
+
+    def get_renderers(self) -> list:
+        if self.action == "list":
+            return [*super().get_renderers(), CSVRenderer()]
+        return super().get_renderers()
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            if self.action is None:  # a method this path does not allow: its 405 comes next
+                return super().perform_content_negotiation(request, force=True)
+            # DRF answers an unknown ?format= with 404; it is a bad query value.
+            formats = ", ".join(sorted({r.format for r in self.get_renderers()}))
+            wanted = request.query_params.get("format", "")[:50]
+            raise ValidationError({"format": f"unknown format {wanted!r}; expected one of {formats}"}) from None
+
+    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        # An error answering a CSV request is still the API's JSON error body.
+        if isinstance(response, Response) and response.status_code >= 400 and isinstance(
+            getattr(request, "accepted_renderer", None), CSVRenderer
+        ):
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if isinstance(request.accepted_renderer, CSVRenderer):
+            return csv_response(csv_lines(self.filter_queryset(self.get_queryset())))
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, id):
         return Response(NotificationEventSerializer(services.get_event(id)).data)
@@ -240,7 +355,11 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def bulk_requeue(self, request):
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.requeue_events(actor_for(request), **serializer.validated_data)
+        selection = serializer.validated_data
+        if selection.pop("dry_run"):
+            preview = services.preview_requeue(**selection)
+            return Response({"would_requeue": preview.would_change, "skipped": preview.skipped, "sample": preview.sample})
+        result = services.requeue_events(actor_for(request), **selection)
         return Response({"requeued": result.requeued, "skipped": result.skipped})
 
     @action(
@@ -250,8 +369,29 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def bulk_read(self, request: Request) -> Response:
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.mark_read_events(actor_for(request), **serializer.validated_data)
+        selection = serializer.validated_data
+        if selection.pop("dry_run"):
+            preview = services.preview_mark_read(**selection)
+            return Response({"would_mark_read": preview.would_change, "skipped": preview.skipped, "sample": preview.sample})
+        result = services.mark_read_events(actor_for(request), **selection)
         return Response({"marked_read": result.marked_read, "skipped": result.skipped})
+
+    @extend_schema(
+        summary="Dead letter grouped by cause",
+        description="The dead-letter queue (dead events not dismissed; with a `status`, `delivery_status` or `read` "
+        "filter, the dead events that filter selects) grouped by channel and normalised last error: ids, numbers, hex strings, UUIDs and "
+        "timestamps do not split a group. Newest group (latest `last_at`) first. Accepts the list's filters.",
+        filters=True,
+        parameters=TIME_PARAMETERS,
+        responses={200: FailureGroupListSerializer, **errors(400)},
+    )
+    @action(
+        detail=False, methods=["get"], url_path="dead-letter/groups", url_name="dead-letter-groups", pagination_class=None,
+    )
+    def dead_letter_groups(self, request: Request) -> Response:
+        filters = {name: request.query_params[name] for name in FILTER_NAMES if name in request.query_params}
+        groups = services.failure_groups(filters)
+        return Response(FailureGroupListSerializer({"data": groups, "total": len(groups)}).data)
 
 
 class StatsSummaryView(APIView):

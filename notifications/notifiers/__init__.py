@@ -1,27 +1,53 @@
-"""Channel notifiers and the registry that builds them from settings."""
+"""Channel notifiers and the registry that builds them from settings.
+
+The registry is a table keyed by Channel, filled from the notifier modules of this package: each notifier class
+declares its `channel`, the settings it cannot work without (`required_settings`), the settings whose values are
+secret (`secret_settings`) or are URLs carrying a token (`secret_url_settings`), and `from_settings`. Adding a
+channel is a new module here and a new Channel choice.
+"""
+import functools
+import importlib
+import pkgutil
+from dataclasses import dataclass
+
 from django.conf import settings
 
 from notifications.notifiers.base import DeliveryResult, Notifier
-from notifications.notifiers.email import EmailNotifier
-from notifications.notifiers.opsgenie import OpsGenieNotifier
-from notifications.notifiers.pagerduty import PagerDutyNotifier
-from notifications.notifiers.slack import SlackNotifier
-from notifications.notifiers.teams import TeamsNotifier
-from notifications.notifiers.webhook import WebhookNotifier
 
-# The settings each channel cannot work without, named as the operator sets them.
-REQUIRED_SETTINGS = {
-    "Email": ["CERTCTL_SMTP_HOST", "CERTCTL_SMTP_FROM_ADDRESS"],
-    "Webhook": ["CERTCTL_WEBHOOK_URL"],
-    "Slack": ["CERTCTL_SLACK_WEBHOOK_URL"],
-    "Teams": ["CERTCTL_TEAMS_WEBHOOK_URL"],
-    "PagerDuty": ["CERTCTL_PAGERDUTY_ROUTING_KEY"],
-    "OpsGenie": ["CERTCTL_OPSGENIE_API_KEY"],
-}
+
+@functools.cache
+def notifiers() -> dict[str, type[Notifier]]:
+    """{channel: notifier class}, in Channel order. Built on first use: logging imports this package before
+    Django's models can be."""
+    from notifications.models import Channel
+
+    table: dict[str, type[Notifier]] = {}
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    pending = list(Notifier.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.channel:
+            if cls.channel in table:
+                raise ImportError(f"two notifiers for channel {cls.channel}: {table[cls.channel].__name__}, {cls.__name__}")
+            table[cls.channel] = cls
+    missing = [channel for channel in Channel.values if channel not in table]
+    if missing:
+        raise ImportError(f"no notifier for channel(s) {', '.join(missing)}: add a module to notifications/notifiers")
+    return {channel: table[channel] for channel in Channel.values}
+
+
+def _declared(channel: str, name: str) -> tuple[str, ...]:
+    return tuple(getattr(notifiers()[channel], name, ()))
+
+
+def required_settings(channel: str) -> tuple[str, ...]:
+    return _declared(channel, "required_settings")
 
 
 def missing_settings(channel: str) -> list[str]:
-    return [name for name in REQUIRED_SETTINGS[channel] if not getattr(settings, name, "")]
+    return [name for name in required_settings(channel) if not getattr(settings, name, "")]
 
 
 def not_configured_error(channel: str) -> str:
@@ -31,34 +57,44 @@ def not_configured_error(channel: str) -> str:
 
 def build_notifier(channel: str) -> Notifier | None:
     """The notifier for `channel` from current settings, or None when it is not configured."""
+    if channel not in notifiers():
+        raise ValueError(f"unknown channel {channel!r}")
     if missing_settings(channel):
         return None
-    s = settings
-    if channel == "Email":
-        return EmailNotifier(
-            host=s.CERTCTL_SMTP_HOST,
-            port=s.CERTCTL_SMTP_PORT,
-            from_address=s.CERTCTL_SMTP_FROM_ADDRESS,
-            username=s.CERTCTL_SMTP_USERNAME,
-            password=s.CERTCTL_SMTP_PASSWORD,
-            use_tls=s.CERTCTL_SMTP_USE_TLS,
-        )
-    if channel == "Webhook":
-        return WebhookNotifier(s.CERTCTL_WEBHOOK_URL, s.CERTCTL_WEBHOOK_SECRET)
-    if channel == "Slack":
-        return SlackNotifier(s.CERTCTL_SLACK_WEBHOOK_URL, s.CERTCTL_SLACK_CHANNEL, s.CERTCTL_SLACK_USERNAME)
-    if channel == "Teams":
-        return TeamsNotifier(s.CERTCTL_TEAMS_WEBHOOK_URL)
-    if channel == "PagerDuty":
-        return PagerDutyNotifier(s.CERTCTL_PAGERDUTY_ROUTING_KEY, s.CERTCTL_PAGERDUTY_URL, s.CERTCTL_PAGERDUTY_SEVERITY)
-    if channel == "OpsGenie":
-        return OpsGenieNotifier(s.CERTCTL_OPSGENIE_API_KEY, s.CERTCTL_OPSGENIE_URL, s.CERTCTL_OPSGENIE_PRIORITY)
-    raise ValueError(f"unknown channel {channel!r}")
+    return notifiers()[channel].from_settings(settings)
 
 
 def channel_status() -> dict[str, tuple[bool, list[str]]]:
     """{channel: (configured, missing setting names)} for dashboards and health pages."""
-    return {channel: (not missing_settings(channel), missing_settings(channel)) for channel in REQUIRED_SETTINGS}
+    return {channel: (not missing_settings(channel), missing_settings(channel)) for channel in notifiers()}
 
 
-__all__ = ["DeliveryResult", "Notifier", "build_notifier", "channel_status", "not_configured_error"]
+@dataclass(frozen=True)
+class ConfiguredSecrets:
+    """The channels' secret values in the current settings, and their secret URLs (whose path and query carry
+    tokens), for redaction."""
+
+    values: tuple[str, ...]
+    urls: tuple[str, ...]
+
+
+def secret_setting_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(names of secret settings, names of secret URL settings) that the notifiers declare."""
+    values = tuple(dict.fromkeys(name for channel in notifiers() for name in _declared(channel, "secret_settings")))
+    urls = tuple(dict.fromkeys(name for channel in notifiers() for name in _declared(channel, "secret_url_settings")))
+    return values, urls
+
+
+def secret_settings() -> ConfiguredSecrets:
+    """Every configured secret value and secret URL of every channel (unset ones left out)."""
+    value_names, url_names = secret_setting_names()
+    return ConfiguredSecrets(
+        values=tuple(value for value in (getattr(settings, name, "") or "" for name in value_names) if value),
+        urls=tuple(url for url in (getattr(settings, name, "") or "" for name in url_names) if url),
+    )
+
+
+__all__ = [
+    "ConfiguredSecrets", "DeliveryResult", "Notifier", "build_notifier", "channel_status",
+    "missing_settings", "not_configured_error", "notifiers", "required_settings", "secret_settings",
+]

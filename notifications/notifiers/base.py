@@ -51,8 +51,17 @@ class Notifier:
     """
 
     channel = ""
+    # The registry's declarations (notifications.notifiers): settings the channel cannot work without, settings
+    # whose values are secret, and settings holding a URL with a token in it.
+    required_settings: tuple[str, ...] = ()
+    secret_settings: tuple[str, ...] = ()
+    secret_url_settings: tuple[str, ...] = ()
     # True for a notifier whose send runs in a thread (smtplib): it cannot be cancelled, only time out by itself.
     blocking = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "Notifier":
+        raise NotImplementedError
 
     @property
     def destination(self) -> str:

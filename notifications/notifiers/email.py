@@ -5,7 +5,7 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
@@ -42,6 +42,15 @@ class EmailNotifier(Notifier):
 
     channel = "Email"
     blocking = True
+    required_settings = ("CERTCTL_SMTP_HOST", "CERTCTL_SMTP_FROM_ADDRESS")
+    secret_settings = ("CERTCTL_SMTP_PASSWORD",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "EmailNotifier":
+        return cls(
+            host=s.CERTCTL_SMTP_HOST, port=s.CERTCTL_SMTP_PORT, from_address=s.CERTCTL_SMTP_FROM_ADDRESS,
+            username=s.CERTCTL_SMTP_USERNAME, password=s.CERTCTL_SMTP_PASSWORD, use_tls=s.CERTCTL_SMTP_USE_TLS,
+        )
 
     def __init__(
         self, host: str, port: int, from_address: str, username: str = "", password: str = "", use_tls: bool = True,

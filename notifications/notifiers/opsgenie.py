@@ -1,4 +1,4 @@
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -15,6 +15,12 @@ class OpsGenieNotifier(Notifier):
     """OpsGenie Alert API; alias is the event id so a repeated send is one alert."""
 
     channel = "OpsGenie"
+    required_settings = ("CERTCTL_OPSGENIE_API_KEY",)
+    secret_settings = ("CERTCTL_OPSGENIE_API_KEY",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "OpsGenieNotifier":
+        return cls(s.CERTCTL_OPSGENIE_API_KEY, s.CERTCTL_OPSGENIE_URL, s.CERTCTL_OPSGENIE_PRIORITY)
 
     def __init__(self, api_key: str, url: str, default_priority: str = "P3"):
         self.api_key = api_key

@@ -1,4 +1,4 @@
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -15,6 +15,12 @@ class PagerDutyNotifier(Notifier):
     """PagerDuty Events API v2 trigger; dedup_key is the event id so a repeated send is one incident."""
 
     channel = "PagerDuty"
+    required_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
+    secret_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "PagerDutyNotifier":
+        return cls(s.CERTCTL_PAGERDUTY_ROUTING_KEY, s.CERTCTL_PAGERDUTY_URL, s.CERTCTL_PAGERDUTY_SEVERITY)
 
     def __init__(self, routing_key: str, url: str, default_severity: str = "warning"):
         self.routing_key = routing_key

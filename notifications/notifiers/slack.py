@@ -1,4 +1,4 @@
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -12,6 +12,12 @@ class SlackNotifier(Notifier):
     """Slack incoming webhook."""
 
     channel = "Slack"
+    required_settings = ("CERTCTL_SLACK_WEBHOOK_URL",)
+    secret_url_settings = ("CERTCTL_SLACK_WEBHOOK_URL",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "SlackNotifier":
+        return cls(s.CERTCTL_SLACK_WEBHOOK_URL, s.CERTCTL_SLACK_CHANNEL, s.CERTCTL_SLACK_USERNAME)
 
     def __init__(self, webhook_url: str, channel_name: str = "", username: str = "certctl"):
         self.webhook_url = webhook_url

@@ -1,4 +1,4 @@
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -12,6 +12,12 @@ class TeamsNotifier(Notifier):
     """Microsoft Teams Workflows webhook with an Adaptive Card (the retired connector cards are not used)."""
 
     channel = "Teams"
+    required_settings = ("CERTCTL_TEAMS_WEBHOOK_URL",)
+    secret_url_settings = ("CERTCTL_TEAMS_WEBHOOK_URL",)
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "TeamsNotifier":
+        return cls(s.CERTCTL_TEAMS_WEBHOOK_URL)
 
     def __init__(self, webhook_url: str):
         self.webhook_url = webhook_url

@@ -1,7 +1,11 @@
+import base64
+import binascii
 import hashlib
 import hmac
 import json
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -29,14 +33,49 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+STANDARD_SECRET_PREFIX = "whsec_"
+
+
+def standard_webhooks_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks signature: the base64-decoded rest of a whsec_ secret, else the
+    secret's UTF-8 bytes."""
+    if secret.startswith(STANDARD_SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret.removeprefix(STANDARD_SECRET_PREFIX), validate=True)
+        except binascii.Error:
+            raise ValueError("CERTCTL_WEBHOOK_SECRET starts with whsec_ but the rest is not base64") from None
+    return secret.encode()
+
+
+def standard_webhooks_headers(secret: str, message_id: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """webhook-id, webhook-timestamp and webhook-signature per the Standard Webhooks specification:
+    v1,<base64 of HMAC-SHA256 over "{id}.{timestamp}.{body}">."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(standard_webhooks_key(secret), signed, hashlib.sha256).digest()
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }
+
+
 class WebhookNotifier(Notifier):
-    """JSON POST to CERTCTL_WEBHOOK_URL, signed with HMAC-SHA256 when a secret is set."""
+    """JSON POST to CERTCTL_WEBHOOK_URL. With a secret, signed twice: X-Certctl-Signature (certctl's hex HMAC of the
+    body) and the Standard Webhooks headers, which receivers can check with a standardwebhooks library."""
 
     channel = "Webhook"
+    required_settings = ("CERTCTL_WEBHOOK_URL",)
+    secret_settings = ("CERTCTL_WEBHOOK_SECRET",)
+    secret_url_settings = ("CERTCTL_WEBHOOK_URL",)
 
-    def __init__(self, url: str, secret: str = ""):
+    @classmethod
+    def from_settings(cls, s: Any) -> "WebhookNotifier":
+        return cls(s.CERTCTL_WEBHOOK_URL, s.CERTCTL_WEBHOOK_SECRET)
+
+    def __init__(self, url: str, secret: str = "", clock: Callable[[], float] = time.time):
         self.url = url
         self.secret = secret
+        self.clock = clock
 
     @property
     def destination(self) -> str:
@@ -47,6 +86,10 @@ class WebhookNotifier(Notifier):
         headers = {"X-Certctl-Event-ID": event.id, "X-Certctl-Event-Type": event.type}
         if self.secret:
             headers["X-Certctl-Signature"] = signature(self.secret, body)
+            try:
+                headers.update(standard_webhooks_headers(self.secret, event.id, body, int(self.clock())))
+            except ValueError as exc:
+                return DeliveryResult.permanent_failure(f"Webhook channel: {exc}; fix it or use a secret without the prefix")
         return await post_json(
             client, self.url, None, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL",
             headers=headers, body=body, secrets=(self.secret,),

@@ -389,7 +389,7 @@ def test_bulk_requeue_by_filter(admin, dead_event, make_event):
     [
         ({}, "ids", "give a list of ids, or at least one filter"),
         ({"ids": ["a"], "status": "dead"}, "ids", "not both"),
-        ({"status": "gone"}, "status", 'unknown status "gone"'),
+        ({"status": "gone"}, "status", "unknown status 'gone'"),
         ({"ids": "notif-1"}, "ids", "Expected a list"),
         ({"ids": [{"id": 1}]}, "ids[0]", "must be a string"),
         ({"ids": [7]}, "ids[0]", "must be a string"),
@@ -484,8 +484,8 @@ def test_bulk_read_by_filter_dismisses_the_dead_letter_queue(admin, dead_event, 
     [
         ({}, "ids", "give a list of ids, or at least one filter"),
         ({"ids": ["a"], "status": "dead"}, "ids", "not both"),
-        ({"status": "gone"}, "status", 'unknown status "gone"'),
-        ({"delivery_status": "read"}, "delivery_status", 'unknown delivery_status "read"'),
+        ({"status": "gone"}, "status", "unknown status 'gone'"),
+        ({"delivery_status": "read"}, "delivery_status", "unknown delivery_status 'read'"),
         ({"dismissed": True}, "dismissed", "unknown field"),
     ],
 )

@@ -18,6 +18,7 @@ OPERATIONS = {
     ("/api/v1/notifications/{id}/read", "post"), ("/api/v1/notifications/{id}/requeue", "post"),
     ("/api/v1/notifications/requeue", "post"), ("/api/v1/notifications/read", "post"), ("/api/v1/stats/summary", "get"),
     ("/api/v1/channels", "get"), ("/api/v1/channels/{name}/pause", "post"), ("/api/v1/channels/{name}/resume", "post"),
+    ("/api/v1/notifications/dead-letter/groups", "get"),
 }
 
 
@@ -50,6 +51,7 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
     assert codes("/api/v1/notifications/requeue", "post") == {"200", "400", "403", "405", "413", "415"} | common
     assert codes("/api/v1/notifications/read", "post") == {"200", "400", "403", "405", "413", "415"} | common
     assert codes("/api/v1/channels/{name}/pause", "post") == {"200", "403", "404", "405"} | common
+    assert codes("/api/v1/notifications/dead-letter/groups", "get") == {"200", "400"} | common
     for ops in openapi["paths"].values():
         for operation in ops.values():
             assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}]
@@ -65,7 +67,13 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
 
 def test_schema_documents_filters_and_enums(openapi):
     parameters = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
-    assert set(parameters) == {"page", "per_page", "status", "delivery_status", "channel", "type", "certificate_id", "read"}
+    filters = {
+        "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
+        "failed_after", "failed_before", "error", "q",
+    }
+    assert set(parameters) == {"page", "per_page", "format", *filters}
+    assert "ISO 8601" in next(p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"] if p["name"] == "failed_after")
+    assert "csv" in parameters["format"]["enum"]
     assert sorted(parameters["status"]["enum"]) == ["", "dead", "failed", "pending", "read", "sent"]
     assert sorted(parameters["delivery_status"]["enum"]) == ["", "dead", "failed", "pending", "sent"]
     assert sorted(parameters["read"]["enum"]) == ["", "false", "true"]
@@ -89,7 +97,12 @@ def test_schema_documents_filters_and_enums(openapi):
     for path in ("/api/v1/notifications/requeue", "/api/v1/notifications/read"):
         by_ids, by_filter = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
         assert (by_ids["required"], by_ids["properties"]["ids"]["maxItems"]) == (["ids"], 10_000)
-        assert set(by_filter["properties"]) == {"status", "delivery_status", "channel", "type", "certificate_id"}
+        assert set(by_filter["properties"]) == {*filters, "dry_run"}
+        assert by_ids["properties"]["dry_run"]["type"] == "boolean"
+    groups = openapi["paths"]["/api/v1/notifications/dead-letter/groups"]["get"]
+    assert filters <= {p["name"] for p in groups["parameters"]}
+    group = schemas["FailureGroup"]
+    assert set(group["properties"]) == {"channel", "error", "count", "first_at", "last_at", "sample_id"}
     read_result = schemas["BulkReadResult"]
     assert (read_result["required"], set(read_result["properties"])) == (["marked_read", "skipped"], {"marked_read", "skipped"})
 

@@ -79,10 +79,14 @@ def test_tools_and_schemas(db):
     assert set(by_name) == {
         "certctl_list_notifications", "certctl_get_notification", "certctl_mark_notification_read",
         "certctl_requeue_notification", "certctl_requeue_notifications", "certctl_dashboard_summary",
-        "certctl_mark_notifications_read", "certctl_list_channels", "certctl_pause_channel", "certctl_resume_channel",
+        "certctl_mark_notifications_read", "certctl_list_channels", "certctl_pause_channel", "certctl_resume_channel", "certctl_dead_letter_groups",
     }
     listing = by_name["certctl_list_notifications"].input_schema["properties"]
     assert {"page", "per_page", "status", "delivery_status", "channel", "type"} <= set(listing)
+    new_filters = {"created_after", "created_before", "failed_after", "failed_before", "error"}
+    assert new_filters <= set(listing)
+    for tool in ("certctl_requeue_notifications", "certctl_mark_notifications_read"):
+        assert {*new_filters, "dry_run"} <= set(by_name[tool].input_schema["properties"])
     assert "read" in json.dumps(listing["status"]) and "read" not in json.dumps(listing["delivery_status"]["anyOf"])
     assert "admin key" in by_name["certctl_requeue_notification"].description
     assert "CERTCTL_MCP_ALLOW_WRITES" in by_name["certctl_mark_notifications_read"].description
@@ -284,3 +288,30 @@ def test_channels_are_listed_and_paused_and_resumed_only_with_writes(db):
     assert [c["state"] for c in payload(listed)["data"]] == ["closed"] * 6
     assert (payload(paused)["changed"], payload(paused)["state"], payload(paused)["paused_by"]) == (True, "paused", "mcp")
     assert (payload(resumed)["changed"], payload(resumed)["state"]) == (True, "closed")
+
+
+def test_new_filters_dry_runs_and_groups(db):
+    path, ids = db
+    by_error, by_time, bad_time, dry_requeue, dry_read, groups, got = run_session(path, [
+        ("certctl_list_notifications", {"error": "certctl_webhook_url"}),
+        ("certctl_list_notifications", {"failed_after": "2000-01-01T00:00:00Z", "failed_before": "2000-01-02"}),
+        ("certctl_list_notifications", {"failed_after": "last week"}),
+        # A dry run changes nothing, so it needs no CERTCTL_MCP_ALLOW_WRITES.
+        ("certctl_requeue_notifications", {"status": "dead", "dry_run": True}),
+        ("certctl_mark_notifications_read", {"ids": [ids["dead"], "notif-nope"], "dry_run": True}),
+        ("certctl_dead_letter_groups", {}),
+        ("certctl_get_notification", {"id": ids["dead"]}),
+    ])
+    assert {e["id"] for e in payload(by_error)["data"]} == {ids["dead"], ids["breakout"]}
+    assert payload(by_time)["total"] == 0
+    assert bad_time.is_error and "failed_after" in bad_time.content[0].text
+    preview = payload(dry_requeue)
+    assert (preview["would_requeue"], preview["skipped"]) == (2, 0) and set(preview["sample"]) == {ids["dead"], ids["breakout"]}
+    assert payload(dry_read) == {"would_mark_read": 1, "skipped": 1, "sample": [ids["dead"]]}
+    [group] = payload(groups)["data"]
+    assert group["channel"] == "Webhook" and group["count"] == 2 and "CERTCTL_WEBHOOK_URL" in group["error"]
+    assert group["error"].startswith("<untrusted-data-")
+    event = payload(got)
+    assert (event["delivery_status"], event["read_at"], event["operator_actions"]) == ("dead", None, [])
+    (refused,) = run_session(path, [("certctl_requeue_notifications", {"status": "dead"})])
+    assert refused.is_error and "CERTCTL_MCP_ALLOW_WRITES=true" in refused.content[0].text

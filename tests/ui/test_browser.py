@@ -247,3 +247,70 @@ def test_the_dashboard_shows_an_open_breaker_and_an_operator_pauses_and_resumes_
     webhook.get_by_role("button", name="Resume Webhook").click()
     page.get_by_text("Resumed Webhook").wait_for()
     assert ChannelState.objects.get(channel="Webhook").state == "closed"
+
+
+def test_group_by_cause_then_requeue_one_group_and_dismiss_another(page, live_server, event_in):
+    timeouts = [
+        event_in("dead", channel="Slack", error=f"Slack webhook: no answer for request req_{n}x8k2f93 after {n}s")
+        for n in (3, 4, 5)
+    ]
+    refused = event_in("dead", channel="Webhook", error="Webhook receiver answered HTTP 410: endpoint 7c1f9e2ab3 gone")
+    page.goto(live_server.url + "/notifications/?tab=dead")
+    page.get_by_role("link", name="Group by cause").click()
+
+    slack = page.locator('tr[data-group-channel="Slack"]')
+    assert slack.locator(".group-count").inner_text() == "3"
+    assert "no answer for request <id> after <n>s" in slack.inner_text()
+    slack.get_by_role("button", name=re.compile("^Requeue group")).click()
+
+    page.get_by_text("3 requeued, 0 skipped").wait_for()
+    assert {status_of(event) for event in timeouts} == {"pending"}
+    assert "view=groups" in page.url  # back on the grouped view
+    assert page.locator('tr[data-group-channel="Slack"]').count() == 0
+
+    page.locator('tr[data-group-channel="Webhook"]').get_by_role("button", name=re.compile("^Dismiss group")).click()
+    page.get_by_text("1 dismissed").wait_for()
+    refused = NotificationEvent.objects.get(id=refused.id)
+    assert refused.status == "dead" and refused.read_at is not None
+    page.get_by_text("no causes to group").wait_for()
+
+
+def test_download_csv_exports_every_matching_row(page, live_server, event_in):
+    dead = [event_in("dead", channel="Slack", certificate_id=f"cert-{n}") for n in range(3)]
+    event_in("dead", channel="Webhook")
+    event_in("sent", channel="Slack")
+    page.goto(live_server.url + "/notifications/?tab=dead&channel=Slack")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download CSV").click()
+    download = download_info.value
+    assert download.suggested_filename.startswith("dead-letter-") and download.suggested_filename.endswith(".csv")
+    lines = Path(download.path()).read_text().splitlines()
+    assert lines[0].startswith("id,type,certificate_id,channel")
+    assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(event.id for event in dead)
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
+def test_row_actions_stay_within_the_window(browser, live_server, operator, event_in, width, height):
+    long_text = "certificate api.example.com on the load balancer pool eu-west-1 " * 4
+    for n in range(3):
+        event_in("dead", certificate_id=f"cert-long-identifier-{n}", message=long_text,
+                 recipient="platform-oncall-distribution-list@example.com", error=DEAD_ERROR + " " + long_text)
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US", timezone_id="UTC")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(live_server.url + "/notifications/?tab=dead")
+        page.get_by_label("Username").fill("operator")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        row = page.locator("tbody tr").first
+        for name in ("Requeue", "Dismiss"):
+            button = row.get_by_role("button", name=re.compile(f"^{name} notif-"))
+            box = button.bounding_box()
+            assert box is not None and box["width"] > 0
+            assert 0 <= box["x"] and box["x"] + box["width"] <= width, f"{name} at {box} is cut off at {width}px"
+        # The page itself never scrolls sideways: only the table may.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    finally:
+        context.close()

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -21,10 +22,12 @@ from notifications import certctl_import, delivery, services
 from notifications.api.filters import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from notifications.api.serializers import (
     ChannelSerializer,
+    FailureGroupListSerializer,
     NotificationAttemptSerializer,
     NotificationEventSerializer,
     StatsSummarySerializer,
 )
+from notifications.export import csv_lines
 from notifications.models import Channel, EventType, NotificationEvent, OperatorAction, Severity, Status
 
 USAGE = 2
@@ -101,6 +104,38 @@ def as_json(value):
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+# The filters every selecting subcommand shares with the REST API (notifications.filtersets), as --options.
+TIME_OPTIONS = {
+    "created_after": "created at or after this time",
+    "created_before": "created before this time",
+    "failed_after": "last attempt failed at or after this time",
+    "failed_before": "last attempt failed before this time",
+}
+SELECTION_FILTERS = ("channel", "type", "certificate_id", *TIME_OPTIONS, "error")
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_selection_filters(parser: argparse.ArgumentParser, channel_choice: dict, type_choice: dict, scope: str = "") -> None:
+    parser.add_argument("--channel", help=f"only this channel{scope}", **channel_choice)
+    parser.add_argument("--type", help=f"only this event type{scope}", **type_choice)
+    parser.add_argument("--certificate-id", help=f"only events about this certificate{scope}")
+    for name, text in TIME_OPTIONS.items():
+        parser.add_argument(option(name), metavar="TIME", help=f"{text}; ISO 8601, e.g. 2026-11-29T09:00:00Z (UTC if no offset){scope}")
+    parser.add_argument("--error", metavar="TEXT", help=f"last error contains this text, any letter case{scope}")
+
+
+def given_filters(options: dict) -> dict[str, str]:
+    return {name: options[name] for name in SELECTION_FILTERS if options.get(name)}
+
+
+def filter_problem(exc: services.InvalidInput) -> CommandError:
+    problems = "; ".join(f"{option(name) if name != 'ids' else 'ids'} {text}" for name, text in exc.errors.items())
+    return CommandError(f"invalid filter: {problems}", returncode=USAGE)
+
+
 class Command(BaseCommand):
     help = "Inspect, send, requeue and deliver notification events. Exit codes: 0 ok, 1 not found or refused, 2 usage."
 
@@ -110,16 +145,18 @@ class Command(BaseCommand):
         type_choice = dict(type=choice_of(EventType), choices=EventType.values)
 
         listing = commands.add_parser("list", help="list notifications, newest first")
-        listing.add_argument("--status", type=choice_of(Status), choices=Status.values)
-        listing.add_argument("--channel", **channel_choice)
-        listing.add_argument("--type", **type_choice)
-        listing.add_argument("--certificate-id")
+        listing.add_argument("--status", type=choice_of(Status), choices=Status.values, help="only this delivery state")
+        add_selection_filters(listing, channel_choice, type_choice)
         listing.add_argument("--page", type=int_between(1), default=1)
         listing.add_argument(
             "--per-page", type=int_between(1, MAX_PER_PAGE), default=DEFAULT_PER_PAGE,
             help=f"rows per page, 1..{MAX_PER_PAGE} (default {DEFAULT_PER_PAGE})",
         )
-        listing.add_argument("--json", action="store_true", help='print {"data","total","page","per_page"} as the REST API does')
+        listing.add_argument(
+            "--format", choices=("table", "json", "csv"), default="table",
+            help='json: {"data","total","page","per_page"} as the REST API; csv: every matching row (no paging)',
+        )
+        listing.add_argument("--json", action="store_const", const="json", dest="format", help="the same as --format json")
 
         show = commands.add_parser("show", help="one notification with its attempts and operator actions")
         show.add_argument("id")
@@ -137,20 +174,31 @@ class Command(BaseCommand):
         requeue = commands.add_parser(
             "requeue", help="move failed or dead notifications back to pending",
             description="Requeue the given ids, or with --all-dead every dead notification not dismissed (the Dead letter "
-            "tab's content; optionally of one --channel). Dismissed dead ones are requeued by id.",
+            "tab's content), narrowed by the filters (e.g. --failed-after 2026-11-29T08:00:00Z recovers what died since). "
+            "Dismissed dead ones are requeued by id.",
         )
         requeue.add_argument("ids", nargs="*", metavar="ID")
         requeue.add_argument("--all-dead", action="store_true", help="requeue every dead notification not dismissed")
-        requeue.add_argument("--channel", help="with --all-dead: only this channel", **channel_choice)
+        add_selection_filters(requeue, channel_choice, type_choice, scope=" (with --all-dead)")
+        requeue.add_argument("--dry-run", action="store_true", help="change nothing: count what would be requeued")
 
         read = commands.add_parser(
             "read", help="mark notifications read; for dead ones this dismisses them from the dead-letter queue",
             description="Mark the given ids read, or dismiss every undismissed dead notification with --all-dead "
-            "(optionally of one --channel). Reading never starts or stops a delivery.",
+            "(narrowed by the filters). Reading never starts or stops a delivery.",
         )
         read.add_argument("ids", nargs="*", metavar="ID")
         read.add_argument("--all-dead", action="store_true", help="dismiss every dead notification not yet dismissed")
-        read.add_argument("--channel", help="with --all-dead: only this channel", **channel_choice)
+        add_selection_filters(read, channel_choice, type_choice, scope=" (with --all-dead)")
+        read.add_argument("--dry-run", action="store_true", help="change nothing: count what would be dismissed")
+
+        groups = commands.add_parser(
+            "groups", help="the dead-letter queue grouped by cause",
+            description="Dead notifications not dismissed, grouped by channel and last error with ids, numbers, hex "
+            "strings, UUIDs and times replaced by placeholders; newest group first.",
+        )
+        add_selection_filters(groups, channel_choice, type_choice)
+        groups.add_argument("--json", action="store_true", help="print the REST API's dead-letter/groups JSON")
 
         importing = commands.add_parser(
             "import-certctl", help="copy notification events from a certctl PostgreSQL database",
@@ -182,17 +230,22 @@ class Command(BaseCommand):
 
     # --- list -----------------------------------------------------------------
 
-    def handle_list(self, *, status, channel, type, certificate_id, page, per_page, json, **_):
-        filters = {
-            name: value
-            for name, value in (("status", status), ("channel", channel), ("type", type), ("certificate_id", certificate_id))
-            if value
-        }
-        selection = NotificationEvent.objects.filter(**filters).order_by("-created_at", "-id")
+    def handle_list(self, *, status, page, per_page, format, **options):
+        filters = given_filters(options)
+        if status:
+            filters["delivery_status"] = status
+        try:
+            selection = services.filter_events(NotificationEvent.objects.all(), filters).order_by("-created_at", "-id")
+        except services.InvalidInput as exc:
+            raise filter_problem(exc) from None
+        if format == "csv":
+            for line in csv_lines(selection):
+                self.stdout.write(line, ending="")
+            return
         total = selection.count()
         offset = (page - 1) * per_page
         events = list(selection[offset : offset + per_page])
-        if json:
+        if format == "json":
             data = NotificationEventSerializer(events, many=True).data
             self.out(as_json({"data": data, "total": total, "page": page, "per_page": per_page}))
             return
@@ -303,19 +356,30 @@ class Command(BaseCommand):
 
     # --- requeue --------------------------------------------------------------
 
-    def handle_requeue(self, *, ids, all_dead, channel, **_):
+    def check_selection(self, verb: str, ids: list[str], all_dead: bool, filters: dict[str, str]) -> None:
         if all_dead and ids:
             raise CommandError("give either notification ids or --all-dead, not both", returncode=USAGE)
-        if channel and not all_dead:
-            raise CommandError("--channel only applies with --all-dead; to requeue by id, give the ids alone", returncode=USAGE)
-        if not all_dead and not ids:
+        if filters and not all_dead:
+            names = ", ".join(option(name) for name in filters)
             raise CommandError(
-                "give the ids to requeue, or --all-dead; list dead ones with `manage.py notifications list --status dead`",
+                f"{names} only {'applies' if len(filters) == 1 else 'apply'} with --all-dead; to {verb} by id, give the ids alone",
                 returncode=USAGE,
             )
+        if not all_dead and not ids:
+            raise CommandError(
+                f"give the ids to {verb}, or --all-dead; list dead ones with `manage.py notifications list --status dead`",
+                returncode=USAGE,
+            )
+
+    def handle_requeue(self, *, ids, all_dead, dry_run, **options):
+        filters = given_filters(options)
+        self.check_selection("requeue", ids, all_dead, filters)
+        if dry_run:
+            self.preview(services.preview_requeue, ids, all_dead, filters, "requeue")
+            return
         actor = operator()
         if all_dead:
-            self.requeue_all_dead(actor, channel)
+            self.requeue_all_dead(actor, filters)
             return
         unique_ids = list(dict.fromkeys(ids))
         if len(unique_ids) == 1:
@@ -343,9 +407,28 @@ class Command(BaseCommand):
             raise CommandError(f"not requeued: {exc.message}", returncode=NOT_FOUND_OR_REFUSED) from None
         self.out(self.style.SUCCESS(f"{event_id}: requeued"))
 
-    def requeue_all_dead(self, actor, channel):
+    def preview(self, preview: Any, ids: list[str], all_dead: bool, filters: dict[str, str], verb: str) -> None:
+        try:
+            if all_dead:
+                result = preview(filters={"status": Status.DEAD, **filters})
+            else:
+                result = preview(ids=ids)
+        except services.InvalidInput as exc:
+            raise filter_problem(exc) from None
+        line = f"dry run: would {verb} {result.would_change}, skip {result.skipped}; nothing was changed"
+        self.out(line)
+        if result.sample:
+            self.out(f"for example: {', '.join(result.sample)}")
+
+    def requeue_all_dead(self, actor: services.Actor, filters: dict[str, str]) -> None:
+        channel = filters.get("channel")
         scope = f"dead {channel} notifications" if channel else "dead notifications"
-        result = services.requeue_events(actor, filters={"status": Status.DEAD, "channel": channel})
+        if set(filters) - {"channel"}:
+            scope += " matching the filters"
+        try:
+            result = services.requeue_events(actor, filters={"status": Status.DEAD, **filters})
+        except services.InvalidInput as exc:
+            raise filter_problem(exc) from None
         if not result.requeued and not result.skipped:
             self.out(f"no {scope} to requeue")
             return
@@ -357,20 +440,22 @@ class Command(BaseCommand):
 
     # --- read -----------------------------------------------------------------
 
-    def handle_read(self, *, ids: list[str], all_dead: bool, channel: str | None, **_: object) -> None:
-        if all_dead and ids:
-            raise CommandError("give either notification ids or --all-dead, not both", returncode=USAGE)
-        if channel and not all_dead:
-            raise CommandError("--channel only applies with --all-dead; to mark read by id, give the ids alone", returncode=USAGE)
-        if not all_dead and not ids:
-            raise CommandError(
-                "give the ids to mark read, or --all-dead; list dead ones with `manage.py notifications list --status dead`",
-                returncode=USAGE,
-            )
+    def handle_read(self, *, ids: list[str], all_dead: bool, dry_run: bool, **options: Any) -> None:
+        filters = given_filters(options)
+        self.check_selection("mark read", ids, all_dead, filters)
+        if dry_run:
+            self.preview(services.preview_mark_read, ids, all_dead, filters, "mark read")
+            return
         actor = operator()
         if all_dead:
+            channel = filters.get("channel")
             scope = f"dead {channel} notifications" if channel else "dead notifications"
-            result = services.mark_read_events(actor, filters={"status": Status.DEAD, "channel": channel})
+            if set(filters) - {"channel"}:
+                scope += " matching the filters"
+            try:
+                result = services.mark_read_events(actor, filters={"status": Status.DEAD, **filters})
+            except services.InvalidInput as exc:
+                raise filter_problem(exc) from None
             self.out(self.style.SUCCESS(f"dismissed {result.marked_read} {scope}") if result.marked_read else f"no undismissed {scope}")
             return
         unique_ids = list(dict.fromkeys(ids))
@@ -388,6 +473,26 @@ class Command(BaseCommand):
             raise CommandError(
                 f"not found: {', '.join(missing)}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED
             )
+
+    # --- groups ---------------------------------------------------------------
+
+    def handle_groups(self, *, json: bool, **options: Any) -> None:
+        try:
+            groups = services.failure_groups(given_filters(options))
+        except services.InvalidInput as exc:
+            raise filter_problem(exc) from None
+        if json:
+            self.out(as_json(FailureGroupListSerializer({"data": groups, "total": len(groups)}).data))
+            return
+        if not groups:
+            self.out("the dead-letter queue is empty" + (" for these filters" if given_filters(options) else ""))
+            return
+        rows = [(g.count, g.channel, shorten(g.error, 80), when(g.first_at), when(g.last_at), g.sample_id) for g in groups]
+        self.out(tabulate(rows, headers=("Count", "Channel", "Error", "First", "Last", "Example")))
+        self.out(
+            f"\n{len(groups)} group(s), {sum(g.count for g in groups)} notification(s); requeue one cause with "
+            "`manage.py notifications requeue --all-dead --channel CHANNEL --error TEXT`"
+        )
 
     # --- import-certctl -------------------------------------------------------
 

@@ -1,0 +1,117 @@
+"""The one filter set of notification events.
+
+The REST list and CSV export, the web UI's list and its "… all matching" actions, the bulk requeue and bulk read
+services, the CLI and the MCP tools all select events through NotificationFilterSet, so that a filter means the
+same everywhere (NetBox's pattern: one FilterSet per model, used by API views, UI views and bulk actions).
+"""
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+
+from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
+
+# What the time filters accept, as the OpenAPI schema states it (days up to 28 keep every match a real date).
+ISO_TIME_PATTERN = (
+    r"^([1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):?[0-5][0-9])?)?)?$"
+)
+TIME_HELP = "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC."
+
+
+def status_condition(value: str) -> Q:
+    """certctl's status filter: "read" means acknowledged; a delivery state means that state and not yet acknowledged
+    (in certctl a read event no longer has its old status)."""
+    if value == ListedStatus.READ:
+        return Q(read_at__isnull=False)
+    return Q(status=value, read_at__isnull=True)
+
+
+def _choice_filter(name: str, choices: Any, help_text: str | None = None, **kwargs: Any) -> django_filters.ChoiceFilter:
+    expected = ", ".join(choices.values)
+    return django_filters.ChoiceFilter(
+        choices=[(value, value) for value in choices.values],
+        help_text=help_text or f"Only events with this {name}.",
+        error_messages={"invalid_choice": f"unknown {name} %(value)r; expected one of {expected}"},
+        **kwargs,
+    )
+
+
+def _time_filter(field_name: str, lookup_expr: str, help_text: str) -> django_filters.IsoDateTimeFilter:
+    return django_filters.IsoDateTimeFilter(
+        field_name=field_name, lookup_expr=lookup_expr, help_text=f"{help_text} {TIME_HELP}",
+        error_messages={"invalid": "must be an ISO 8601 time such as 2026-11-29T09:00:00Z"},
+    )
+
+
+class NotificationFilterSet(django_filters.FilterSet):
+    status = _choice_filter(
+        "status", ListedStatus, method="filter_status",
+        help_text='As certctl filters: "read" = events an operator acknowledged; pending, sent, failed or dead = '
+        "events in that delivery state that are not yet read (a read event shows status \"read\").",
+    )
+    delivery_status = _choice_filter(
+        "delivery_status", Status, field_name="status",
+        help_text="Only events in this delivery state, read or not (dead = the whole dead-letter queue, dismissed included).",
+    )
+    channel = _choice_filter("channel", Channel)
+    type = _choice_filter("type", EventType)
+    certificate_id = django_filters.CharFilter(
+        max_length=255, help_text="Only events about this certificate.",
+        error_messages={"max_length": "must be at most 255 characters"},
+    )
+    read = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_read",
+        help_text="true: only events an operator marked read; false: only unread ones.",
+        error_messages={"invalid_choice": "read must be true or false, not %(value)r"},
+    )
+    created_after = _time_filter("created_at", "gte", "Only events created at or after this time.")
+    created_before = _time_filter("created_at", "lt", "Only events created before this time.")
+    failed_after = _time_filter(
+        "last_attempt_at", "gte", "Only failed or dead events whose latest attempt was at or after this time."
+    )
+    failed_before = _time_filter("last_attempt_at", "lt", "Only failed or dead events whose latest attempt was before this time.")
+    error = django_filters.CharFilter(
+        field_name="last_error", lookup_expr="icontains", max_length=200,
+        help_text="Only events whose last error contains this text, in any letter case.",
+        error_messages={"max_length": "must be at most 200 characters"},
+    )
+    q = django_filters.CharFilter(
+        method="filter_text", max_length=200,
+        help_text="Text in the message or recipient (any letter case), or a notification id.",
+        error_messages={"max_length": "must be at most 200 characters"},
+    )
+
+    class Meta:
+        model = NotificationEvent
+        fields = [
+            "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
+            "failed_after", "failed_before", "error", "q",
+        ]
+
+    def filter_queryset(self, queryset: QuerySet[NotificationEvent]) -> QuerySet[NotificationEvent]:
+        events = super().filter_queryset(queryset)
+        if self.form.cleaned_data.get("failed_after") or self.form.cleaned_data.get("failed_before"):
+            # "Failed since": the latest attempt failed, so a sent event retried within the range is not one.
+            events = events.filter(status__in=(Status.FAILED, Status.DEAD))
+        return events
+
+    def filter_status(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
+        return queryset.filter(status_condition(value))
+
+    def filter_read(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
+        return queryset.filter(read_at__isnull=(value == "false"))
+
+    def filter_text(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
+        return queryset.filter(Q(message__icontains=value) | Q(recipient__icontains=value) | Q(id=value))
+
+
+FILTER_NAMES: tuple[str, ...] = tuple(NotificationFilterSet.base_filters)
+TIME_FILTERS = ("created_after", "created_before", "failed_after", "failed_before")
+
+
+def form_errors(form: forms.Form) -> dict[str, str]:
+    """{field: first message}, for the services' InvalidInput and the API's `fields`."""
+    return {name: str(messages[0]) for name, messages in form.errors.items()}

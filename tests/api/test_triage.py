@@ -1,0 +1,213 @@
+"""Dead-letter triage through the REST API: time and error filters, dry runs, failure groups, CSV export."""
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from notifications import services
+from notifications.models import NotificationEvent
+from notifications.notifiers import DeliveryResult
+from tests.api.conftest import assert_error
+from tests.deliveries import claim, record
+
+T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def dead_at(make_event):
+    """An event that went dead (a permanent failure) at `when`, created an hour before."""
+
+    def make(when, error="Webhook receiver answered HTTP 410: gone", **fields):
+        event = make_event(**fields)
+        NotificationEvent.objects.filter(id=event.id).update(created_at=when - timedelta(hours=1))
+        record(claim(event.id, now=when), DeliveryResult.permanent_failure(error, http_status=410), when)
+        return services.get_event(event.id)
+
+    return make
+
+
+def ids(response):
+    assert response.status_code == 200, response.content
+    return {row["id"] for row in response.json()["data"]}
+
+
+# --- filters --------------------------------------------------------------------
+
+
+def test_failed_after_and_before_select_by_the_last_attempt(reader, dead_at):
+    early, late = dead_at(T0), dead_at(T0 + timedelta(hours=2))
+    assert ids(reader.get("/api/v1/notifications", {"failed_after": "2026-11-29T09:00:00Z"})) == {late.id}
+    assert ids(reader.get("/api/v1/notifications", {"failed_before": "2026-11-29T09:00:00Z"})) == {early.id}
+    # An offset is honoured: 10:00+02:00 is 08:00 UTC.
+    assert ids(reader.get("/api/v1/notifications", {"failed_after": "2026-11-29T10:00:00+02:00"})) == {early.id, late.id}
+
+
+def test_failed_after_leaves_out_events_whose_last_attempt_succeeded(reader, make_event, dead_at):
+    dead = dead_at(T0)
+    sent = make_event()
+    record(claim(sent.id, now=T0), DeliveryResult.success(http_status=200), T0)
+    assert ids(reader.get("/api/v1/notifications", {"failed_after": "2026-11-29"})) == {dead.id}
+
+
+def test_created_after_and_before(reader, dead_at):
+    early, late = dead_at(T0), dead_at(T0 + timedelta(days=1))
+    assert ids(reader.get("/api/v1/notifications", {"created_after": "2026-11-29T12:00:00Z"})) == {late.id}
+    assert ids(reader.get("/api/v1/notifications", {"created_before": "2026-11-29T12:00:00Z"})) == {early.id}
+
+
+def test_error_is_case_insensitive_text_in_the_last_error(reader, dead_at):
+    gone = dead_at(T0)
+    dead_at(T0, error="Slack webhook: could not connect")
+    assert ids(reader.get("/api/v1/notifications", {"error": "http 410"})) == {gone.id}
+
+
+@pytest.mark.parametrize(
+    "query,field,message",
+    [
+        ({"failed_after": "yesterday"}, "failed_after", "must be an ISO 8601 time"),
+        ({"created_before": "2026-13-01"}, "created_before", "must be an ISO 8601 time"),
+        ({"error": "x" * 201}, "error", "at most 200 characters"),
+    ],
+)
+def test_bad_filter_values_are_400_naming_the_field(reader, query, field, message):
+    body = assert_error(reader.get("/api/v1/notifications", query), 400, "Bad Request", message)
+    assert field in body["fields"]
+
+
+# --- bulk requeue with filters and dry runs -------------------------------------
+
+
+def test_recover_since_requeues_what_died_after_a_time(admin, dead_at):
+    before, after = dead_at(T0), dead_at(T0 + timedelta(hours=2))
+    response = admin.post("/api/v1/notifications/requeue", {"status": "dead", "failed_after": "2026-11-29T09:00:00Z"}, format="json")
+    assert response.json() == {"requeued": 1, "skipped": 0}
+    assert services.get_event(after.id).status == "pending"
+    assert services.get_event(before.id).status == "dead"
+
+
+def test_bulk_bad_filter_value_is_400_naming_it(admin):
+    response = admin.post("/api/v1/notifications/requeue", {"failed_after": "last tuesday"}, format="json")
+    body = assert_error(response, 400, "Bad Request", "failed_after: must be an ISO 8601 time")
+    assert set(body["fields"]) == {"failed_after"}
+
+
+def test_dry_run_requeue_counts_and_samples_and_changes_nothing(admin, dead_at, make_event):
+    dead = [dead_at(T0 + timedelta(minutes=n), channel="Slack") for n in range(25)]
+    pending = make_event(channel="Slack")
+    response = admin.post(
+        "/api/v1/notifications/requeue", {"delivery_status": "dead", "channel": "Slack", "dry_run": True}, format="json"
+    )
+    body = response.json()
+    assert body["would_requeue"] == 25 and body["skipped"] == 0
+    assert len(body["sample"]) == 20 and set(body["sample"]) <= {e.id for e in dead}
+    assert NotificationEvent.objects.filter(status="dead").count() == 25
+    by_ids = admin.post("/api/v1/notifications/requeue", {"ids": [dead[0].id, pending.id, "nope"], "dry_run": True}, format="json")
+    assert by_ids.json() == {"would_requeue": 1, "skipped": 2, "sample": [dead[0].id]}
+    assert services.get_event(dead[0].id).status == "dead"
+    assert not services.get_event(dead[0].id).operator_actions.exists()
+
+
+def test_dry_run_mark_read_changes_nothing(reader, dead_at):
+    dead = dead_at(T0)
+    response = reader.post("/api/v1/notifications/read", {"status": "dead", "dry_run": True}, format="json")
+    assert response.json() == {"would_mark_read": 1, "skipped": 0, "sample": [dead.id]}
+    assert services.get_event(dead.id).read_at is None
+
+
+def test_dry_run_still_needs_an_admin_key_to_requeue(reader, dead_at):
+    dead_at(T0)
+    response = reader.post("/api/v1/notifications/requeue", {"status": "dead", "dry_run": True}, format="json")
+    assert response.status_code == 403
+
+
+def test_dry_run_must_be_a_boolean(admin):
+    response = admin.post("/api/v1/notifications/requeue", {"status": "dead", "dry_run": "yes"}, format="json")
+    assert_error(response, 400, "Bad Request", "dry_run: must be true or false")
+
+
+# --- failure groups ---------------------------------------------------------------
+
+
+def test_groups_merge_errors_that_differ_only_in_ids_numbers_and_times(reader, dead_at):
+    for n, when in enumerate((T0, T0 + timedelta(minutes=5), T0 + timedelta(minutes=9))):
+        dead_at(when, error=f"HTTP 503 from receiver at {when.isoformat()} (request 3fa85f64-5717-4562-b3fc-2c963f66a{n:03d})")
+    latest = dead_at(T0 + timedelta(hours=1), channel="Slack", error="Slack webhook: could not connect (req_a81kx0q2)")
+    response = reader.get("/api/v1/notifications/dead-letter/groups")
+    body = response.json()
+
+    assert body["total"] == 2
+    first, second = body["data"]
+    assert first == {
+        "channel": "Slack", "error": "Slack webhook: could not connect (<id>)", "count": 1,
+        "first_at": "2026-11-29T09:00:00Z", "last_at": "2026-11-29T09:00:00Z", "sample_id": latest.id,
+    }
+    assert second["channel"] == "Webhook" and second["count"] == 3
+    assert second["error"] == "HTTP <n> from receiver at <time> (request <uuid>)"
+    assert (second["first_at"], second["last_at"]) == ("2026-11-29T08:00:00Z", "2026-11-29T08:09:00Z")
+
+
+def test_groups_take_the_list_filters_and_leave_out_dismissed_ones(reader, dead_at):
+    dead_at(T0, channel="Slack")
+    webhook = dead_at(T0)
+    dismissed = dead_at(T0, error="another cause")
+    services.mark_read(dismissed.id, services.Actor("alice", "api"))
+
+    body = reader.get("/api/v1/notifications/dead-letter/groups", {"channel": "Webhook"}).json()
+    assert [(g["channel"], g["count"], g["sample_id"]) for g in body["data"]] == [("Webhook", 1, webhook.id)]
+    with_dismissed = reader.get("/api/v1/notifications/dead-letter/groups", {"delivery_status": "dead", "read": "true"}).json()
+    assert [g["error"] for g in with_dismissed["data"]] == ["another cause"]
+
+
+def test_groups_reject_bad_filters(reader):
+    assert_error(reader.get("/api/v1/notifications/dead-letter/groups", {"failed_after": "soon"}), 400, "Bad Request", "failed_after")
+
+
+@pytest.mark.parametrize(
+    "raw,normalised",
+    [
+        ("HTTP 502 after 1500 ms", "HTTP <n> after <n> ms"),
+        ("event notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC rejected", "event <id> rejected"),
+        ("digest 9f86d081884c7d659a2feaa0c55ad015 mismatch", "digest <hex> mismatch"),
+        ("at 2026-11-29 08:00:01.5+01:00 refused", "at <time> refused"),
+        ("  spaced \n out  ", "spaced out"),
+        (None, ""),
+    ],
+)
+def test_error_normalisation(raw, normalised):
+    assert services.normalise_error(raw) == normalised
+
+
+# --- CSV export ---------------------------------------------------------------------
+
+
+def test_csv_is_every_matching_row_streamed(reader, make_event):
+    for n in range(60):
+        make_event(certificate_id=f"cert-{n}")
+    make_event(channel="Slack")
+    response = reader.get("/api/v1/notifications", {"format": "csv", "channel": "Webhook", "per_page": "10"})
+
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="notifications-')
+    data = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(data) == 60
+    assert data[0]["status"] == "pending" and data[0]["delivery_status"] == "pending"
+    assert [row["certificate_id"] for row in data[:2]] == ["cert-59", "cert-58"]  # newest first
+
+
+def test_csv_neutralises_formulas_from_alert_text(reader, make_event):
+    make_event(message="=HYPERLINK(\"http://evil.example\",\"click\")", recipient="@ops")
+    row = next(csv.DictReader(io.StringIO(b"".join(reader.get("/api/v1/notifications", {"format": "csv"}).streaming_content).decode())))
+    assert row["message"].startswith("'=HYPERLINK")
+    assert row["recipient"] == "'@ops"
+
+
+def test_csv_errors_are_the_json_error_body(reader, anonymous):
+    body = assert_error(reader.get("/api/v1/notifications", {"format": "csv", "failed_after": "x"}), 400, "Bad Request")
+    assert "failed_after" in body["fields"]
+    assert anonymous.get("/api/v1/notifications", {"format": "csv"}).status_code == 401
+
+
+def test_an_unknown_format_is_a_400(reader):
+    assert_error(reader.get("/api/v1/notifications", {"format": "xml"}), 400, "Bad Request", "format: unknown format 'xml'")
