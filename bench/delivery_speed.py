@@ -33,6 +33,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certctl.test_settings")
 ADMIN_KEY = "bench-admin-" + uuid.uuid4().hex
+# A queue of its own, shared by the benchmarked cluster and this process (which queues a kick itself).
+QUEUE = "bench-" + uuid.uuid4().hex[:8]
 
 
 # --- the receiver, in a process of its own ------------------------------------------
@@ -166,7 +168,7 @@ class Service:
         env.update(
             DJANGO_SETTINGS_MODULE="certctl.settings", SECRET_KEY="bench-secret-" + uuid.uuid4().hex,
             CERTCTL_WEBHOOK_URL=receiver_url + "/hook", CERTCTL_API_KEYS_NAMED=f"bench:{ADMIN_KEY}:admin",
-            CERTCTL_RATE_LIMIT_RPS="0", Q_CLUSTER_NAME="bench-" + uuid.uuid4().hex[:8], PORT=str(self.port),
+            CERTCTL_RATE_LIMIT_RPS="0", Q_CLUSTER_NAME=QUEUE, PORT=str(self.port),
             PYTHONUNBUFFERED="1",
         )
         self.log = (tmp / "service.log").open("ab")
@@ -309,6 +311,7 @@ def main() -> None:
         sys.exit("set DATABASE_URL to a PostgreSQL database for the benchmark (its tables are emptied)")
     if not os.environ.get("REDIS_URL"):
         sys.exit("set REDIS_URL: the end-to-end path runs qcluster on the Redis broker")
+    os.environ["Q_CLUSTER_NAME"] = QUEUE
     import django
 
     django.setup()
