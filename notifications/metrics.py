@@ -16,6 +16,7 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from notifications import counts as event_counts
 from notifications.models import (
     AttemptOutcome,
     Channel,
@@ -150,9 +151,10 @@ class DatabaseCollector:
             ]
 
     def _event_families(self, now):
+        by_group = event_counts.by_group()
         counts = {(status, channel): 0 for status in Status.values for channel in Channel.values}
-        for row in NotificationEvent.objects.order_by().values("status", "channel").annotate(n=Count("id")):
-            counts[(row["status"], row["channel"])] = row["n"]
+        for (channel, status, _), n in by_group.items():
+            counts[(status, channel)] += n
         events = GaugeMetricFamily(
             "certctl_notifications", "Notification events now in each delivery status, per channel.",
             labels=["status", "channel"],
@@ -167,7 +169,7 @@ class DatabaseCollector:
         # What the dead-letter alert fires on: dead events no operator has dismissed (marked read) yet.
         dead_unacknowledged = GaugeMetricFamily(
             "certctl_notification_dead_unacknowledged", "Dead events no operator has dismissed (marked read) yet.",
-            value=NotificationEvent.objects.filter(status=Status.DEAD, read_at__isnull=True).count(),
+            value=event_counts.matching({"status": Status.DEAD}, by_group),
         )
         oldest_due = NotificationEvent.objects.filter(status=Status.FAILED, next_retry_at__lte=now).aggregate(
             t=Min("next_retry_at")

@@ -120,14 +120,17 @@ class NotificationEvent(models.Model):
             ),
         ]
         indexes = [
+            # Both claims read their partial index in the claim's ORDER BY, so a claim of n rows reads n entries.
             models.Index(
-                fields=["next_retry_at"],
+                fields=["next_retry_at", "id"],
                 name="notif_retry_sweep_idx",
                 condition=Q(status="failed", next_retry_at__isnull=False),
             ),
             models.Index(fields=["created_at", "id"], name="notif_pending_idx", condition=Q(status="pending")),
             models.Index(fields=["-created_at", "-id"], name="notif_created_idx"),
-            models.Index(fields=["status", "-created_at"], name="notif_status_created_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="notif_status_created_idx"),
+            # Retention: the expired sent events, oldest first (notifications.retention).
+            models.Index(fields=["sent_at", "id"], name="notif_sent_at_idx", condition=Q(status="sent")),
             models.Index(fields=["channel", "status"], name="notif_channel_status_idx"),
             models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),
             models.Index(fields=["certificate_id"], name="notif_certificate_idx"),
@@ -291,3 +294,26 @@ class MetricsFold(models.Model):
 
     def __str__(self):
         return f"attempts folded before {self.attempts_folded_before}"
+
+
+class NotificationCount(models.Model):
+    """Events per (channel, status, unread), as rows of deltas whose sum is the count.
+
+    On PostgreSQL, triggers on notification_events append one row per group for each statement that creates,
+    changes or deletes events, in that statement's transaction, so every path (services, the engine, plain SQL,
+    the retention purge) keeps the counts exact; appending, never updating, keeps concurrent writers from
+    queueing on one hot row. notifications.counts folds the rows into one per group now and then and reads
+    them instead of counting a history of millions of events.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    unread = models.BooleanField()
+    events = models.BigIntegerField()
+
+    class Meta:
+        db_table = "notification_counts"
+
+    def __str__(self):
+        return f"{self.channel} {self.status} {'unread' if self.unread else 'read'}: {self.events:+d}"

@@ -12,10 +12,10 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
-from notifications import dispatch
+from notifications import counts, dispatch
 from notifications.delivery import unleased
 from notifications.models import (
     ActionKind,
@@ -376,24 +376,24 @@ def mark_read_events(
 
 
 def stats_summary(now=None):
-    """Counts per status and the oldest retry that is due but not yet taken."""
+    """Counts per status (from notifications.counts, not a scan of history) and the oldest retry that is due but
+    not yet taken."""
     now = _now(now)
-    counts = dict.fromkeys(Status.values, 0)
-    for row in NotificationEvent.objects.values("status").annotate(n=Count("id")):
-        counts[row["status"]] = row["n"]
+    by_group = counts.by_group()
+    per_status = dict.fromkeys(Status.values, 0)
+    for (_, status, _), n in by_group.items():
+        per_status[status] += n
     oldest_due = NotificationEvent.objects.filter(status=Status.FAILED, next_retry_at__lte=now).aggregate(
         t=Min("next_retry_at")
     )["t"]
     return {
-        "notifications_total": sum(counts.values()),
-        "notifications_pending": counts[Status.PENDING],
-        "notifications_sent": counts[Status.SENT],
-        "notifications_failed": counts[Status.FAILED],
-        "notifications_dead": counts[Status.DEAD],
-        "notifications_dead_unacknowledged": NotificationEvent.objects.filter(
-            status=Status.DEAD, read_at__isnull=True
-        ).count(),
-        "notifications_unread": NotificationEvent.objects.filter(read_at__isnull=True).count(),
+        "notifications_total": sum(per_status.values()),
+        "notifications_pending": per_status[Status.PENDING],
+        "notifications_sent": per_status[Status.SENT],
+        "notifications_failed": per_status[Status.FAILED],
+        "notifications_dead": per_status[Status.DEAD],
+        "notifications_dead_unacknowledged": counts.matching({"status": Status.DEAD}, by_group),
+        "notifications_unread": counts.matching({"read": "false"}, by_group),
         "oldest_due_retry_at": oldest_due,
         "oldest_due_retry_age_seconds": int((now - oldest_due).total_seconds()) if oldest_due else None,
         "completed_at": now,

@@ -5,7 +5,7 @@ from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
-from notifications import services
+from notifications import counts, services
 from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
 
 DEFAULT_PER_PAGE = 50
@@ -72,11 +72,25 @@ class EnvelopePagination(BasePagination):
             raise exceptions.ValidationError({"page": f"must be 1 or more, got {page}"})
         per_page = min(max(_query_int(request, "per_page", DEFAULT_PER_PAGE), 1), MAX_PER_PAGE)
         self.page, self.per_page = page, per_page
-        self.total = queryset.count()
+        self.total = self._count(queryset, request, view)
         offset = (page - 1) * per_page
         if offset >= self.total:
             return []
         return list(queryset[offset : offset + per_page])
+
+    @staticmethod
+    def _count(queryset: QuerySet, request, view) -> int:
+        """Every match; for the notification list filtered by status, delivery_status, channel or read only, from
+        notifications.counts, so that its total is not a count(*) of a year of history on every page."""
+        if queryset.model is not NotificationEvent or getattr(view, "action", None) != "list":
+            return queryset.count()
+        filters = {
+            name: request.query_params[name]
+            for name in NotificationFilter.base_filters
+            if request.query_params.get(name, "") != ""
+        }
+        total = counts.matching(filters)
+        return queryset.count() if total is None else total
 
     def get_paginated_response(self, data):
         return Response({"data": data, "total": self.total, "page": self.page, "per_page": self.per_page})
