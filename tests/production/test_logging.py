@@ -69,7 +69,7 @@ def test_each_state_change_and_each_attempt_is_one_line_with_its_fields(caplog, 
 
 
 @pytest.mark.django_db
-def test_dead_letter_and_requeue_are_logged_per_event(caplog, make_event):
+def test_dead_letter_is_logged_per_event_and_a_bulk_requeue_in_one_line(caplog, make_event):
     caplog.set_level(logging.INFO, logger="notifications")
     events = [make_event(), make_event()]
     for event in events:
@@ -79,7 +79,10 @@ def test_dead_letter_and_requeue_are_logged_per_event(caplog, make_event):
     for event in events:
         messages = [r.getMessage() for r in _lines_about(caplog, event.id)]
         assert any("permanent_failure" in m and "now dead" in m and "CERTCTL_WEBHOOK_URL" in m for m in messages)
-        assert f"requeued event {event.id} (was dead) by oncall via api, in bulk" in messages
+    requeue_lines = [r.getMessage() for r in caplog.records if "requeue" in r.getMessage()]
+    assert len(requeue_lines) == 1
+    assert requeue_lines[0].startswith("bulk requeue by oncall via api: 2 requeued (was failed or dead), 0 skipped; e.g. ")
+    assert set(requeue_lines[0].rsplit("e.g. ", 1)[1].split(", ")) == {event.id for event in events}
 
 
 def _json_handler(stream):
