@@ -24,7 +24,7 @@ def maintained() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _recount() -> dict[Group, int]:
+def count_events() -> dict[Group, int]:
     rows = (
         NotificationEvent.objects.order_by()
         .values("channel", "status")
@@ -41,7 +41,7 @@ def _recount() -> dict[Group, int]:
 def by_group() -> dict[Group, int]:
     """{(channel, status, unread): events}, groups with no events left out."""
     if not maintained():
-        return _recount()
+        return count_events()
     rows = NotificationCount.objects.order_by().values("channel", "status", "unread").annotate(n=Sum("events"))
     return {(row["channel"], row["status"], row["unread"]): row["n"] for row in rows if row["n"]}
 
@@ -105,7 +105,7 @@ def recount() -> list[Repair]:
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {NotificationEvent._meta.db_table} IN SHARE MODE")
         before = by_group()
-        actual = _recount()
+        actual = count_events()
         NotificationCount.objects.all().delete()
         NotificationCount.objects.bulk_create(
             NotificationCount(channel=channel, status=status, unread=unread, events=n)

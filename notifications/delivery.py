@@ -73,7 +73,8 @@ def due(kind: str, now: datetime) -> Q:
     if kind == "pending":
         return Q(status=Status.PENDING) & unleased(now)
     if kind == "retry":
-        return Q(status=Status.FAILED, next_retry_at__lte=now) & unleased(now)
+        # Failed ones: only they have a next_retry_at (notification_events_next_retry_only_when_failed).
+        return Q(next_retry_at__lte=now) & unleased(now)
     raise ValueError(kind)
 
 

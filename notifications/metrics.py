@@ -181,7 +181,10 @@ class DatabaseCollector:
         )
         leases = GaugeMetricFamily(
             "certctl_notification_leases_held", "Events claimed by a worker right now (lease not yet expired).",
-            value=NotificationEvent.objects.filter(claimed_until__gt=now).count(),
+            # Only pending and failed events are claimed: their partial indexes bound the count.
+            value=NotificationEvent.objects.filter(
+                Q(status=Status.PENDING) | Q(next_retry_at__isnull=False), claimed_until__gt=now
+            ).count(),
         )
         return [events, dead, dead_unacknowledged, oldest, leases]
 
