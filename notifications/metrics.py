@@ -171,7 +171,7 @@ class DatabaseCollector:
             "certctl_notification_dead_unacknowledged", "Dead events no operator has dismissed (marked read) yet.",
             value=event_counts.matching({"status": Status.DEAD}, by_group),
         )
-        oldest_due = NotificationEvent.objects.filter(status=Status.FAILED, next_retry_at__lte=now).aggregate(
+        oldest_due = NotificationEvent.objects.filter(next_retry_at__lte=now).aggregate(  # only failed events have one
             t=Min("next_retry_at")
         )["t"]
         oldest = GaugeMetricFamily(

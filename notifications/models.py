@@ -136,7 +136,9 @@ class NotificationEvent(models.Model):
             ),
             models.Index(fields=["created_at", "id"], name="notif_pending_idx", condition=Q(status="pending")),
             models.Index(fields=["-created_at", "-id"], name="notif_created_idx"),
-            models.Index(fields=["status", "-created_at", "-id"], name="notif_status_created_idx"),
+            # With read_at, a page of a status list (certctl's status means unread) is found in the index
+            # alone, however deep the page: the rows are read for that page only.
+            models.Index(fields=["status", "-created_at", "-id"], include=["read_at"], name="notif_status_created_idx"),
             # Retention: the expired sent events, oldest first (notifications.retention).
             models.Index(fields=["sent_at", "id"], name="notif_sent_at_idx", condition=Q(status="sent")),
             models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),

@@ -448,7 +448,7 @@ def stats_summary(now=None):
     per_status = dict.fromkeys(Status.values, 0)
     for (_, status, _), n in by_group.items():
         per_status[status] += n
-    oldest_due = NotificationEvent.objects.filter(status=Status.FAILED, next_retry_at__lte=now).aggregate(
+    oldest_due = NotificationEvent.objects.filter(next_retry_at__lte=now).aggregate(  # only failed events have one
         t=Min("next_retry_at")
     )["t"]
     return {

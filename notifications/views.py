@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncHour
 from django.http import HttpRequest, HttpResponse
@@ -24,6 +24,7 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
 from notifications import counts, services
+from notifications.api.filters import page_of
 from notifications.forms import TAB_DEAD, NotificationFilterForm
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import channel_status
@@ -207,7 +208,8 @@ def retention_in_words(retention: timedelta) -> str | None:
 
 
 class CountedPaginator(Paginator):
-    """A paginator told its count, so that a page of a year of history does not count it all."""
+    """A paginator told its count, so that a page of a year of history does not count it all, and reading
+    a deep page through the index (notifications.api.filters.page_of)."""
 
     def __init__(self, object_list: Any, per_page: int, count: int):
         super().__init__(object_list, per_page)
@@ -216,6 +218,11 @@ class CountedPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         return self.known_count
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        return self._get_page(page_of(self.object_list, bottom, self.per_page), number, self)
 
 
 def _count(form: NotificationFilterForm) -> int:

@@ -63,6 +63,13 @@ def _query_int(request, name, default):
         raise exceptions.ValidationError({name: f"must be a whole number, got {raw[:50]!r}"}) from None
 
 
+def page_of(queryset: QuerySet, offset: int, limit: int) -> list:
+    """queryset[offset:offset + limit], paying the offset in the index only: the page's keys first (an
+    index-only scan skips the rows before it), then the rows of those keys alone."""
+    keys = list(queryset.values_list("pk", flat=True)[offset : offset + limit])
+    return list(queryset.filter(pk__in=keys)) if keys else []
+
+
 class EnvelopePagination(BasePagination):
     """`{"data": [...], "total": N, "page": P, "per_page": PP}`; total counts every match, not the page."""
 
@@ -76,7 +83,7 @@ class EnvelopePagination(BasePagination):
         offset = (page - 1) * per_page
         if offset >= self.total:
             return []
-        return list(queryset[offset : offset + per_page])
+        return page_of(queryset, offset, per_page)
 
     @staticmethod
     def _count(queryset: QuerySet, request, view) -> int:

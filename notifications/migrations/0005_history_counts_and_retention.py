@@ -140,7 +140,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='notificationevent',
-            index=models.Index(fields=['status', '-created_at', '-id'], name='notif_status_created_idx'),
+            index=models.Index(fields=['status', '-created_at', '-id'], include=('read_at',), name='notif_status_created_idx'),
         ),
         migrations.AddIndex(
             model_name='notificationevent',
