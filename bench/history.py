@@ -175,6 +175,38 @@ def claim_figures(size: int) -> dict[str, float]:
     return figures
 
 
+def claim_select_figures(size: int) -> tuple[float, float]:
+    """Median ms of the claim's inner SELECT (the due rows it picks and locks, the part issue 12 timed), with
+    the indexes and with index scans disabled; each run rolled back."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from notifications import delivery
+    from notifications.models import NotificationEvent
+
+    candidates = (
+        NotificationEvent.objects.filter(delivery.due("retry", timezone.now()))
+        .order_by("next_retry_at", "id").values("id")[:size]
+    )
+    figures = []
+    for disable_indexes in (False, True):
+        samples = []
+        for _ in range(7):
+            with transaction.atomic(), connection.cursor() as cursor:
+                sql, params = candidates.select_for_update(skip_locked=True).query.sql_with_params()
+                if disable_indexes:
+                    cursor.execute("SET LOCAL enable_indexscan = off")
+                    cursor.execute("SET LOCAL enable_bitmapscan = off")
+                    cursor.execute("SET LOCAL enable_indexonlyscan = off")
+                started = time.perf_counter()
+                cursor.execute(sql, params)
+                assert len(cursor.fetchall()) == size
+                samples.append((time.perf_counter() - started) * 1000)
+                transaction.set_rollback(True)
+        figures.append(statistics.median(samples))
+    return figures[0], figures[1]
+
+
 def release_claims() -> None:
     from django.db import connection
 
@@ -376,6 +408,9 @@ def main() -> None:
 
     # 1 % of the events are due retries: seven claims of 1,000 need 7,000 (a smaller set claims less).
     size = min(1000, args.events // 100 // 7)
+    selected, scanned_select = claim_select_figures(size)
+    row(f"claim {size:,} due retries, median of 7: its SELECT … FOR UPDATE SKIP LOCKED", f"{selected:.1f} ms",
+        f"index scans disabled: {scanned_select:.1f} ms ({scanned_select / selected:.0f}x)")
     claims = claim_figures(size)
     plan = claim_plan(size)
     for what, key in (("claim_due_events(\"retry\")", "call"), ("its UPDATE … RETURNING", "statement")):

@@ -181,9 +181,10 @@ class DatabaseCollector:
         )
         leases = GaugeMetricFamily(
             "certctl_notification_leases_held", "Events claimed by a worker right now (lease not yet expired).",
-            # Only pending and failed events are claimed: their partial indexes bound the count.
+            # Claims take pending events and failed ones whose retry time had come (and keeps until the lease
+            # ends): their partial indexes bound the count to those, not the history.
             value=NotificationEvent.objects.filter(
-                Q(status=Status.PENDING) | Q(next_retry_at__isnull=False), claimed_until__gt=now
+                Q(status=Status.PENDING) | Q(next_retry_at__lte=now), claimed_until__gt=now
             ).count(),
         )
         return [events, dead, dead_unacknowledged, oldest, leases]
