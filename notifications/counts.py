@@ -83,7 +83,8 @@ def fold() -> int:
             "SELECT channel, status, unread, sum(events) FROM folded GROUP BY 1, 2, 3 HAVING sum(events) <> 0) "
             "SELECT count(*) FROM folded"
         )
-        return cursor.fetchone()[0]
+        folded: int = cursor.fetchone()[0]
+        return folded
 
 
 @dataclass(frozen=True)

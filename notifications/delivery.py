@@ -94,7 +94,7 @@ def claim_due_events(kind: str, now: datetime | None = None, limit: int | None =
     lease = lease or settings.CERTCTL_NOTIFICATION_LEASE
     token = secrets.token_hex(16)
     fields = NotificationEvent._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields if f.column)
     table = connection.ops.quote_name(NotificationEvent._meta.db_table)
     with transaction.atomic():
         candidates = NotificationEvent.objects.filter(due(kind, now)).order_by(*_ORDER[kind]).values("id")[:limit]

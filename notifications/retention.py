@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from notifications import counts, metrics
@@ -49,7 +50,7 @@ def purge_limit(older_than: timedelta, now: datetime) -> datetime | None:
     return min(now - older_than, folded_before)
 
 
-def _expired(sent_before: datetime):
+def _expired(sent_before: datetime) -> QuerySet[NotificationEvent]:
     return NotificationEvent.objects.filter(status=Status.SENT, sent_at__lt=sent_before)
 
 
