@@ -270,8 +270,9 @@ def requeue_events(actor, ids=None, filters=None, now=None):
     """Requeue many events by id list or by filter; anything not failed/dead (or unknown), or leased to a worker
     right now, is skipped.
 
-    Set-based: one UPDATE … RETURNING moves the events and an INSERT … SELECT from its rows writes one operator
-    action per event, so 100,000 events cost two statements and one summary log line (with a sample of ids).
+    Set-based: on PostgreSQL one statement locks the eligible rows, moves them (UPDATE … RETURNING) and writes
+    one operator action per event (INSERT … SELECT), so 100,000 events cost one statement and one summary log
+    line with a sample of ids.
     """
     now = _now(now)
     selection, considered = _bulk_selection(ids, filters)
