@@ -21,10 +21,13 @@ _GO_UNITS = {
     "h": 3600.0,
 }
 _GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# Not Go's: days, accepted where a variable asks for them (retention periods such as 90d).
+_DAYS = 86400.0
+_PART_WITH_DAYS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 
 
-def parse_duration(text):
-    """Parse a Go duration string ("90s", "2m", "1h30m", "1.5h") into a timedelta."""
+def parse_duration(text, days=False):
+    """Parse a Go duration string ("90s", "2m", "1h30m", "1.5h") into a timedelta; with `days`, "90d" too."""
     value = text.strip()
     if not value:
         raise ValueError("empty duration")
@@ -37,12 +40,11 @@ def parse_duration(text):
     seconds = 0.0
     position = 0
     while position < len(value):
-        match = _GO_PART.match(value, position)
+        match = (_PART_WITH_DAYS if days else _GO_PART).match(value, position)
         if not match:
-            raise ValueError(
-                f"invalid duration {text!r}: use a number and a unit (ns, us, ms, s, m, h), e.g. 90s, 2m, 1h30m"
-            )
-        seconds += float(match.group(1)) * _GO_UNITS[match.group(2)]
+            units, examples = ("ns, us, ms, s, m, h, d", "90s, 2m, 1h30m, 90d") if days else ("ns, us, ms, s, m, h", "90s, 2m, 1h30m")
+            raise ValueError(f"invalid duration {text!r}: use a number and a unit ({units}), e.g. {examples}")
+        seconds += float(match.group(1)) * (_DAYS if match.group(2) == "d" else _GO_UNITS[match.group(2)])
         position = match.end()
     return timedelta(seconds=sign * seconds)
 
@@ -62,15 +64,16 @@ def env_str(name, default=""):
     return _raw(name, default)
 
 
-def env_duration(name, default, minimum=timedelta(0)):
+def env_duration(name, default, minimum=timedelta(0), days=False):
+    expected = "a Go duration such as 30s, 2m, 1h or 1h30m" + (", or days such as 90d" if days else "")
     # Set but empty is an unfilled template (`X=${X}`) more often than a wish for the default.
     if name in os.environ and not os.environ[name].strip():
-        _refuse(name, os.environ[name], "a Go duration such as 30s, 2m, 1h or 1h30m; unset the variable for the default")
+        _refuse(name, os.environ[name], f"{expected}; unset the variable for the default")
     value = _raw(name, default)
     try:
-        duration = parse_duration(value)
+        duration = parse_duration(value, days=days)
     except ValueError:
-        _refuse(name, value, "a Go duration such as 30s, 2m, 1h or 1h30m")
+        _refuse(name, value, expected)
     if duration < minimum:
         _refuse(name, value, f"a duration of at least {minimum.total_seconds():g}s")
     return duration

@@ -161,6 +161,12 @@ CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = env_int("CERTCTL_NOTIFICATION_DES
 CERTCTL_NOTIFICATION_LEASE = env_duration("CERTCTL_NOTIFICATION_LEASE", "5m", minimum=timedelta(seconds=10))
 CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_CONNECT_TIMEOUT", "5s", minimum=timedelta(milliseconds=1))
 CERTCTL_NOTIFICATION_READ_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_READ_TIMEOUT", "15s", minimum=timedelta(milliseconds=1))
+# Sent events older than this (by sent_at) are purged with their attempts and operator actions; 0 keeps all.
+CERTCTL_NOTIFICATION_RETENTION = env_duration("CERTCTL_NOTIFICATION_RETENTION", "90d", days=True)
+# How often counts are folded, the metrics totals folded and expired events purged (notifications.retention).
+CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL = env_duration(
+    "CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL", "1m", minimum=timedelta(seconds=1)
+)
 CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = env_int("CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES", 65536, minimum=1)
 
 # Per-channel circuit breaker (docs/lifecycle.md "Outages"): opens after this many consecutive transient

@@ -74,7 +74,8 @@ def due(kind: str, now: datetime) -> Q:
     if kind == "pending":
         return Q(status=Status.PENDING) & unleased(now)
     if kind == "retry":
-        return Q(status=Status.FAILED, next_retry_at__lte=now) & unleased(now)
+        # Failed ones: only they have a next_retry_at (notification_events_next_retry_only_when_failed).
+        return Q(next_retry_at__lte=now) & unleased(now)
     raise ValueError(kind)
 
 
@@ -93,27 +94,36 @@ def claim_due_events(
     """Lease up to `limit` due events ("pending" or "retry") to this worker and return them: of `channel` only
     when given, and none of `held_channels` (open or paused, notifications.breaker).
 
-    Rows another worker is claiming right now are skipped (SKIP LOCKED), never waited for;
-    the UPDATE re-checks the lease so that SQLite, which has no row locks, is safe too.
+    One statement: the inner SELECT walks the kind's partial index in its order and stops after `limit` rows,
+    skipping rows another worker is claiming right now (SKIP LOCKED) rather than waiting; the UPDATE stamps
+    them and RETURNING hands them back, so the claimed rows are never looked for again. SQLite has no row
+    locks, but runs the statement alone.
     """
     now = _now(now)
     limit = limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE
     lease = lease or settings.CERTCTL_NOTIFICATION_LEASE
     token = secrets.token_hex(16)
+    fields = NotificationEvent._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields if f.column)
+    table = connection.ops.quote_name(NotificationEvent._meta.db_table)
     with transaction.atomic():
-        candidates = NotificationEvent.objects.filter(due(kind, now)).order_by(*_ORDER[kind])
+        due_here = NotificationEvent.objects.filter(due(kind, now))
         if channel:
-            candidates = candidates.filter(channel=channel)
+            due_here = due_here.filter(channel=channel)
         if held_channels:
-            candidates = candidates.exclude(channel__in=held_channels)
+            due_here = due_here.exclude(channel__in=held_channels)
+        candidates = due_here.order_by(*_ORDER[kind]).values("id")[:limit]
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("id", flat=True)[:limit])
-        if not ids:
-            return []
-        NotificationEvent.objects.filter(due(kind, now), id__in=ids).update(claimed_until=now + lease, claim_token=token)
-    # By primary key: the claimed rows are exactly these ids, when the UPDATE took them all.
-    claimed = list(NotificationEvent.objects.filter(id__in=ids, claim_token=token).order_by(*_ORDER[kind]))
+        inner_sql, inner_params = candidates.query.sql_with_params()
+        until = connection.ops.adapt_datetimefield_value(now + lease)
+        # A raw query set reads the RETURNING rows into events as the ORM would (types converted per backend).
+        claimed = list(NotificationEvent.objects.raw(
+            f"UPDATE {table} SET claimed_until = %s, claim_token = %s WHERE id IN ({inner_sql}) RETURNING {columns}",
+            [until, token, *inner_params],
+        ))
+    first, second = _ORDER[kind]
+    claimed.sort(key=lambda event: (getattr(event, first), getattr(event, second)))
     for event in claimed:
         log.debug(
             "claimed event %s for the %s pass until %s", event.id, kind, now + lease,

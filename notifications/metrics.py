@@ -17,6 +17,7 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from notifications import counts as event_counts
 from notifications.models import (
     AttemptOutcome,
     Channel,
@@ -172,9 +173,10 @@ class DatabaseCollector:
         return family
 
     def _event_families(self, now):
+        by_group = event_counts.by_group()
         counts = {(status, channel): 0 for status in Status.values for channel in Channel.values}
-        for row in NotificationEvent.objects.order_by().values("status", "channel").annotate(n=Count("id")):
-            counts[(row["status"], row["channel"])] = row["n"]
+        for (channel, status, _), n in by_group.items():
+            counts[(status, channel)] += n
         events = GaugeMetricFamily(
             "certctl_notifications", "Notification events now in each delivery status, per channel.",
             labels=["status", "channel"],
@@ -189,9 +191,9 @@ class DatabaseCollector:
         # What the dead-letter alert fires on: dead events no operator has dismissed (marked read) yet.
         dead_unacknowledged = GaugeMetricFamily(
             "certctl_notification_dead_unacknowledged", "Dead events no operator has dismissed (marked read) yet.",
-            value=NotificationEvent.objects.filter(status=Status.DEAD, read_at__isnull=True).count(),
+            value=event_counts.matching({"status": Status.DEAD}, by_group),
         )
-        oldest_due = NotificationEvent.objects.filter(status=Status.FAILED, next_retry_at__lte=now).aggregate(
+        oldest_due = NotificationEvent.objects.filter(next_retry_at__lte=now).aggregate(  # only failed events have one
             t=Min("next_retry_at")
         )["t"]
         oldest = GaugeMetricFamily(
@@ -201,7 +203,11 @@ class DatabaseCollector:
         )
         leases = GaugeMetricFamily(
             "certctl_notification_leases_held", "Events claimed by a worker right now (lease not yet expired).",
-            value=NotificationEvent.objects.filter(claimed_until__gt=now).count(),
+            # Claims take pending events and failed ones whose retry time had come (and keeps until the lease
+            # ends): their partial indexes bound the count to those, not the history.
+            value=NotificationEvent.objects.filter(
+                Q(status=Status.PENDING) | Q(next_retry_at__lte=now), claimed_until__gt=now
+            ).count(),
         )
         return [events, dead, dead_unacknowledged, oldest, leases]
 

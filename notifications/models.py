@@ -92,8 +92,9 @@ class NotificationEvent(models.Model):
     # A plain default, not auto_now_add, so that an import from certctl keeps the original creation times.
     created_at = models.DateTimeField(default=timezone.now, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
-    dedup_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
-    # The delivery lease: a worker owns the event until claimed_until, proven by claim_token.
+    dedup_key = models.CharField(max_length=255, null=True, blank=True)
+    # The delivery lease: a worker owns the event until claimed_until, proven by claim_token. Neither is
+    # indexed, so that a claim updates its rows in place (HOT) instead of adding an entry to every index.
     claimed_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, null=True, blank=True)
 
@@ -101,6 +102,10 @@ class NotificationEvent(models.Model):
         db_table = "notification_events"
         ordering = ["-created_at", "-id"]
         constraints = [
+            # Partial: most events have no key, and an index entry per event would cost every status change.
+            models.UniqueConstraint(
+                fields=["dedup_key"], condition=Q(dedup_key__isnull=False), name="notification_events_dedup_key_unique"
+            ),
             models.CheckConstraint(condition=_in("status", Status), name="notification_events_status_valid"),
             models.CheckConstraint(condition=_in("type", EventType), name="notification_events_type_valid"),
             models.CheckConstraint(condition=_in("channel", Channel), name="notification_events_channel_valid"),
@@ -122,19 +127,25 @@ class NotificationEvent(models.Model):
                 name="notification_events_sent_has_sent_at",
             ),
         ]
+        # Each index costs every change of status (bulk requeue, the engine's outcomes): only those a read needs.
         indexes = [
+            # Both claims read their partial index in the claim's ORDER BY, so a claim of n rows reads n entries.
+            # Only failed events have a next_retry_at (the CHECK above): the retry claim asks for
+            # next_retry_at alone, which PostgreSQL estimates well, so it walks this index rather than sorting.
             models.Index(
-                fields=["next_retry_at"],
+                fields=["next_retry_at", "id"],
                 name="notif_retry_sweep_idx",
-                condition=Q(status="failed", next_retry_at__isnull=False),
+                condition=Q(next_retry_at__isnull=False),
             ),
             models.Index(fields=["created_at", "id"], name="notif_pending_idx", condition=Q(status="pending")),
             models.Index(fields=["-created_at", "-id"], name="notif_created_idx"),
-            models.Index(fields=["status", "-created_at"], name="notif_status_created_idx"),
-            models.Index(fields=["channel", "status"], name="notif_channel_status_idx"),
+            # With read_at, a page of a status list (certctl's status means unread) is found in the index
+            # alone, however deep the page: the rows are read for that page only.
+            models.Index(fields=["status", "-created_at", "-id"], include=["read_at"], name="notif_status_created_idx"),
+            # Retention: the expired sent events, oldest first (notifications.retention).
+            models.Index(fields=["sent_at", "id"], name="notif_sent_at_idx", condition=Q(status="sent")),
             models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),
             models.Index(fields=["certificate_id"], name="notif_certificate_idx"),
-            models.Index(fields=["claimed_until"], name="notif_lease_idx", condition=Q(claimed_until__isnull=False)),
             models.Index(fields=["-last_attempt_at"], name="notif_last_attempt_idx", condition=Q(last_attempt_at__isnull=False)),
         ]
 
@@ -364,3 +375,26 @@ class MetricsFold(models.Model):
 
     def __str__(self):
         return f"attempts folded before {self.attempts_folded_before}"
+
+
+class NotificationCount(models.Model):
+    """Events per (channel, status, unread), as rows of deltas whose sum is the count.
+
+    On PostgreSQL, triggers on notification_events append one row per group for each statement that creates,
+    changes or deletes events, in that statement's transaction, so every path (services, the engine, plain SQL,
+    the retention purge) keeps the counts exact; appending, never updating, keeps concurrent writers from
+    queueing on one hot row. notifications.counts folds the rows into one per group now and then and reads
+    them instead of counting a history of millions of events.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    unread = models.BooleanField()
+    events = models.BigIntegerField()
+
+    class Meta:
+        db_table = "notification_counts"
+
+    def __str__(self):
+        return f"{self.channel} {self.status} {'unread' if self.unread else 'read'}: {self.events:+d}"

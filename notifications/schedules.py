@@ -1,4 +1,5 @@
-"""The two periodic passes of DESIGN §4, kept in django-q2's schedule table by name."""
+"""The two periodic passes of DESIGN §4 and the housekeeping (counts, /metrics totals, retention), kept in
+django-q2's schedule table by name."""
 import math
 
 from django.conf import settings
@@ -9,6 +10,10 @@ SCHEDULES = {
         "CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL",
     ),
     "certctl: notification retry sweep": ("notifications.tasks.retry_sweep", "CERTCTL_NOTIFICATION_RETRY_INTERVAL"),
+    "certctl: notification housekeeping": (
+        "notifications.retention.housekeeping",
+        "CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL",
+    ),
 }
 
 

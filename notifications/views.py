@@ -4,24 +4,27 @@ Reading happens here; every change goes through notifications.services. Any logg
 dismiss (certctl's read-only role may too, and so may read-only API keys); requeueing needs the change permission.
 """
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncHour
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
-from notifications import services
+from notifications import counts, services
+from notifications.api.filters import page_of
 from notifications.export import csv_lines, csv_response
 from notifications.forms import TAB_DEAD, NotificationFilterForm
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
@@ -114,32 +117,53 @@ def outcome_chart(now):
     }
 
 
+# How far back the channel table looks for a channel's last success and last failure: the attempts of a
+# week, read through the started_at index, never the whole history.
+CHANNEL_WINDOW = timedelta(days=7)
+FAILURE = ~Q(outcome=AttemptOutcome.SUCCESS)
+
+
+def _latest_attempt(channel: str, outcome: Q, since: datetime, before: datetime) -> datetime | None:
+    """The start of the channel's latest attempt matching `outcome` in [since, before), newest first by index."""
+    return (
+        NotificationAttempt.objects.filter(outcome, event__channel=channel, started_at__gte=since, started_at__lt=before)
+        .order_by("-started_at").values_list("started_at", flat=True).first()
+    )
+
+
 def channel_health(now):
+    """Per channel: configured or not, last success and last failure within CHANNEL_WINDOW, failure rate over 24 h.
+
+    The last day's attempts answer for most channels; only a channel quiet for a day looks further back.
+    """
     since = now - timedelta(hours=24)
-    failure = ~Q(outcome=AttemptOutcome.SUCCESS)
+    window_start = now - CHANNEL_WINDOW
     stats = {
         row["event__channel"]: row
-        for row in NotificationAttempt.objects.values("event__channel").annotate(
+        for row in NotificationAttempt.objects.filter(started_at__gte=since).order_by().values("event__channel").annotate(
             last_success=Max("started_at", filter=Q(outcome=AttemptOutcome.SUCCESS)),
-            last_failure=Max("started_at", filter=failure),
-            attempts_24h=Count("id", filter=Q(started_at__gte=since)),
-            failures_24h=Count("id", filter=Q(started_at__gte=since) & failure),
+            last_failure=Max("started_at", filter=FAILURE),
+            attempts_24h=Count("id"),
+            failures_24h=Count("id", filter=FAILURE),
         )
     }
     health = []
     for channel, (configured, missing) in channel_status().items():
         row = stats.get(channel, {})
-        last_failure = row.get("last_failure")
+        last_success = row.get("last_success") or _latest_attempt(
+            channel, Q(outcome=AttemptOutcome.SUCCESS), window_start, since
+        )
+        last_failure = row.get("last_failure") or _latest_attempt(channel, FAILURE, window_start, since)
         last_error = ""
         if last_failure:
             last_error = (
-                NotificationAttempt.objects.filter(failure, event__channel=channel, started_at=last_failure)
+                NotificationAttempt.objects.filter(FAILURE, event__channel=channel, started_at=last_failure)
                 .order_by("-id").values_list("error", flat=True).first()
             ) or ""
         attempts, failures = row.get("attempts_24h", 0), row.get("failures_24h", 0)
         health.append({
             "channel": channel, "configured": configured, "missing": missing,
-            "last_success": row.get("last_success"), "last_failure": last_failure, "last_error": last_error,
+            "last_success": last_success, "last_failure": last_failure, "last_error": last_error,
             "attempts_24h": attempts, "failures_24h": failures,
             "failure_rate": round(100 * failures / attempts) if attempts else None,
         })
@@ -168,7 +192,18 @@ def dashboard(request):
         "chart": outcome_chart(now),
         "channels": _with_state(channel_health(now)),
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
+        "channel_window_days": CHANNEL_WINDOW.days,
+        "retention": retention_in_words(settings.CERTCTL_NOTIFICATION_RETENTION),
     })
+
+
+def retention_in_words(retention: timedelta) -> str | None:
+    """CERTCTL_NOTIFICATION_RETENTION in words for the dashboard; None when everything is kept."""
+    if not retention:
+        return None
+    if retention % timedelta(days=1):
+        return timesince(timezone.now() - retention, timezone.now(), depth=2)
+    return f"{retention.days} day{'s' if retention.days != 1 else ''}"
 
 
 def _with_state(rows: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -204,13 +239,38 @@ def channel_resume(request: HttpRequest, channel: str) -> HttpResponse:
 # --- notifications list and detail --------------------------------------------
 
 
+class CountedPaginator(Paginator):
+    """A paginator told its count, so that a page of a year of history does not count it all, and reading
+    a deep page through the index (notifications.api.filters.page_of)."""
+
+    def __init__(self, object_list: Any, per_page: int, count: int):
+        super().__init__(object_list, per_page)
+        self.known_count = count
+
+    @cached_property
+    def count(self) -> int:
+        return self.known_count
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        return self._get_page(page_of(self.object_list, bottom, self.per_page), number, self)
+
+
+def _count(form: NotificationFilterForm) -> int:
+    """What the form's filters select: from notifications.counts when they are status, channel and tab only."""
+    filters = form.service_filters()
+    total = None if filters is None else counts.matching(filters)
+    return form.queryset().count() if total is None else total
+
+
 @login_required
 def notification_list(request):
     form = NotificationFilterForm(request.GET)
     valid = form.is_valid()
     events = form.queryset() if valid else NotificationEvent.objects.none()
     grouped = valid and form.grouped
-    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CountedPaginator(events, PAGE_SIZE, _count(form) if valid else 0).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("fragment", None)
     return_to = request.path + (f"?{params.urlencode()}" if params else "")
@@ -363,7 +423,7 @@ def dismiss_matching(request: HttpRequest) -> HttpResponse:
     back_to = _list_url({"tab": TAB_DEAD, **form.query_values()})
     if request.method != "POST":
         return render(request, "notifications/dismiss_matching.html", {
-            "form": form, "count": form.queryset().count(), "filters_in_words": form.describe(),
+            "form": form, "count": _count(form), "filters_in_words": form.describe(),
             "hidden": form.query_values(), "back_to": back_to,
         })
     try:
@@ -386,7 +446,7 @@ def requeue_matching(request):
     back_to = _list_url({"tab": TAB_DEAD, **form.query_values()})
     if request.method != "POST":
         return render(request, "notifications/requeue_matching.html", {
-            "form": form, "count": form.queryset().count(), "filters_in_words": form.describe(),
+            "form": form, "count": _count(form), "filters_in_words": form.describe(),
             "hidden": form.query_values(), "back_to": back_to,
         })
     try:

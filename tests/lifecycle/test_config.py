@@ -39,3 +39,19 @@ def test_invalid_durations_are_refused_naming_the_variable_and_value(monkeypatch
         env_duration(NAME, "2m")
 
     assert f"{NAME}={value!r} is not valid" in str(refused.value)
+
+
+@pytest.mark.parametrize("value, expected", [("90d", timedelta(days=90)), ("1d12h", timedelta(hours=36)), ("0", timedelta(0))])
+def test_a_retention_period_may_be_given_in_days(monkeypatch, value, expected):
+    monkeypatch.setenv("CERTCTL_NOTIFICATION_RETENTION", value)
+
+    assert env_duration("CERTCTL_NOTIFICATION_RETENTION", "90d", days=True) == expected
+
+
+def test_days_are_refused_where_certctl_reads_a_go_duration(monkeypatch):
+    monkeypatch.setenv(NAME, "1d")
+
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_duration(NAME, "2m")
+
+    assert "or days" not in str(refused.value)

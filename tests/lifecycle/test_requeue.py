@@ -3,6 +3,8 @@ from collections.abc import Callable
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import delivery, services
 from notifications.models import NotificationEvent, OperatorAction
@@ -173,3 +175,17 @@ def test_bulk_requeue_takes_an_event_once_its_lease_has_expired(make_event):
     assert (result.requeued, result.skipped) == (2, 0)
     requeued = reload(claimed)
     assert (requeued.status, requeued.claim_token, requeued.claimed_until) == ("pending", None, None)
+
+
+@pytest.mark.postgres
+def test_bulk_requeue_is_one_statement_whatever_the_number_of_events(make_event):
+    dead = [put_in_state(make_event(), "dead") for _ in range(120)]
+
+    with CaptureQueriesContext(connection) as queries:
+        result = services.requeue_events(OPERATOR, filters={"status": "dead"})
+
+    assert result.requeued == 120
+    writes = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"] or "INSERT" in q["sql"]]
+    assert len(writes) == 1  # the UPDATE … RETURNING and the INSERT … SELECT of the actions, in one statement
+    assert OperatorAction.objects.filter(action="requeue", bulk=True, previous_status="dead").count() == 120
+    assert {reload(event).status for event in dead} == {"pending"}

@@ -1,4 +1,4 @@
-"""DESIGN §4: the two periodic passes exist once, with the configured intervals, however often migrate runs."""
+"""DESIGN §4: the two periodic passes and the housekeeping exist once, with the configured intervals, however often migrate runs."""
 from datetime import timedelta
 
 import pytest
@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 PROCESS = "certctl: process pending notifications"
 SWEEP = "certctl: notification retry sweep"
+HOUSEKEEPING = "certctl: notification housekeeping"
 
 
 def schedules():
@@ -27,6 +28,7 @@ def test_migrate_twice_leaves_each_schedule_once_with_the_configured_interval(se
     assert schedules() == {
         PROCESS: ("notifications.tasks.process_pending", Schedule.MINUTES, 1, -1),
         SWEEP: ("notifications.tasks.retry_sweep", Schedule.MINUTES, 2, -1),
+        HOUSEKEEPING: ("notifications.retention.housekeeping", Schedule.MINUTES, 1, -1),
     }
 
 
@@ -38,6 +40,6 @@ def test_a_changed_interval_updates_the_existing_schedule(settings, interval, mi
     settings.CERTCTL_NOTIFICATION_RETRY_INTERVAL = interval
     ensure_schedules()
 
-    assert Schedule.objects.count() == 2
+    assert Schedule.objects.count() == 3
     sweep = Schedule.objects.get(name=SWEEP)
     assert (sweep.pk, sweep.minutes) == (before, minutes)

@@ -13,7 +13,7 @@ from django.db.models import Sum
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifications import delivery, services
-from notifications.models import DeliveryTotal
+from notifications.models import DeliveryTotal, NotificationEvent
 from tests.deliveries import deliver_now
 from tests.receivers import Reply
 
@@ -176,6 +176,12 @@ def test_leases_held_counts_claims_until_they_expire(client, no_dispatch):
         _webhook_events(3)
         delivery.claim_due_events("pending")
         assert sample(scrape(client), "certctl_notification_leases_held") == 3
+        retry = _webhook_events(1)[0]
+        NotificationEvent.objects.filter(id=retry.id).update(
+            status="failed", retry_count=1, next_retry_at=T0 - timedelta(minutes=1), last_error="HTTP 500"
+        )
+        assert len(delivery.claim_due_events("retry")) == 1
+        assert sample(scrape(client), "certctl_notification_leases_held") == 4
     with time_machine.travel(T0 + timedelta(minutes=6), tick=False):  # past the 5-minute lease
         assert sample(scrape(client), "certctl_notification_leases_held") == 0
 

@@ -1,14 +1,17 @@
 """The operator web UI through the Django test client: pages, permissions and every POST outcome."""
 import re
+from datetime import timedelta
 from html import unescape
 
 import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
+from django.utils import timezone
 
 from notifications import services
 from notifications.models import NotificationEvent, OperatorAction
-from tests.ui.conftest import PASSWORD
+from notifications.notifiers import DeliveryResult
+from tests.ui.conftest import PASSWORD, record
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +101,32 @@ def test_dashboard_channel_table(viewer_client, event_in, settings):
     assert "83 % (5 of 6)" in webhook_row
     slack_row = re.search(r'<th scope="row" data-label="Channel">Slack</th>(.*?)</tr>', body, re.S).group(1)
     assert ">configured<" in slack_row and "no attempts" in slack_row
+
+
+def test_dashboard_says_how_long_sent_notifications_are_kept(viewer_client, settings):
+    settings.CERTCTL_NOTIFICATION_RETENTION = timedelta(days=90)
+    kept = unescape(viewer_client.get("/").content.decode())
+    assert "Sent notifications are deleted 90 days after they were sent" in kept
+
+    settings.CERTCTL_NOTIFICATION_RETENTION = timedelta(0)
+    forever = unescape(viewer_client.get("/").content.decode())
+    assert "Every notification is kept: CERTCTL_NOTIFICATION_RETENTION is 0." in forever
+
+
+def test_dashboard_channel_table_looks_back_a_week_for_the_last_success(viewer_client, make_event):
+    for channel, age_days in (("Email", 3), ("Email", 8), ("Teams", 8)):
+        event = make_event(channel=channel, message=f"{age_days} days ago")
+        record(event.id, DeliveryResult.success(), timezone.now() - timedelta(days=age_days))
+
+    body = unescape(viewer_client.get("/").content.decode())
+
+    def row(channel):
+        return re.search(rf'<th scope="row" data-label="Channel">{channel}</th>(.*?)</tr>', body, re.S).group(1)
+
+    assert "Last success (7 days)" in body
+    assert re.search(r'data-label="Last success"><time[^>]*>3\sdays ago</time>', row("Email"))
+    assert "no attempts" in row("Email")  # none in the last 24 hours
+    assert '<td data-label="Last success">—</td>' in row("Teams")
 
 
 # --- list ---------------------------------------------------------------------

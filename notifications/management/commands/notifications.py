@@ -1,5 +1,5 @@
 """`manage.py notifications …`: list, inspect, send, requeue, mark read and deliver notification events from a shell,
-and import them from a certctl database.
+import them from a certctl database, purge old sent ones and repair the stored counts.
 
 Thin over notifications.services. JSON output has the REST API's shapes (its serializers).
 Exit codes: 0 ok, 1 not found or refused, 2 usage.
@@ -10,15 +10,18 @@ import json
 import os
 import re
 import sys
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from rest_framework import serializers
 from tabulate import tabulate
 from tqdm import tqdm
 
-from notifications import certctl_import, delivery, services
+from certctl.config import parse_duration
+from notifications import certctl_import, counts, delivery, metrics, retention, services
 from notifications.api.filters import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from notifications.api.serializers import (
     ChannelSerializer,
@@ -71,6 +74,16 @@ def int_between(low, high=None):
         return value
 
     return parse
+
+
+def positive_duration(text: str) -> timedelta:
+    try:
+        value = parse_duration(text, days=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration; e.g. 30d, 12h")
+    return value
 
 
 def operator():
@@ -214,6 +227,22 @@ class Command(BaseCommand):
 
         stats = commands.add_parser("stats", help="counts per status and the oldest due retry")
         stats.add_argument("--json", action="store_true", help="print the REST API's /api/v1/stats/summary JSON")
+        stats.add_argument(
+            "--recount", action="store_true",
+            help="count the events again and repair the stored counts (PostgreSQL keeps them); prints any that were wrong",
+        )
+
+        purge = commands.add_parser(
+            "purge", help="delete old sent notifications with their attempts and operator actions",
+            description="What the housekeeping task does with CERTCTL_NOTIFICATION_RETENTION, by hand: delete sent "
+            "notifications sent longer ago than --older-than, in chunks. Dead, failed and pending ones are never "
+            "deleted. Attempts not yet counted in /metrics totals are kept until they are (within about an hour).",
+        )
+        purge.add_argument(
+            "--older-than", type=positive_duration, metavar="DURATION",
+            help="e.g. 30d or 12h (default CERTCTL_NOTIFICATION_RETENTION)",
+        )
+        purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
 
         channels = commands.add_parser("channels", help="each channel's state: closed, open (circuit breaker) or paused")
         channels.add_argument("--json", action="store_true", help="print the REST API's /api/v1/channels JSON")
@@ -571,7 +600,9 @@ class Command(BaseCommand):
         else:
             self.out(f"{channel} was not paused; nothing changed")
 
-    def handle_stats(self, *, json, **_):
+    def handle_stats(self, *, json, recount, **_):
+        if recount:
+            self._recount()
         summary = services.stats_summary()
         if json:
             self.out(as_json(StatsSummarySerializer(summary).data))
@@ -588,3 +619,43 @@ class Command(BaseCommand):
             ("oldest due retry", f"{when(oldest)} ({summary['oldest_due_retry_age_seconds']}s overdue)" if oldest else "none"),
         ]
         self.out(tabulate(rows, headers=("Notifications", "Count")))
+
+    def _recount(self) -> None:
+        if not counts.maintained():
+            self.out("counts are not stored on this database (SQLite counts the events each time): nothing to repair")
+            return
+        repairs = counts.recount()
+        for repair in repairs:
+            channel, status, unread = repair.group
+            self.out(
+                f"repaired {channel} {status} {'unread' if unread else 'read'}: was {repair.counted}, "
+                f"counted {repair.actual}"
+            )
+        self.out(f"recounted: {len(repairs)} stored counts were wrong and are repaired" if repairs else "recounted: every stored count was right")
+
+    # --- purge ----------------------------------------------------------------
+
+    def handle_purge(self, *, older_than: timedelta | None, dry_run: bool, **_: object) -> None:
+        if older_than is None:
+            older_than = settings.CERTCTL_NOTIFICATION_RETENTION
+            if not older_than:
+                raise CommandError(
+                    "CERTCTL_NOTIFICATION_RETENTION is 0 (keep everything): give --older-than, e.g. --older-than 90d",
+                    returncode=USAGE,
+                )
+        if not dry_run:
+            metrics.fold_delivery_totals()
+        report = retention.purge(older_than, dry_run=dry_run)
+        if report.sent_before is None:
+            self.out(
+                "nothing purged: no attempts have been folded into the /metrics totals yet "
+                "(the worker's housekeeping task does it every minute); try again later"
+            )
+            return
+        verb = "would delete" if dry_run else "deleted"
+        self.out(
+            f"{verb} {report.events} sent notifications sent before {when(report.sent_before)}, "
+            f"with {report.attempts} attempts and {report.operator_actions} operator actions"
+        )
+        if dry_run:
+            self.out("dry run: nothing was deleted")
