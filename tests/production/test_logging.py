@@ -74,17 +74,20 @@ def test_dead_letter_is_logged_per_event_and_a_bulk_requeue_in_one_line(caplog, 
     events = [make_event() for _ in range(25)]
     for event in events:
         deliver_now(event.id)  # no Webhook URL configured: dead at once
-    caplog.clear()
-
-    services.requeue_events(OPERATOR, filters={"status": "dead"})
-
     for event in events:
         messages = [r.getMessage() for r in _lines_about(caplog, event.id)]
         assert any("permanent_failure" in m and "now dead" in m and "CERTCTL_WEBHOOK_URL" in m for m in messages)
-    requeue_lines = [r.getMessage() for r in caplog.records if "requeue" in r.getMessage()]
+    caplog.clear()
+
+    services.requeue_events(OPERATOR, filters={"delivery_status": "dead"})
+
+    requeue_lines = [r for r in caplog.records if "requeue" in r.getMessage()]
     assert len(requeue_lines) == 1
-    assert requeue_lines[0].startswith("bulk requeue by oncall via api: 2 requeued (was failed or dead), 0 skipped; e.g. ")
-    assert set(requeue_lines[0].rsplit("e.g. ", 1)[1].split(", ")) == {event.id for event in events}
+    [line] = requeue_lines
+    assert line.getMessage().startswith("bulk requeue by oncall via api: 25 requeued (was failed or dead), 0 skipped; e.g. ")
+    sample = line.getMessage().rsplit("e.g. ", 1)[1].split(", ")
+    assert len(sample) == 10 and set(sample) <= {event.id for event in events}
+    assert (line.requeued, line.sample_event_ids) == (25, sample)
 
 
 def _json_handler(stream):
