@@ -35,6 +35,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certctl.test_settings")
 ADMIN_KEY = "bench-admin-" + uuid.uuid4().hex
 # A queue of its own, shared by the benchmarked cluster and this process (which queues a kick itself).
 QUEUE = "bench-" + uuid.uuid4().hex[:8]
+# Tasks are signed: the cluster must share this process's key to accept its kick.
+SECRET_KEY = "bench-secret-" + uuid.uuid4().hex
 
 
 # --- the receiver, in a process of its own ------------------------------------------
@@ -166,7 +168,7 @@ class Service:
         self.port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("CERTCTL_")}
         env.update(
-            DJANGO_SETTINGS_MODULE="certctl.settings", SECRET_KEY="bench-secret-" + uuid.uuid4().hex,
+            DJANGO_SETTINGS_MODULE="certctl.settings", SECRET_KEY=SECRET_KEY,
             CERTCTL_WEBHOOK_URL=receiver_url + "/hook", CERTCTL_API_KEYS_NAMED=f"bench:{ADMIN_KEY}:admin",
             CERTCTL_RATE_LIMIT_RPS="0", Q_CLUSTER_NAME=QUEUE, PORT=str(self.port),
             PYTHONUNBUFFERED="1",
@@ -312,6 +314,7 @@ def main() -> None:
     if not os.environ.get("REDIS_URL"):
         sys.exit("set REDIS_URL: the end-to-end path runs qcluster on the Redis broker")
     os.environ["Q_CLUSTER_NAME"] = QUEUE
+    os.environ["SECRET_KEY"] = SECRET_KEY
     import django
 
     django.setup()
