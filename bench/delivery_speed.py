@@ -9,7 +9,8 @@ For each receiver latency (50 ms and 0 ms) it measures, against the same receive
 - end to end: gunicorn (2 workers) and one `qcluster` (Redis broker), events created through
   POST /api/v1/notifications by 8 client threads: time from the last create to the last event sent;
 and, once: the first-attempt latency of single events created on an idle system (p50/p95 of 50), and the
-resident memory of the qcluster process tree while it delivers many events (--rss-events).
+memory of the qcluster process tree (PSS, shared pages counted once) while it delivers many events
+(--rss-events).
 
 The receiver is a small asyncio HTTP/1.1 server in a process of its own (inside the worker's interpreter
 it would share its GIL and distort both sides). The database must be PostgreSQL; its tables are migrated and
@@ -194,8 +195,9 @@ class Service:
                 os.killpg(process.pid, signal.SIGKILL)
         self.log.close()
 
-    def tree_rss_mb(self) -> float:
-        """Resident memory of the qcluster process and all its descendants."""
+    def tree_memory_mb(self) -> float:
+        """Memory of the qcluster process and all its descendants, as PSS: the forked workers share most of
+        their pages with the main process, and adding up their RSS would count those pages once per process."""
         children: dict[int, list[int]] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -208,8 +210,8 @@ class Service:
             pid = todo.pop()
             todo.extend(children.get(pid, []))
             try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
                         total += int(line.split()[1])
             except OSError:
                 pass
@@ -271,19 +273,19 @@ def single_event_latency(service: Service, samples: int) -> tuple[float, float]:
 
 
 def memory_while_delivering(service: Service, events: int) -> tuple[float, float, float, float]:
-    """RSS of the qcluster tree (MB) at the start, its peak, and its last sample; and events/s."""
+    """Memory (PSS) of the qcluster tree (MB) at the start, its peak, and its last sample; and events/s."""
     from notifications import dispatch
 
     clear_tables()
     make_pending(events)
-    samples = [service.tree_rss_mb()]
+    samples = [service.tree_memory_mb()]
     started = time.time()
     dispatch.request_kick()
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.5):
-            samples.append(service.tree_rss_mb())
+            samples.append(service.tree_memory_mb())
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -362,7 +364,7 @@ def main() -> None:
                     f"{p50 * 1000:5.0f} / {p95 * 1000:.0f} ms")
             if latency == args.latencies[-1] and args.rss_events:
                 first, peak, last, rate = memory_while_delivering(service, args.rss_events)
-                row(f"[{ms}] qcluster tree RSS delivering {args.rss_events} events: start / peak / end",
+                row(f"[{ms}] qcluster tree memory (PSS) delivering {args.rss_events} events: start / peak / end",
                     f"{first:.0f} / {peak:.0f} / {last:.0f} MB")
                 row(f"[{ms}]   at", f"{rate:8.1f}/s")
         finally:
