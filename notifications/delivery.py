@@ -121,6 +121,20 @@ def release_claims(events: Iterable[NotificationEvent]) -> int:
     )
 
 
+def claim_lease() -> timedelta:
+    """The lease a pass claims with: room for an event to wait up to one delivery for a send slot, then be
+    delivered and its result recorded through a database blip (DATABASE_RETRY_FOR); at most
+    CERTCTL_NOTIFICATION_LEASE. A worker killed mid-pass holds its claims this long, not a whole lease."""
+    lease: timedelta = settings.CERTCTL_NOTIFICATION_LEASE
+    return min(lease, 2 * timedelta(seconds=_delivery_bound()) + DATABASE_RETRY_FOR)
+
+
+def lease_left_to_start() -> timedelta:
+    """A send starts only while its event's lease has this long left (what claim_lease grants after one
+    delivery's wait), so that its result is recorded before any other worker may claim the event again."""
+    return claim_lease() - timedelta(seconds=_delivery_bound())
+
+
 def start_window() -> float:
     """Seconds after a pass begins in which it may still start a delivery. django-q2 kills the task at its
     timeout (90 % of the lease); a delivery started later than this could be cut mid-request there."""
@@ -258,6 +272,7 @@ def _deliver(
     waiting: dict[str, deque[tuple[NotificationEvent, Notifier]]] = {}
     in_flight: Counter[str] = Counter()
     statuses: dict[str, str | None] = {}
+    expiring: list[NotificationEvent] = []
     unrecorded: list[Delivery] = []
     claimed_here = 0
     last_flush = time.monotonic()
@@ -285,9 +300,18 @@ def _deliver(
             for destination, queued in waiting.items():
                 if queued and in_flight[destination] < per_destination and in_flight.total() < concurrency:
                     event, notifier = queued.popleft()
+                    if event.claimed_until and event.claimed_until - _now(now) < lease_left_to_start():
+                        expiring.append(event)
+                        progressed = True
+                        continue
                     sender.start(destination, event, notifier)
                     in_flight[destination] += 1
                     progressed = started = True
+        if expiring:
+            # Waited too long for a slot: another pass may claim it afresh (this one too, with a new lease).
+            release_claims(expiring)
+            statuses.update(dict.fromkeys((event.id for event in expiring), RELEASED))
+            expiring.clear()
         return started
 
     def flush() -> None:
@@ -551,7 +575,7 @@ class _Claims:
             events: list[NotificationEvent] = []
             for kind in self.kinds:
                 if len(events) < limit:
-                    events += claim_due_events(kind, now=self.now, limit=limit - len(events))
+                    events += claim_due_events(kind, now=self.now, limit=limit - len(events), lease=claim_lease())
         except DatabaseError as exc:
             moment = time.monotonic()
             self.failing_since = self.failing_since or moment

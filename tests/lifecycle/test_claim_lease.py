@@ -1,0 +1,62 @@
+"""A pass claims with a lease just long enough to wait for a slot, deliver and record: a worker killed mid-pass
+holds its claimed events about a minute, not a whole CERTCTL_NOTIFICATION_LEASE."""
+from datetime import timedelta
+
+import pytest
+
+from notifications import delivery, services
+from notifications.models import NotificationEvent, Status
+from tests.lifecycle.conftest import T0
+
+SECOND = timedelta(seconds=1)
+# Defaults: connect 5 s + read 15 s per delivery, 30 s of recording retries.
+CLAIM_LEASE = 2 * 20 * SECOND + 30 * SECOND
+
+
+class WorkerKilled(BaseException):
+    """Stands for a SIGKILL: nothing after it runs, the claims stay as they were."""
+
+
+def make_pending(count):
+    return [
+        services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
+        for n in range(count)
+    ]
+
+
+def test_the_claim_lease_covers_a_wait_a_delivery_and_the_recording_retries_within_the_configured_lease(settings):
+    assert delivery.claim_lease() == CLAIM_LEASE
+    assert delivery.lease_left_to_start() == CLAIM_LEASE - 20 * SECOND
+    settings.CERTCTL_NOTIFICATION_LEASE = 30 * SECOND
+    assert delivery.claim_lease() == 30 * SECOND
+
+
+def test_a_pass_killed_before_it_sends_holds_its_claims_only_for_the_claim_lease(db, webhook, monkeypatch):
+    make_pending(3)
+
+    def die(*args):
+        raise WorkerKilled
+
+    with monkeypatch.context() as patched:
+        patched.setattr(delivery.Sender, "start", die)
+        with pytest.raises(WorkerKilled):
+            delivery.process_pending(now=T0)
+    assert set(NotificationEvent.objects.values_list("claimed_until", flat=True)) == {T0 + CLAIM_LEASE}
+
+    assert delivery.process_pending(now=T0 + CLAIM_LEASE - SECOND).claimed == 0
+    assert delivery.process_pending(now=T0 + CLAIM_LEASE + SECOND).claimed == 3
+    assert NotificationEvent.objects.filter(status=Status.SENT).count() == 3
+    assert len(webhook.requests) == 3
+
+
+def test_an_event_whose_lease_runs_short_before_its_send_starts_is_released_unsent(db, webhook):
+    make_pending(2)
+    claimed = delivery.claim_due_events("pending", now=T0, lease=delivery.claim_lease())
+    waited = delivery.claim_lease() - delivery.lease_left_to_start()
+
+    assert delivery.deliver_batch(claimed[:1], now=T0 + waited) == [Status.SENT]
+    assert delivery.deliver_batch(claimed[1:], now=T0 + waited + SECOND) == [delivery.RELEASED]
+
+    assert len(webhook.requests) == 1
+    released = NotificationEvent.objects.get(id=claimed[1].id)
+    assert (released.status, released.claim_token, released.claimed_until, released.attempts.count()) == (Status.PENDING, None, None, 0)
