@@ -612,6 +612,10 @@ def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -
         log.info("%s pass: %d claimed, %s", kind, delivered.claimed, report.outcomes, extra={"pass": kind})
     if delivered.cut_short:
         dispatch.request_kick()
+    try:
+        dispatch.wake_retry_sweep()
+    except DatabaseError as exc:
+        log.warning("could not bring the retry sweep forward (%s); retries wait for its next tick", exc)
     return report
 
 
