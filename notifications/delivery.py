@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from notifications import dispatch, metrics
@@ -52,6 +52,11 @@ CLAIM_AGAIN_AFTER = 0.1
 # pass gives up; results it could not record are delivered again after their lease.
 DATABASE_RETRY_FOR = timedelta(seconds=30)
 CLAIM_RETRY_PAUSE = 1.0
+
+# A pass that finds nothing left stays while a retry comes due within RETRY_LINGER seconds (the schedules
+# resolve to whole minutes), claiming again every LINGER_POLL seconds.
+RETRY_LINGER = 10.0
+LINGER_POLL = 0.5
 
 # The result of an event a pass claimed but did not start in time.
 RELEASED = "released"
@@ -588,6 +593,19 @@ class _Claims:
         return events
 
 
+def _next_retry_within(horizon: float) -> float | None:
+    """Seconds until the earliest failed event no one holds is due for its retry, when that is within `horizon`."""
+    try:
+        unheld = NotificationEvent.objects.filter(unleased(timezone.now()), status=Status.FAILED)
+        due = unheld.aggregate(due=Min("next_retry_at"))["due"]
+    except DatabaseError:
+        return None
+    if due is None:
+        return None
+    wait = (due - timezone.now()).total_seconds()
+    return max(0.0, wait) if wait <= horizon else None
+
+
 def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -> PassReport:
     """Claim and deliver due events, `kind` ("pending" or "retry") first, until none is left or the start
     window closes; then, if there was more, ask for a kick so that the rest follows at once.
@@ -598,18 +616,29 @@ def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -
     if kind not in PASS_KINDS:
         raise ValueError(kind)
     started = time.monotonic()
+    deadline = started + start_window()
     claims = _Claims(kind, now, limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE)
-    delivered = _deliver((), claims, now=now, policy=RetryPolicy.from_settings(), deadline=started + start_window())
-    report = PassReport(kind=kind, claimed=delivered.claimed, duration_s=time.monotonic() - started)
-    for status in delivered.statuses.values():
+    statuses: dict[str, str | None] = {}
+    claimed = 0
+    while True:
+        delivered = _deliver((), claims, now=now, policy=RetryPolicy.from_settings(), deadline=deadline)
+        statuses.update(delivered.statuses)
+        claimed += delivered.claimed
+        wait = None if now is not None or delivered.cut_short else _next_retry_within(RETRY_LINGER)
+        if wait is None or time.monotonic() + wait >= deadline:
+            break
+        # Claiming again every LINGER_POLL also takes what is created meanwhile.
+        time.sleep(min(max(wait, CLAIM_AGAIN_AFTER), LINGER_POLL))
+    report = PassReport(kind=kind, claimed=claimed, duration_s=time.monotonic() - started)
+    for status in statuses.values():
         key = str(status) if status else "lease_lost"
         report.outcomes[key] = report.outcomes.get(key, 0) + 1
     released = report.outcomes.get(RELEASED)
     if released:
         log.warning("%d claimed events not started in time (slow receivers): released for the next pass", released)
     metrics.pass_finished(report, finished_at=_now(now))
-    if delivered.claimed:
-        log.info("%s pass: %d claimed, %s", kind, delivered.claimed, report.outcomes, extra={"pass": kind})
+    if claimed:
+        log.info("%s pass: %d claimed, %s", kind, claimed, report.outcomes, extra={"pass": kind})
     if delivered.cut_short:
         dispatch.request_kick()
     try:

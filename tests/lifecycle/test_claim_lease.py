@@ -3,6 +3,7 @@ holds its claimed events about a minute, not a whole CERTCTL_NOTIFICATION_LEASE.
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from notifications import delivery, services
 from notifications.models import NotificationEvent, Status
@@ -60,3 +61,32 @@ def test_an_event_whose_lease_runs_short_before_its_send_starts_is_released_unse
     assert len(webhook.requests) == 1
     released = NotificationEvent.objects.get(id=claimed[1].id)
     assert (released.status, released.claim_token, released.claimed_until, released.attempts.count()) == (Status.PENDING, None, None, 0)
+
+
+def failed_due_in(seconds):
+    (event,) = make_pending(1)
+    NotificationEvent.objects.filter(id=event.id).update(
+        status=Status.FAILED, retry_count=1, next_retry_at=timezone.now() + timedelta(seconds=seconds)
+    )
+    return event
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_the_next_tick(webhook):
+    event = failed_due_in(0.3)
+
+    report = delivery.process_pending()
+
+    assert report.claimed == 1
+    assert NotificationEvent.objects.get(id=event.id).status == Status.SENT
+    assert len(webhook.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_does_not_wait_for_a_retry_due_later_than_it_lingers(webhook):
+    event = failed_due_in(delivery.RETRY_LINGER + 30)
+
+    assert delivery.process_pending().claimed == 0
+
+    assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
+    assert webhook.requests == []
