@@ -647,7 +647,12 @@ def run(args: argparse.Namespace, print_line: Callable[[str], None] = print) -> 
         print_line(f"run {run_id}: {args.events} events over {args.duration:g}s; logs in {tmp}")
         stop = threading.Event()
         chaos: dict[str, Disruptions] = {}
-        chaos_thread = threading.Thread(target=lambda: chaos.update(d=make_chaos(service, proxy, args, stop, rng)))  # type: ignore[arg-type]
+
+        def disrupt() -> None:
+            assert service is not None
+            chaos["d"] = make_chaos(service, proxy, args, stop, rng)
+
+        chaos_thread = threading.Thread(target=disrupt, name="chaos")
         chaos_thread.start()
         try:
             creates = create_events(service.web_port, run_id, args.events, args.duration, args.clients, give_up_after=120)
