@@ -28,7 +28,7 @@ def chaos_database_url() -> str:
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_nothing_is_lost_duplicated_or_late_through_kills_and_outages(tmp_path):
+def test_nothing_is_lost_duplicated_or_late_through_kills_and_outages(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "bench/chaos.py", *BOUNDED_FORM, "--logs", str(tmp_path), "--json", str(tmp_path / "report.json")],
         cwd=PROJECT, env={**os.environ, "DATABASE_URL": chaos_database_url()}, capture_output=True, text=True, timeout=400,

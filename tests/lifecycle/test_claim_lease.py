@@ -1,6 +1,7 @@
 """A pass claims with a lease just long enough to wait for a slot, deliver and record: a worker killed mid-pass
 holds its claimed events about a minute, not a whole CERTCTL_NOTIFICATION_LEASE."""
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -18,24 +19,24 @@ class WorkerKilled(BaseException):
     """Stands for a SIGKILL: nothing after it runs, the claims stay as they were."""
 
 
-def make_pending(count):
+def make_pending(count: int) -> list[NotificationEvent]:
     return [
         services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
         for n in range(count)
     ]
 
 
-def test_the_claim_lease_covers_a_wait_a_delivery_and_the_recording_retries_within_the_configured_lease(settings):
+def test_the_claim_lease_covers_a_wait_a_delivery_and_the_recording_retries_within_the_configured_lease(settings: Any) -> None:
     assert delivery.claim_lease() == CLAIM_LEASE
     assert delivery.lease_left_to_start() == CLAIM_LEASE - 20 * SECOND
     settings.CERTCTL_NOTIFICATION_LEASE = 30 * SECOND
     assert delivery.claim_lease() == 30 * SECOND
 
 
-def test_a_pass_killed_before_it_sends_holds_its_claims_only_for_the_claim_lease(db, webhook, monkeypatch):
+def test_a_pass_killed_before_it_sends_holds_its_claims_only_for_the_claim_lease(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     make_pending(3)
 
-    def die(*args):
+    def die(*args: object) -> None:
         raise WorkerKilled
 
     with monkeypatch.context() as patched:
@@ -50,7 +51,7 @@ def test_a_pass_killed_before_it_sends_holds_its_claims_only_for_the_claim_lease
     assert len(webhook.requests) == 3
 
 
-def test_an_event_whose_lease_runs_short_before_its_send_starts_is_released_unsent(db, webhook):
+def test_an_event_whose_lease_runs_short_before_its_send_starts_is_released_unsent(db: None, webhook: Any) -> None:
     make_pending(2)
     claimed = delivery.claim_due_events("pending", now=T0, lease=delivery.claim_lease())
     waited = delivery.claim_lease() - delivery.lease_left_to_start()
@@ -63,7 +64,7 @@ def test_an_event_whose_lease_runs_short_before_its_send_starts_is_released_unse
     assert (released.status, released.claim_token, released.claimed_until, released.attempts.count()) == (Status.PENDING, None, None, 0)
 
 
-def failed_due_in(seconds):
+def failed_due_in(seconds: float) -> NotificationEvent:
     (event,) = make_pending(1)
     NotificationEvent.objects.filter(id=event.id).update(
         status=Status.FAILED, retry_count=1, next_retry_at=timezone.now() + timedelta(seconds=seconds)
@@ -72,7 +73,7 @@ def failed_due_in(seconds):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_the_next_tick(webhook):
+def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_the_next_tick(webhook: Any) -> None:
     event = failed_due_in(0.3)
 
     report = delivery.process_pending()
@@ -83,7 +84,7 @@ def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_th
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_pass_does_not_wait_for_a_retry_due_later_than_it_lingers(webhook):
+def test_a_pass_does_not_wait_for_a_retry_due_later_than_it_lingers(webhook: Any) -> None:
     event = failed_due_in(delivery.RETRY_LINGER + 30)
 
     assert delivery.process_pending().claimed == 0
