@@ -1,4 +1,4 @@
-"""The chaos run (bench/chaos.py) in a bounded form: about two minutes of creates through the API while qcluster
+"""The chaos run (bench/chaos.py) in a bounded form (~80 s): a minute of creates through the API while qcluster
 process groups are SIGKILLed, a gunicorn worker is killed, the Redis broker is stopped and the database cut,
 against a receiver that fails about 30 % of requests; every promise of docs/reliability.md must hold."""
 import json
@@ -34,6 +34,7 @@ def test_nothing_is_lost_duplicated_or_late_through_kills_and_outages(tmp_path: 
         cwd=PROJECT, env={**os.environ, "DATABASE_URL": chaos_database_url()}, capture_output=True, text=True, timeout=400,
     )
     table = result.stdout + result.stderr[-3000:]
+    assert (tmp_path / "report.json").exists(), table
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["broken"] == [], table
     assert result.returncode == 0, table
