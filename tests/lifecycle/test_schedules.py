@@ -1,14 +1,11 @@
 """DESIGN §4: the two periodic passes exist once, with the configured intervals, however often migrate runs."""
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
 from django_q.models import Schedule
 
-from notifications import delivery, services
-from notifications.models import NotificationEvent, Status
 from notifications.schedules import ensure_schedules
-from tests.lifecycle.conftest import T0
 
 pytestmark = pytest.mark.django_db
 
@@ -44,30 +41,3 @@ def test_a_changed_interval_updates_the_existing_schedule(settings, interval, mi
     assert Schedule.objects.count() == 2
     sweep = Schedule.objects.get(name=SWEEP)
     assert (sweep.pk, sweep.minutes) == (before, minutes)
-
-
-def failed_event_due_at(when: datetime) -> None:
-    event, _ = services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="cert")
-    NotificationEvent.objects.filter(id=event.id).update(status=Status.FAILED, retry_count=1, next_retry_at=when)
-
-
-def test_a_pass_brings_the_retry_sweep_forward_to_the_earliest_retry_time() -> None:
-    ensure_schedules()
-    Schedule.objects.filter(name=SWEEP).update(next_run=T0 + timedelta(minutes=1))
-    failed_event_due_at(T0 + timedelta(seconds=20))
-    failed_event_due_at(T0 + timedelta(seconds=40))
-
-    assert delivery.retry_sweep(now=T0).claimed == 0
-
-    assert Schedule.objects.get(name=SWEEP).next_run == T0 + timedelta(seconds=20)
-    assert Schedule.objects.get(name=PROCESS).next_run != T0 + timedelta(seconds=20)
-
-
-def test_a_pass_never_puts_the_retry_sweep_off() -> None:
-    ensure_schedules()
-    Schedule.objects.filter(name=SWEEP).update(next_run=T0 + timedelta(seconds=10))
-    failed_event_due_at(T0 + timedelta(seconds=20))
-
-    delivery.process_pending(now=T0)
-
-    assert Schedule.objects.get(name=SWEEP).next_run == T0 + timedelta(seconds=10)
