@@ -47,6 +47,11 @@ def hold_and_probes(now: datetime) -> Held:
     return Held(frozenset(held), tuple(probes))
 
 
+def paused_channels() -> set[str]:
+    """Channels an operator holds: their due retries wait for no probe, only for a resume."""
+    return set(ChannelState.objects.filter(paused_at__isnull=False).values_list("channel", flat=True))
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One attempt as the breaker counts it."""

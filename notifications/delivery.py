@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from notifications import breaker, dispatch, metrics
@@ -52,6 +52,11 @@ CLAIM_AGAIN_AFTER = 0.1
 # pass gives up; results it could not record are delivered again after their lease.
 DATABASE_RETRY_FOR = timedelta(seconds=30)
 CLAIM_RETRY_PAUSE = 1.0
+
+# A pass that finds nothing left stays while a retry comes due within RETRY_LINGER seconds (the schedules
+# resolve to whole minutes), claiming again every LINGER_POLL seconds.
+RETRY_LINGER = 10.0
+LINGER_POLL = 0.5
 
 # The result of an event a pass claimed but did not start in time.
 RELEASED = "released"
@@ -142,6 +147,20 @@ def release_claims(events: Iterable[NotificationEvent]) -> int:
         NotificationEvent.objects.filter(claim_token=token, id__in=ids).update(claimed_until=None, claim_token=None)
         for token, ids in ids_by_token.items()
     )
+
+
+def claim_lease() -> timedelta:
+    """The lease a pass claims with: room for an event to wait up to one delivery for a send slot, then be
+    delivered and its result recorded through a database blip (DATABASE_RETRY_FOR); at most
+    CERTCTL_NOTIFICATION_LEASE. A worker killed mid-pass holds its claims this long, not a whole lease."""
+    lease: timedelta = settings.CERTCTL_NOTIFICATION_LEASE
+    return min(lease, 2 * timedelta(seconds=_delivery_bound()) + DATABASE_RETRY_FOR)
+
+
+def lease_left_to_start() -> timedelta:
+    """A send starts only while its event's lease has this long left (what claim_lease grants after one
+    delivery's wait), so that its result is recorded before any other worker may claim the event again."""
+    return claim_lease() - timedelta(seconds=_delivery_bound())
 
 
 def start_window() -> float:
@@ -257,7 +276,8 @@ class _Notifiers:
 
 @dataclass
 class _Delivered:
-    statuses: dict[str, str | None]  # event id: new status, None when the lease was lost, or RELEASED
+    outcomes: Counter[str]  # new status (or RELEASED, or "lease_lost"): how many events got it
+    statuses: dict[str, str | None]  # with per_event: event id → new status, None when the lease was lost, or RELEASED
     claimed: int  # events claim_more returned
     cut_short: bool  # the deadline came while there was more to claim
 
@@ -269,6 +289,7 @@ def _deliver(
     now: datetime | None,
     policy: RetryPolicy,
     deadline: float,
+    per_event: bool = False,
 ) -> _Delivered:
     """Send `events` and, while there is room, those `claim_more(limit)` returns, until nothing is left.
 
@@ -281,6 +302,8 @@ def _deliver(
     waiting: dict[str, deque[tuple[NotificationEvent, Notifier]]] = {}
     in_flight: Counter[str] = Counter()
     statuses: dict[str, str | None] = {}
+    outcomes: Counter[str] = Counter()
+    expiring: list[NotificationEvent] = []
     unrecorded: list[Delivery] = []
     claimed_here = 0
     last_flush = time.monotonic()
@@ -288,6 +311,12 @@ def _deliver(
     next_claim_at = 0.0
     first_round = True
     cut_short = False
+
+    def note(event_id: str, status: str | None) -> None:
+        # A pass over 100,000 events keeps counts, not a status per event.
+        outcomes[str(status) if status else "lease_lost"] += 1
+        if per_event:
+            statuses[event_id] = status
 
     def take(batch: Iterable[NotificationEvent]) -> None:
         for event in batch:
@@ -308,16 +337,26 @@ def _deliver(
             for destination, queued in waiting.items():
                 if queued and in_flight[destination] < per_destination and in_flight.total() < concurrency:
                     event, notifier = queued.popleft()
+                    if event.claimed_until and event.claimed_until - _now(now) < lease_left_to_start():
+                        expiring.append(event)
+                        progressed = True
+                        continue
                     sender.start(destination, event, notifier)
                     in_flight[destination] += 1
                     progressed = started = True
+        if expiring:
+            # Waited too long for a slot: another pass may claim it afresh (this one too, with a new lease).
+            release_claims(expiring)
+            for event in expiring:
+                note(event.id, RELEASED)
+            expiring.clear()
         return started
 
     def flush() -> None:
         nonlocal last_flush
         if unrecorded:
             for delivery, status in zip(unrecorded, record_results(unrecorded, policy), strict=True):
-                statuses[delivery.event.id] = status
+                note(delivery.event.id, status)
             unrecorded.clear()
         last_flush = time.monotonic()
 
@@ -353,7 +392,8 @@ def _deliver(
                 more_to_claim = False
                 if late:
                     release_claims(late)
-                    statuses.update(dict.fromkeys((event.id for event in late), RELEASED))
+                    for event in late:
+                        note(event.id, RELEASED)
             if not in_flight.total() and not any(waiting.values()) and not more_to_claim:
                 break
 
@@ -381,7 +421,7 @@ def _deliver(
         flush()
     finally:
         sender.close()
-    return _Delivered(statuses, claimed_here, cut_short)
+    return _Delivered(outcomes, statuses, claimed_here, cut_short)
 
 
 def deliver_batch(
@@ -391,7 +431,7 @@ def deliver_batch(
     RELEASED: not started by `deadline`, time.monotonic(), default the start window, and given back)."""
     policy = policy or RetryPolicy.from_settings()
     deadline = time.monotonic() + start_window() if deadline is None else deadline
-    statuses = _deliver(events, None, now=now, policy=policy, deadline=deadline).statuses
+    statuses = _deliver(events, None, now=now, policy=policy, deadline=deadline, per_event=True).statuses
     return [statuses[event.id] for event in events]
 
 
@@ -597,14 +637,16 @@ class _Claims:
             events: list[NotificationEvent] = []
             for channel in held.probes:
                 for kind in self.kinds:
-                    probe = claim_due_events(kind, now=self.now, limit=1, channel=channel)
+                    probe = claim_due_events(kind, now=self.now, limit=1, lease=claim_lease(), channel=channel)
                     if probe:
                         setattr(probe[0], _PROBE_MARK, True)
                         events += probe
                         break
             for kind in self.kinds:
                 if len(events) < limit:
-                    events += claim_due_events(kind, now=self.now, limit=limit - len(events), held_channels=held.channels)
+                    events += claim_due_events(
+                        kind, now=self.now, limit=limit - len(events), lease=claim_lease(), held_channels=held.channels
+                    )
         except DatabaseError as exc:
             moment = time.monotonic()
             self.failing_since = self.failing_since or moment
@@ -617,6 +659,19 @@ class _Claims:
         return events
 
 
+def _next_retry_within(horizon: float) -> float | None:
+    """Seconds until the earliest failed event no one holds is due for its retry, when that is within `horizon`."""
+    try:
+        unheld = NotificationEvent.objects.filter(unleased(timezone.now()), status=Status.FAILED)
+        due = unheld.exclude(channel__in=breaker.paused_channels()).aggregate(due=Min("next_retry_at"))["due"]
+    except DatabaseError:
+        return None
+    if due is None:
+        return None
+    wait = (due - timezone.now()).total_seconds()
+    return max(0.0, wait) if wait <= horizon else None
+
+
 def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -> PassReport:
     """Claim and deliver due events, `kind` ("pending" or "retry") first, until none is left or the start
     window closes; then, if there was more, ask for a kick so that the rest follows at once.
@@ -627,20 +682,32 @@ def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -
     if kind not in PASS_KINDS:
         raise ValueError(kind)
     started = time.monotonic()
+    deadline = started + start_window()
     claims = _Claims(kind, now, limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE)
-    delivered = _deliver((), claims, now=now, policy=RetryPolicy.from_settings(), deadline=started + start_window())
-    report = PassReport(kind=kind, claimed=delivered.claimed, duration_s=time.monotonic() - started)
-    for status in delivered.statuses.values():
-        key = str(status) if status else "lease_lost"
-        report.outcomes[key] = report.outcomes.get(key, 0) + 1
+    outcomes: Counter[str] = Counter()
+    claimed = 0
+    while True:
+        delivered = _deliver((), claims, now=now, policy=RetryPolicy.from_settings(), deadline=deadline)
+        outcomes.update(delivered.outcomes)
+        claimed += delivered.claimed
+        wait = None if now is not None or delivered.cut_short else _next_retry_within(RETRY_LINGER)
+        if wait is None or time.monotonic() + wait >= deadline:
+            break
+        # Claiming again every LINGER_POLL also takes what is created meanwhile.
+        time.sleep(min(max(wait, CLAIM_AGAIN_AFTER), LINGER_POLL))
+    report = PassReport(kind=kind, claimed=claimed, outcomes=dict(outcomes), duration_s=time.monotonic() - started)
     released = report.outcomes.get(RELEASED)
     if released:
         log.warning("%d claimed events not started in time (slow receivers): released for the next pass", released)
     metrics.pass_finished(report, finished_at=_now(now))
-    if delivered.claimed:
-        log.info("%s pass: %d claimed, %s", kind, delivered.claimed, report.outcomes, extra={"pass": kind})
+    if claimed:
+        log.info("%s pass: %d claimed, %s", kind, claimed, report.outcomes, extra={"pass": kind})
     if delivered.cut_short:
         dispatch.request_kick()
+    try:
+        dispatch.wake_retry_sweep()
+    except DatabaseError as exc:
+        log.warning("could not bring the retry sweep forward (%s); retries wait for its next tick", exc)
     return report
 
 

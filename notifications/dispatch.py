@@ -13,13 +13,16 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
-from notifications.models import DeliveryKick
+from notifications.breaker import paused_channels
+from notifications.models import DeliveryKick, NotificationEvent, Status
 
 log = logging.getLogger("notifications.dispatch")
 
 KICK_TASK = "deliver_pending"
+RETRY_SWEEP_TASK = "notifications.tasks.retry_sweep"
 KICK_STALE = timedelta(seconds=5)
 
 
@@ -63,6 +66,20 @@ def _mark_queued(now: datetime) -> bool:
 def kick_started() -> None:
     """Called by the kick before it claims anything: later requests queue a kick of their own."""
     DeliveryKick.objects.filter(id=1).update(queued_at=None)
+
+
+def wake_retry_sweep() -> None:
+    """Bring the retry sweep's scheduled run forward to the earliest retry time when that comes first.
+
+    django-q2 schedules in whole minutes, so a retry due a few seconds after a pass would otherwise wait for
+    the next tick; the schedule row is shared by every cluster, and after that run it keeps its interval
+    from there. (django-q2 looks at its schedules every 30 s.)"""
+    from django_q.models import Schedule
+
+    waiting = NotificationEvent.objects.filter(status=Status.FAILED).exclude(channel__in=paused_channels())
+    due = waiting.aggregate(due=Min("next_retry_at"))["due"]
+    if due is not None:
+        Schedule.objects.filter(func=RETRY_SWEEP_TASK, next_run__gt=due).update(next_run=due)
 
 
 def enqueue(task_name: str, *args: object) -> bool:

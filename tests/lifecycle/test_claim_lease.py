@@ -1,0 +1,93 @@
+"""A pass claims with a lease just long enough to wait for a slot, deliver and record: a worker killed mid-pass
+holds its claimed events about a minute, not a whole CERTCTL_NOTIFICATION_LEASE."""
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from notifications import delivery, services
+from notifications.models import NotificationEvent, Status
+from tests.lifecycle.conftest import T0
+
+SECOND = timedelta(seconds=1)
+# Defaults: connect 5 s + read 15 s per delivery, 30 s of recording retries.
+CLAIM_LEASE = 2 * 20 * SECOND + 30 * SECOND
+
+
+class WorkerKilled(BaseException):
+    """Stands for a SIGKILL: nothing after it runs, the claims stay as they were."""
+
+
+def make_pending(count: int) -> list[NotificationEvent]:
+    return [
+        services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
+        for n in range(count)
+    ]
+
+
+def test_the_claim_lease_covers_a_wait_a_delivery_and_the_recording_retries_within_the_configured_lease(settings: Any) -> None:
+    assert delivery.claim_lease() == CLAIM_LEASE
+    assert delivery.lease_left_to_start() == CLAIM_LEASE - 20 * SECOND
+    settings.CERTCTL_NOTIFICATION_LEASE = 30 * SECOND
+    assert delivery.claim_lease() == 30 * SECOND
+
+
+def test_a_pass_killed_before_it_sends_holds_its_claims_only_for_the_claim_lease(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_pending(3)
+
+    def die(*args: object) -> None:
+        raise WorkerKilled
+
+    with monkeypatch.context() as patched:
+        patched.setattr(delivery.Sender, "start", die)
+        with pytest.raises(WorkerKilled):
+            delivery.process_pending(now=T0)
+    assert set(NotificationEvent.objects.values_list("claimed_until", flat=True)) == {T0 + CLAIM_LEASE}
+
+    assert delivery.process_pending(now=T0 + CLAIM_LEASE - SECOND).claimed == 0
+    assert delivery.process_pending(now=T0 + CLAIM_LEASE + SECOND).claimed == 3
+    assert NotificationEvent.objects.filter(status=Status.SENT).count() == 3
+    assert len(webhook.requests) == 3
+
+
+def test_an_event_whose_lease_runs_short_before_its_send_starts_is_released_unsent(db: None, webhook: Any) -> None:
+    make_pending(2)
+    claimed = delivery.claim_due_events("pending", now=T0, lease=delivery.claim_lease())
+    waited = delivery.claim_lease() - delivery.lease_left_to_start()
+
+    assert delivery.deliver_batch(claimed[:1], now=T0 + waited) == [Status.SENT]
+    assert delivery.deliver_batch(claimed[1:], now=T0 + waited + SECOND) == [delivery.RELEASED]
+
+    assert len(webhook.requests) == 1
+    released = NotificationEvent.objects.get(id=claimed[1].id)
+    assert (released.status, released.claim_token, released.claimed_until, released.attempts.count()) == (Status.PENDING, None, None, 0)
+
+
+def failed_due_in(seconds: float) -> NotificationEvent:
+    (event,) = make_pending(1)
+    NotificationEvent.objects.filter(id=event.id).update(
+        status=Status.FAILED, retry_count=1, next_retry_at=timezone.now() + timedelta(seconds=seconds)
+    )
+    return event
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_the_next_tick(webhook: Any) -> None:
+    event = failed_due_in(0.3)
+
+    report = delivery.process_pending()
+
+    assert report.claimed == 1
+    assert NotificationEvent.objects.get(id=event.id).status == Status.SENT
+    assert len(webhook.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pass_does_not_wait_for_a_retry_due_later_than_it_lingers(webhook: Any) -> None:
+    event = failed_due_in(delivery.RETRY_LINGER + 30)
+
+    assert delivery.process_pending().claimed == 0
+
+    assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
+    assert webhook.requests == []
