@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from notifications import delivery, dispatch, services, tasks
 from notifications.models import DeliveryKick, NotificationEvent
@@ -150,3 +150,18 @@ def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(webhook, monk
     delivery.process_pending(now=T0)
     assert reload(event).status == "sent"
     assert len(webhook.requests) == 1
+
+
+@pytest.mark.parametrize("task", ["process_pending", "retry_sweep", "deliver_pending"])
+def test_a_pass_lost_to_a_database_outage_is_tried_again_by_a_kick_at_once(broker, monkeypatch, task):
+    def outage(*args, **kwargs):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    monkeypatch.setattr(delivery, "process_pending", outage)
+    monkeypatch.setattr(delivery, "retry_sweep", outage)
+    DeliveryKick.objects.update(queued_at=None)
+
+    with pytest.raises(OperationalError):
+        getattr(tasks, task)()
+
+    assert broker == [KICK]
