@@ -123,3 +123,11 @@ def test_unknown_key_and_unknown_id_answer_as_certctl_clients_expect(role, inbox
     missing = web.mark_read("notif-unknown")
     assert missing.status_code == 404 and missing.json()["message"] == "notification notif-unknown not found"
     assert web.get_notification("notif-unknown").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["admin", "viewer"])
+@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/notifications/notif-1/read/"])
+def test_a_post_to_an_unknown_api_path_is_a_json_404_not_a_csrf_page(role, path):
+    response = CertctlWebClient(KEYS[role]).http.generic("POST", path)
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json()["error"] == "Not Found"
