@@ -369,17 +369,22 @@ def _report_bulk(request, result):
     messages.success(request, f"{result.requeued} requeued, {result.skipped} {SKIPPED_NOTE}.")
 
 
-@change_view
-def requeue_selected(request):
+def _on_selected(request: HttpRequest, bulk_action: Callable, report: Callable, done: str, button: str) -> HttpResponse:
+    """Run a bulk service action on the ticked rows, say what it did, and go back to the list."""
     ids = request.POST.getlist("ids")
     if not ids:
-        messages.error(request, "Nothing requeued: tick the checkbox of at least one notification, then press Requeue selected.")
+        messages.error(request, f"Nothing {done}: tick the checkbox of at least one notification, then press {button}.")
     else:
         try:
-            _report_bulk(request, services.requeue_events(actor=_actor(request), ids=ids))
+            report(request, bulk_action(actor=_actor(request), ids=ids))
         except services.InvalidInput as exc:
-            messages.error(request, f"Nothing requeued: {exc.message}.")
+            messages.error(request, f"Nothing {done}: {exc.message}.")
     return _back(request, _list_url({"tab": TAB_DEAD}))
+
+
+@change_view
+def requeue_selected(request):
+    return _on_selected(request, services.requeue_events, _report_bulk, "requeued", "Requeue selected")
 
 
 def _report_dismissed(request: HttpRequest, result: services.BulkReadResult) -> None:
@@ -388,15 +393,7 @@ def _report_dismissed(request: HttpRequest, result: services.BulkReadResult) -> 
 
 @acknowledge_view
 def dismiss_selected(request: HttpRequest) -> HttpResponse:
-    ids = request.POST.getlist("ids")
-    if not ids:
-        messages.error(request, "Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected.")
-    else:
-        try:
-            _report_dismissed(request, services.mark_read_events(actor=_actor(request), ids=ids))
-        except services.InvalidInput as exc:
-            messages.error(request, f"Nothing dismissed: {exc.message}.")
-    return _back(request, _list_url({"tab": TAB_DEAD}))
+    return _on_selected(request, services.mark_read_events, _report_dismissed, "dismissed", "Dismiss selected")
 
 
 def _dead_tab_form(request: HttpRequest, ignore: tuple[str, ...] = ()) -> NotificationFilterForm:
@@ -407,55 +404,42 @@ def _dead_tab_form(request: HttpRequest, ignore: tuple[str, ...] = ()) -> Notifi
     return NotificationFilterForm(data)
 
 
-def _matching(form: NotificationFilterForm, bulk_action: Callable, actor: services.Actor) -> Any:
-    """Run a bulk service action on what the Dead letter tab shows for these filters."""
-    return bulk_action(actor=actor, filters=form.service_filters())
+def _on_matching(
+    request: HttpRequest, form: NotificationFilterForm, template: str, bulk_action: Callable, report: Callable, done: str
+) -> HttpResponse:
+    """GET: confirm with the count of what the Dead letter tab shows for these filters. POST: run the bulk
+    service action on it."""
+    if not form.is_valid():
+        return render(request, template, {"form": form}, status=400)
+    back_to = _list_url({"tab": TAB_DEAD, **form.query_values()})
+    if request.method != "POST":
+        return render(request, template, {
+            "form": form, "count": _count(form), "filters_in_words": form.describe(),
+            "hidden": form.query_values(), "back_to": back_to,
+        })
+    try:
+        result = bulk_action(actor=_actor(request), filters=form.service_filters())
+    except services.InvalidInput as exc:
+        messages.error(request, f"Nothing {done}: {exc.message}. Narrow the filters and try again.")
+    else:
+        report(request, result)
+    return redirect(back_to)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def dismiss_matching(request: HttpRequest) -> HttpResponse:
-    """GET: confirm with the count of undismissed dead notifications matching the filters. POST: dismiss them."""
     # Dismissing what is already dismissed would change nothing.
     form = _dead_tab_form(request, ignore=("dismissed",))
-    if not form.is_valid():
-        return render(request, "notifications/dismiss_matching.html", {"form": form}, status=400)
-    back_to = _list_url({"tab": TAB_DEAD, **form.query_values()})
-    if request.method != "POST":
-        return render(request, "notifications/dismiss_matching.html", {
-            "form": form, "count": _count(form), "filters_in_words": form.describe(),
-            "hidden": form.query_values(), "back_to": back_to,
-        })
-    try:
-        result = _matching(form, services.mark_read_events, _actor(request))
-    except services.InvalidInput as exc:
-        messages.error(request, f"Nothing dismissed: {exc.message}. Narrow the filters and try again.")
-    else:
-        _report_dismissed(request, result)
-    return redirect(back_to)
+    return _on_matching(request, form, "notifications/dismiss_matching.html", services.mark_read_events, _report_dismissed, "dismissed")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 @permission_required(CHANGE_PERMISSION, raise_exception=True)
 def requeue_matching(request):
-    """GET: confirm with the count of dead notifications matching the filters. POST: requeue them."""
     form = _dead_tab_form(request)
-    if not form.is_valid():
-        return render(request, "notifications/requeue_matching.html", {"form": form}, status=400)
-    back_to = _list_url({"tab": TAB_DEAD, **form.query_values()})
-    if request.method != "POST":
-        return render(request, "notifications/requeue_matching.html", {
-            "form": form, "count": _count(form), "filters_in_words": form.describe(),
-            "hidden": form.query_values(), "back_to": back_to,
-        })
-    try:
-        result = _matching(form, services.requeue_events, _actor(request))
-    except services.InvalidInput as exc:
-        messages.error(request, f"Nothing requeued: {exc.message}. Narrow the filters and try again.")
-    else:
-        _report_bulk(request, result)
-    return redirect(back_to)
+    return _on_matching(request, form, "notifications/requeue_matching.html", services.requeue_events, _report_bulk, "requeued")
 
 
 def _group_form(request: HttpRequest) -> tuple[NotificationFilterForm, str, str]:
