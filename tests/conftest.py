@@ -1,5 +1,8 @@
+import fcntl
+import hashlib
 import os
 import socket
+import tempfile
 
 import pytest
 
@@ -20,6 +23,53 @@ def pytest_runtest_setup(item):
     if IN_CI:
         pytest.fail("CI=true but DATABASE_URL is not PostgreSQL: this test must run on PostgreSQL in CI")
     pytest.skip("needs PostgreSQL (row locks, SKIP LOCKED): set DATABASE_URL=postgres://… to run it")
+
+
+def _mutation_slot() -> int | None:
+    """Under mutmut, the number of a free slot, held (by an open, locked file) until this process exits.
+
+    mutmut forks one child per mutant, several at a time; on PostgreSQL each running child needs a test database
+    of its own, and reusing one per slot spares a migration run per mutant (docs/testing.md).
+    """
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return None
+    project = hashlib.sha1(os.getcwd().encode()).hexdigest()[:8]
+    for slot in range(64):
+        handle = open(os.path.join(tempfile.gettempdir(), f"certctl-mutmut-{project}-{slot}.lock"), "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _held_slot_files.append(handle)
+        return slot
+    raise RuntimeError("more than 64 concurrent mutmut children")
+
+
+_held_slot_files: list = []
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    slot = _mutation_slot()
+    if slot is None:
+        return
+    from django.conf import settings
+
+    project = hashlib.sha1(os.getcwd().encode()).hexdigest()[:8]
+    test_settings = settings.DATABASES["default"].setdefault("TEST", {})
+    test_settings["NAME"] = f"test_certctl_mutmut_{project}_{slot}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Under mutmut the slot's database is reused (--reuse-db): empty it first, since a child killed mid-test
+    (a mutant that hangs) may have left rows behind that would fail the next mutant's tests for it."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        from django.core.management import call_command
+
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.fixture
