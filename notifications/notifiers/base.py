@@ -86,7 +86,7 @@ def http_timeout() -> httpx.Timeout:
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     # Built once per process: a context per client would load the CA bundle for every connection.
     return httpx.create_ssl_context()
 
@@ -95,7 +95,7 @@ def new_http_client() -> httpx.AsyncClient:
     """A client holding one keep-alive connection. The delivery engine keeps one per send slot of a destination:
     httpx's pool gets slower the more connections it juggles (at 128, several times slower than at 1)."""
     return httpx.AsyncClient(
-        follow_redirects=False, verify=_tls_context(), limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        follow_redirects=False, verify=tls_context(), limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
     )
 
 

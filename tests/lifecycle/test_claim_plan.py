@@ -73,3 +73,16 @@ def test_the_claimed_rows_come_back_from_the_statement_in_claim_order_without_an
     assert selects == []
     assert [event.next_retry_at for event in claimed] == sorted(event.next_retry_at for event in claimed)
     assert all(event.claim_token == claimed[0].claim_token and event.claimed_until for event in claimed)
+
+
+@pytest.mark.django_db
+def test_the_history_tables_keep_no_index_a_write_pays_for_and_no_query_uses():
+    """Django adds a LIKE-prefix index (varchar_pattern_ops) to every CharField key on PostgreSQL. Ids are
+    looked up whole, so on the tables each delivery or bulk requeue writes to, such an index is only a cost."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexname FROM pg_indexes WHERE tablename IN "
+            "('notification_events', 'notification_attempts', 'notification_operator_actions') "
+            "AND indexdef LIKE '%%pattern_ops%%'"
+        )
+        assert cursor.fetchall() == []
