@@ -483,7 +483,7 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
                     [
                         breaker.Outcome(
                             channel=d.event.channel, event_id=d.event.id, success=d.result.ok,
-                            transient_failure=not d.result.ok and not d.result.permanent, probe=is_probe(d.event),
+                            transient_failure=not d.result.ok and not d.result.permanent,
                         )
                         for d in deliveries
                     ],
