@@ -1,5 +1,6 @@
 """The delivery engine's own promises: a hanging receiver holds only its share of the slots, outcomes are
 written per chunk in two statements, and both ways of applying them agree."""
+import asyncio
 import logging
 import time
 from datetime import timedelta
@@ -10,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 
 from notifications import delivery
 from notifications.delivery import Delivery, record_results
-from notifications.models import ChannelState, NotificationAttempt, NotificationEvent, Status
+from notifications.models import ChannelState, LastPass, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult
+from notifications.notifiers.webhook import WebhookNotifier
 from tests.deliveries import InstantClock
 from tests.lifecycle.conftest import T0, reload
 from tests.receivers import Receiver, Reply
@@ -290,3 +292,128 @@ def test_a_pass_waiting_for_a_slow_receiver_neither_spins_nor_keeps_querying(web
     # and otherwise waits: a pass that spun would burn the 1.5 s of CPU.
     assert len(claim_rounds) <= 30
     assert time.process_time() - cpu_before < 0.8
+
+
+@pytest.mark.django_db
+def test_a_notifier_that_raises_costs_its_event_one_attempt_with_the_secrets_taken_out_of_the_error(
+    settings, webhook, make_event, monkeypatch, caplog
+):
+    settings.CERTCTL_WEBHOOK_SECRET = "whsec-0123456789abcdef"
+    event = make_event()
+
+    async def broken(self, event, client):
+        raise RuntimeError("cannot sign with whsec-0123456789abcdef")
+
+    monkeypatch.setattr(WebhookNotifier, "send", broken)
+
+    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+
+    assert reload(event).last_error == "internal error in the Webhook notifier: RuntimeError: cannot sign with [redacted]"
+    [raised] = [r for r in caplog.records if r.getMessage() == "notifier raised"]
+    assert (raised.levelname, raised.event_id, raised.channel, raised.exc_info[0]) == ("ERROR", event.id, "Webhook", RuntimeError)
+
+
+@pytest.fixture
+def bound_of_a_third_of_a_second(settings):
+    """A send may take its connect and read timeouts together: 0.3 s here."""
+    settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = timedelta(seconds=0.1)
+    settings.CERTCTL_NOTIFICATION_READ_TIMEOUT = timedelta(seconds=0.2)
+
+
+@pytest.mark.django_db
+def test_a_send_still_unanswered_after_its_timeouts_is_cut_short_as_a_transient_failure(
+    bound_of_a_third_of_a_second, webhook, make_event, monkeypatch
+):
+    event = make_event()
+
+    async def trickling(self, event, client):
+        await asyncio.sleep(3)  # e.g. a receiver sending a byte now and then: no single read times out
+        return DeliveryResult.success(http_status=200)
+
+    monkeypatch.setattr(WebhookNotifier, "send", trickling)
+
+    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+
+    assert reload(event).last_error == (
+        "Webhook: no complete answer within 0.3s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    )
+    assert 300 <= event.attempts.get().duration_ms < 2000
+
+
+@pytest.mark.django_db
+def test_a_blocking_send_is_not_cut_short_since_its_thread_would_go_on(bound_of_a_third_of_a_second, webhook, make_event, monkeypatch):
+    event = make_event()
+
+    async def slow_but_delivered(self, event, client):
+        await asyncio.sleep(0.6)  # SMTP in a thread: its own timeouts bound it, and it may still deliver
+        return DeliveryResult.success()
+
+    monkeypatch.setattr(WebhookNotifier, "blocking", True)
+    monkeypatch.setattr(WebhookNotifier, "send", slow_but_delivered)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert reload(event).status == Status.SENT
+
+
+@pytest.mark.django_db
+def test_deliver_batch_starts_every_event_within_its_default_start_window(settings, webhook):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
+    make_pending("Webhook", 3)
+    claimed = delivery.claim_due_events("pending", now=T0)
+
+    assert delivery.deliver_batch(claimed, now=T0) == [Status.SENT] * 3
+    assert len(webhook.requests) == 3
+
+
+def test_a_pass_of_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="^sideways$"):
+        delivery.run_pass("sideways")
+
+
+@pytest.mark.django_db
+def test_a_pass_leaves_its_figures_for_the_metrics_and_says_nothing_when_it_found_nothing(webhook, caplog):
+    make_pending("Webhook", 2)
+
+    with caplog.at_level(logging.INFO, logger="notifications.delivery"):
+        report = delivery.process_pending(now=T0)
+        caplog.clear()
+        empty = delivery.retry_sweep(now=T0 + timedelta(seconds=1))
+
+    assert (report.kind, report.claimed, report.outcomes, 0 < report.duration_s < 10) == ("pending", 2, {"sent": 2}, True)
+    assert (empty.kind, empty.claimed, empty.outcomes, 0 < empty.duration_s < 10) == ("retry", 0, {}, True)
+    figures = {p.kind: (p.finished_at, p.claimed, p.duration_seconds) for p in LastPass.objects.all()}
+    assert figures == {"pending": (T0, 2, report.duration_s), "retry": (T0 + timedelta(seconds=1), 0, empty.duration_s)}
+    assert [r for r in caplog.records if r.name == "notifications.delivery"] == []
+
+
+def test_a_pass_report_gives_its_duration_in_milliseconds():
+    report = delivery.PassReport(kind="retry", claimed=3, outcomes={"sent": 2, "failed": 1}, duration_s=1.23456)
+    assert report.as_dict() == {"kind": "retry", "claimed": 3, "outcomes": {"sent": 2, "failed": 1}, "duration_s": 1.235}
+
+
+@pytest.mark.django_db
+def test_a_pass_whose_retry_sweep_wake_up_fails_still_reports_and_says_why(webhook, monkeypatch, caplog):
+    make_pending("Webhook", 1)
+
+    def database_away():
+        raise delivery.DatabaseError("could not connect to server")
+
+    monkeypatch.setattr(delivery.dispatch, "wake_retry_sweep", database_away)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert "could not bring the retry sweep forward (could not connect to server); retries wait for its next tick" in [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+    ]
+
+
+def test_a_pass_that_cannot_look_for_retries_to_wait_for_ends(transactional_db, webhook, monkeypatch):
+    make_pending("Webhook", 1)
+
+    def database_away():
+        raise delivery.DatabaseError("could not connect to server")
+
+    monkeypatch.setattr(delivery.breaker, "paused_channels", database_away)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending().outcomes == {"sent": 1}
