@@ -254,3 +254,43 @@ def test_a_failed_probe_waits_for_the_next_probe_or_one_interval_when_the_breake
     breaker.record([success("notif-9")], now=T0 + STEP)
     assert breaker.probe_wait_for("Webhook", T0 + 30 * STEP) == T0 + 30 * STEP + MINUTE
     assert breaker.probe_wait_for("Slack", T0) == T0 + MINUTE
+
+
+class WorkerKilled(BaseException):
+    """Stands for a SIGKILL: nothing after it runs."""
+
+
+def test_the_probe_is_an_event_of_the_open_channel_claimed_with_the_short_claim_lease(failing_webhook, settings, slack, monkeypatch):
+    settings.CERTCTL_SLACK_WEBHOOK_URL = slack.url + "/services/T0/B0/slacktoken"
+    for n in range(5):
+        create_at(T0, n)
+    delivery.process_pending(now=T0)
+    with time_machine.travel(T0, tick=False):
+        other, _ = services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
+
+    def die(*args):
+        raise WorkerKilled
+
+    monkeypatch.setattr(delivery.Sender, "start", die)
+    with pytest.raises(WorkerKilled):
+        delivery.process_pending(now=T0 + MINUTE)
+
+    held = NotificationEvent.objects.filter(claim_token__isnull=False)
+    assert sorted(held.values_list("channel", "claimed_until")) == [
+        ("Slack", T0 + MINUTE + delivery.claim_lease()), ("Webhook", T0 + MINUTE + delivery.claim_lease()),
+    ]
+
+
+def test_a_failed_probe_keeps_its_error_and_attempt_and_waits_for_the_next_probe(failing_webhook):
+    events = [create_at(T0, n) for n in range(5)]
+    delivery.process_pending(now=T0)
+
+    delivery.process_pending(now=T0 + MINUTE)
+
+    [probe] = [e for e in NotificationEvent.objects.filter(id__in=[e.id for e in events]) if e.attempt_count == 2]
+    assert (probe.status, probe.retry_count, probe.next_retry_at, probe.last_error) == (
+        Status.FAILED, 1, T0 + 2 * MINUTE, "Webhook receiver answered HTTP 500: receiver down"
+    )
+    assert list(probe.attempts.order_by("number").values_list("outcome", "resulting_status")) == [
+        ("transient_failure", Status.FAILED), ("transient_failure", Status.FAILED)
+    ]

@@ -75,13 +75,29 @@ def failed_due_in(seconds: float) -> NotificationEvent:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_the_next_tick(webhook: Any) -> None:
-    event = failed_due_in(0.3)
+    make_pending(1)
+    event = failed_due_in(1.5)
 
     report = delivery.process_pending()
 
-    assert report.claimed == 1
+    assert (report.claimed, report.outcomes) == (2, {"sent": 2})  # the pending one at once, the retry when due
     assert NotificationEvent.objects.get(id=event.id).status == Status.SENT
-    assert len(webhook.requests) == 1
+    assert len(webhook.requests) == 2
+
+
+def test_a_pass_stays_for_no_retry_when_it_runs_at_a_given_time_or_the_retry_comes_after_its_window(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = failed_due_in(5)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending(now=timezone.now()).claimed == 0  # a pass at a given time is a test's or a tool's
+    monkeypatch.setattr(delivery, "start_window", lambda: 4.0)
+    assert delivery.process_pending().claimed == 0
+
+    assert clock.sleeps == []
+    assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
 
 
 def test_a_pass_does_not_wait_for_a_retry_of_a_paused_channel(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,7 +123,7 @@ def test_a_pass_does_not_wait_for_a_retry_due_later_than_it_lingers(webhook: Any
 
 
 @pytest.mark.parametrize("kind, limit, claimed_kind, claimed", [
-    ("pending", 10, Status.PENDING, 4), ("retry", 10, Status.FAILED, 4), ("pending", 3, Status.PENDING, 3),
+    ("pending", 10, Status.PENDING, 4), ("retry", 10, Status.FAILED, 4), ("pending", 3, Status.PENDING, 3), ("retry", 3, Status.FAILED, 3),
 ])
 def test_a_pass_claims_its_own_kind_first_and_no_more_than_two_rounds_of_its_send_slots(
     db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any, kind: str, limit: int, claimed_kind: str, claimed: int
@@ -122,7 +138,7 @@ def test_a_pass_claims_its_own_kind_first_and_no_more_than_two_rounds_of_its_sen
 
     monkeypatch.setattr(delivery.Sender, "start", die)
     with pytest.raises(WorkerKilled):
-        delivery.run_pass(kind, now=T0, limit=limit)
+        (delivery.process_pending if kind == "pending" else delivery.retry_sweep)(now=T0, limit=limit)
 
     # What a worker killed at its first send holds until the claim lease ends.
     held = NotificationEvent.objects.filter(claim_token__isnull=False)

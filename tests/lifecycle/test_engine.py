@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications import delivery
+from notifications.backoff import RetryPolicy
 from notifications.delivery import Delivery, record_results
 from notifications.models import ChannelState, LastPass, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult
@@ -110,6 +111,12 @@ def test_outcomes_apply_only_under_the_claim_and_number_attempts_after_the_lates
     assert (rows[failed.event.id].sent_at, rows[sent.event.id].next_retry_at, rows[lost.event.id].last_attempt_at) == (None, None, None)
     attempts = {(a.event_id, a.number): a.resulting_status for a in NotificationAttempt.objects.all()}
     assert attempts == {(failed.event.id, 5): Status.FAILED, (lost.event.id, 3): None, (sent.event.id, 1): Status.SENT}
+    recorded = {a.event_id: (a.started_at, a.duration_ms, a.outcome, a.error, a.http_status) for a in NotificationAttempt.objects.all()}
+    assert recorded == {
+        failed.event.id: (T0, 12, "transient_failure", "Webhook receiver answered HTTP 503", 503),
+        lost.event.id: (T0, 12, "transient_failure", "Webhook receiver answered HTTP 503", 503),
+        sent.event.id: (T0, 5, "success", "", 200),
+    }
 
 
 def test_a_database_blip_while_recording_is_retried_and_nothing_is_lost(transactional_db, monkeypatch, caplog):
@@ -275,6 +282,7 @@ def test_a_pass_counts_the_results_whose_lease_was_lost_while_they_were_sent(web
     report = delivery.process_pending(now=T0)
 
     assert (report.claimed, report.outcomes) == (2, {"lease_lost": 2})
+    assert list(NotificationAttempt.objects.values_list("started_at", "resulting_status")) == [(T0, None), (T0, None)]
 
 
 @pytest.mark.django_db
@@ -365,9 +373,45 @@ def test_deliver_batch_starts_every_event_within_its_default_start_window(settin
     assert len(webhook.requests) == 3
 
 
-def test_a_pass_of_an_unknown_kind_is_refused():
+@pytest.mark.django_db
+def test_a_pass_or_claim_of_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="^sideways$"):
         delivery.run_pass("sideways")
+    with pytest.raises(ValueError, match="^sideways$"):
+        delivery.claim_due_events("sideways", now=T0)
+
+
+@pytest.mark.django_db
+def test_a_send_cancelled_under_the_engine_still_answers_with_a_transient_failure(webhook, make_event, monkeypatch):
+    event = make_event()
+
+    async def cancelled(self, event, client):
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(WebhookNotifier, "send", cancelled)
+
+    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+    assert reload(event).last_error == "delivery interrupted (CancelledError); will retry"
+
+
+@pytest.mark.django_db
+def test_deliver_batch_applies_the_retry_policy_it_is_given(failing_webhook):
+    make_pending("Webhook", 1)
+    claimed = delivery.claim_due_events("pending", now=T0)
+    one_attempt = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=1), max_attempts=1)
+
+    assert delivery.deliver_batch(claimed, now=T0, policy=one_attempt) == [Status.DEAD]
+
+
+@pytest.mark.django_db
+def test_a_claim_returns_its_events_oldest_first_whatever_order_the_table_holds_them_in(make_event):
+    events = [make_event(message=f"cert {n}") for n in range(4)]
+    for age, event in enumerate(events, start=1):  # the first one created is the newest
+        NotificationEvent.objects.filter(id=event.id).update(created_at=T0 - age * timedelta(minutes=1))
+
+    claimed = delivery.claim_due_events("pending", now=T0)
+
+    assert [event.id for event in claimed] == [event.id for event in reversed(events)]
 
 
 @pytest.mark.django_db
