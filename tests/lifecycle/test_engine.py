@@ -273,9 +273,9 @@ def test_a_pass_counts_the_results_whose_lease_was_lost_while_they_were_sent(web
     make_pending("Webhook", 2)
     apply_outcomes = delivery._apply
 
-    def taken_over_meanwhile(deliveries, outcomes):
+    def taken_over_meanwhile(attempts):
         NotificationEvent.objects.update(claim_token="another-worker")
-        return apply_outcomes(deliveries, outcomes)
+        return apply_outcomes(attempts)
 
     monkeypatch.setattr(delivery, "_apply", taken_over_meanwhile)
 
