@@ -34,8 +34,6 @@ class Held:
 def hold_and_probes(now: datetime) -> Held:
     """The channels whose events wait (open or paused), and take the probe of each open one that is due."""
     held = set(ChannelState.objects.filter(Q(opened_at__isnull=False) | Q(paused_at__isnull=False)).values_list("channel", flat=True))
-    if not held:
-        return Held(frozenset(), ())
     probes = []
     for channel in sorted(held):
         # A conditional UPDATE: of all workers claiming now, exactly one gets the probe.
@@ -60,7 +58,6 @@ class Outcome:
     event_id: str
     transient_failure: bool
     success: bool
-    probe: bool
 
 
 def record(outcomes: Sequence[Outcome], now: datetime) -> None:

@@ -472,18 +472,18 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
     if not deliveries:
         return []
     policy = policy or RetryPolicy.from_settings()
-    outcomes = [_outcome(delivery, policy) for delivery in deliveries]
+    attempts = [(delivery, _outcome(delivery, policy)) for delivery in deliveries]
     give_up_at = time.monotonic() + DATABASE_RETRY_FOR.total_seconds()
     pause = 0.5
     while True:
         try:
             with transaction.atomic():
-                numbers, applied = _apply(deliveries, outcomes)
+                numbers, applied = _apply(attempts)
                 breaker.record(
                     [
                         breaker.Outcome(
                             channel=d.event.channel, event_id=d.event.id, success=d.result.ok,
-                            transient_failure=not d.result.ok and not d.result.permanent, probe=is_probe(d.event),
+                            transient_failure=not d.result.ok and not d.result.permanent,
                         )
                         for d in deliveries
                     ],
@@ -496,7 +496,7 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
                         http_status=delivery.result.http_status,
                         resulting_status=outcome.status if delivery.event.id in applied else None,
                     )
-                    for delivery, outcome in zip(deliveries, outcomes, strict=True)
+                    for delivery, outcome in attempts
                 )
             break
         except (DatabaseError, IntegrityError) as exc:
@@ -512,21 +512,21 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
             connection.close_if_unusable_or_obsolete()
             pause = min(pause * 2, 5.0)
     statuses: list[str | None] = []
-    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+    for delivery, outcome in attempts:
         status = outcome.status if delivery.event.id in applied else None
         statuses.append(status)
         _log_attempt(delivery, outcome, numbers[delivery.event.id], status)
     return statuses
 
 
-def _apply(deliveries: Sequence[Delivery], outcomes: Sequence[_Outcome]) -> tuple[dict[str, int], set[str]]:
+def _apply(attempts: Sequence[tuple[Delivery, _Outcome]]) -> tuple[dict[str, int], set[str]]:
     """Apply the outcomes to events still holding our claim; count an attempt on every event.
     Returns ({event id: its new attempt number}, ids whose outcome was applied)."""
     if connection.vendor == "postgresql":
-        applied_numbers = _apply_postgresql(deliveries, outcomes)
+        applied_numbers = _apply_postgresql(attempts)
     else:
-        applied_numbers = _apply_each(deliveries, outcomes)
-    lost = [delivery.event.id for delivery in deliveries if delivery.event.id not in applied_numbers]
+        applied_numbers = _apply_each(attempts)
+    lost = [delivery.event.id for delivery, _ in attempts if delivery.event.id not in applied_numbers]
     numbers = dict(applied_numbers)
     if lost:
         # Another worker or an operator owns these events now; the attempt still counts, numbered after theirs.
@@ -547,25 +547,26 @@ RETURNING e.id, e.attempt_count
 """
 
 
-def _apply_postgresql(deliveries: Sequence[Delivery], outcomes: Sequence[_Outcome]) -> dict[str, int]:
+def _apply_postgresql(attempts: Sequence[tuple[Delivery, _Outcome]]) -> dict[str, int]:
     """One statement for the whole chunk, guarded by each event's claim token."""
-    columns: list[list[Any]] = [[] for _ in range(8)]
-    for delivery, outcome in zip(deliveries, outcomes, strict=True):
-        row = (
+    rows = [
+        (
             delivery.event.id, delivery.event.claim_token, outcome.status, outcome.retry_count, outcome.next_retry_at,
             outcome.last_error, outcome.sent_at, delivery.finished_at,
         )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
+        for delivery, outcome in attempts
+    ]
+    # unnest() takes one array per column.
+    columns: list[list[Any]] = [[row[index] for row in rows] for index in range(8)]
     with connection.cursor() as cursor:
         cursor.execute(_APPLY_SQL, columns)
         return dict(cursor.fetchall())
 
 
-def _apply_each(deliveries: Sequence[Delivery], outcomes: Sequence[_Outcome]) -> dict[str, int]:
+def _apply_each(attempts: Sequence[tuple[Delivery, _Outcome]]) -> dict[str, int]:
     """The same, a statement per event, for SQLite (the embedded default, where statements cost no round trip)."""
     applied: dict[str, int] = {}
-    for delivery, outcome in zip(deliveries, outcomes, strict=True):
+    for delivery, outcome in attempts:
         changes: dict[str, Any] = dict(
             status=outcome.status, retry_count=outcome.retry_count, next_retry_at=outcome.next_retry_at,
             last_error=outcome.last_error, attempt_count=F("attempt_count") + 1, claimed_until=None, claim_token=None,

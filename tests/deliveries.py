@@ -42,3 +42,19 @@ def send_once(notifier: Notifier, event: NotificationEvent) -> DeliveryResult:
             return await notifier.send(event, client)
 
     return asyncio.run(send())
+
+
+class InstantClock:
+    """Stands in for the engine's `time` module (monkeypatch delivery.time): a sleep passes at once and moves
+    time.monotonic() on, so that waits of seconds (database retries, lingering) run in no time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

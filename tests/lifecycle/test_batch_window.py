@@ -1,4 +1,6 @@
 """A pass starts no delivery that could outlast its task: the rest of the batch goes back to the queue at once."""
+import ast
+import logging
 import time
 
 import pytest
@@ -61,10 +63,20 @@ def test_each_delivery_thread_starts_one_event_then_stops_when_late(transactiona
     assert NotificationEvent.objects.filter(status=Status.PENDING, claim_token=None).count() == 4
 
 
-def test_sweep_reports_what_it_released(db, webhook, settings, monkeypatch, capsys):
+def test_sweep_reports_what_it_released(db, webhook, settings, monkeypatch, capsys, caplog):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
     make_pending(2)
     monkeypatch.setattr(delivery, "start_window", lambda: TOO_LATE)
-    call_command("notifications", "sweep")
+    with caplog.at_level(logging.INFO, logger="notifications.delivery"):
+        call_command("notifications", "sweep")
     out = capsys.readouterr().out
     assert "sweep: 2 claimed (pending and due retries): 1 sent, 0 failed, 0 dead, 1 not started in time and released for the next pass" in out
+    released, summary = [r for r in caplog.records if r.name == "notifications.delivery" and not r.getMessage().startswith("attempt ")]
+    assert (released.levelname, released.getMessage()) == (
+        "WARNING", "1 claimed events not started in time (slow receivers): released for the next pass"
+    )
+    # The outcomes are printed as a dict, in the order they happened.
+    prefix, outcomes = summary.getMessage().split("{")
+    assert (summary.levelname, prefix, ast.literal_eval("{" + outcomes), getattr(summary, "pass")) == (
+        "INFO", "pending pass: 2 claimed, ", {"sent": 1, "released": 1}, "pending"
+    )

@@ -1,4 +1,5 @@
 """The per-channel circuit breaker and the maintenance pause, with a controlled clock."""
+import logging
 from datetime import timedelta
 
 import pytest
@@ -135,6 +136,161 @@ def test_a_paused_channel_holds_its_events_without_probes_until_resumed(webhook)
     assert (state().state, state().paused_by) == ("paused", "alice")
 
     assert breaker.resume("Webhook")
+    assert not breaker.resume("Webhook")  # not paused any more
+    assert (state().state, state().paused_at, state().paused_by) == ("closed", None, "")
     assert delivery.process_pending(now=T0 + 5 * MINUTE).claimed == 1
     event.refresh_from_db()
     assert event.status == Status.SENT
+
+
+def test_the_breaker_logs_once_when_it_opens_and_once_when_it_closes(failing_webhook, caplog):
+    for n in range(5):
+        create_at(T0, n)
+
+    with caplog.at_level(logging.WARNING, logger="notifications.breaker"):
+        delivery.process_pending(now=T0)
+        delivery.process_pending(now=T0 + MINUTE)  # a failed probe: still open, nothing more to say
+        failing_webhook.reply_with(Reply(status=200))
+        delivery.process_pending(now=T0 + 2 * MINUTE)
+
+    assert [(r.levelname, r.getMessage(), r.channel) for r in caplog.records if r.name == "notifications.breaker"] == [
+        ("WARNING", "Webhook circuit breaker opened after 5 consecutive transient failures; its events wait, one is tried "
+                    "every 0:01:00", "Webhook"),
+        ("WARNING", "Webhook circuit breaker closed: a delivery succeeded; waiting events flow again", "Webhook"),
+    ]
+
+
+def test_the_probe_is_one_event_of_the_passs_own_kind_and_a_failed_pending_probe_stays_pending(failing_webhook):
+    for n in range(5):
+        create_at(T0, n)
+    delivery.process_pending(now=T0)
+    waiting = create_at(T0 + STEP, 99)
+
+    assert delivery.process_pending(now=T0 + MINUTE).claimed == 1
+
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.retry_count, waiting.next_retry_at, waiting.attempt_count) == (Status.PENDING, 0, None, 1)
+
+
+def failure(event_id, channel="Webhook"):
+    return breaker.Outcome(channel=channel, event_id=event_id, transient_failure=True, success=False)
+
+
+def success(event_id, channel="Webhook"):
+    return breaker.Outcome(channel=channel, event_id=event_id, transient_failure=False, success=True)
+
+
+FIVE_FAILURES_OF_THREE_EVENTS = [failure(f"notif-{n % 3}") for n in range(5)]
+
+
+def failed_event(next_retry_at, channel="Webhook", leased=False):
+    event = create_at(T0, 0)
+    lease = dict(claimed_until=T0 + 5 * MINUTE, claim_token="another-worker") if leased else {}
+    NotificationEvent.objects.filter(id=event.id).update(
+        channel=channel, status=Status.FAILED, retry_count=1, next_retry_at=next_retry_at, **lease
+    )
+    return event
+
+
+def retry_times(*events):
+    return [NotificationEvent.objects.get(id=event.id).next_retry_at for event in events]
+
+
+def test_a_success_in_between_starts_the_count_of_consecutive_failures_again():
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS[:4], now=T0)
+    breaker.record([success("notif-9")], now=T0)
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS[:4], now=T0)
+    assert (state().state, state().consecutive_failures) == ("closed", 4)
+
+    breaker.record([failure("notif-0")], now=T0 + MINUTE)
+    assert (state().state, state().opened_at, state().next_probe_at) == ("open", T0 + MINUTE, T0 + 2 * MINUTE)
+
+
+def test_opening_moves_the_channels_unclaimed_retries_due_before_the_first_probe_to_it(settings):
+    settings.CERTCTL_CHANNEL_BREAKER_PROBE = 3 * MINUTE
+    soon, at_probe, later = failed_event(T0 + MINUTE), failed_event(T0 + 3 * MINUTE), failed_event(T0 + 5 * MINUTE)
+    leased, other_channel = failed_event(T0 + MINUTE, leased=True), failed_event(T0 + MINUTE, channel="Slack")
+
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0)
+
+    assert (state().state, state().next_probe_at) == ("open", T0 + 3 * MINUTE)
+    assert retry_times(soon, at_probe, later, leased, other_channel) == [
+        T0 + 3 * MINUTE, T0 + 3 * MINUTE, T0 + 5 * MINUTE, T0 + MINUTE, T0 + MINUTE
+    ]
+
+
+def test_closing_makes_the_channels_unclaimed_retries_due_before_the_next_probe_due_at_once(settings):
+    settings.CERTCTL_CHANNEL_BREAKER_PROBE = 3 * MINUTE
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0)
+    probe_time = T0 + 3 * MINUTE
+    assert breaker.hold_and_probes(probe_time) == breaker.Held(frozenset({"Webhook"}), ("Webhook",))
+    assert breaker.hold_and_probes(probe_time) == breaker.Held(frozenset({"Webhook"}), ())  # one probe per interval
+    waited, at_next_probe, later = failed_event(probe_time), failed_event(T0 + 6 * MINUTE), failed_event(T0 + 7 * MINUTE)
+    leased, other_channel = failed_event(T0 + 4 * MINUTE, leased=True), failed_event(T0 + 4 * MINUTE, channel="Slack")
+
+    breaker.record([failure("notif-0")], now=probe_time)  # a failed probe: still open since T0
+    assert (state().state, state().opened_at, state().next_probe_at) == ("open", T0, T0 + 6 * MINUTE)
+    breaker.record([success("notif-0")], now=probe_time + MINUTE)
+
+    assert (state().state, state().consecutive_failures, state().failing_events) == ("closed", 0, [])
+    assert retry_times(waited, at_next_probe, later, leased, other_channel) == [
+        probe_time + MINUTE, probe_time + MINUTE, T0 + 7 * MINUTE, T0 + 4 * MINUTE, T0 + 4 * MINUTE
+    ]
+
+
+def test_a_paused_channel_gets_no_probe_even_while_its_breaker_is_open():
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0)
+    breaker.pause("Webhook", "alice", T0)
+
+    assert breaker.hold_and_probes(T0 + 5 * MINUTE) == breaker.Held(frozenset({"Webhook"}), ())
+
+    breaker.resume("Webhook")
+    assert breaker.hold_and_probes(T0 + 5 * MINUTE) == breaker.Held(frozenset({"Webhook"}), ("Webhook",))
+
+
+def test_a_failed_probe_waits_for_the_next_probe_or_one_interval_when_the_breaker_closed_meanwhile():
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0)
+    assert breaker.probe_wait_for("Webhook", T0 + 30 * STEP) == T0 + MINUTE
+    breaker.record([success("notif-9")], now=T0 + STEP)
+    assert breaker.probe_wait_for("Webhook", T0 + 30 * STEP) == T0 + 30 * STEP + MINUTE
+    assert breaker.probe_wait_for("Slack", T0) == T0 + MINUTE
+
+
+class WorkerKilled(BaseException):
+    """Stands for a SIGKILL: nothing after it runs."""
+
+
+def test_the_probe_is_an_event_of_the_open_channel_claimed_with_the_short_claim_lease(failing_webhook, settings, slack, monkeypatch):
+    settings.CERTCTL_SLACK_WEBHOOK_URL = slack.url + "/services/T0/B0/slacktoken"
+    for n in range(5):
+        create_at(T0, n)
+    delivery.process_pending(now=T0)
+    with time_machine.travel(T0, tick=False):
+        other, _ = services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
+
+    def die(*args):
+        raise WorkerKilled
+
+    monkeypatch.setattr(delivery.Sender, "start", die)
+    with pytest.raises(WorkerKilled):
+        delivery.process_pending(now=T0 + MINUTE)
+
+    held = NotificationEvent.objects.filter(claim_token__isnull=False)
+    assert sorted(held.values_list("channel", "claimed_until")) == [
+        ("Slack", T0 + MINUTE + delivery.claim_lease()), ("Webhook", T0 + MINUTE + delivery.claim_lease()),
+    ]
+
+
+def test_a_failed_probe_keeps_its_error_and_attempt_and_waits_for_the_next_probe(failing_webhook):
+    events = [create_at(T0, n) for n in range(5)]
+    delivery.process_pending(now=T0)
+
+    delivery.process_pending(now=T0 + MINUTE)
+
+    [probe] = [e for e in NotificationEvent.objects.filter(id__in=[e.id for e in events]) if e.attempt_count == 2]
+    assert (probe.status, probe.retry_count, probe.next_retry_at, probe.last_error) == (
+        Status.FAILED, 1, T0 + 2 * MINUTE, "Webhook receiver answered HTTP 500: receiver down"
+    )
+    assert list(probe.attempts.order_by("number").values_list("outcome", "resulting_status")) == [
+        ("transient_failure", Status.FAILED), ("transient_failure", Status.FAILED)
+    ]

@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from notifications import delivery, services
+from notifications import breaker, delivery, services
 from notifications.models import NotificationEvent, Status
+from tests.deliveries import InstantClock
 from tests.lifecycle.conftest import T0
 
 SECOND = timedelta(seconds=1)
@@ -74,13 +75,41 @@ def failed_due_in(seconds: float) -> NotificationEvent:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_the_next_tick(webhook: Any) -> None:
-    event = failed_due_in(0.3)
+    make_pending(1)
+    event = failed_due_in(1.5)
 
     report = delivery.process_pending()
 
-    assert report.claimed == 1
+    assert (report.claimed, report.outcomes) == (2, {"sent": 2})  # the pending one at once, the retry when due
     assert NotificationEvent.objects.get(id=event.id).status == Status.SENT
-    assert len(webhook.requests) == 1
+    assert len(webhook.requests) == 2
+
+
+def test_a_pass_stays_for_no_retry_when_it_runs_at_a_given_time_or_the_retry_comes_after_its_window(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = failed_due_in(5)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending(now=timezone.now()).claimed == 0  # a pass at a given time is a test's or a tool's
+    monkeypatch.setattr(delivery, "start_window", lambda: 4.0)
+    assert delivery.process_pending().claimed == 0
+
+    assert clock.sleeps == []
+    assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
+
+
+def test_a_pass_does_not_wait_for_a_retry_of_a_paused_channel(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    event = failed_due_in(0.3)
+    breaker.pause("Webhook", "alice", timezone.now())
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending().claimed == 0
+
+    assert clock.sleeps == []  # it would stay, claiming nothing, until its start window closed
+    assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
 
 
 @pytest.mark.django_db(transaction=True)
@@ -91,3 +120,26 @@ def test_a_pass_does_not_wait_for_a_retry_due_later_than_it_lingers(webhook: Any
 
     assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
     assert webhook.requests == []
+
+
+@pytest.mark.parametrize("kind, limit, claimed_kind, claimed", [
+    ("pending", 10, Status.PENDING, 4), ("retry", 10, Status.FAILED, 4), ("pending", 3, Status.PENDING, 3), ("retry", 3, Status.FAILED, 3),
+])
+def test_a_pass_claims_its_own_kind_first_and_no_more_than_two_rounds_of_its_send_slots(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any, kind: str, limit: int, claimed_kind: str, claimed: int
+) -> None:
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
+    make_pending(5)
+    for event in make_pending(5):
+        NotificationEvent.objects.filter(id=event.id).update(status=Status.FAILED, retry_count=1, next_retry_at=T0)
+
+    def die(*args: object) -> None:
+        raise WorkerKilled
+
+    monkeypatch.setattr(delivery.Sender, "start", die)
+    with pytest.raises(WorkerKilled):
+        (delivery.process_pending if kind == "pending" else delivery.retry_sweep)(now=T0, limit=limit)
+
+    # What a worker killed at its first send holds until the claim lease ends.
+    held = NotificationEvent.objects.filter(claim_token__isnull=False)
+    assert (held.count(), set(held.values_list("status", flat=True))) == (claimed, {claimed_kind})

@@ -165,3 +165,24 @@ def test_a_pass_lost_to_a_database_outage_is_tried_again_by_a_kick_at_once(broke
         getattr(tasks, task)()
 
     assert broker == [KICK]
+
+
+def test_a_pass_cut_short_by_its_start_window_asks_for_a_kick_for_the_rest(broker, webhook, monkeypatch, settings):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
+    for _ in range(2):
+        services.create_event(**VALID)
+    DeliveryKick.objects.update(queued_at=None)
+    monkeypatch.setattr(delivery, "start_window", lambda: -1.0)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1, "released": 1}
+
+    assert broker == [KICK]
+
+
+def test_a_pass_that_delivered_everything_asks_for_no_kick(broker, webhook):
+    services.create_event(**VALID)
+    DeliveryKick.objects.update(queued_at=None)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+
+    assert broker == []

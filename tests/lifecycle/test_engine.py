@@ -1,5 +1,8 @@
 """The delivery engine's own promises: a hanging receiver holds only its share of the slots, outcomes are
 written per chunk in two statements, and both ways of applying them agree."""
+import asyncio
+import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -7,9 +10,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications import delivery
+from notifications.backoff import RetryPolicy
 from notifications.delivery import Delivery, record_results
-from notifications.models import NotificationAttempt, NotificationEvent, Status
+from notifications.models import ChannelState, LastPass, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult
+from notifications.notifiers.webhook import WebhookNotifier
+from tests.deliveries import InstantClock
 from tests.lifecycle.conftest import T0, reload
 from tests.receivers import Receiver, Reply
 
@@ -58,7 +64,10 @@ def claimed_deliveries(count, result):
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-def test_a_chunk_of_outcomes_is_one_update_and_one_insert():
+@pytest.mark.parametrize("breaker_history", ["none", "closed after an outage"])
+def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history):
+    if breaker_history != "none":
+        ChannelState.objects.create(channel="Webhook", opened_at=None, consecutive_failures=0)
     deliveries = claimed_deliveries(100, DeliveryResult.success(http_status=200))
 
     with CaptureQueriesContext(connection) as queries:
@@ -94,8 +103,20 @@ def test_outcomes_apply_only_under_the_claim_and_number_attempts_after_the_lates
     assert (rows[sent.event.id].status, rows[sent.event.id].sent_at, rows[sent.event.id].claim_token) == (
         Status.SENT, sent.finished_at, None,
     )
+    applied = [rows[failed.event.id], rows[sent.event.id]]
+    assert [(e.last_error, e.claimed_until, e.claim_token, e.updated_at, e.last_attempt_at) for e in applied] == [
+        ("Webhook receiver answered HTTP 503", None, None, failed.finished_at, failed.finished_at),
+        (None, None, None, sent.finished_at, sent.finished_at),
+    ]
+    assert (rows[failed.event.id].sent_at, rows[sent.event.id].next_retry_at, rows[lost.event.id].last_attempt_at) == (None, None, None)
     attempts = {(a.event_id, a.number): a.resulting_status for a in NotificationAttempt.objects.all()}
     assert attempts == {(failed.event.id, 5): Status.FAILED, (lost.event.id, 3): None, (sent.event.id, 1): Status.SENT}
+    recorded = {a.event_id: (a.started_at, a.duration_ms, a.outcome, a.error, a.http_status) for a in NotificationAttempt.objects.all()}
+    assert recorded == {
+        failed.event.id: (T0, 12, "transient_failure", "Webhook receiver answered HTTP 503", 503),
+        lost.event.id: (T0, 12, "transient_failure", "Webhook receiver answered HTTP 503", 503),
+        sent.event.id: (T0, 5, "success", "", 200),
+    }
 
 
 def test_a_database_blip_while_recording_is_retried_and_nothing_is_lost(transactional_db, monkeypatch, caplog):
@@ -114,3 +135,329 @@ def test_a_database_blip_while_recording_is_retried_and_nothing_is_lost(transact
     assert record_results([sent]) == [Status.SENT]
     assert reload(sent.event).status == Status.SENT
     assert "retrying" in caplog.text
+
+
+ATTEMPT_FIELDS = ("event_id", "channel", "attempt", "outcome", "duration_ms", "status", "http_status")
+
+
+@pytest.mark.django_db
+def test_every_attempt_is_logged_with_its_number_outcome_and_what_became_of_its_event(caplog):
+    failed, lost, sent = claimed_deliveries(3, DeliveryResult.transient("Webhook receiver answered HTTP 503", http_status=503))
+    sent = Delivery(sent.event, DeliveryResult.success(http_status=200), sent.started_at, 5, sent.finished_at)
+    NotificationEvent.objects.filter(id=lost.event.id).update(claim_token="another-worker", attempt_count=2)
+
+    with caplog.at_level(logging.INFO, logger="notifications.delivery"):
+        record_results([failed, lost, sent])
+
+    lines = [(r.levelname, r.getMessage(), {name: getattr(r, name) for name in ATTEMPT_FIELDS}) for r in caplog.records]
+    assert lines == [
+        ("WARNING", f"attempt 1 of event {failed.event.id} via Webhook: transient_failure in 12ms, now failed: "
+                    "Webhook receiver answered HTTP 503",
+         dict(event_id=failed.event.id, channel="Webhook", attempt=1, outcome="transient_failure", duration_ms=12,
+              status="failed", http_status=503)),
+        ("WARNING", f"attempt 3 of event {lost.event.id} via Webhook: transient_failure in 12ms, not applied: "
+                    "the lease was lost (requeued or expired meanwhile)",
+         dict(event_id=lost.event.id, channel="Webhook", attempt=3, outcome="transient_failure", duration_ms=12,
+              status=None, http_status=503)),
+        ("INFO", f"attempt 1 of event {sent.event.id} via Webhook: success in 5ms, now sent",
+         dict(event_id=sent.event.id, channel="Webhook", attempt=1, outcome="success", duration_ms=5, status="sent",
+              http_status=200)),
+    ]
+
+
+@pytest.mark.django_db
+def test_every_claim_is_logged_at_debug_with_its_pass_and_lease_end(make_event, caplog):
+    event = make_event()
+
+    with caplog.at_level(logging.DEBUG, logger="notifications.delivery"):
+        delivery.claim_due_events("pending", now=T0, lease=timedelta(minutes=2))
+
+    assert [(r.levelname, r.getMessage(), r.event_id, r.channel, getattr(r, "pass"))
+            for r in caplog.records if r.name == "notifications.delivery"] == [
+        ("DEBUG", f"claimed event {event.id} for the pending pass until 2026-11-28 12:02:00+00:00", event.id, "Webhook", "pending"),
+    ]
+
+
+def test_recording_through_an_outage_backs_off_then_gives_up_after_30_seconds_leaving_the_claim(transactional_db, monkeypatch, caplog):
+    [sent] = claimed_deliveries(1, DeliveryResult.success(http_status=200))
+
+    def database_away(*args):
+        raise delivery.DatabaseError("could not connect to server")
+
+    monkeypatch.setattr(delivery, "_apply", database_away)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    with pytest.raises(delivery.DatabaseError):
+        record_results([sent])
+
+    assert clock.sleeps == [0.5, 1, 2, 4, 5, 5, 5, 5]  # the next pause would end past the 30 s
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "notifications.delivery"]
+    assert messages[0] == ("WARNING", "recording 1 delivery results failed (could not connect to server); retrying in 0.5s")
+    assert messages[-1] == ("ERROR", "could not record 1 delivery results (DatabaseError: could not connect to server); "
+                                     "their events will be delivered again after their lease")
+    assert len(messages) == 9
+    # Nothing recorded: the event keeps its claim and is delivered again after the lease.
+    event = reload(sent.event)
+    assert (event.status, event.claim_token, event.attempts.count()) == (Status.PENDING, sent.event.claim_token, 0)
+
+
+@pytest.mark.django_db
+def test_a_recording_error_inside_the_callers_transaction_is_raised_at_once(monkeypatch):
+    [sent] = claimed_deliveries(1, DeliveryResult.success(http_status=200))
+
+    def database_error(*args):
+        raise delivery.DatabaseError("deadlock detected")
+
+    monkeypatch.setattr(delivery, "_apply", database_error)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    # The caller's transaction is broken by the error: retrying inside it cannot succeed.
+    with pytest.raises(delivery.DatabaseError):
+        record_results([sent])
+    assert clock.sleeps == []
+
+
+def claims_fail(monkeypatch):
+    def database_away(now):
+        raise delivery.DatabaseError("could not connect to server")
+
+    monkeypatch.setattr(delivery.breaker, "hold_and_probes", database_away)
+
+
+def test_a_pass_keeps_trying_to_claim_every_second_through_30_seconds_of_database_outage_then_fails(
+    transactional_db, monkeypatch, caplog
+):
+    claims_fail(monkeypatch)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    with pytest.raises(delivery.DatabaseError):
+        delivery.process_pending(now=T0)
+
+    warnings = [r.getMessage() for r in caplog.records if r.name == "notifications.delivery"]
+    # Claims at 0, 1, ..., 30 s of the outage fail and are retried; the one at 31 s gives up.
+    assert warnings == ["claiming due events failed (DatabaseError: could not connect to server); trying again in 1s"] * 31
+    assert clock.now == 1031.0
+
+
+@pytest.mark.django_db
+def test_a_claim_error_inside_the_callers_transaction_fails_the_pass_at_once(monkeypatch, caplog):
+    claims_fail(monkeypatch)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    with pytest.raises(delivery.DatabaseError):
+        delivery.process_pending(now=T0)
+
+    assert (clock.sleeps, [r for r in caplog.records if r.name == "notifications.delivery"]) == ([], [])
+
+
+@pytest.mark.django_db
+def test_no_more_than_the_per_destination_cap_of_sends_reach_one_receiver_at_once(settings, webhook):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 8
+    settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 2
+    webhook.reply_with(Reply(delay=1.0))
+    make_pending("Webhook", 4)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 4}
+
+    arrivals = sorted(request.received_at for request in webhook.requests)
+    assert arrivals[1] - arrivals[0] < 0.8  # two at once ...
+    assert arrivals[2] - arrivals[0] > 0.9  # ... and the third only once one of them was answered
+
+
+@pytest.mark.django_db
+def test_a_pass_counts_the_results_whose_lease_was_lost_while_they_were_sent(webhook, monkeypatch):
+    make_pending("Webhook", 2)
+    apply_outcomes = delivery._apply
+
+    def taken_over_meanwhile(attempts):
+        NotificationEvent.objects.update(claim_token="another-worker")
+        return apply_outcomes(attempts)
+
+    monkeypatch.setattr(delivery, "_apply", taken_over_meanwhile)
+
+    report = delivery.process_pending(now=T0)
+
+    assert (report.claimed, report.outcomes) == (2, {"lease_lost": 2})
+    assert list(NotificationAttempt.objects.values_list("started_at", "resulting_status")) == [(T0, None), (T0, None)]
+
+
+@pytest.mark.django_db
+def test_a_pass_waiting_for_a_slow_receiver_neither_spins_nor_keeps_querying(webhook, monkeypatch):
+    webhook.reply_with(Reply(delay=1.5))
+    make_pending("Webhook", 1)
+    claim_rounds = []
+    hold_and_probes = delivery.breaker.hold_and_probes
+    monkeypatch.setattr(delivery.breaker, "hold_and_probes", lambda now: claim_rounds.append(now) or hold_and_probes(now))
+    cpu_before = time.process_time()
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+
+    # While the send is in flight the pass looks for new events every CLAIM_AGAIN_AFTER (0.1 s), about 15 times,
+    # and otherwise waits: a pass that spun would burn the 1.5 s of CPU.
+    assert len(claim_rounds) <= 30
+    assert time.process_time() - cpu_before < 0.8
+
+
+@pytest.mark.django_db
+def test_a_notifier_that_raises_costs_its_event_one_attempt_with_the_secrets_taken_out_of_the_error(
+    settings, webhook, make_event, monkeypatch, caplog
+):
+    settings.CERTCTL_WEBHOOK_SECRET = "whsec-0123456789abcdef"
+    event = make_event()
+
+    async def broken(self, event, client):
+        raise RuntimeError("cannot sign with whsec-0123456789abcdef")
+
+    monkeypatch.setattr(WebhookNotifier, "send", broken)
+
+    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+
+    assert reload(event).last_error == "internal error in the Webhook notifier: RuntimeError: cannot sign with [redacted]"
+    [raised] = [r for r in caplog.records if r.getMessage() == "notifier raised"]
+    assert (raised.levelname, raised.event_id, raised.channel, raised.exc_info[0]) == ("ERROR", event.id, "Webhook", RuntimeError)
+
+
+@pytest.fixture
+def bound_of_a_third_of_a_second(settings):
+    """A send may take its connect and read timeouts together: 0.3 s here."""
+    settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = timedelta(seconds=0.1)
+    settings.CERTCTL_NOTIFICATION_READ_TIMEOUT = timedelta(seconds=0.2)
+
+
+@pytest.mark.django_db
+def test_a_send_still_unanswered_after_its_timeouts_is_cut_short_as_a_transient_failure(
+    bound_of_a_third_of_a_second, webhook, make_event, monkeypatch
+):
+    event = make_event()
+
+    async def trickling(self, event, client):
+        await asyncio.sleep(3)  # e.g. a receiver sending a byte now and then: no single read times out
+        return DeliveryResult.success(http_status=200)
+
+    monkeypatch.setattr(WebhookNotifier, "send", trickling)
+
+    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+
+    assert reload(event).last_error == (
+        "Webhook: no complete answer within 0.3s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    )
+    assert 300 <= event.attempts.get().duration_ms < 2000
+
+
+@pytest.mark.django_db
+def test_a_blocking_send_is_not_cut_short_since_its_thread_would_go_on(bound_of_a_third_of_a_second, webhook, make_event, monkeypatch):
+    event = make_event()
+
+    async def slow_but_delivered(self, event, client):
+        await asyncio.sleep(0.6)  # SMTP in a thread: its own timeouts bound it, and it may still deliver
+        return DeliveryResult.success()
+
+    monkeypatch.setattr(WebhookNotifier, "blocking", True)
+    monkeypatch.setattr(WebhookNotifier, "send", slow_but_delivered)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert reload(event).status == Status.SENT
+
+
+@pytest.mark.django_db
+def test_deliver_batch_starts_every_event_within_its_default_start_window(settings, webhook):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
+    make_pending("Webhook", 3)
+    claimed = delivery.claim_due_events("pending", now=T0)
+
+    assert delivery.deliver_batch(claimed, now=T0) == [Status.SENT] * 3
+    assert len(webhook.requests) == 3
+
+
+@pytest.mark.django_db
+def test_a_pass_or_claim_of_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="^sideways$"):
+        delivery.run_pass("sideways")
+    with pytest.raises(ValueError, match="^sideways$"):
+        delivery.claim_due_events("sideways", now=T0)
+
+
+@pytest.mark.django_db
+def test_a_send_cancelled_under_the_engine_still_answers_with_a_transient_failure(webhook, make_event, monkeypatch):
+    event = make_event()
+
+    async def cancelled(self, event, client):
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(WebhookNotifier, "send", cancelled)
+
+    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+    assert reload(event).last_error == "delivery interrupted (CancelledError); will retry"
+
+
+@pytest.mark.django_db
+def test_deliver_batch_applies_the_retry_policy_it_is_given(failing_webhook):
+    make_pending("Webhook", 1)
+    claimed = delivery.claim_due_events("pending", now=T0)
+    one_attempt = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=1), max_attempts=1)
+
+    assert delivery.deliver_batch(claimed, now=T0, policy=one_attempt) == [Status.DEAD]
+
+
+@pytest.mark.django_db
+def test_a_claim_returns_its_events_oldest_first_whatever_order_the_table_holds_them_in(make_event):
+    events = [make_event(message=f"cert {n}") for n in range(4)]
+    for age, event in enumerate(events, start=1):  # the first one created is the newest
+        NotificationEvent.objects.filter(id=event.id).update(created_at=T0 - age * timedelta(minutes=1))
+
+    claimed = delivery.claim_due_events("pending", now=T0)
+
+    assert [event.id for event in claimed] == [event.id for event in reversed(events)]
+
+
+@pytest.mark.django_db
+def test_a_pass_leaves_its_figures_for_the_metrics_and_says_nothing_when_it_found_nothing(webhook, caplog):
+    make_pending("Webhook", 2)
+
+    with caplog.at_level(logging.INFO, logger="notifications.delivery"):
+        report = delivery.process_pending(now=T0)
+        caplog.clear()
+        empty = delivery.retry_sweep(now=T0 + timedelta(seconds=1))
+
+    assert (report.kind, report.claimed, report.outcomes, 0 < report.duration_s < 10) == ("pending", 2, {"sent": 2}, True)
+    assert (empty.kind, empty.claimed, empty.outcomes, 0 < empty.duration_s < 10) == ("retry", 0, {}, True)
+    figures = {p.kind: (p.finished_at, p.claimed, p.duration_seconds) for p in LastPass.objects.all()}
+    assert figures == {"pending": (T0, 2, report.duration_s), "retry": (T0 + timedelta(seconds=1), 0, empty.duration_s)}
+    assert [r for r in caplog.records if r.name == "notifications.delivery"] == []
+
+
+def test_a_pass_report_gives_its_duration_in_milliseconds():
+    report = delivery.PassReport(kind="retry", claimed=3, outcomes={"sent": 2, "failed": 1}, duration_s=1.23456)
+    assert report.as_dict() == {"kind": "retry", "claimed": 3, "outcomes": {"sent": 2, "failed": 1}, "duration_s": 1.235}
+
+
+@pytest.mark.django_db
+def test_a_pass_whose_retry_sweep_wake_up_fails_still_reports_and_says_why(webhook, monkeypatch, caplog):
+    make_pending("Webhook", 1)
+
+    def database_away():
+        raise delivery.DatabaseError("could not connect to server")
+
+    monkeypatch.setattr(delivery.dispatch, "wake_retry_sweep", database_away)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert "could not bring the retry sweep forward (could not connect to server); retries wait for its next tick" in [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+    ]
+
+
+def test_a_pass_that_cannot_look_for_retries_to_wait_for_ends(transactional_db, webhook, monkeypatch):
+    make_pending("Webhook", 1)
+
+    def database_away():
+        raise delivery.DatabaseError("could not connect to server")
+
+    monkeypatch.setattr(delivery.breaker, "paused_channels", database_away)
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending().outcomes == {"sent": 1}
