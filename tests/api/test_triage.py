@@ -203,23 +203,26 @@ def test_the_same_error_on_two_channels_is_two_groups(dead_at):
 
 
 def test_of_failures_at_the_same_moment_the_group_samples_the_newest_event(dead_at):
-    _, second, created_earlier = (dead_at(T0, error="HTTP 500") for _ in range(3))
+    # Inserted out of id order, so that neither insertion nor storage order can stand in for the id order.
+    for event_id in ("notif-2", "notif-3", "notif-1"):
+        dead_at(T0, error="HTTP 500", event_id=event_id)
+    created_earlier = dead_at(T0, error="HTTP 500", event_id="notif-9")
     NotificationEvent.objects.filter(id=created_earlier.id).update(created_at=T0 - timedelta(hours=2))
 
     [group] = services.failure_groups()
 
-    # first and second were created at the same moment: the later id breaks the tie.
-    assert (group.count, group.sample_id) == (3, second.id)
+    # The newest created first; of those created at one moment, the highest id.
+    assert (group.count, group.sample_id) == (4, "notif-3")
 
 
 def test_a_dry_runs_sample_of_events_created_at_one_moment_is_in_id_order(make_event):
-    events = [make_event() for _ in range(5)]
+    for event_id in ("notif-2", "notif-4", "notif-1", "notif-5", "notif-3"):
+        make_event(event_id=event_id)
     NotificationEvent.objects.update(created_at=T0)
-    shuffled = [events[n].id for n in (3, 1, 4, 0, 2)]
 
-    preview = services.preview_mark_read(ids=shuffled)
+    preview = services.preview_mark_read(ids=["notif-3", "notif-1", "notif-5"])
 
-    assert preview.sample == sorted(shuffled, reverse=True)
+    assert preview.sample == ["notif-5", "notif-3", "notif-1"]
 
 
 @pytest.mark.parametrize(
