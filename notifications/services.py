@@ -623,7 +623,7 @@ def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGrou
     rows = dead_letter(filters).order_by("-created_at", "-id").values_list(
         "id", "channel", "last_error", "last_attempt_at", "created_at"
     )
-    for event_id, channel, last_error, last_attempt_at, created_at in rows.iterator(chunk_size=2000):
+    for event_id, channel, last_error, last_attempt_at, created_at in rows.iterator():
         at = last_attempt_at or created_at
         key = (channel, normalise_error(last_error))
         group = groups.get(key)
@@ -640,7 +640,7 @@ def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGrou
 def group_event_ids(channel: str, error: str, filters: Mapping[str, Any] | None = None) -> list[str]:
     """The ids of the dead events in one failure group (as failure_groups names it)."""
     rows = dead_letter(filters).filter(channel=channel).values_list("id", "last_error")
-    return [event_id for event_id, last_error in rows.iterator(chunk_size=2000) if normalise_error(last_error) == error]
+    return [event_id for event_id, last_error in rows.iterator() if normalise_error(last_error) == error]
 
 
 def requeue_group(
