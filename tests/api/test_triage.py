@@ -215,6 +215,15 @@ def test_of_failures_at_the_same_moment_the_group_samples_the_newest_event(dead_
     assert (group.count, group.sample_id) == (4, "notif-3")
 
 
+def test_a_mark_read_dry_run_by_ids_counts_unknown_and_read_ones_as_skipped(make_event):
+    unread, read = make_event(), make_event()
+    services.mark_read(read.id, OPERATOR)
+
+    preview = services.preview_mark_read(ids=[unread.id, read.id, "notif-unknown"])
+
+    assert preview == services.BulkPreview(would_change=1, skipped=2, sample=[unread.id])
+
+
 def test_a_dry_runs_sample_of_events_created_at_one_moment_is_in_id_order(make_event):
     for event_id in ("notif-2", "notif-4", "notif-1", "notif-5", "notif-3"):
         make_event(event_id=event_id)
