@@ -224,14 +224,15 @@ def test_a_mark_read_dry_run_by_ids_counts_unknown_and_read_ones_as_skipped(make
     assert preview == services.BulkPreview(would_change=1, skipped=2, sample=[unread.id])
 
 
-def test_a_dry_runs_sample_of_events_created_at_one_moment_is_in_id_order(make_event):
-    for event_id in ("notif-2", "notif-4", "notif-1", "notif-5", "notif-3"):
+def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(make_event):
+    for event_id in ("notif-2", "notif-4", "notif-1", "notif-5", "notif-3", "notif-0"):
         make_event(event_id=event_id)
     NotificationEvent.objects.update(created_at=T0)
+    NotificationEvent.objects.filter(id="notif-0").update(created_at=T0 + timedelta(minutes=1))
 
-    preview = services.preview_mark_read(ids=["notif-3", "notif-1", "notif-5"])
+    preview = services.preview_mark_read(ids=["notif-3", "notif-1", "notif-5", "notif-0"])
 
-    assert preview.sample == ["notif-5", "notif-3", "notif-1"]
+    assert preview.sample == ["notif-0", "notif-5", "notif-3", "notif-1"]
 
 
 @pytest.mark.parametrize(

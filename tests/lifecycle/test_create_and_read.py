@@ -181,6 +181,14 @@ def test_mark_read_records_the_first_acknowledgement_only(make_event):
     assert (action.action, action.actor, action.source, action.created_at) == ("mark_read", "alice", "api", T0)
 
 
+def test_reading_an_unknown_id_raises_event_not_found_naming_it(db):
+    with pytest.raises(services.EventNotFound) as missing:
+        services.get_event("notif-nope")
+
+    assert (missing.value.message, missing.value.event_id) == ("notification notif-nope not found", "notif-nope")
+    assert str(missing.value) == "notification notif-nope not found"  # as a traceback or log line shows it
+
+
 def test_mark_read_of_unknown_id_raises_event_not_found(db):
     with pytest.raises(services.EventNotFound) as missing:
         services.mark_read("notif-nope", OPERATOR)
