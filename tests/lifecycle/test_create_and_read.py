@@ -5,6 +5,7 @@ import psycopg
 import pytest
 import time_machine
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import services
 from notifications.models import NotificationEvent
@@ -236,6 +237,17 @@ def test_stats_summary_counts_per_status_and_the_oldest_due_retry(make_event):
     assert summary["oldest_due_retry_at"] == T0 - 10 * MINUTE
     assert summary["oldest_due_retry_age_seconds"] == 600
     assert (summary["notifications_dead_unacknowledged"], summary["completed_at"]) == (1, T0)
+
+
+def test_the_summary_takes_every_count_from_one_read_so_that_they_agree(make_event):
+    put_in_state(make_event(), "dead")
+    counted = "notification_counts" if connection.vendor == "postgresql" else "notification_events"
+
+    with CaptureQueriesContext(connection) as queries:
+        summary = services.stats_summary(now=T0)
+
+    assert len([q for q in queries.captured_queries if f'FROM "{counted}"' in q["sql"] and "GROUP BY" in q["sql"]]) == 1
+    assert (summary["notifications_dead"], summary["notifications_dead_unacknowledged"], summary["notifications_unread"]) == (1, 1, 1)
 
 
 def test_a_retry_due_this_very_moment_is_the_oldest_due(make_event):

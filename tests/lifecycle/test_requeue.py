@@ -123,7 +123,7 @@ def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(
     with pytest.raises(services.RequeueRefused) as refused:
         services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
     assert refused.value.message == f"notification {event.id} is being delivered right now; try again after 12:05:00 UTC"
-    assert refused.value.current_status == "failed"
+    assert (refused.value.event_id, refused.value.current_status) == (event.id, "failed")
     assert reload(event).claim_token == claimed.claim_token
 
     after_lease = claimed.claimed_until + MINUTE
