@@ -82,7 +82,7 @@ def test_bulk_mark_read_by_filter_counts_and_records_each_event_once(make_event,
     assert sum("marked event" in r.getMessage() for r in caplog.records) == 0  # one summary line, not one per event
     actions = OperatorAction.objects.filter(bulk=True)
     assert sorted(a.event_id for a in actions) == sorted(e.id for e in dead)
-    assert {(a.action, a.previous_status) for a in actions} == {("mark_read", "dead")}
+    assert {(a.action, a.previous_status, a.actor, a.source) for a in actions} == {("mark_read", "dead", "alice", "api")}
     assert services.get_event(pending.id).read_at is None
     assert services.stats_summary()["notifications_dead_unacknowledged"] == 0
     again = services.mark_read_events(OPERATOR, filters={"delivery_status": "dead"})
