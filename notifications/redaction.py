@@ -47,8 +47,8 @@ def _base64_cores(value: str) -> list[str]:
     raw = value.encode()
     cores = []
     for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + raw + b"\0\0").decode()
-        # Character i carries bits 6i..6i+5, i.e. bytes 6i//8 to (6i+5)//8 of the padded input.
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        # Character i carries bits 6i..6i+5, i.e. bytes 6i//8 to (6i+5)//8 of the shifted input.
         inside = [i for i in range(len(encoded)) if 6 * i // 8 >= shift and (6 * i + 5) // 8 < shift + len(raw)]
         if inside:
             core = encoded[inside[0]:inside[-1] + 1]

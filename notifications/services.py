@@ -385,14 +385,15 @@ def _requeue_postgresql(eligible: QuerySet[NotificationEvent], actor: Actor, now
 
 
 def _requeue_each_chunk(eligible: QuerySet[NotificationEvent], actor: Actor, now: datetime) -> tuple[int, list[str]]:
-    """The same for SQLite (no data-modifying WITH), a thousand events per UPDATE; SQLite writes one at a time."""
+    """The same for SQLite (no data-modifying WITH), a thousand events per UPDATE.
+
+    The caller's transaction holds SQLite's write lock from its start (transaction_mode IMMEDIATE in settings), so
+    no worker or operator can change the listed rows before they are updated: each is certainly requeued.
+    """
     rows = list(eligible.values_list("id", "status"))
-    requeued = 0
     for start in range(0, len(rows), 1000):
         chunk = rows[start : start + 1000]
-        requeued += NotificationEvent.objects.filter(
-            unleased(now), id__in=[event_id for event_id, _ in chunk], status__in=REQUEUEABLE
-        ).update(updated_at=now, **_REQUEUE_CHANGES)
+        NotificationEvent.objects.filter(id__in=[event_id for event_id, _ in chunk]).update(updated_at=now, **_REQUEUE_CHANGES)
         OperatorAction.objects.bulk_create(
             OperatorAction(
                 event_id=event_id, action=ActionKind.REQUEUE, actor=actor.name, source=actor.source,
@@ -400,7 +401,7 @@ def _requeue_each_chunk(eligible: QuerySet[NotificationEvent], actor: Actor, now
             )
             for event_id, status in chunk
         )
-    return requeued, [event_id for event_id, _ in rows[:LOG_SAMPLE]]
+    return len(rows), [event_id for event_id, _ in rows[:LOG_SAMPLE]]
 
 
 def mark_read(event_id, actor, now=None):
@@ -452,8 +453,8 @@ def mark_read_events(
         try:
             inner_sql, inner_params = _unread(selection).order_by().values("id").query.sql_with_params()
         except EmptyResultSet:  # an empty id list
-            inner_sql = None
-        if inner_sql:
+            pass
+        else:
             stamp = connection.ops.adapt_datetimefield_value(now)
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -622,7 +623,7 @@ def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGrou
     rows = dead_letter(filters).order_by("-created_at", "-id").values_list(
         "id", "channel", "last_error", "last_attempt_at", "created_at"
     )
-    for event_id, channel, last_error, last_attempt_at, created_at in rows.iterator(chunk_size=2000):
+    for event_id, channel, last_error, last_attempt_at, created_at in rows.iterator():
         at = last_attempt_at or created_at
         key = (channel, normalise_error(last_error))
         group = groups.get(key)
@@ -639,7 +640,7 @@ def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGrou
 def group_event_ids(channel: str, error: str, filters: Mapping[str, Any] | None = None) -> list[str]:
     """The ids of the dead events in one failure group (as failure_groups names it)."""
     rows = dead_letter(filters).filter(channel=channel).values_list("id", "last_error")
-    return [event_id for event_id, last_error in rows.iterator(chunk_size=2000) if normalise_error(last_error) == error]
+    return [event_id for event_id, last_error in rows.iterator() if normalise_error(last_error) == error]
 
 
 def requeue_group(

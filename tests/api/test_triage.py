@@ -12,6 +12,7 @@ from tests.api.conftest import assert_error
 from tests.deliveries import claim, record
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+OPERATOR = services.Actor("alice", "api")
 
 
 @pytest.fixture
@@ -108,6 +109,20 @@ def test_dry_run_requeue_counts_and_samples_and_changes_nothing(admin, dead_at, 
     assert not services.get_event(dead[0].id).operator_actions.exists()
 
 
+def test_a_dry_run_samples_the_newest_20_and_counts_the_rest_of_the_selection_as_skipped(dead_at, make_event):
+    dead = [dead_at(T0 + timedelta(minutes=n), channel="Slack") for n in range(25)]
+    pending = make_event(channel="Slack")  # selected, but not requeueable
+    make_event(channel="Webhook")
+
+    requeue = services.preview_requeue(filters={"channel": "Slack"}, now=T0 + timedelta(hours=1))
+    mark_read = services.preview_mark_read(filters={"channel": "Slack"})
+
+    newest_first = [event.id for event in reversed(dead)]
+    assert requeue == services.BulkPreview(would_change=25, skipped=1, sample=newest_first[:20])
+    assert mark_read == services.BulkPreview(would_change=26, skipped=0, sample=[pending.id, *newest_first[:19]])
+    assert NotificationEvent.objects.filter(status="dead", read_at__isnull=True).count() == 25
+
+
 def test_dry_run_mark_read_changes_nothing(reader, dead_at):
     dead = dead_at(T0)
     response = reader.post("/api/v1/notifications/read", {"status": "dead", "dry_run": True}, format="json")
@@ -161,6 +176,157 @@ def test_groups_take_the_list_filters_and_leave_out_dismissed_ones(reader, dead_
 
 def test_groups_reject_bad_filters(reader):
     assert_error(reader.get("/api/v1/notifications/dead-letter/groups", {"failed_after": "soon"}), 400, "Bad Request", "failed_after")
+
+
+def test_groups_of_equal_recency_put_the_larger_first_and_sample_the_last_failure(dead_at):
+    # Created in one order, failed in the other: the group's times and sample follow the failures.
+    late_failure = dead_at(T0 + timedelta(hours=2), error="HTTP 500 from receiver")
+    NotificationEvent.objects.filter(id=late_failure.id).update(created_at=T0 - timedelta(days=1))
+    dead_at(T0 + timedelta(hours=1), error="HTTP 502 from receiver")
+    dead_at(T0 + timedelta(hours=2), channel="Slack", error="Slack webhook: could not connect")
+
+    groups = services.failure_groups()
+
+    assert [(g.channel, g.error, g.count) for g in groups] == [
+        ("Webhook", "HTTP <n> from receiver", 2), ("Slack", "Slack webhook: could not connect", 1),
+    ]
+    assert (groups[0].first_at, groups[0].last_at, groups[0].sample_id) == (
+        T0 + timedelta(hours=1), T0 + timedelta(hours=2), late_failure.id,
+    )
+
+
+def test_the_same_error_on_two_channels_is_two_groups(dead_at):
+    dead_at(T0, error="HTTP 503")
+    dead_at(T0, channel="Slack", error="HTTP 503")
+
+    assert sorted((g.channel, g.count) for g in services.failure_groups()) == [("Slack", 1), ("Webhook", 1)]
+
+
+def test_of_failures_at_the_same_moment_the_group_samples_the_newest_event(dead_at):
+    # Inserted out of id order, so that neither insertion nor storage order can stand in for the id order.
+    for event_id in ("notif-2", "notif-3", "notif-1"):
+        dead_at(T0, error="HTTP 500", event_id=event_id)
+    created_earlier = dead_at(T0, error="HTTP 500", event_id="notif-9")
+    NotificationEvent.objects.filter(id=created_earlier.id).update(created_at=T0 - timedelta(hours=2))
+
+    [group] = services.failure_groups()
+
+    # The newest created first; of those created at one moment, the highest id.
+    assert (group.count, group.sample_id) == (4, "notif-3")
+
+
+def test_a_mark_read_dry_run_by_ids_counts_unknown_and_read_ones_as_skipped(make_event):
+    unread, read = make_event(), make_event()
+    services.mark_read(read.id, OPERATOR)
+
+    preview = services.preview_mark_read(ids=[unread.id, read.id, "notif-unknown"])
+
+    assert preview == services.BulkPreview(would_change=1, skipped=2, sample=[unread.id])
+
+
+def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(make_event):
+    for event_id in ("notif-2", "notif-4", "notif-1", "notif-5", "notif-3", "notif-0"):
+        make_event(event_id=event_id)
+    NotificationEvent.objects.update(created_at=T0)
+    NotificationEvent.objects.filter(id="notif-0").update(created_at=T0 + timedelta(minutes=1))
+
+    preview = services.preview_mark_read(ids=["notif-3", "notif-1", "notif-5", "notif-0"])
+
+    assert preview.sample == ["notif-0", "notif-5", "notif-3", "notif-1"]
+
+
+@pytest.mark.parametrize(
+    "filters, listed",
+    [
+        ({}, {"open"}),
+        ({"status": "", "channel": None}, {"open"}),
+        ({"status": "dead"}, {"open"}),
+        ({"status": "read"}, {"dismissed"}),
+        ({"delivery_status": "dead"}, {"open", "dismissed"}),
+        ({"read": "true"}, {"dismissed"}),
+        ({"read": "false"}, {"open"}),
+    ],
+)
+def test_the_dead_letter_queue_leaves_out_dismissed_events_unless_a_state_filter_asks(dead_at, make_event, filters, listed):
+    events = {"open": dead_at(T0), "dismissed": dead_at(T0)}
+    services.mark_read(events["dismissed"].id, OPERATOR)
+    make_event()  # pending: never in the dead-letter queue
+
+    assert set(services.dead_letter(filters).values_list("id", flat=True)) == {events[name].id for name in listed}
+
+
+def test_a_dead_event_never_attempted_is_grouped_at_its_creation_time(make_event):
+    event = make_event()
+    NotificationEvent.objects.filter(id=event.id).update(status="dead", created_at=T0, last_error="retired by hand")
+
+    [group] = services.failure_groups()
+    assert (group.error, group.first_at, group.last_at, group.sample_id) == ("retired by hand", T0, T0, event.id)
+
+
+def group_of_three(dead_at):
+    """Three dead Webhook events of one cause, and one event each of another cause and of another channel."""
+    group = [dead_at(T0 + timedelta(minutes=n), error=f"HTTP 503 (request {n}a81kx0q2)") for n in range(3)]
+    others = [dead_at(T0, error="HTTP 410 gone"), dead_at(T0, channel="Slack", error="HTTP 503 (request 9a81kx0q2)")]
+    return group, others
+
+
+LATER = T0 + timedelta(hours=3)
+
+
+def test_requeue_group_takes_every_event_of_the_group_however_many_calls_it_needs(dead_at, monkeypatch):
+    monkeypatch.setattr(services, "MAX_BULK_IDS", 2)
+    group, others = group_of_three(dead_at)
+
+    result = services.requeue_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", now=LATER)
+
+    assert (result.requeued, result.skipped) == (3, 0)
+    assert [services.get_event(e.id).status for e in group + others] == ["pending", "pending", "pending", "dead", "dead"]
+    assert {services.get_event(e.id).updated_at for e in group} == {LATER}
+
+
+def test_dismiss_group_takes_every_event_of_the_group_however_many_calls_it_needs(dead_at, monkeypatch):
+    monkeypatch.setattr(services, "MAX_BULK_IDS", 2)
+    group, others = group_of_three(dead_at)
+
+    result = services.dismiss_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", now=LATER)
+
+    assert (result.marked_read, result.dismissed, result.skipped) == (3, 3, 0)
+    assert [services.get_event(e.id).read_at for e in group + others] == [LATER, LATER, LATER, None, None]
+
+
+@pytest.mark.parametrize("action", ["requeue", "dismiss"])
+def test_a_group_action_takes_only_the_events_the_list_filters_select(dead_at, action):
+    group, _ = group_of_three(dead_at)
+    # dead_at creates each event an hour before it fails: only the last two were created after 07:00:30.
+    filters = {"created_after": "2026-11-29T07:00:30Z"}
+
+    if action == "requeue":
+        assert services.requeue_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", filters).requeued == 2
+    else:
+        assert services.dismiss_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", filters).marked_read == 2
+    assert services.get_event(group[0].id).status == "dead" and services.get_event(group[0].id).read_at is None
+
+
+@pytest.mark.parametrize("action", ["requeue", "dismiss"])
+def test_events_another_operator_took_meanwhile_are_counted_as_skipped(dead_at, monkeypatch, action):
+    monkeypatch.setattr(services, "MAX_BULK_IDS", 2)
+    group, _ = group_of_three(dead_at)
+    list_group = services.group_event_ids
+
+    def listed_then_taken_by_bob(*args, **kwargs):
+        ids = list_group(*args, **kwargs)
+        services.requeue_event(group[0].id, services.Actor("bob", "ui"))
+        services.mark_read(group[1].id, services.Actor("bob", "ui"))
+        return ids
+
+    monkeypatch.setattr(services, "group_event_ids", listed_then_taken_by_bob)
+    if action == "requeue":
+        result = services.requeue_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)")
+        assert (result.requeued, result.skipped) == (2, 1)
+    else:
+        result = services.dismiss_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)")
+        # The one bob requeued is pending now: marked read, but not a dismissal from the dead-letter queue.
+        assert (result.marked_read, result.dismissed, result.skipped) == (2, 1, 1)
 
 
 @pytest.mark.parametrize(

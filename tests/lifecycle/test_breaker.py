@@ -6,7 +6,7 @@ import pytest
 import time_machine
 
 from notifications import breaker, delivery, services
-from notifications.models import ChannelState, NotificationAttempt, NotificationEvent, Status
+from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, Status
 from tests.lifecycle.conftest import MINUTE, T0
 from tests.receivers import Receiver, Reply
 
@@ -294,3 +294,88 @@ def test_a_failed_probe_keeps_its_error_and_attempt_and_waits_for_the_next_probe
     assert list(probe.attempts.order_by("number").values_list("outcome", "resulting_status")) == [
         ("transient_failure", Status.FAILED), ("transient_failure", Status.FAILED)
     ]
+
+
+# --- the operator's pause and resume (notifications.services), and the channel listing --------------------------
+
+OPERATOR = services.Actor("alice", "cli")
+
+
+def listed(name):
+    """The channel as the API, UI, CLI and MCP list it."""
+    return next(channel for channel in services.channel_states() if channel["name"] == name)
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    """django-q2's async_task, recording the names of the tasks handed to the cluster."""
+    handed = []
+    monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **options: handed.append(func))
+    return handed
+
+
+def test_an_operator_pause_is_audited_once_and_takes_the_channel_name_in_any_letter_case(webhook, caplog):
+    with caplog.at_level(logging.WARNING, logger="notifications.services"):
+        assert services.pause_channel("webhook", OPERATOR, now=T0)
+        assert not services.pause_channel("WEBHOOK", services.Actor("bob", "api"), now=T0 + MINUTE)
+
+    assert {key: listed("Webhook")[key] for key in ("state", "since", "paused_by")} == {
+        "state": "paused", "since": T0, "paused_by": "alice",
+    }
+    assert list(ChannelAction.objects.values_list("channel", "action", "actor", "source", "created_at")) == [
+        ("Webhook", "pause", "alice", "cli", T0),
+    ]
+    assert caplog.messages == ["channel Webhook paused by alice via cli: its events wait until it is resumed"]
+    assert caplog.records[0].channel == "Webhook"
+
+
+def test_an_operator_resume_is_audited_and_hands_the_held_events_to_the_workers_at_once(
+    webhook, caplog, broker, django_capture_on_commit_callbacks
+):
+    services.pause_channel("Webhook", OPERATOR, now=T0)
+    broker.clear()
+
+    with caplog.at_level(logging.WARNING, logger="notifications.services"), django_capture_on_commit_callbacks(execute=True):
+        assert services.resume_channel("webHook", services.Actor("bob", "api"), now=T0 + MINUTE)
+
+    assert broker == ["notifications.tasks.deliver_pending"]
+    assert (listed("Webhook")["state"], listed("Webhook")["since"], listed("Webhook")["paused_by"]) == ("closed", None, None)
+    assert list(ChannelAction.objects.order_by("id").values_list("action", "actor", "source", "created_at")) == [
+        ("pause", "alice", "cli", T0), ("resume", "bob", "api", T0 + MINUTE),
+    ]
+    assert caplog.messages[-1] == "channel Webhook resumed by bob via api"
+    assert caplog.records[-1].channel == "Webhook"
+
+
+def test_resuming_a_channel_that_is_not_paused_changes_nothing(webhook, caplog, broker, django_capture_on_commit_callbacks):
+    with caplog.at_level(logging.WARNING, logger="notifications.services"), django_capture_on_commit_callbacks(execute=True):
+        assert not services.resume_channel("Webhook", OPERATOR, now=T0)
+
+    assert (broker, caplog.messages) == ([], [])
+    assert not ChannelAction.objects.exists()
+
+
+@pytest.mark.parametrize("change", [services.pause_channel, services.resume_channel])
+def test_an_unknown_channel_is_refused_naming_the_channels(db, change):
+    with pytest.raises(services.UnknownChannel) as unknown:
+        change("Pigeon", OPERATOR, now=T0)
+
+    assert unknown.value.message == "no channel 'Pigeon'; channels are Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
+    assert not ChannelAction.objects.exists() and not ChannelState.objects.exists()
+
+
+def test_an_open_channel_is_listed_with_when_it_opened_and_its_next_probe(db):
+    ChannelState.objects.create(channel="Slack", consecutive_failures=5, opened_at=T0, next_probe_at=T0 + MINUTE)
+
+    assert listed("Slack") == {
+        "name": "Slack", "configured": False, "state": "open", "since": T0, "paused_by": None,
+        "consecutive_failures": 5, "next_probe_at": T0 + MINUTE,
+    }
+
+
+def test_a_paused_open_channel_is_listed_as_paused_since_the_pause_with_no_probe_due(db):
+    ChannelState.objects.create(channel="Slack", consecutive_failures=5, opened_at=T0, next_probe_at=T0 + MINUTE)
+    services.pause_channel("Slack", OPERATOR, now=T0 + 2 * MINUTE)
+
+    slack = listed("Slack")
+    assert (slack["state"], slack["since"], slack["paused_by"], slack["next_probe_at"]) == ("paused", T0 + 2 * MINUTE, "alice", None)

@@ -1,6 +1,11 @@
 """Creating events (dedup, validation), acknowledging them and the dashboard summary."""
+import logging
+
+import psycopg
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import services
 from notifications.models import NotificationEvent
@@ -23,21 +28,47 @@ def test_create_with_a_known_dedup_key_returns_the_existing_event():
 
 
 def test_different_dedup_keys_make_different_events():
+    without_key, _ = services.create_event(**VALID)
     services.create_event(**VALID, dedup_key="expiry:api.example.com:7d")
-    services.create_event(**VALID, dedup_key="expiry:api.example.com:1d")
+    event, created = services.create_event(**VALID, dedup_key="expiry:api.example.com:1d")
 
-    assert NotificationEvent.objects.count() == 2
+    assert created and event.id != without_key.id
+    assert NotificationEvent.objects.count() == 3
+
+
+@pytest.mark.postgres
+def test_a_create_that_loses_the_race_for_a_dedup_key_returns_the_winners_event(transactional_db, monkeypatch):
+    create = NotificationEvent.objects.create
+    db = connection.settings_dict
+
+    def another_request_commits_first(**fields):
+        # The other request passed the same dedup check a moment earlier and commits its insert first.
+        with psycopg.connect(
+            host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None, dbname=db["NAME"]
+        ) as other:
+            other.execute(
+                f"INSERT INTO {NotificationEvent._meta.db_table} (id, type, channel, recipient, message, dedup_key) "
+                "VALUES ('notif-winner', %s, %s, %s, 'the other request', %s)",
+                [fields["type"], fields["channel"], fields["recipient"], fields["dedup_key"]],
+            )
+        return create(**fields)
+
+    monkeypatch.setattr(NotificationEvent.objects, "create", another_request_commits_first)
+    event, created = services.create_event(**VALID, dedup_key="expiry:api.example.com:7d")
+
+    assert (event.id, event.message, created) == ("notif-winner", "the other request", False)
+    assert NotificationEvent.objects.count() == 1
 
 
 @pytest.mark.parametrize(
     "change, field, text",
     [
-        ({"type": "CertificateExploded"}, "type", "unknown type 'CertificateExploded'"),
-        ({"channel": "Fax"}, "channel", "unknown channel 'Fax'"),
-        ({"recipient": ""}, "recipient", "must not be empty"),
-        ({"recipient": "   "}, "recipient", "must not be empty"),
-        ({"message": "x" * 101}, "message", "is 101 bytes; the limit is 100 (CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES)"),
-        ({"message": "é" * 51}, "message", "is 102 bytes; the limit is 100"),
+    ({"type": "CertificateExploded"}, "type", "unknown type 'CertificateExploded'"),
+    ({"channel": "Fax"}, "channel", "unknown channel 'Fax'"),
+    ({"recipient": ""}, "recipient", "must not be empty"),
+    ({"recipient": "   "}, "recipient", "must not be empty"),
+    ({"message": "x" * 101}, "message", "is 101 bytes; the limit is 100 (CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES)"),
+    ({"message": "é" * 51}, "message", "is 102 bytes; the limit is 100"),
     ],
 )
 def test_create_rejects_invalid_input_naming_the_field(settings, change, field, text):
@@ -48,6 +79,85 @@ def test_create_rejects_invalid_input_naming_the_field(settings, change, field, 
 
     assert text in invalid.value.errors[field]
     assert not NotificationEvent.objects.exists()
+
+
+TYPES = "ExpirationWarning, RenewalSuccess, RenewalFailure, DeploymentSuccess, DeploymentFailure, PolicyViolation, Revocation"
+CHANNELS = "Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
+
+
+REFUSALS = [
+    ({"type": "CertificateExploded"}, {"type": f"unknown type 'CertificateExploded'; expected one of {TYPES}"}),
+    ({"channel": "Fax"}, {"channel": f"unknown channel 'Fax'; expected one of {CHANNELS}"}),
+    ({"recipient": None}, {"recipient": "must not be empty"}),
+    ({"recipient": "r" * 1025}, {"recipient": "must be at most 1024 characters"}),
+    ({"recipient": "ops@example.com\nBcc: all@example.com"}, {"recipient": "must not contain line breaks"}),
+    ({"recipient": "ops@example.com\r"}, {"recipient": "must not contain line breaks"}),
+    ({"message": None}, {"message": "must not be empty"}),
+    ({"message": " \n "}, {"message": "must not be empty"}),
+    ({"message": "x" * 101}, {"message": "is 101 bytes; the limit is 100 (CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES)"}),
+    ({"severity": "urgent"}, {"severity": "unknown severity 'urgent'; expected one of informational, warning, critical"}),
+    ({"certificate_id": "c" * 256}, {"certificate_id": "must be at most 255 characters"}),
+    ({"dedup_key": ""}, {"dedup_key": "must be 1 to 255 characters"}),
+    ({"dedup_key": "k" * 256}, {"dedup_key": "must be 1 to 255 characters"}),
+    ({"event_id": ""}, {"id": "must be 1 to 64 characters"}),
+    ({"event_id": "i" * 65}, {"id": "must be 1 to 64 characters"}),
+]
+
+
+@pytest.mark.parametrize("change, errors", REFUSALS)
+def test_each_rule_refuses_with_its_whole_message(settings, change, errors):
+    settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
+
+    with pytest.raises(services.InvalidInput) as invalid:
+        services.validate_event_input(**{**VALID, **change})
+
+    assert invalid.value.errors == errors
+
+
+# create_event takes an empty dedup key for none; every other refusal is the same.
+@pytest.mark.parametrize("change, errors", [case for case in REFUSALS if case[0] != {"dedup_key": ""}])
+def test_create_refuses_what_validation_refuses_and_stores_nothing(settings, change, errors):
+    settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
+
+    with pytest.raises(services.InvalidInput) as invalid:
+        services.create_event(**{**VALID, **change})
+
+    assert invalid.value.errors == errors
+    assert not NotificationEvent.objects.exists()
+
+
+def test_every_broken_field_is_named_at_once_in_the_message():
+    with pytest.raises(services.InvalidInput) as invalid:
+        services.create_event(**{**VALID, "channel": "Fax", "recipient": ""})
+
+    assert invalid.value.message == f"channel: unknown channel 'Fax'; expected one of {CHANNELS}; recipient: must not be empty"
+
+
+def test_values_at_each_limit_are_accepted_and_stored(settings):
+    settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
+    at_limits = dict(
+        type="Revocation", channel="Slack", recipient="  X" + "r" * 1021, message="é" * 50, severity="critical",
+        certificate_id="c" * 255, dedup_key="k" * 255, event_id="i" * 64,
+    )
+    services.validate_event_input(**{**at_limits, "dedup_key": "k", "event_id": "i"})
+
+    event, created = services.create_event(**at_limits)
+
+    assert created
+    stored = NotificationEvent.objects.values().get()
+    assert {name: stored[name] for name in ("id", "type", "channel", "recipient", "message", "severity", "certificate_id", "dedup_key")} == {
+        "id": "i" * 64, "type": "Revocation", "channel": "Slack", "recipient": "X" + "r" * 1021, "message": "é" * 50,
+        "severity": "critical", "certificate_id": "c" * 255, "dedup_key": "k" * 255,
+    }
+    assert (stored["status"], event.id) == ("pending", "i" * 64)
+
+
+def test_empty_optional_fields_are_stored_as_absent():
+    services.validate_event_input(**VALID, severity="")
+    event, _ = services.create_event(**VALID, certificate_id="", severity="", dedup_key="")
+
+    stored = NotificationEvent.objects.values("certificate_id", "severity", "dedup_key").get(id=event.id)
+    assert stored == {"certificate_id": None, "severity": None, "dedup_key": None}
 
 
 def test_create_refuses_a_client_id_that_exists():
@@ -72,9 +182,41 @@ def test_mark_read_records_the_first_acknowledgement_only(make_event):
     assert (action.action, action.actor, action.source, action.created_at) == ("mark_read", "alice", "api", T0)
 
 
+def test_reading_an_unknown_id_raises_event_not_found_naming_it(db):
+    with pytest.raises(services.EventNotFound) as missing:
+        services.get_event("notif-nope")
+
+    assert (missing.value.message, missing.value.event_id) == ("notification notif-nope not found", "notif-nope")
+    assert str(missing.value) == "notification notif-nope not found"  # as a traceback or log line shows it
+
+
 def test_mark_read_of_unknown_id_raises_event_not_found(db):
-    with pytest.raises(services.EventNotFound):
+    with pytest.raises(services.EventNotFound) as missing:
         services.mark_read("notif-nope", OPERATOR)
+
+    assert missing.value.message == "notification notif-nope not found"
+
+
+def test_mark_read_is_logged_once_with_who(make_event, caplog):
+    event = put_in_state(make_event(), "dead")
+    caplog.clear()
+
+    with caplog.at_level(logging.INFO, logger="notifications.services"):
+        services.mark_read(event.id, OPERATOR, now=T0)
+        services.mark_read(event.id, services.Actor("bob", "ui"), now=T0 + MINUTE)
+
+    assert caplog.messages == [f"marked event {event.id} read by alice via api"]
+    assert caplog.records[0].event_id == event.id
+    event = reload(event)
+    assert (event.read_at, event.updated_at, event.operator_actions.get().previous_status) == (T0, T0, "dead")
+
+
+def test_a_new_event_is_logged_with_its_type_and_channel(caplog):
+    with caplog.at_level(logging.INFO, logger="notifications.services"):
+        event, _ = services.create_event(**VALID)
+
+    assert caplog.messages == [f"created event {event.id}: ExpirationWarning via Webhook"]
+    assert (caplog.records[0].event_id, caplog.records[0].channel, caplog.records[0].status) == (event.id, "Webhook", "pending")
 
 
 def test_stats_summary_counts_per_status_and_the_oldest_due_retry(make_event):
@@ -94,6 +236,27 @@ def test_stats_summary_counts_per_status_and_the_oldest_due_retry(make_event):
     }
     assert summary["oldest_due_retry_at"] == T0 - 10 * MINUTE
     assert summary["oldest_due_retry_age_seconds"] == 600
+    assert (summary["notifications_dead_unacknowledged"], summary["completed_at"]) == (1, T0)
+
+
+def test_the_summary_takes_every_count_from_one_read_so_that_they_agree(make_event):
+    put_in_state(make_event(), "dead")
+    counted = "notification_counts" if connection.vendor == "postgresql" else "notification_events"
+
+    with CaptureQueriesContext(connection) as queries:
+        summary = services.stats_summary(now=T0)
+
+    assert len([q for q in queries.captured_queries if f'FROM "{counted}"' in q["sql"] and "GROUP BY" in q["sql"]]) == 1
+    assert (summary["notifications_dead"], summary["notifications_dead_unacknowledged"], summary["notifications_unread"]) == (1, 1, 1)
+
+
+def test_a_retry_due_this_very_moment_is_the_oldest_due(make_event):
+    event = put_in_state(make_event(), "failed")
+    NotificationEvent.objects.filter(id=event.id).update(next_retry_at=T0)
+
+    summary = services.stats_summary(now=T0)
+
+    assert (summary["oldest_due_retry_at"], summary["oldest_due_retry_age_seconds"]) == (T0, 0)
 
 
 def test_stats_summary_without_due_retries(make_event):

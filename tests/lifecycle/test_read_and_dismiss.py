@@ -9,7 +9,7 @@ from django.utils import timezone
 from notifications import services
 from notifications.models import NotificationEvent, OperatorAction
 from tests.deliveries import deliver_now
-from tests.lifecycle.conftest import OPERATOR, put_in_state
+from tests.lifecycle.conftest import OPERATOR, T0, put_in_state
 
 pytestmark = pytest.mark.django_db
 
@@ -73,15 +73,16 @@ def test_bulk_mark_read_by_filter_counts_and_records_each_event_once(make_event,
     pending = make_event()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="notifications.services"):
-        result = services.mark_read_events(OPERATOR, filters={"delivery_status": "dead"})
+        result = services.mark_read_events(OPERATOR, filters={"delivery_status": "dead"}, now=T0)
     assert (result.marked_read, result.skipped, result.dismissed) == (3, 1, 3)
-    assert [r.getMessage() for r in caplog.records if "bulk mark read" in r.getMessage()] == [
-        "bulk mark read by alice via api: 3 marked read (3 dead ones dismissed), 1 skipped"
-    ]
+    [summary] = [r for r in caplog.records if "bulk mark read" in r.getMessage()]
+    assert summary.getMessage() == "bulk mark read by alice via api: 3 marked read (3 dead ones dismissed), 1 skipped"
+    assert (summary.marked_read, summary.dismissed) == (3, 3)
+    assert set(NotificationEvent.objects.filter(id__in=[e.id for e in dead]).values_list("read_at", "updated_at")) == {(T0, T0)}
     assert sum("marked event" in r.getMessage() for r in caplog.records) == 0  # one summary line, not one per event
     actions = OperatorAction.objects.filter(bulk=True)
     assert sorted(a.event_id for a in actions) == sorted(e.id for e in dead)
-    assert {(a.action, a.previous_status) for a in actions} == {("mark_read", "dead")}
+    assert {(a.action, a.previous_status, a.actor, a.source) for a in actions} == {("mark_read", "dead", "alice", "api")}
     assert services.get_event(pending.id).read_at is None
     assert services.stats_summary()["notifications_dead_unacknowledged"] == 0
     again = services.mark_read_events(OPERATOR, filters={"delivery_status": "dead"})

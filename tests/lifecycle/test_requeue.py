@@ -1,12 +1,15 @@
 """Requeue, one by one and in bulk: who may be requeued, what is reset and what is kept."""
+import logging
 from collections.abc import Callable
 
+import psycopg
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications import delivery, services
+from notifications.filtersets import FILTER_NAMES
 from notifications.models import NotificationEvent, OperatorAction
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, put_in_state, reload
 from tests.receivers import Reply
@@ -18,6 +21,15 @@ LATER = T0 + 90 * MINUTE
 
 def snapshot(event):
     return NotificationEvent.objects.filter(id=event.id).values().get()
+
+
+@pytest.fixture(params=["as on this database", "as on SQLite"])
+def bulk_requeue(request, monkeypatch):
+    """A bulk requeue as this database runs it (one statement on PostgreSQL) and as SQLite runs it (chunked
+    statements), on PostgreSQL too, so that a mutation run on PostgreSQL tests SQLite's way as well."""
+    if request.param == "as on SQLite":
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    return services.requeue_events
 
 
 def test_requeue_of_dead_resets_counters_keeps_history_and_records_who(failing_webhook, make_event):
@@ -49,6 +61,7 @@ def test_requeue_of_failed_clears_the_scheduled_retry(failing_webhook, make_even
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at, event.last_error) == ("pending", 0, None, None)
+    assert event.updated_at == T0 + MINUTE / 2
     assert event.attempts.count() == 1
     assert event.operator_actions.get().previous_status == "failed"
 
@@ -61,8 +74,8 @@ def test_requeue_of_sent_or_pending_is_refused_and_changes_nothing(make_event, s
     with pytest.raises(services.RequeueRefused) as refused:
         services.requeue_event(event.id, OPERATOR, now=LATER)
 
-    assert refused.value.current_status == status
-    assert f"is {status}; only failed or dead notifications can be requeued" in refused.value.message
+    assert (refused.value.event_id, refused.value.current_status) == (event.id, status)
+    assert refused.value.message == f"notification {event.id} is {status}; only failed or dead notifications can be requeued"
     assert snapshot(event) == before
     assert not OperatorAction.objects.exists()
 
@@ -71,7 +84,36 @@ def test_requeue_of_unknown_id_raises_event_not_found(db):
     with pytest.raises(services.EventNotFound) as missing:
         services.requeue_event("notif-nope", OPERATOR)
 
-    assert missing.value.message == "notification notif-nope not found"
+    assert (missing.value.message, missing.value.event_id) == ("notification notif-nope not found", "notif-nope")
+
+
+@pytest.mark.parametrize("event_id", ["notif-\x00", "n" * 65])
+@pytest.mark.parametrize("action", [services.get_event, services.requeue_event, services.mark_read])
+def test_an_id_no_event_can_have_is_not_found(db, action, event_id):
+    """A NUL would be a database error on PostgreSQL (a 500), an id past the column's length one on some engines."""
+    arguments = (event_id,) if action is services.get_event else (event_id, OPERATOR)
+    with pytest.raises(services.EventNotFound) as missing:
+        action(*arguments)
+
+    assert missing.value.message == f"notification {event_id} not found"
+
+
+def test_an_event_with_an_id_of_the_longest_length_is_found_and_requeued(make_event):
+    event = put_in_state(make_event(event_id="n" * 64), "dead")
+
+    assert services.get_event("n" * 64).id == event.id
+    assert services.requeue_event("n" * 64, OPERATOR).status == "pending"
+
+
+def test_a_requeue_is_logged_with_who_and_the_previous_status(make_event, caplog):
+    event = put_in_state(make_event(), "failed")
+    caplog.clear()
+
+    with caplog.at_level(logging.INFO, logger="notifications.services"):
+        services.requeue_event(event.id, OPERATOR, now=LATER)
+
+    assert caplog.messages == [f"requeued event {event.id} (was failed) by alice via api"]
+    assert (caplog.records[0].event_id, caplog.records[0].status, caplog.records[0].previous_status) == (event.id, "pending", "failed")
 
 
 def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(make_event):
@@ -80,20 +122,21 @@ def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(
 
     with pytest.raises(services.RequeueRefused) as refused:
         services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
-    assert "is being delivered right now" in refused.value.message
+    assert refused.value.message == f"notification {event.id} is being delivered right now; try again after 12:05:00 UTC"
+    assert (refused.value.event_id, refused.value.current_status) == (event.id, "failed")
     assert reload(event).claim_token == claimed.claim_token
 
     after_lease = claimed.claimed_until + MINUTE
     assert services.requeue_event(event.id, OPERATOR, now=after_lease).status == "pending"
 
 
-def test_bulk_requeue_by_ids_counts_requeued_and_skipped(make_event):
+def test_bulk_requeue_by_ids_counts_requeued_and_skipped(make_event, bulk_requeue):
     dead, failed, sent, pending = (put_in_state(make_event(), s) for s in ("dead", "failed", "sent", "pending"))
     untouched = {e.id: snapshot(e) for e in (sent, pending)}
 
-    result = services.requeue_events(OPERATOR, ids=[dead.id, failed.id, sent.id, pending.id, "notif-unknown", dead.id])
+    result = bulk_requeue(OPERATOR, ids=[dead.id, failed.id, sent.id, pending.id, "notif-unknown", dead.id, "notif-\x00"])
 
-    assert (result.requeued, result.skipped) == (2, 3)
+    assert (result.requeued, result.skipped) == (2, 4)
     assert {reload(e).status for e in (dead, failed)} == {"pending"}
     assert {e.id: snapshot(e) for e in (sent, pending)} == untouched
     actions = OperatorAction.objects.order_by("previous_status")
@@ -129,18 +172,39 @@ def test_bulk_requeue_refuses_more_than_10000_ids(make_event):
     assert reload(dead).status == "dead"
 
 
+def test_bulk_requeue_takes_10000_ids(make_event):
+    dead = put_in_state(make_event(), "dead")
+
+    result = services.requeue_events(OPERATOR, ids=[dead.id] + [f"notif-{n}" for n in range(9_999)])
+
+    assert (result.requeued, result.skipped) == (1, 9_999)
+
+
 @pytest.mark.parametrize(
-    "filters, field",
-    [({}, "ids"), ({"recipient": "ops@example.com"}, "recipient")],
+    "filters, errors",
+    [
+        ({}, {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"}),
+        ({"channel": "", "status": None}, {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"}),
+        ({"recipient": "ops@example.com"}, {"recipient": f"not a notification filter; use {', '.join(FILTER_NAMES)}"}),
+    ],
 )
-def test_bulk_requeue_needs_ids_or_a_known_filter(make_event, filters, field):
+def test_bulk_requeue_needs_ids_or_a_known_filter(make_event, filters, errors):
     dead = put_in_state(make_event(), "dead")
 
     with pytest.raises(services.InvalidInput) as refused:
         services.requeue_events(OPERATOR, filters=filters)
 
-    assert field in refused.value.errors
+    assert refused.value.errors == errors
     assert reload(dead).status == "dead"
+
+
+@pytest.mark.parametrize("ids", [[], ["notif-\x00"]])
+def test_a_bulk_requeue_of_no_possible_id_requeues_nothing_and_says_so(db, bulk_requeue, caplog, ids):
+    with caplog.at_level(logging.INFO, logger="notifications.services"):
+        result = bulk_requeue(OPERATOR, ids=ids)
+
+    assert (result.requeued, result.skipped) == (0, len(ids))
+    assert caplog.messages == [f"bulk requeue by alice via api: 0 requeued (was failed or dead), {len(ids)} skipped; e.g. none"]
 
 
 def leased_and_dead(make_event: Callable[..., NotificationEvent]) -> tuple[NotificationEvent, NotificationEvent]:
@@ -153,11 +217,11 @@ def leased_and_dead(make_event: Callable[..., NotificationEvent]) -> tuple[Notif
 
 
 @pytest.mark.parametrize("how", ["ids", "filter"])
-def test_bulk_requeue_skips_an_event_whose_lease_is_live(make_event, how):
+def test_bulk_requeue_skips_an_event_whose_lease_is_live(make_event, how, bulk_requeue):
     claimed, dead = leased_and_dead(make_event)
     selection = {"ids": [claimed.id, dead.id]} if how == "ids" else {"filters": {"channel": "Webhook"}}
 
-    result = services.requeue_events(OPERATOR, now=T0 + MINUTE, **selection)
+    result = bulk_requeue(OPERATOR, now=T0 + MINUTE, **selection)
 
     assert (result.requeued, result.skipped) == (1, 1)
     leased = reload(claimed)
@@ -165,6 +229,45 @@ def test_bulk_requeue_skips_an_event_whose_lease_is_live(make_event, how):
     assert leased.claimed_until == claimed.claimed_until
     assert reload(dead).status == "pending"
     assert [(a.event_id, a.previous_status) for a in OperatorAction.objects.all()] == [(dead.id, "dead")]
+
+
+def test_a_dry_run_counts_an_event_whose_lease_is_live_as_skipped(make_event):
+    claimed, dead = leased_and_dead(make_event)
+
+    preview = services.preview_requeue(ids=[claimed.id, dead.id], now=T0 + MINUTE)
+
+    assert preview == services.BulkPreview(would_change=1, skipped=1, sample=[dead.id])
+    assert services.preview_requeue(ids=[claimed.id, dead.id], now=claimed.claimed_until + MINUTE).would_change == 2
+
+
+@pytest.mark.postgres
+def test_a_bulk_requeue_skips_a_row_a_worker_has_locked_instead_of_waiting(transactional_db):
+    locked, free = (
+        put_in_state(services.create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"renewal {n} failed")[0], "dead")
+        for n in range(2)
+    )
+    db = connection.settings_dict
+    worker = psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None, dbname=db["NAME"]
+    )
+    try:
+        # A worker is in the middle of claiming this row.
+        worker.execute(f"SELECT id FROM {NotificationEvent._meta.db_table} WHERE id = %s FOR UPDATE", [locked.id])
+        with connection.cursor() as cursor:
+            # A requeue that waited for the lock would fail after this, instead of hanging the test.
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            result = services.requeue_events(OPERATOR, ids=[locked.id, free.id])
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        worker.rollback()
+        worker.close()
+
+    assert (result.requeued, result.skipped) == (1, 1)
+    assert (reload(locked).status, reload(free).status) == ("dead", "pending")
+    assert [action.event_id for action in OperatorAction.objects.all()] == [free.id]
 
 
 def test_bulk_requeue_takes_an_event_once_its_lease_has_expired(make_event):
@@ -187,5 +290,31 @@ def test_bulk_requeue_is_one_statement_whatever_the_number_of_events(make_event)
     assert result.requeued == 120
     writes = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"] or "INSERT" in q["sql"]]
     assert len(writes) == 1  # the UPDATE … RETURNING and the INSERT … SELECT of the actions, in one statement
+    # The skipped count comes from notification_counts: no count over a year of events.
+    assert not [q["sql"] for q in queries.captured_queries if 'AS "__count" FROM "notification_events"' in q["sql"]]
     assert OperatorAction.objects.filter(action="requeue", bulk=True, previous_status="dead").count() == 120
     assert {reload(event).status for event in dead} == {"pending"}
+
+
+def test_a_bulk_requeue_of_more_than_a_thousand_resets_and_records_every_event(db, bulk_requeue, caplog):
+    dead = NotificationEvent.objects.bulk_create(
+        NotificationEvent(
+            type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n} expires",
+            status="dead", retry_count=5, attempt_count=5, last_error="Webhook answered HTTP 500", read_at=T0,
+        )
+        for n in range(1001)
+    )
+
+    with caplog.at_level(logging.INFO, logger="notifications.services"):
+        result = bulk_requeue(OPERATOR, filters={"delivery_status": "dead"}, now=LATER)
+
+    assert (result.requeued, result.skipped) == (1001, 0)
+    fields = ("status", "retry_count", "next_retry_at", "last_error", "read_at", "claimed_until", "updated_at")
+    assert set(NotificationEvent.objects.values_list(*fields)) == {("pending", 0, None, None, None, None, LATER)}
+    actions = OperatorAction.objects.values_list("event_id", "action", "actor", "source", "bulk", "previous_status")
+    assert sorted(actions) == sorted((e.id, "requeue", "alice", "api", True, "dead") for e in dead)
+    [record] = caplog.records
+    summary, _, sample = record.getMessage().partition("; e.g. ")
+    assert summary == "bulk requeue by alice via api: 1001 requeued (was failed or dead), 0 skipped"
+    assert len(sample.split(", ")) == 10 and set(sample.split(", ")) <= {e.id for e in dead}
+    assert (record.requeued, record.sample_event_ids, record.status) == (1001, sample.split(", "), "pending")

@@ -1,14 +1,17 @@
 """The five HTTP channels against a real local receiver: what it gets, and how each answer is classified."""
+import asyncio
 import hashlib
 import hmac
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from notifications.notifiers import build_notifier
-from notifications.notifiers.base import MAX_RETRY_AFTER, parse_retry_after
+from notifications.notifiers.base import MAX_RETRY_AFTER, DeliveryResult, new_http_client, parse_retry_after, post_json
 from tests.bounded import finishes_within
 from tests.deliveries import send_once
 from tests.notifiers.conftest import make_event
@@ -67,6 +70,7 @@ def test_webhook_posts_the_event_signed_with_hmac_of_the_exact_body(settings, re
     [request] = receiver.requests
     assert request.path == "/hook"
     assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == "certctl-notifications"
     assert request.headers["X-Certctl-Event-ID"] == event.id
     expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
     assert request.headers["X-Certctl-Signature"] == expected
@@ -270,6 +274,33 @@ def test_redirect_is_permanent_and_not_followed(channel, settings, receiver):
     assert_no_secret(result.error, secrets)
 
 
+@pytest.mark.parametrize("status", [200, 299])
+def test_any_2xx_is_a_success(status, settings, receiver):
+    configure(settings, "Webhook", receiver.url)
+    receiver.reply_with(Reply(status=status, body=""))
+    _, result = send("Webhook")
+
+    assert (result.ok, result.http_status, result.error) == (True, status, "")
+
+
+@pytest.mark.parametrize("status", [300, 399])
+def test_every_3xx_is_a_redirect_to_fix_in_the_setting(status, settings, receiver):
+    configure(settings, "Webhook", receiver.url)
+    receiver.reply_with(Reply(status=status, body="moved"))
+    _, result = send("Webhook")
+
+    assert (result.ok, result.permanent, result.http_status) == (False, True, status)
+    assert result.error == f"Webhook receiver answered HTTP {status} (a redirect, which is not followed); fix CERTCTL_WEBHOOK_URL"
+
+
+def test_a_4xx_without_a_body_quotes_only_the_status(settings, receiver):
+    configure(settings, "Webhook", receiver.url)
+    receiver.reply_with(Reply(status=410, body="  "))
+    _, result = send("Webhook")
+
+    assert (result.permanent, result.error) == (True, "Webhook receiver answered HTTP 410")
+
+
 @pytest.mark.parametrize("channel", HTTP_CHANNELS)
 def test_receiver_slower_than_the_read_timeout_is_transient(channel, settings, receiver):
     secrets = configure(settings, channel, receiver.url)
@@ -345,3 +376,105 @@ def test_webhook_body_is_compact_json_of_the_event(settings, receiver):
 
     body = receiver.requests[0].body
     assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
+
+
+# --- failures before any answer, as the HTTP client reports them --------------------------------------------------
+
+
+def post_failing_with(error: httpx.HTTPError, **settings_overrides) -> DeliveryResult:
+    """post_json through a client whose every request fails with `error`, as httpx raises it."""
+
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    async def post() -> DeliveryResult:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(fail)) as client:
+            return await post_json(
+                client, "https://hooks.example.com/T0/secretpath", {"text": "hi"},
+                receiver="Slack webhook", url_setting="CERTCTL_SLACK_WEBHOOK_URL",
+            )
+
+    return asyncio.run(post())
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectTimeout("timed out"), httpx.PoolTimeout("timed out")])
+def test_no_connection_within_the_connect_timeout_is_transient_and_names_that_setting(settings, error):
+    settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = timedelta(milliseconds=1500)
+
+    result = post_failing_with(error)
+
+    assert (result.ok, result.permanent, result.http_status) == (False, False, None)
+    assert result.error == (
+        "Slack webhook: no answer within the connect timeout of 1.5s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); will retry"
+    )
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout("timed out"), httpx.WriteTimeout("timed out")])
+def test_no_answer_within_the_read_timeout_is_transient_and_names_that_setting(settings, error):
+    settings.CERTCTL_NOTIFICATION_READ_TIMEOUT = timedelta(seconds=2)
+
+    result = post_failing_with(error)
+
+    assert not result.ok and not result.permanent
+    assert result.error == "Slack webhook: no answer within the read timeout of 2s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), "Slack webhook: could not connect ([Errno 111] Connection refused); will retry"),
+        (httpx.ConnectError(""), "Slack webhook: could not connect (ConnectError); will retry"),
+        (httpx.RemoteProtocolError("peer closed connection"), "Slack webhook: request failed (peer closed connection); will retry"),
+        (httpx.RemoteProtocolError(""), "Slack webhook: request failed (RemoteProtocolError); will retry"),
+    ],
+)
+def test_a_connection_that_fails_is_transient_and_says_why(error, message):
+    result = post_failing_with(error)
+
+    assert (result.ok, result.permanent, result.error) == (False, False, message)
+
+
+def test_a_url_httpx_cannot_use_is_permanent_and_says_why(settings):
+    result = post_failing_with(httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'hooks://'."))
+
+    assert result.permanent
+    assert result.error == (
+        "Slack webhook: the configured URL is not a valid http(s) URL "
+        "(Request URL has an unsupported protocol 'hooks://'.); fix CERTCTL_SLACK_WEBHOOK_URL"
+    )
+
+
+def test_a_receiver_that_stops_reading_the_request_cannot_hold_the_send_past_the_timeout(settings):
+    settings.CERTCTL_NOTIFICATION_READ_TIMEOUT = timedelta(milliseconds=300)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+
+        async def post() -> DeliveryResult:
+            async with new_http_client() as client:
+                # Far more than the socket buffers hold: the upload stalls once they are full.
+                return await post_json(client, url, {"text": "x" * 64_000_000}, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL")
+
+        result = finishes_within(15, lambda: asyncio.run(post()))
+
+    assert not result.ok and not result.permanent
+    assert result.error == "Webhook receiver: no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+
+
+def test_a_send_waiting_for_the_clients_one_connection_gives_up_after_the_connect_timeout(settings, receiver):
+    settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = timedelta(milliseconds=200)
+    receiver.reply_with(Reply(status=200, delay=2))
+
+    async def two_at_once() -> list[DeliveryResult]:
+        async with new_http_client() as client:
+            first = asyncio.create_task(post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL"))
+            await asyncio.sleep(0.1)  # the first holds the connection, waiting for its answer
+            second = await post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL")
+            return [await first, second]
+
+    first, second = finishes_within(15, lambda: asyncio.run(two_at_once()))
+
+    assert first.ok
+    assert second.error == "Webhook receiver: no answer within the connect timeout of 0.2s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); will retry"
+    assert len(receiver.requests) == 1

@@ -198,3 +198,23 @@ def test_redacted_excerpt_hides_a_secret_inside_any_base64_string(secret, head, 
     text = redacted_excerpt(f"535 bad credentials {encoded}", secret_fragments("", secret))
 
     assert not visible_runs(text, base64_core(encoded, len(head), len(secret.encode())))
+
+
+# --- which pieces of a secret URL count as tokens ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "piece, hidden",
+    [
+        ("abcdefghijklmnop", True),  # 16 characters: hidden even when it looks like a word
+        ("abcdefghijklmno", False),  # 15 lower-case letters: a word, kept readable
+        ("Ab1x", True),  # 4 characters with a capital or a digit: a token
+        ("a1b", False),  # shorter: not worth hiding
+    ],
+)
+def test_a_url_piece_is_hidden_when_it_looks_like_a_token(piece, hidden):
+    url = f"https://hooks.example.com/services/{piece}"
+
+    text = redacted_excerpt(f"rejected {piece} as invalid", secret_fragments(url))
+
+    assert text == ("rejected [redacted] as invalid" if hidden else f"rejected {piece} as invalid")
