@@ -25,6 +25,12 @@ def pytest_runtest_setup(item):
     pytest.skip("needs PostgreSQL (row locks, SKIP LOCKED): set DATABASE_URL=postgres://… to run it")
 
 
+def _mutation_run_tag() -> str:
+    """Names this copy of the tree (mutmut runs in `mutants/` of each checkout), so two checkouts' runs on one
+    PostgreSQL server keep their databases apart."""
+    return hashlib.sha1(os.getcwd().encode()).hexdigest()[:8]
+
+
 def _mutation_slot() -> int | None:
     """Under mutmut, the number of a free slot, held (by an open, locked file) until this process exits.
 
@@ -33,9 +39,8 @@ def _mutation_slot() -> int | None:
     """
     if "MUTANT_UNDER_TEST" not in os.environ:
         return None
-    project = hashlib.sha1(os.getcwd().encode()).hexdigest()[:8]
     for slot in range(64):
-        handle = open(os.path.join(tempfile.gettempdir(), f"certctl-mutmut-{project}-{slot}.lock"), "w")
+        handle = open(os.path.join(tempfile.gettempdir(), f"certctl-mutmut-{_mutation_run_tag()}-{slot}.lock"), "w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,9 +61,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         return
     from django.conf import settings
 
-    project = hashlib.sha1(os.getcwd().encode()).hexdigest()[:8]
     test_settings = settings.DATABASES["default"].setdefault("TEST", {})
-    test_settings["NAME"] = f"test_certctl_mutmut_{project}_{slot}"
+    test_settings["NAME"] = f"test_certctl_mutmut_{_mutation_run_tag()}_{slot}"
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,7 @@ def share_with_forked_workers() -> None:
     Forked processes share the parent's pages until either writes to one. The garbage collector writes to
     every object it examines, so without gc.freeze() each of the six processes soon holds a private copy of
     most of the heap; frozen objects are never examined. Measured: the tree during a burst went from 241 MB
-    to 168 MB PSS (docs/performance.md).
+    to 169 MB PSS (docs/performance.md).
     """
     import notifications.tasks  # noqa: F401  (the engine, dispatch and channels, as the workers import them)
     from notifications.notifiers.base import tls_context
