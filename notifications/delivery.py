@@ -228,8 +228,12 @@ class Sender:
         self.thread = threading.Thread(target=self.loop.run_forever, name="deliver-loop", daemon=True)
         self.thread.start()
 
-    def start(self, destination: str, event: NotificationEvent, notifier: Notifier) -> None:
-        asyncio.run_coroutine_threadsafe(self._send(destination, event, notifier), self.loop)
+    def start(self, sends: Sequence[tuple[str, NotificationEvent, Notifier]]) -> None:
+        """Start sends of (destination, event, notifier), waking the loop's thread once for the lot, not once a send."""
+        asyncio.run_coroutine_threadsafe(self._send_all(sends), self.loop)
+
+    async def _send_all(self, sends: Sequence[tuple[str, NotificationEvent, Notifier]]) -> None:
+        await asyncio.gather(*(self._send(destination, event, notifier) for destination, event, notifier in sends))
 
     async def _send(self, destination: str, event: NotificationEvent, notifier: Notifier) -> None:
         idle = self.idle_clients.setdefault(destination, [])
@@ -330,7 +334,7 @@ def _deliver(
 
     def start_what_fits() -> bool:
         """Round-robin over destinations, each up to its cap, all together up to the concurrency."""
-        started = False
+        starting: list[tuple[str, NotificationEvent, Notifier]] = []
         progressed = True
         while progressed:
             progressed = False
@@ -341,16 +345,18 @@ def _deliver(
                         expiring.append(event)
                         progressed = True
                         continue
-                    sender.start(destination, event, notifier)
+                    starting.append((destination, event, notifier))
                     in_flight[destination] += 1
-                    progressed = started = True
+                    progressed = True
         if expiring:
             # Waited too long for a slot: another pass may claim it afresh (this one too, with a new lease).
             release_claims(expiring)
             for event in expiring:
                 note(event.id, RELEASED)
             expiring.clear()
-        return started
+        if starting:
+            sender.start(starting)
+        return bool(starting)
 
     def flush() -> None:
         nonlocal last_flush

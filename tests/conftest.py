@@ -1,5 +1,6 @@
 import fcntl
 import hashlib
+import json
 import os
 import socket
 import tempfile
@@ -52,6 +53,26 @@ def _mutation_slot() -> int | None:
 
 
 _held_slot_files: list = []
+
+
+# Under mutmut a test still running after this long hangs on its mutant (the slowest takes about 4 s alone). mutmut's own
+# limit is 15 times all of a mutant's tests together, up to half an hour a mutant for the engine.
+MUTANT_TEST_TIMEOUT_S = 15
+
+
+def pytest_collection_modifyitems(items):
+    """Under mutmut, run a mutant's tests fastest first, each for at most MUTANT_TEST_TIMEOUT_S: mutmut stops at the
+    first failure (`-x`) but passes the tests in no particular order, so a mutant that a 10 ms test kills could
+    otherwise wait for a 5 s one."""
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(MUTANT_TEST_TIMEOUT_S))
+    if os.path.exists("mutmut-stats.json"):
+        with open("mutmut-stats.json") as stats:
+            duration_by_test = json.load(stats)["duration_by_test"]
+        items.sort(key=lambda item: duration_by_test.get(item.nodeid, 0.0))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ class Received:
     headers: dict
     body: bytes
     received_at: float = field(default_factory=time.time)
+    client_port: int = 0  # the sender's end of the connection: requests with the same one came over one connection
 
     def json(self):
         return json.loads(self.body)
@@ -50,7 +51,9 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with receiver._lock:
-                    receiver.requests.append(Received("POST", self.path, dict(self.headers), body))
+                    receiver.requests.append(
+                        Received("POST", self.path, dict(self.headers), body, client_port=self.client_address[1])
+                    )
                     reply = receiver.replies[0] if len(receiver.replies) == 1 else receiver.replies.pop(0)
                 if reply.delay:
                     time.sleep(reply.delay)

@@ -99,6 +99,13 @@ def new_http_client() -> httpx.AsyncClient:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def parsed_url(url: str) -> httpx.URL:
+    """The URL as httpx reads it, parsed once: given text, httpx parses it again for every request, and a channel
+    posts to the same URL all day. Raises httpx.InvalidURL."""
+    return httpx.URL(url)
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> timedelta | None:
     """Retry-After as delta-seconds or an HTTP date, at most MAX_RETRY_AFTER; None when absent or unreadable."""
     if not value:
@@ -152,7 +159,7 @@ async def _post(
     request_headers = {"Content-Type": "application/json", "User-Agent": "certctl-notifications"}
     request_headers.update(headers or {})
     try:
-        response = await client.post(url, content=content, headers=request_headers, timeout=http_timeout())
+        response = await client.post(parsed_url(url), content=content, headers=request_headers, timeout=http_timeout())
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         return DeliveryResult.permanent_failure(
             f"{receiver}: the configured URL is not a valid http(s) URL ({_reason(exc)}); fix {url_setting}"

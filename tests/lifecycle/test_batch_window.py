@@ -9,6 +9,7 @@ from django.core.management import call_command
 from notifications import delivery, services
 from notifications.models import NotificationEvent, Status
 from tests.lifecycle.conftest import T0
+from tests.receivers import Reply
 
 TOO_LATE = -1.0  # a deadline already passed, relative to time.monotonic()
 
@@ -41,6 +42,19 @@ def test_events_not_started_in_time_are_released_and_taken_by_the_next_pass(db, 
     assert delivery.process_pending(now=T0).claimed == 2
     assert NotificationEvent.objects.filter(status=Status.SENT).count() == 3
     assert len(webhook.requests) == 3
+
+
+def test_releasing_the_late_events_of_a_claim_leaves_its_sends_in_flight_their_claim(db, webhook, settings):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
+    webhook.reply_with(Reply(delay=0.5))  # still in flight when the late ones are given back
+    make_pending(3)
+    claimed = delivery.claim_due_events("pending", now=T0)
+    assert len({event.claim_token for event in claimed}) == 1
+
+    results = delivery.deliver_batch(claimed, now=T0, deadline=time.monotonic() + TOO_LATE)
+
+    assert results == [Status.SENT, delivery.RELEASED, delivery.RELEASED]
+    assert NotificationEvent.objects.get(id=claimed[0].id).status == Status.SENT
 
 
 def test_a_release_does_not_touch_an_event_another_worker_now_holds(db, settings):

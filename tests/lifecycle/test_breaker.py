@@ -248,6 +248,15 @@ def test_a_paused_channel_gets_no_probe_even_while_its_breaker_is_open():
     assert breaker.hold_and_probes(T0 + 5 * MINUTE) == breaker.Held(frozenset({"Webhook"}), ("Webhook",))
 
 
+def test_two_open_channels_each_get_their_own_probe_when_it_is_due():
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0)
+    breaker.record([failure(f"notif-{n % 3}", channel="Slack") for n in range(5)], now=T0 + 2 * MINUTE)
+    both = frozenset({"Slack", "Webhook"})
+
+    assert breaker.hold_and_probes(T0 + MINUTE) == breaker.Held(both, ("Webhook",))
+    assert breaker.hold_and_probes(T0 + 3 * MINUTE) == breaker.Held(both, ("Slack", "Webhook"))
+
+
 def test_a_failed_probe_waits_for_the_next_probe_or_one_interval_when_the_breaker_closed_meanwhile():
     breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0)
     assert breaker.probe_wait_for("Webhook", T0 + 30 * STEP) == T0 + MINUTE
@@ -279,6 +288,20 @@ def test_the_probe_is_an_event_of_the_open_channel_claimed_with_the_short_claim_
     assert sorted(held.values_list("channel", "claimed_until")) == [
         ("Slack", T0 + MINUTE + delivery.claim_lease()), ("Webhook", T0 + MINUTE + delivery.claim_lease()),
     ]
+
+
+def test_a_pass_sends_the_probe_of_each_open_channel_and_a_success_closes_each(webhook, settings, slack):
+    settings.CERTCTL_SLACK_WEBHOOK_URL = slack.url + "/services/T0/B0/slacktoken"
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0)
+    breaker.record([failure(f"notif-{n % 3}", channel="Slack") for n in range(5)], now=T0)
+    create_at(T0, 1)
+    with time_machine.travel(T0, tick=False):
+        services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
+
+    assert delivery.process_pending(now=T0 + MINUTE).outcomes == {"sent": 2}
+
+    assert (len(webhook.requests), len(slack.requests)) == (1, 1)
+    assert (state("Webhook").state, state("Slack").state) == ("closed", "closed")
 
 
 def test_a_failed_probe_keeps_its_error_and_attempt_and_waits_for_the_next_probe(failing_webhook):

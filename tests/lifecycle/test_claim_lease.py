@@ -85,6 +85,14 @@ def test_a_pass_stays_for_a_retry_due_within_seconds_instead_of_leaving_it_to_th
     assert len(webhook.requests) == 2
 
 
+def test_a_pass_waits_until_the_next_retry_is_due_and_not_at_all_for_an_overdue_one(db: None) -> None:
+    event = failed_due_in(0.4)
+    assert 0.2 < delivery._next_retry_within(delivery.RETRY_LINGER) <= 0.4
+
+    NotificationEvent.objects.filter(id=event.id).update(next_retry_at=timezone.now() - timedelta(seconds=3))
+    assert delivery._next_retry_within(delivery.RETRY_LINGER) == 0.0
+
+
 def test_a_pass_stays_for_no_retry_when_it_runs_at_a_given_time_or_the_retry_comes_after_its_window(
     db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,6 +118,20 @@ def test_a_pass_does_not_wait_for_a_retry_of_a_paused_channel(db: None, webhook:
 
     assert clock.sleeps == []  # it would stay, claiming nothing, until its start window closed
     assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
+
+
+def test_a_pass_does_not_wait_for_a_retry_another_worker_holds(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    event = failed_due_in(0.3)
+    NotificationEvent.objects.filter(id=event.id).update(
+        claim_token="another-worker", claimed_until=timezone.now() + timedelta(minutes=5)
+    )
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending().claimed == 0
+
+    assert clock.sleeps == []  # it would stay, claiming nothing, until its start window closed
+    assert NotificationEvent.objects.get(id=event.id).claim_token == "another-worker"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -143,3 +165,22 @@ def test_a_pass_claims_its_own_kind_first_and_no_more_than_two_rounds_of_its_sen
     # What a worker killed at its first send holds until the claim lease ends.
     held = NotificationEvent.objects.filter(claim_token__isnull=False)
     assert (held.count(), set(held.values_list("status", flat=True))) == (claimed, {claimed_kind})
+
+
+def test_a_pass_tops_up_a_short_claim_of_its_own_kind_with_the_other_up_to_two_rounds_of_its_send_slots(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
+    make_pending(1)
+    for event in make_pending(5):
+        NotificationEvent.objects.filter(id=event.id).update(status=Status.FAILED, retry_count=1, next_retry_at=T0)
+
+    def die(*args: object) -> None:
+        raise WorkerKilled
+
+    monkeypatch.setattr(delivery.Sender, "start", die)
+    with pytest.raises(WorkerKilled):
+        delivery.process_pending(now=T0)
+
+    held = NotificationEvent.objects.filter(claim_token__isnull=False)
+    assert sorted(held.values_list("status", flat=True)) == [Status.FAILED] * 3 + [Status.PENDING]

@@ -4,7 +4,7 @@ import logging
 import psycopg
 import pytest
 import time_machine
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications import services
@@ -167,6 +167,16 @@ def test_create_refuses_a_client_id_that_exists():
         services.create_event(**VALID, event_id="notif-client-1")
 
     assert invalid.value.errors == {"id": "notification notif-client-1 already exists"}
+
+
+def test_a_create_with_a_client_id_failing_on_another_constraint_is_not_called_a_taken_id(monkeypatch):
+    def violates_a_check(**fields):
+        raise IntegrityError('new row for relation "notification_events" violates check constraint "some_check"')
+
+    monkeypatch.setattr(NotificationEvent.objects, "create", violates_a_check)
+
+    with pytest.raises(IntegrityError, match="some_check"):
+        services.create_event(**VALID, event_id="notif-client-2")
 
 
 def test_mark_read_records_the_first_acknowledgement_only(make_event):

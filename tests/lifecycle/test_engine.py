@@ -2,6 +2,7 @@
 written per chunk in two statements, and both ways of applying them agree."""
 import asyncio
 import logging
+import threading
 import time
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from notifications import delivery
 from notifications.backoff import RetryPolicy
 from notifications.delivery import Delivery, record_results
 from notifications.models import ChannelState, LastPass, NotificationAttempt, NotificationEvent, Status
-from notifications.notifiers import DeliveryResult
+from notifications.notifiers import DeliveryResult, Notifier
 from notifications.notifiers.webhook import WebhookNotifier
 from tests.deliveries import InstantClock
 from tests.lifecycle.conftest import T0, reload
@@ -266,6 +267,73 @@ def test_no_more_than_the_per_destination_cap_of_sends_reach_one_receiver_at_onc
     arrivals = sorted(request.received_at for request in webhook.requests)
     assert arrivals[1] - arrivals[0] < 0.8  # two at once ...
     assert arrivals[2] - arrivals[0] > 0.9  # ... and the third only once one of them was answered
+
+
+@pytest.mark.django_db
+def test_each_destination_keeps_its_own_connections_for_the_whole_pass(settings, webhook, slow_receiver):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
+    settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 1
+    settings.CERTCTL_SLACK_WEBHOOK_URL = slow_receiver.url + "/services/T0/B0/slacktoken"
+    webhook.reply_with(Reply(delay=0.05))
+    slow_receiver.reply_with(Reply(delay=0.05))
+    make_pending("Webhook", 16)
+    make_pending("Slack", 16)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 32}
+
+    # One send at a time to each receiver: every send of the pass reuses the destination's keep-alive connection.
+    for receiver in (webhook, slow_receiver):
+        assert len(receiver.requests) == 16
+        assert len({request.client_port for request in receiver.requests}) == 1
+
+
+class ThreadRecordingNotifier(Notifier):
+    """Answers success after `hold` seconds, noting the thread each send ran on and how many ran at once."""
+
+    def __init__(self, blocking: bool, hold: float):
+        self.blocking = blocking
+        self.hold = hold
+        self.threads: list[threading.Thread] = []
+        self.running = 0
+        self.most_at_once = 0
+        self.lock = threading.Lock()
+
+    @property
+    def destination(self) -> str:
+        return "smtp://mail.example.com:25" if self.blocking else "https://hooks.example.com"
+
+    def _hold(self) -> DeliveryResult:
+        with self.lock:
+            self.threads.append(threading.current_thread())
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        time.sleep(self.hold)
+        with self.lock:
+            self.running -= 1
+        return DeliveryResult.success()
+
+    async def send(self, event, client):
+        if self.blocking:
+            return await asyncio.get_running_loop().run_in_executor(None, self._hold)
+        self.threads.append(threading.current_thread())
+        return DeliveryResult.success()
+
+
+@pytest.mark.django_db
+def test_blocking_sends_run_on_named_threads_up_to_the_per_destination_cap_and_others_on_the_loop(settings, monkeypatch):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 16
+    settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 8
+    blocking, loop_only = ThreadRecordingNotifier(blocking=True, hold=0.3), ThreadRecordingNotifier(blocking=False, hold=0)
+    monkeypatch.setattr(delivery, "build_notifier", lambda channel: blocking if channel == "Email" else loop_only)
+    make_pending("Email", 8)
+    make_pending("Webhook", 2)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 10}
+
+    # Named for thread dumps and py-spy; the loop's thread never keeps the process from exiting.
+    assert blocking.most_at_once == 8
+    assert {thread.name.rsplit("_", 1)[0] for thread in blocking.threads} == {"deliver-blocking"}
+    assert [(thread.name, thread.daemon) for thread in loop_only.threads] == [("deliver-loop", True)] * 2
 
 
 @pytest.mark.django_db

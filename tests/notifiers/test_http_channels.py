@@ -59,6 +59,16 @@ def assert_no_secret(text, secrets):
         assert secret not in text
 
 
+def test_channels_posting_to_one_server_are_one_destination_whatever_credentials_their_urls_carry(settings):
+    """The engine caps the sends in flight per destination: per server, not per URL or per user."""
+    settings.CERTCTL_WEBHOOK_URL = "https://bot:hunter2@hooks.example.com:8443/certctl?token=abc"
+    settings.CERTCTL_OPSGENIE_API_KEY = OPSGENIE_KEY
+    settings.CERTCTL_OPSGENIE_URL = "https://hooks.example.com:8443/v2/alerts"
+
+    assert build_notifier("Webhook").destination == "https://hooks.example.com:8443"
+    assert build_notifier("OpsGenie").destination == "https://hooks.example.com:8443"
+
+
 # --- what each receiver gets ----------------------------------------------------
 
 

@@ -128,6 +128,26 @@ def test_json_lines_carry_the_event_fields_and_the_request_id_of_the_request_tha
     assert isinstance(attempt["duration_ms"], int)
 
 
+def test_a_traceback_in_a_json_line_shows_no_secret(settings):
+    settings.CERTCTL_WEBHOOK_SECRET = SECRETS["CERTCTL_WEBHOOK_SECRET"]
+    stream = io.StringIO()
+    handler = _json_handler(stream)
+    logger = logging.getLogger("notifications.delivery")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise RuntimeError(f"receiver echoed {SECRETS['CERTCTL_WEBHOOK_SECRET']}")
+        except RuntimeError:
+            logger.exception("notifier raised")
+    finally:
+        logger.removeHandler(handler)
+
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert line["message"] == "notifier raised"
+    assert "RuntimeError: receiver echoed [redacted]" in line["exc_info"]
+    assert SECRETS["CERTCTL_WEBHOOK_SECRET"] not in stream.getvalue()
+
+
 def test_certctl_log_format_json_makes_the_process_write_json_lines():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "certctl.settings", "SECRET_KEY": "log-format-test-key", "CERTCTL_LOG_FORMAT": "json"}
     code = "import logging; logging.getLogger('notifications.services').info('created event %s', 'notif-X', extra={'event_id': 'notif-X'})"

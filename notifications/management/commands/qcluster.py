@@ -8,6 +8,7 @@ never does: the main process hangs forever. Here the main process first gives th
 die of the same signal, and only wakes it when it is still alive (the signal was for the main process
 alone, as with KillMode=mixed or `docker stop`: then the cluster finishes its tasks and stops).
 """
+import asyncio
 import gc
 import logging
 from multiprocessing.connection import wait
@@ -44,10 +45,14 @@ def share_with_forked_workers() -> None:
     most of the heap; frozen objects are never examined. Measured: the tree during a burst went from 241 MB
     to 169 MB PSS (docs/performance.md).
     """
-    import notifications.tasks  # noqa: F401  (the engine, dispatch and channels, as the workers import them)
-    from notifications.notifiers.base import tls_context
+    import notifications.tasks  # noqa: F401  (the engine and dispatch, as the workers import them)
+    from notifications.notifiers import notifiers
+    from notifications.notifiers.base import new_http_client, tls_context
 
+    notifiers()  # imports every channel's module
     tls_context()
+    # A client's first use imports httpcore, h11 and anyio's asyncio backend; created and closed here, they load once.
+    asyncio.run(new_http_client().aclose())
     gc.collect()
     gc.freeze()
 
