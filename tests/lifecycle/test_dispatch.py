@@ -179,6 +179,18 @@ def test_a_pass_cut_short_by_its_start_window_asks_for_a_kick_for_the_rest(broke
     assert broker == [KICK]
 
 
+def test_a_pass_whose_window_closes_before_it_could_claim_the_rest_asks_for_a_kick(broker, webhook, monkeypatch):
+    for _ in range(2):
+        services.create_event(**VALID)
+    DeliveryKick.objects.update(queued_at=None)
+    monkeypatch.setattr(delivery, "start_window", lambda: -1.0)
+
+    # Claims of one event: the first is sent, nothing is left waiting, the second was never claimed.
+    assert delivery.process_pending(now=T0, limit=1).outcomes == {"sent": 1}
+
+    assert broker == [KICK]
+
+
 def test_a_pass_that_delivered_everything_asks_for_no_kick(broker, webhook):
     services.create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)

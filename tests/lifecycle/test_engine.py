@@ -4,7 +4,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -369,6 +371,98 @@ def test_a_pass_waiting_for_a_slow_receiver_neither_spins_nor_keeps_querying(web
     # that even on a slow, shared machine.
     assert len(claim_rounds) <= 60
     assert time.process_time() - cpu_before < 1.5
+
+
+@pytest.mark.django_db
+def test_deliver_batch_waiting_for_a_slow_receiver_wakes_only_to_record(webhook, monkeypatch):
+    webhook.reply_with(Reply(delay=1.0))
+    make_pending("Webhook", 1)
+    claimed = delivery.claim_due_events("pending", now=T0)
+    clock_reads = []
+
+    def monotonic():
+        clock_reads.append(None)
+        return time.monotonic()
+
+    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=monotonic, sleep=time.sleep))
+
+    assert delivery.deliver_batch(claimed, now=T0) == [Status.SENT]
+
+    # It has nothing to claim, so it wakes every RECORD_EVERY (0.25 s): a few dozen clock reads, where a loop
+    # that did not wait would make hundreds of thousands.
+    assert len(clock_reads) < 200
+
+
+class SharedGaugeNotifier(Notifier):
+    """Answers success after 0.2 s, counting in `gauge` the sends of all such notifiers in flight at once."""
+
+    def __init__(self, destination: str, gauge: Counter[str]):
+        self._destination = destination
+        self.gauge = gauge
+
+    @property
+    def destination(self) -> str:
+        return self._destination
+
+    async def send(self, event, client):
+        self.gauge["now"] += 1
+        self.gauge["most"] = max(self.gauge["most"], self.gauge["now"])
+        await asyncio.sleep(0.2)
+        self.gauge["now"] -= 1
+        return DeliveryResult.success()
+
+
+@pytest.mark.django_db
+def test_never_more_sends_at_once_than_the_concurrency_over_all_destinations(settings, monkeypatch):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 3
+    settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 3
+    gauge: Counter[str] = Counter()
+    notifiers = {
+        "Webhook": SharedGaugeNotifier("https://hooks.example.com", gauge),
+        "Slack": SharedGaugeNotifier("https://hooks.slack.com", gauge),
+    }
+    monkeypatch.setattr(delivery, "build_notifier", notifiers.get)
+    make_pending("Webhook", 6)
+    make_pending("Slack", 6)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 12}
+
+    assert gauge["most"] == 3
+
+
+@pytest.mark.django_db
+def test_a_pass_never_holds_more_than_two_rounds_of_its_send_slots(settings, webhook, monkeypatch):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
+    settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 1  # one receiver: one send at a time, the rest wait
+    webhook.reply_with(Reply(delay=0.02))
+    make_pending("Webhook", 12)
+    limits = []
+    claim = delivery.claim_due_events
+
+    def recorded_claim(*args, **kwargs):
+        limits.append(kwargs["limit"])
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(delivery, "claim_due_events", recorded_claim)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 12}
+
+    assert limits[0] == 4 and max(limits) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_created_while_a_pass_waits_on_a_slow_receiver_is_sent_without_waiting_for_it(settings, webhook):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 4
+    webhook.reply_with(Reply(delay=3.0), Reply())
+    make_pending("Webhook", 1)
+    later = threading.Timer(0.5, make_pending, ("Webhook", 1))
+    later.start()
+
+    assert delivery.process_pending().outcomes == {"sent": 2}
+
+    later.join()
+    slow, created_meanwhile = webhook.requests
+    assert created_meanwhile.received_at < slow.received_at + 2.0  # the slow one answered at + 3 s
 
 
 @pytest.mark.django_db
