@@ -1,6 +1,7 @@
 """The delivery engine's own promises: a hanging receiver holds only its share of the slots, outcomes are
 written per chunk in two statements, and both ways of applying them agree."""
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -394,11 +395,12 @@ def test_deliver_batch_waiting_for_a_slow_receiver_wakes_only_to_record(webhook,
 
 
 class SharedGaugeNotifier(Notifier):
-    """Answers success after 0.2 s, counting in `gauge` the sends of all such notifiers in flight at once."""
+    """Answers success after the next of `holds` seconds (0.2 s), counting in `gauge` the sends of all such notifiers in flight at once."""
 
-    def __init__(self, destination: str, gauge: Counter[str]):
+    def __init__(self, destination: str, gauge: Counter[str], *holds: float):
         self._destination = destination
         self.gauge = gauge
+        self.holds = itertools.cycle(holds or (0.2,))
 
     @property
     def destination(self) -> str:
@@ -407,7 +409,7 @@ class SharedGaugeNotifier(Notifier):
     async def send(self, event, client):
         self.gauge["now"] += 1
         self.gauge["most"] = max(self.gauge["most"], self.gauge["now"])
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(next(self.holds))
         self.gauge["now"] -= 1
         return DeliveryResult.success()
 
@@ -428,6 +430,27 @@ def test_never_more_sends_at_once_than_the_concurrency_over_all_destinations(set
     assert delivery.process_pending(now=T0).outcomes == {"sent": 12}
 
     assert gauge["most"] == 3
+
+
+@pytest.mark.django_db
+def test_a_pass_records_its_results_in_chunks_every_quarter_second_not_as_each_arrives(settings, monkeypatch):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 16
+    settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 16
+    # Sends of different lengths: they finish a few at a time, all through the pass.
+    staggered = SharedGaugeNotifier("https://hooks.example.com", Counter(), 0.02, 0.05, 0.08, 0.03, 0.07, 0.04, 0.06)
+    monkeypatch.setattr(delivery, "build_notifier", lambda channel: staggered)
+    make_pending("Webhook", 300)
+    chunks = []
+    record = delivery.record_results
+    monkeypatch.setattr(delivery, "record_results", lambda deliveries, policy: chunks.append(len(deliveries)) or record(deliveries, policy))
+    started = time.monotonic()
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 300}
+
+    # Recording each handful as it arrived would be dozens of chunks.
+    elapsed = time.monotonic() - started
+    assert sum(chunks) == 300
+    assert len(chunks) <= elapsed / delivery.RECORD_EVERY + 3
 
 
 @pytest.mark.django_db
