@@ -272,7 +272,7 @@ def test_a_failed_probe_waits_for_the_next_probe_or_one_interval_when_the_breake
 def test_a_failed_probe_of_a_failed_event_is_due_again_at_the_channels_next_probe(breaker_meanwhile, due_again):
     event = failed_event(T0)
     [probe] = delivery.claim_due_events("retry", now=T0)
-    setattr(probe, "breaker_probe", True)
+    probe.breaker_probe = True
     if breaker_meanwhile == "still open":
         ChannelState.objects.create(channel="Webhook", opened_at=T0 - MINUTE, next_probe_at=T0 + MINUTE)
     failed = delivery.Delivery(probe, delivery.DeliveryResult.transient("still down"), T0, 20, T0 + STEP)
