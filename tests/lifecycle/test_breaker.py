@@ -1,9 +1,11 @@
 """The per-channel circuit breaker and the maintenance pause, with a controlled clock."""
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import connections, transaction
 
 from notifications import breaker, delivery, services
 from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, Status
@@ -204,6 +206,29 @@ def test_a_success_in_between_starts_the_count_of_consecutive_failures_again():
 
     breaker.record([failure("notif-0")], now=T0 + MINUTE)
     assert (state().state, state().opened_at, state().next_probe_at) == ("open", T0 + MINUTE, T0 + 2 * MINUTE)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_counting_a_channels_first_failures_at_once_both_count(monkeypatch):
+    create_row = ChannelState.objects.bulk_create
+
+    def another_worker_creates_the_row_first(rows, **options):
+        def insert_and_commit():
+            ChannelState.objects.create(channel="Webhook")
+            connections.close_all()
+
+        other = threading.Thread(target=insert_and_commit)
+        other.start()
+        other.join()
+        return create_row(rows, **options)
+
+    monkeypatch.setattr(ChannelState.objects, "bulk_create", another_worker_creates_the_row_first)
+
+    with transaction.atomic():
+        breaker.record([failure("notif-1")], now=T0)
+
+    assert (state().consecutive_failures, state().failing_events) == (1, ["notif-1"])
 
 
 def test_opening_moves_the_channels_unclaimed_retries_due_before_the_first_probe_to_it(settings):

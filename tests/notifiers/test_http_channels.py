@@ -367,6 +367,8 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
         (" 0 ", timedelta(0)),
         ("Sat, 28 Nov 2026 12:05:00 GMT", timedelta(minutes=5)),
         ("Sat, 28 Nov 2026 11:00:00 GMT", timedelta(0)),
+        ("Sat, 28 Nov 2026 12:02:00 -0000", timedelta(minutes=2)),  # a date with no zone is read as UTC
+        ("Sat, 28 Nov 2026 13:03:00 +0100", timedelta(minutes=3)),
         ("999999", MAX_RETRY_AFTER),
         ("9" * 5000, MAX_RETRY_AFTER),
         ("Fri, 01 Jan 2100 00:00:00 GMT", MAX_RETRY_AFTER),

@@ -128,7 +128,7 @@ def test_json_lines_carry_the_event_fields_and_the_request_id_of_the_request_tha
     assert isinstance(attempt["duration_ms"], int)
 
 
-def test_a_traceback_in_a_json_line_shows_no_secret(settings):
+def test_a_json_line_shows_no_secret_in_its_message_fields_or_traceback(settings):
     settings.CERTCTL_WEBHOOK_SECRET = SECRETS["CERTCTL_WEBHOOK_SECRET"]
     stream = io.StringIO()
     handler = _json_handler(stream)
@@ -137,13 +137,15 @@ def test_a_traceback_in_a_json_line_shows_no_secret(settings):
     try:
         try:
             raise RuntimeError(f"receiver echoed {SECRETS['CERTCTL_WEBHOOK_SECRET']}")
-        except RuntimeError:
-            logger.exception("notifier raised")
+        except RuntimeError as exc:
+            logger.exception("notifier raised: %s", exc, extra={"detail": f"reply was {exc}", "channel": "Webhook"})
     finally:
         logger.removeHandler(handler)
 
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
-    assert line["message"] == "notifier raised"
+    assert (line["message"], line["detail"], line["channel"]) == (
+        "notifier raised: receiver echoed [redacted]", "reply was receiver echoed [redacted]", "Webhook"
+    )
     assert "RuntimeError: receiver echoed [redacted]" in line["exc_info"]
     assert SECRETS["CERTCTL_WEBHOOK_SECRET"] not in stream.getvalue()
 
