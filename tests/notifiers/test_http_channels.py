@@ -12,6 +12,8 @@ import pytest
 
 from notifications.notifiers import build_notifier
 from notifications.notifiers.base import MAX_RETRY_AFTER, DeliveryResult, new_http_client, parse_retry_after, post_json
+from notifications.notifiers.webhook import WebhookNotifier
+from notifications.redaction import MAX_ERROR_LENGTH
 from tests.bounded import finishes_within
 from tests.deliveries import send_once
 from tests.notifiers.conftest import make_event
@@ -382,12 +384,57 @@ def test_parse_retry_after(header, expected):
     assert parse_retry_after(header, now=NOW) == expected
 
 
-def test_webhook_body_is_compact_json_of_the_event(settings, receiver):
-    configure(settings, "Webhook", receiver.url)
-    send("Webhook")
+@pytest.mark.parametrize("channel", HTTP_CHANNELS)
+def test_every_http_channel_sends_compact_json(channel, settings, receiver):
+    configure(settings, channel, receiver.url)
+    send(channel)
 
     body = receiver.requests[0].body
     assert body == json.dumps(json.loads(body), separators=(",", ":")).encode()
+
+
+def test_a_notifiers_own_url_token_and_secret_are_hidden_even_when_no_setting_holds_them(receiver):
+    token, secret = "hookTOKEN0a1b2c3d4e5f6", "signing-secret-Zx81Qw"
+    receiver.reply_with(Reply(500, body=f"bad signature {secret} for /hooks/{token}"))
+    notifier = WebhookNotifier(f"{receiver.url}/hooks/{token}", secret=secret)
+
+    result = send_once(notifier, make_event(channel="Webhook"))
+
+    assert result.error.startswith("Webhook receiver answered HTTP 500: bad signature ")
+    assert_no_secret(result.error, [token, secret])
+
+
+def test_a_receivers_reply_is_cut_to_the_error_limit_with_an_ellipsis_and_kept_whole_at_it(settings, receiver):
+    configure(settings, "Webhook", receiver.url)
+    prefix = "Webhook receiver answered HTTP 500: "
+    fits = "x" * (MAX_ERROR_LENGTH - len(prefix))
+    receiver.reply_with(Reply(500, body=fits), Reply(500, body=fits + "y"))
+
+    assert send("Webhook")[1].error == prefix + fits
+    cut = send("Webhook")[1].error
+    assert (len(cut), cut) == (MAX_ERROR_LENGTH, prefix + fits[:-1] + "…")
+
+
+def test_a_receiver_that_never_completes_the_connection_is_given_up_after_the_connect_timeout(settings):
+    settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = timedelta(seconds=0.5)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        # Its accept queue filled and never read: the kernel drops further connection attempts unanswered.
+        waiting = [socket.socket() for _ in range(2)]
+        for connection in waiting:
+            connection.setblocking(False)
+            connection.connect_ex(listener.getsockname())
+        try:
+            configure(settings, "Webhook", "http://{}:{}".format(*listener.getsockname()))
+            _, result = finishes_within(5, lambda: send("Webhook"))
+        finally:
+            for connection in waiting:
+                connection.close()
+
+    assert result.error == (
+        "Webhook receiver: no answer within the connect timeout of 0.5s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); will retry"
+    )
 
 
 # --- failures before any answer, as the HTTP client reports them --------------------------------------------------
