@@ -191,6 +191,15 @@ def base64_core(encoded, start, length):
     return encoded[inside[0]:inside[-1] + 1] if inside else ""
 
 
+@pytest.mark.parametrize("head", [b"", b"a", b"ab", b"abc"])
+def test_every_base64_character_that_depends_on_the_secret_alone_is_hidden(head):
+    secret = "hunter2-correct-horse-battery"
+    encoded = base64.b64encode(head + secret.encode() + b"!").decode()
+    before, core, after = encoded.partition(base64_core(encoded, len(head), len(secret.encode())))
+
+    assert redacted_excerpt(encoded, secret_fragments("", secret)) == before + "[redacted]" + after
+
+
 @hypothesis_settings(max_examples=300, deadline=None)
 @given(secret=SECRET_TEXT, head=st.binary(max_size=40), tail=st.binary(max_size=40))
 def test_redacted_excerpt_hides_a_secret_inside_any_base64_string(secret, head, tail):
