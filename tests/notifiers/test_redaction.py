@@ -191,13 +191,31 @@ def base64_core(encoded, start, length):
     return encoded[inside[0]:inside[-1] + 1] if inside else ""
 
 
+@pytest.mark.parametrize("encode", [base64.b64encode, base64.urlsafe_b64encode])
 @pytest.mark.parametrize("head", [b"", b"a", b"ab", b"abc"])
-def test_every_base64_character_that_depends_on_the_secret_alone_is_hidden(head):
-    secret = "hunter2-correct-horse-battery"
-    encoded = base64.b64encode(head + secret.encode() + b"!").decode()
+def test_every_base64_character_that_depends_on_the_secret_alone_is_hidden(head, encode):
+    secret = "hunter2???>>>correct-horse"  # "???" and ">>>" encode to "Pz8/" and "Pj4+": both alphabets differ there
+    encoded = encode(head + secret.encode() + b"!").decode()
     before, core, after = encoded.partition(base64_core(encoded, len(head), len(secret.encode())))
 
     assert redacted_excerpt(encoded, secret_fragments("", secret)) == before + "[redacted]" + after
+
+
+@pytest.mark.parametrize("echo, hidden", [
+    (lambda secret: json.dumps({"error": f"bad key {secret}"}), '{"error": "bad key [redacted]"}'),
+    (lambda secret: f"bad key {quote(secret, safe='')}", "bad key [redacted]"),
+    (lambda secret: f"bad key {quote(secret)}", "bad key [redacted]"),
+], ids=["json-escaped", "percent-encoded", "percent-encoded-but-slashes"])
+def test_a_secret_echoed_escaped_or_encoded_is_hidden_whole(echo, hidden):
+    secret = 'k3y/with "quotes" and\\slashes'
+
+    assert redacted_excerpt(echo(secret), secret_fragments("", secret)) == hidden
+
+
+def test_a_secret_urls_path_is_hidden_whole_when_it_has_no_query():
+    url = "https://hooks.example.com/hooks/T0KEN0a1b2c3d4e5f6"
+
+    assert redacted_excerpt("POST /hooks/T0KEN0a1b2c3d4e5f6 failed", secret_fragments(url)) == "POST [redacted] failed"
 
 
 @hypothesis_settings(max_examples=300, deadline=None)
