@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from notifications.models import Status
 from notifications.notifiers import build_notifier
-from notifications.redaction import MAX_ERROR_LENGTH, redacted_excerpt, secret_fragments
+from notifications.redaction import MAX_ERROR_LENGTH, configured_secrets, redacted_excerpt, secret_fragments
 from tests.deliveries import deliver_now, send_once
 from tests.notifiers.conftest import SMTP_PASSWORD, SMTP_USER
 from tests.notifiers.conftest import make_event as unsaved_event
@@ -210,6 +210,20 @@ def test_a_secret_echoed_escaped_or_encoded_is_hidden_whole(echo, hidden):
     secret = 'k3y/with "quotes" and\\slashes'
 
     assert redacted_excerpt(echo(secret), secret_fragments("", secret)) == hidden
+
+
+def test_a_secret_of_the_shortest_length_hidden_is_hidden(settings):
+    settings.CERTCTL_WEBHOOK_SECRET = "pa55word"  # 8 characters, no token
+
+    assert redacted_excerpt("signature made with pa55word", configured_secrets()) == "signature made with [redacted]"
+
+
+def test_the_database_password_is_hidden(settings, monkeypatch):
+    monkeypatch.setitem(settings.DATABASES["default"], "PASSWORD", "db-password-Q7w8e9")
+
+    text = redacted_excerpt('connection failed: FATAL: password "db-password-Q7w8e9" rejected', configured_secrets())
+
+    assert text == 'connection failed: FATAL: password "[redacted]" rejected'
 
 
 def test_a_secret_urls_path_is_hidden_whole_when_it_has_no_query():
