@@ -58,12 +58,13 @@ def _base64_cores(value: str) -> list[str]:
 
 def _encoded_forms(value: str) -> list[str]:
     escaped = json.dumps(value)[1:-1]
-    forms = [value, escaped, escaped.replace("/", "\\/"), quote(value, safe=""), quote_plus(value, safe="")]
-    forms += [quote(value, safe="/"), *_base64_cores(value)]
+    # quote() keeps "/" unless told otherwise; quote_plus() encodes it.
+    forms = [value, escaped, escaped.replace("/", "\\/"), quote(value, safe=""), quote_plus(value), quote(value)]
+    forms += _base64_cores(value)
     return forms
 
 
-def secret_fragments(url: str = "", *values: str) -> tuple[str, ...]:
+def secret_fragments(url: str, *values: str) -> tuple[str, ...]:
     """Every form in which the given secrets, and a secret URL, its path, query and token-like pieces,
     must never appear in an error text or a log line."""
     plain = [value for value in values if value]
@@ -73,8 +74,8 @@ def secret_fragments(url: str = "", *values: str) -> tuple[str, ...]:
         plain += [url, path_and_query, parts.query]
         plain += [piece for piece in _URL_PIECE_SEPARATORS.split(path_and_query) if _is_token(piece)]
     fragments = {form for value in plain for form in _encoded_forms(value)}
-    return tuple(sorted((f for f in fragments if len(f) >= _MIN_SECRET_LENGTH or f in plain and _is_token(f)),
-                        key=len, reverse=True))
+    # In no particular order: redact() takes the longest first.
+    return tuple(f for f in fragments if len(f) >= _MIN_SECRET_LENGTH or f in plain and _is_token(f))
 
 
 def redact(text: str, secrets) -> str:
@@ -98,15 +99,15 @@ def configured_secrets() -> tuple[str, ...]:
 
     channels = secret_settings()
     return _fragments(
-        tuple(getattr(settings, name, "") or "" for name in _SERVICE_SECRET_SETTINGS) + channels.values,
+        tuple(getattr(settings, name) for name in _SERVICE_SECRET_SETTINGS) + channels.values,
         channels.urls,
-        getattr(settings, "CERTCTL_API_KEYS_NAMED", "") or "",
-        settings.DATABASES.get("default", {}).get("PASSWORD") or "",
+        settings.CERTCTL_API_KEYS_NAMED,
+        settings.DATABASES["default"].get("PASSWORD"),
     )
 
 
 @lru_cache(maxsize=8)
-def _fragments(values: tuple[str, ...], urls: tuple[str, ...], named_keys: str, database_password: str) -> tuple[str, ...]:
+def _fragments(values: tuple[str, ...], urls: tuple[str, ...], named_keys: str, database_password: str | None) -> tuple[str, ...]:
     api_keys = [parts[1] for parts in (entry.strip().split(":") for entry in named_keys.split(",")) if len(parts) >= 2]
     hidden = set(secret_fragments("", *values, *api_keys, database_password))
     for url in urls:

@@ -94,9 +94,8 @@ def tls_context() -> ssl.SSLContext:
 def new_http_client() -> httpx.AsyncClient:
     """A client holding one keep-alive connection. The delivery engine keeps one per send slot of a destination:
     httpx's pool gets slower the more connections it juggles (at 128, several times slower than at 1)."""
-    return httpx.AsyncClient(
-        follow_redirects=False, verify=tls_context(), limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    )
+    # httpx follows no redirect unless told to: post_json reports one as the configuration error it is.
+    return httpx.AsyncClient(verify=tls_context(), limits=httpx.Limits(max_connections=1))
 
 
 @functools.lru_cache(maxsize=64)
