@@ -1,9 +1,11 @@
 """A pass claims with a lease just long enough to wait for a slot, deliver and record: a worker killed mid-pass
 holds its claimed events about a minute, not a whole CERTCTL_NOTIFICATION_LEASE."""
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from notifications import breaker, delivery, services
@@ -144,6 +146,23 @@ def test_a_pass_does_not_wait_for_a_retry_due_later_than_it_lingers(webhook: Any
     assert webhook.requests == []
 
 
+def held_by_a_pass_killed_at_its_first_send(
+    monkeypatch: pytest.MonkeyPatch, run_pass: Callable[[], object], pending: int, due_retries: int
+) -> QuerySet[NotificationEvent]:
+    """The events a pass held when its worker died at the first send: what it keeps until the claim lease ends."""
+    make_pending(pending)
+    for event in make_pending(due_retries):
+        NotificationEvent.objects.filter(id=event.id).update(status=Status.FAILED, retry_count=1, next_retry_at=T0)
+
+    def die(*args: object) -> None:
+        raise WorkerKilled
+
+    monkeypatch.setattr(delivery.Sender, "start", die)
+    with pytest.raises(WorkerKilled):
+        run_pass()
+    return NotificationEvent.objects.filter(claim_token__isnull=False)
+
+
 @pytest.mark.parametrize("kind, limit, claimed_kind, claimed", [
     ("pending", 10, Status.PENDING, 4), ("retry", 10, Status.FAILED, 4), ("pending", 3, Status.PENDING, 3), ("retry", 3, Status.FAILED, 3),
 ])
@@ -151,19 +170,9 @@ def test_a_pass_claims_its_own_kind_first_and_no_more_than_two_rounds_of_its_sen
     db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any, kind: str, limit: int, claimed_kind: str, claimed: int
 ) -> None:
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
-    make_pending(5)
-    for event in make_pending(5):
-        NotificationEvent.objects.filter(id=event.id).update(status=Status.FAILED, retry_count=1, next_retry_at=T0)
+    run_pass = delivery.process_pending if kind == "pending" else delivery.retry_sweep
+    held = held_by_a_pass_killed_at_its_first_send(monkeypatch, lambda: run_pass(now=T0, limit=limit), pending=5, due_retries=5)
 
-    def die(*args: object) -> None:
-        raise WorkerKilled
-
-    monkeypatch.setattr(delivery.Sender, "start", die)
-    with pytest.raises(WorkerKilled):
-        (delivery.process_pending if kind == "pending" else delivery.retry_sweep)(now=T0, limit=limit)
-
-    # What a worker killed at its first send holds until the claim lease ends.
-    held = NotificationEvent.objects.filter(claim_token__isnull=False)
     assert (held.count(), set(held.values_list("status", flat=True))) == (claimed, {claimed_kind})
 
 
@@ -171,16 +180,6 @@ def test_a_pass_tops_up_a_short_claim_of_its_own_kind_with_the_other_up_to_two_r
     db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
-    make_pending(1)
-    for event in make_pending(5):
-        NotificationEvent.objects.filter(id=event.id).update(status=Status.FAILED, retry_count=1, next_retry_at=T0)
+    held = held_by_a_pass_killed_at_its_first_send(monkeypatch, lambda: delivery.process_pending(now=T0), pending=1, due_retries=5)
 
-    def die(*args: object) -> None:
-        raise WorkerKilled
-
-    monkeypatch.setattr(delivery.Sender, "start", die)
-    with pytest.raises(WorkerKilled):
-        delivery.process_pending(now=T0)
-
-    held = NotificationEvent.objects.filter(claim_token__isnull=False)
     assert sorted(held.values_list("status", flat=True)) == [Status.FAILED] * 3 + [Status.PENDING]
