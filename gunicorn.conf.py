@@ -9,7 +9,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 accesslog = "-"
-# Masks credential-like query values (?api_key=…) and credential headers, and escapes control characters.
+# Hides every configured key and secret wherever it appears in the line (also percent-escaped), masks credential-like
+# query values (?api_key=…) and credential headers by name, and escapes control characters (docs/deployment.md).
 logger_class = "certctl.log_hygiene.MaskingGunicornLogger"
 errorlog = "-"
 # Behind a reverse proxy, trust its X-Forwarded-* headers only from the addresses listed here.
