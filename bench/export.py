@@ -16,6 +16,10 @@ measures each of these --runs times:
   (2 processes with 4 threads), read by this process with httpx. Its rows are counted (the generated text has no
   line breaks, so a row is a line) and checked against X-Total-Count.
 
+With `--before DIR` (a checkout of an earlier version, e.g. `git worktree add /tmp/before <commit>`), the same
+download runs once more through a gunicorn started from DIR with its own gunicorn.conf.py: how many rows arrived,
+how fast, and how the download ended.
+
 Rows per second are rows / seconds from the request (or query) to the last byte. The database must be
 PostgreSQL; its events are replaced. Not part of the test run. Figures and the command: docs/performance.md.
 """
@@ -114,13 +118,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_gunicorn(log: Path, project: Path = PROJECT) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("CERTCTL_", "GUNICORN_"))}
     env.update(PORT=str(port), CERTCTL_API_KEYS_NAMED=f"bench:{KEY}", CERTCTL_LOG_LEVEL="WARNING")
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "certctl.wsgi"], cwd=PROJECT, env=env,
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "certctl.wsgi"], cwd=project, env=env,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + 30
@@ -150,6 +154,34 @@ def through_gunicorn(base: str) -> int:
     return announced
 
 
+def before(project: Path, expected: int) -> None:
+    """One download through a gunicorn of an earlier checkout, reported however it ends."""
+    import httpx
+
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"certctl-bench-export-before-{os.getpid()}.log"
+    server, base = start_gunicorn(log, project)
+    lines, ending = 0, "complete"
+    started = time.perf_counter()
+    try:
+        with httpx.stream(
+            "GET", f"{base}/api/v1/notifications", params={"format": "csv"}, headers={"Authorization": f"Bearer {KEY}"},
+            timeout=600,
+        ) as response:
+            for block in response.iter_raw():
+                lines += block.count(b"\n")
+    except httpx.HTTPError as error:
+        ending = f"cut: {error}"
+    finally:
+        elapsed = time.perf_counter() - started
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    print(
+        f"{'before':<12} {lines - 1:,} of {expected:,} rows in {elapsed:.1f} s ({(lines - 1) / elapsed:,.0f} rows/s), "
+        f"{ending}; gunicorn's log: {log}",
+        flush=True,
+    )
+
+
 def measure(label: str, run: Callable[[], int], runs: int, expected: int) -> None:
     rates = []
     for _ in range(runs):
@@ -169,6 +201,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="a checkout of an earlier version to download through once")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("set DATABASE_URL to a PostgreSQL database for the benchmark (its events are replaced)")
@@ -198,6 +231,8 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
     print(f"gunicorn's log: {log}")
+    if args.before:
+        before(args.before, args.rows)
 
 
 if __name__ == "__main__":
