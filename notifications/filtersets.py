@@ -20,11 +20,14 @@ ISO_TIME_PATTERN = (
     r"^([1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):?[0-5][0-9])?)?)?$"
 )
-TIME_HELP = "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC."
 # The years a time filter accepts, as written (the years ISO_TIME_PATTERN allows); the same time in UTC must exist
 # too (9999-12-31T23:00-05:00 does not), since every backend compares times in UTC.
 TIME_YEARS = (1000, 9999)
 TIME_RANGE_ERROR = f"must be a time in the years {TIME_YEARS[0]} to {TIME_YEARS[1]}, also in UTC"
+TIME_HELP = (
+    "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC; "
+    f"years {TIME_YEARS[0]} to {TIME_YEARS[1]}."
+)
 
 
 def in_time_range(moment: datetime) -> bool:
