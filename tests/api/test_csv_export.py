@@ -167,3 +167,34 @@ def test_count_and_rows_are_read_in_one_snapshot_while_events_arrive(make_event,
     assert export.total == 3
     assert len(list(csv.reader(io.StringIO(text)))) == 1 + 3
     assert connection.get_autocommit() and not connection.in_atomic_block  # the read transaction ended
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_outside_any_transaction_reads_every_row_and_ends_its_read(make_event, monkeypatch):
+    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
+    monkeypatch.setattr(export, "CHUNK_ROWS", 2)
+    for _ in range(5):
+        make_event()
+
+    with CsvExport({"channel": "Webhook"}) as everything:
+        text = "".join(everything)
+
+    assert everything.total == 5
+    assert len(list(csv.reader(io.StringIO(text)))) == 1 + 5
+    assert connection.get_autocommit() and not connection.in_atomic_block
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_download_abandoned_half_way_ends_its_read(make_event, monkeypatch):
+    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
+    monkeypatch.setattr(export, "CHUNK_ROWS", 1)
+    for _ in range(3):
+        make_event()
+    half_read = CsvExport({})
+    next(half_read), next(half_read)
+    assert connection.in_atomic_block  # the snapshot is open while rows are read
+
+    half_read.close()  # what StreamingHttpResponse does when the client goes away
+
+    assert connection.get_autocommit() and not connection.in_atomic_block
