@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads the body: a blocked address costs nothing.
+    "notifications.logins.LoginThrottleMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -236,6 +238,8 @@ CERTCTL_MCP_ALLOW_WRITES = env_bool("CERTCTL_MCP_ALLOW_WRITES", False)
 CERTCTL_API_KEY = env_str("CERTCTL_API_KEY")
 # Large enough for a bulk requeue of 10 000 ids or a message at CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES.
 CERTCTL_API_MAX_BODY_BYTES = env_int("CERTCTL_API_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+# Django refuses larger bodies before any view reads them (413, notifications.api.errors): never below the API's limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CERTCTL_API_MAX_BODY_BYTES)
 
 # --- Task queue (django-q2) ---
 # A task still running when 90 % of the lease has passed is killed, so that no event is sent while

@@ -4,11 +4,14 @@ The REST list and CSV export, the web UI's list and its "… all matching" actio
 services, the CLI and the MCP tools all select events through NotificationFilterSet, so that a filter means the
 same everywhere (NetBox's pattern: one FilterSet per model, used by API views, UI views and bulk actions).
 """
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django_filters.fields import IsoDateTimeField
 
 from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
 
@@ -17,7 +20,38 @@ ISO_TIME_PATTERN = (
     r"^([1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):?[0-5][0-9])?)?)?$"
 )
-TIME_HELP = "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC."
+# The years a time filter accepts, as written (the years ISO_TIME_PATTERN allows); the same time in UTC must exist
+# too (9999-12-31T23:00-05:00 does not), since every backend compares times in UTC.
+TIME_YEARS = (1000, 9999)
+TIME_RANGE_ERROR = f"must be a time in the years {TIME_YEARS[0]} to {TIME_YEARS[1]}, also in UTC"
+TIME_HELP = (
+    "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC; "
+    f"years {TIME_YEARS[0]} to {TIME_YEARS[1]}."
+)
+
+
+def in_time_range(moment: datetime) -> bool:
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return TIME_YEARS[0] <= moment.year <= TIME_YEARS[1]
+
+
+class TimeField(IsoDateTimeField):
+    """An ISO 8601 time within TIME_YEARS, for the filters here and the UI's filter form alike."""
+
+    default_error_messages = {"out_of_range": TIME_RANGE_ERROR}
+
+    def to_python(self, value: Any) -> datetime | None:
+        moment: datetime | None = super().to_python(value)
+        if moment is not None and not in_time_range(moment):
+            raise ValidationError(self.error_messages["out_of_range"], code="out_of_range")
+        return moment
+
+
+class TimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = TimeField
 
 
 def status_condition(value: str) -> Q:
@@ -38,8 +72,8 @@ def _choice_filter(name: str, choices: Any, help_text: str | None = None, **kwar
     )
 
 
-def _time_filter(field_name: str, lookup_expr: str, help_text: str) -> django_filters.IsoDateTimeFilter:
-    return django_filters.IsoDateTimeFilter(
+def _time_filter(field_name: str, lookup_expr: str, help_text: str) -> TimeFilter:
+    return TimeFilter(
         field_name=field_name, lookup_expr=lookup_expr, help_text=f"{help_text} {TIME_HELP}",
         error_messages={"invalid": "must be an ISO 8601 time such as 2026-11-29T09:00:00Z"},
     )

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from notifications import counts, services
 from notifications.api.filters import page_of
-from notifications.export import csv_lines, csv_response
+from notifications.export import CsvExport, csv_response
 from notifications.forms import TAB_DEAD, NotificationFilterForm
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import channel_status
@@ -308,7 +308,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         return HttpResponse(f"Not exported: {problems}", status=400, content_type="text/plain; charset=utf-8")
     name = "dead-letter" if form.selected_tab == TAB_DEAD else "notifications"
-    return csv_response(csv_lines(form.queryset().order_by("-created_at", "-id")), name)
+    return csv_response(CsvExport(form.service_filters()), name)
 
 
 def _timeline(event):

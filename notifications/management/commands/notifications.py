@@ -30,7 +30,7 @@ from notifications.api.serializers import (
     NotificationEventSerializer,
     StatsSummarySerializer,
 )
-from notifications.export import csv_lines
+from notifications.export import CsvExport
 from notifications.models import Channel, EventType, NotificationEvent, OperatorAction, Severity, Status
 
 USAGE = 2
@@ -263,14 +263,13 @@ class Command(BaseCommand):
         filters = given_filters(options)
         if status:
             filters["delivery_status"] = status
+        if format == "csv":
+            self.write_csv(filters)
+            return
         try:
             selection = services.filter_events(NotificationEvent.objects.all(), filters).order_by("-created_at", "-id")
         except services.InvalidInput as exc:
             raise filter_problem(exc) from None
-        if format == "csv":
-            for line in csv_lines(selection):
-                self.stdout.write(line, ending="")
-            return
         total = selection.count()
         offset = (page - 1) * per_page
         events = list(selection[offset : offset + per_page])
@@ -300,6 +299,19 @@ class Command(BaseCommand):
         if page < pages:
             footer += f"; next: --page {page + 1}"
         self.out(footer)
+
+    def write_csv(self, filters: dict[str, str]) -> None:
+        """Every matching row, streamed; a progress bar on stderr when it is a terminal (tqdm's default)."""
+        bar = tqdm(desc="notifications", unit="row", file=sys.stderr, disable=None)
+        try:
+            with CsvExport(filters, on_rows=bar.update) as export:
+                bar.reset(total=export.total)
+                for piece in export:
+                    self.stdout.write(piece, ending="")
+        except services.InvalidInput as exc:
+            raise filter_problem(exc) from None
+        finally:
+            bar.close()
 
     # --- show -----------------------------------------------------------------
 
