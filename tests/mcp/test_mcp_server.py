@@ -309,7 +309,7 @@ def test_new_filters_dry_runs_and_groups(db):
     assert (preview["would_requeue"], preview["skipped"]) == (2, 0) and set(preview["sample"]) == {ids["dead"], ids["breakout"]}
     assert payload(dry_read) == {"would_mark_read": 1, "skipped": 1, "sample": [ids["dead"]]}
     [group] = payload(groups)["data"]
-    assert group["channel"] == "Webhook" and group["count"] == 2 and "CERTCTL_WEBHOOK_URL" in group["error"]
+    assert (group["channel"], group["kind"], group["count"]) == ("Webhook", "permanent", 2) and "CERTCTL_WEBHOOK_URL" in group["error"]
     assert group["error"].startswith("<untrusted-data-")
     event = payload(got)
     assert (event["delivery_status"], event["read_at"], event["operator_actions"]) == ("dead", None, [])
