@@ -350,6 +350,7 @@ SPECTACULAR_SETTINGS = {
         "NotificationChannel": "notifications.models.Channel",
         "NotificationSeverity": "notifications.models.Severity",
         "AttemptOutcome": "notifications.models.AttemptOutcome",
+        "CauseKind": "notifications.models.CauseKind",
         "MarkedAsReadStatus": ["marked_as_read"],
         "RequeuedStatus": ["requeued"],
     },

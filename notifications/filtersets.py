@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django_filters.fields import IsoDateTimeField
 
-from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
+from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, ListedStatus, NotificationEvent, Status
 
 # What the time filters accept, as the OpenAPI schema states it (days up to 28 keep every match a real date).
 ISO_TIME_PATTERN = (
@@ -112,6 +112,15 @@ class NotificationFilterSet(django_filters.FilterSet):
         help_text="Only events whose last error contains this text, in any letter case.",
         error_messages={"max_length": "must be at most 200 characters"},
     )
+    cause = django_filters.CharFilter(
+        max_length=CAUSE_LENGTH,
+        help_text="Only dead events of this cause, exactly as the dead-letter groups name it (a group's `error`).",
+        error_messages={"max_length": f"must be at most {CAUSE_LENGTH} characters"},
+    )
+    cause_kind = _choice_filter(
+        "cause_kind", CauseKind,
+        help_text="Only dead events whose final failure was of this kind: permanent (refused) or transient (retries ran out).",
+    )
     q = django_filters.CharFilter(
         method="filter_text", max_length=200,
         help_text="Text in the message or recipient (any letter case), or a notification id.",
@@ -122,7 +131,7 @@ class NotificationFilterSet(django_filters.FilterSet):
         model = NotificationEvent
         fields = [
             "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
-            "failed_after", "failed_before", "error", "q",
+            "failed_after", "failed_before", "error", "cause", "cause_kind", "q",
         ]
 
     def filter_queryset(self, queryset: QuerySet[NotificationEvent]) -> QuerySet[NotificationEvent]:

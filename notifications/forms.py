@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from notifications import services
 from notifications.filtersets import TimeField
-from notifications.models import Channel, EventType, NotificationEvent, Status
+from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, NotificationEvent, Status
 
 TAB_ALL = "all"
 TAB_DEAD = "dead"
@@ -61,6 +61,9 @@ class NotificationFilterForm(forms.Form):
         label="Show dismissed", required=False,
         help_text="Dead letter tab: also list the dead notifications an operator dismissed (marked read).",
     )
+    # Set by a group's links and buttons (Group by cause), not offered as filters of their own.
+    cause = forms.CharField(label="Cause", max_length=CAUSE_LENGTH, required=False)
+    cause_kind = forms.ChoiceField(label="Kind", choices=_with_any(CauseKind.choices, "Any kind"), required=False)
     q = forms.CharField(
         label="Search",
         max_length=200,
@@ -70,8 +73,9 @@ class NotificationFilterForm(forms.Form):
 
     FILTER_FIELDS = (
         "type", "channel", "status", "certificate_id", "error", "created_after", "created_before", "failed_after",
-        "failed_before", "q", "dismissed",
+        "failed_before", "q", "dismissed", "cause_kind", "cause",
     )
+    GROUP_FIELDS = ("cause_kind", "cause")
 
     @property
     def selected_tab(self):

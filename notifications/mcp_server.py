@@ -216,7 +216,7 @@ def _groups(filters: dict, nonce: str) -> dict:
     return {
         "data": [
             {
-                "channel": g.channel, "error": fence(g.error, nonce), "count": g.count,
+                "channel": g.channel, "kind": g.kind, "error": fence(g.error, nonce), "count": g.count,
                 "first_at": _timestamp(g.first_at), "last_at": _timestamp(g.last_at), "sample_id": fence(g.sample_id, nonce),
             }
             for g in groups
@@ -437,9 +437,10 @@ def build_server(identity: Identity | None = None) -> MCPServer:
         failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
         error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
     ) -> CallToolResult:
-        """The dead-letter queue (dead, not dismissed) grouped by channel and cause, newest group first:
-        {"data": [{"channel", "error", "count", "first_at", "last_at", "sample_id"}], "total"}. In `error`, ids,
-        numbers, hex strings, UUIDs and times are replaced by <id>, <n>, <hex>, <uuid> and <time>."""
+        """The dead-letter queue (dead, not dismissed) grouped by channel, kind and cause, largest group first:
+        {"data": [{"channel", "kind", "error", "count", "first_at", "last_at", "sample_id"}], "total"}. kind is
+        permanent (a refusal retrying cannot fix) or transient (retries ran out). In `error`, the cause, ids, numbers,
+        hex strings, UUIDs and times are replaced by <id>, <n>, <hex>, <uuid> and <time>; an HTTP status stays."""
         filters = _filters(
             channel=channel, type=type, certificate_id=certificate_id, created_after=created_after,
             created_before=created_before, failed_after=failed_after, failed_before=failed_before, error=error,

@@ -387,8 +387,11 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="Dead letter grouped by cause",
         description="The dead-letter queue (dead events not dismissed; with a `status`, `delivery_status` or `read` "
-        "filter, the dead events that filter selects) grouped by channel and normalised last error: ids, numbers, hex strings, UUIDs and "
-        "timestamps do not split a group. Newest group (latest `last_at`) first. Accepts the list's filters.",
+        "filter, the dead events that filter selects) grouped by channel, kind and cause: the last error normalised "
+        "once, when the event went dead, so that ids, numbers, hex strings, UUIDs and timestamps do not split a group "
+        "(a three-digit HTTP status does). Largest group first, then the one that failed last. Accepts the list's "
+        "filters. To requeue or dismiss one group, give `status=dead` with its `channel`, `kind` as `cause_kind` and "
+        "`error` as `cause` to `POST /notifications/requeue` or `/notifications/read`.",
         filters=True,
         parameters=TIME_PARAMETERS,
         responses={200: FailureGroupListSerializer, **errors(400)},

@@ -332,7 +332,7 @@ def test_new_filters_dry_runs_and_groups(db):
     assert (preview["would_requeue"], preview["skipped"]) == (2, 0) and set(preview["sample"]) == {ids["dead"], ids["breakout"]}
     assert payload(dry_read) == {"would_mark_read": 1, "skipped": 1, "sample": [ids["dead"]]}
     [group] = payload(groups)["data"]
-    assert group["channel"] == "Webhook" and group["count"] == 2 and "CERTCTL_WEBHOOK_URL" in group["error"]
+    assert (group["channel"], group["kind"], group["count"]) == ("Webhook", "permanent", 2) and "CERTCTL_WEBHOOK_URL" in group["error"]
     assert group["sample_id"] in {ids["dead"], ids["breakout"]}
     assert fenced_payload(groups)["data"][0]["error"].startswith(f"<untrusted-data-{call_nonce(groups)}>")
     event = payload(got)
