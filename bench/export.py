@@ -45,7 +45,7 @@ KEY = "bench-export-" + uuid.uuid4().hex
 
 FILL = """
 INSERT INTO notification_events (id, type, certificate_id, channel, recipient, message, severity, status, retry_count,
-    next_retry_at, last_error, sent_at, read_at, created_at, updated_at, attempt_count, last_attempt_at)
+    next_retry_at, last_error, sent_at, read_at, created_at, updated_at, attempt_count, last_attempt_at, cause, cause_kind)
 SELECT 'bench-' || lpad(n::text, 8, '0'),
     (ARRAY['ExpirationWarning', 'RenewalSuccess', 'RenewalFailure', 'DeploymentSuccess'])[1 + n %% 4],
     'mc-' || n %% 5000,
@@ -59,7 +59,9 @@ SELECT 'bench-' || lpad(n::text, 8, '0'),
     CASE WHEN n %% 10 < 2 THEN 'Webhook receiver answered HTTP 503: Service Unavailable (upstream timeout)' END,
     CASE WHEN n %% 10 >= 2 THEN at + interval '2 s' END,
     CASE WHEN n %% 7 = 0 THEN at + interval '1 hour' END,
-    at, at + interval '2 s', CASE WHEN n %% 10 < 2 THEN 4 ELSE 1 END, at + interval '2 s'
+    at, at + interval '2 s', CASE WHEN n %% 10 < 2 THEN 4 ELSE 1 END, at + interval '2 s',
+    CASE WHEN n %% 10 = 0 THEN 'Webhook receiver answered HTTP 503: Service Unavailable (upstream timeout)' END,
+    CASE WHEN n %% 10 = 0 THEN 'transient' END
 FROM generate_series(1, %s) AS n, LATERAL (SELECT timestamptz '2026-01-01' + n * interval '1 s' AS at) AS t
 """
 

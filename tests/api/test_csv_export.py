@@ -122,7 +122,7 @@ def test_every_text_cell_that_a_spreadsheet_would_run_is_neutralised(reader, col
     text = f"{start}HYPERLINK(\"http://evil.example\")"
     fields = dict(
         id="imported-1", type="Revocation", channel="Webhook", recipient="ops@example.com", message="m", status="dead",
-        last_error="HTTP 410",
+        last_error="HTTP 410", cause="HTTP 410", cause_kind="permanent",
     )
     NotificationEvent.objects.create(**{**fields, column: text})
 
