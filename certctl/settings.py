@@ -169,6 +169,10 @@ CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL = env_duration(
 )
 CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = env_int("CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES", 65536, minimum=1)
 
+# A pass starts no delivery and stays for no retry after this long (nor after its start window, the task timeout
+# less one delivery); it asks for a kick when it leaves work behind.
+CERTCTL_NOTIFICATION_PASS_MAX_DURATION = env_duration("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "2m", minimum=timedelta(seconds=1))
+
 # Per-channel circuit breaker (docs/lifecycle.md "Outages"): opens after this many consecutive transient
 # failures spanning at least MIN_EVENTS distinct events; while open, one due event is tried per PROBE interval.
 CERTCTL_CHANNEL_BREAKER_FAILURES = env_int("CERTCTL_CHANNEL_BREAKER_FAILURES", 5, minimum=1)
@@ -234,6 +238,14 @@ CERTCTL_API_MAX_BODY_BYTES = env_int("CERTCTL_API_MAX_BODY_BYTES", 2 * 1024 * 10
 # max_attempts bounds redelivery of a failing task (the schedules run again anyway).
 _TASK_TIMEOUT = max(1, int(CERTCTL_NOTIFICATION_LEASE.total_seconds() * 0.9))
 _WORKER_PROCESSES = env_int("CERTCTL_WORKER_PROCESSES", 2, minimum=1, maximum=64)
+# The default is held to the start window where the lease is short; a value set on purpose is not.
+_start_window = timedelta(seconds=_TASK_TIMEOUT) - _delivery_bound
+if os.environ.get("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "").strip() and CERTCTL_NOTIFICATION_PASS_MAX_DURATION > _start_window:
+    raise ImproperlyConfigured(
+        f"CERTCTL_NOTIFICATION_PASS_MAX_DURATION ({os.environ['CERTCTL_NOTIFICATION_PASS_MAX_DURATION'].strip()}) is longer "
+        f"than a pass may start deliveries ({_start_window.total_seconds():g}s: the task timeout, 90 % of "
+        "CERTCTL_NOTIFICATION_LEASE, less one delivery's connect + read timeout); lower it or raise CERTCTL_NOTIFICATION_LEASE."
+    )
 Q_CLUSTER = {
     "name": "certctl",
     "workers": _WORKER_PROCESSES,
