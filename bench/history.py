@@ -45,7 +45,7 @@ TYPES = ("ExpirationWarning", "RenewalSuccess", "RenewalFailure", "DeploymentSuc
 # n % 100 decides the state: 0-86 sent, 87-96 dead, 97 failed and due, 98 failed and not due, 99 pending.
 EVENTS_SQL = """
 INSERT INTO notification_events (id, type, certificate_id, channel, recipient, message, status, retry_count,
-    attempt_count, next_retry_at, last_error, sent_at, created_at, updated_at)
+    attempt_count, next_retry_at, last_error, sent_at, created_at, updated_at, cause, cause_kind)
 SELECT 'notif-h' || lpad(n::text, 12, '0'),
     (%(types)s::varchar[])[1 + n %% 7],
     'cert-' || (n %% 5000),
@@ -59,7 +59,10 @@ SELECT 'notif-h' || lpad(n::text, 12, '0'),
          WHEN b = 98 THEN %(now)s + interval '30 minutes' END,
     CASE WHEN b BETWEEN 87 AND 98 THEN 'HTTP 503 from receiver: maintenance' END,
     CASE WHEN b < 87 THEN created + interval '2 seconds' END,
-    created, created
+    created, created,
+    -- A dead event's cause, as the engine stores it (notifications.causes): its retries ran out.
+    CASE WHEN b BETWEEN 87 AND 96 THEN 'HTTP 503 from receiver: maintenance' END,
+    CASE WHEN b BETWEEN 87 AND 96 THEN 'transient' END
 FROM (
     SELECT n, n %% 100 AS b, %(now)s - (%(events)s - n) * (interval '365 days' / %(events)s) AS created
     FROM generate_series(1, %(events)s) AS n

@@ -2,6 +2,8 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+# No .env: what a developer keeps there (channel URLs, keys, a database) must not change the tests.
+os.environ.setdefault("CERTCTL_ENV_FILE", "")
 
 from certctl.settings import *  # noqa: E402,F401,F403
 

@@ -74,13 +74,13 @@ class NotificationEventAdmin(admin.ModelAdmin):
     actions = ("requeue_selected", "mark_read_selected")
     # Delivery state and the lease belong to services; an edit here would bypass the state machine.
     readonly_fields = (
-        "id", "status", "retry_count", "next_retry_at", "last_error", "sent_at", "read_at",
+        "id", "status", "retry_count", "next_retry_at", "last_error", "cause_kind", "cause", "sent_at", "read_at",
         "claimed_until", "claim_token", "created_at", "updated_at",
     )
     fieldsets = (
         (None, {"fields": ("id", "type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key")}),
         ("Delivery (read-only: use the Requeue selected and Mark read / dismiss selected actions)", {
-            "fields": ("status", "retry_count", "next_retry_at", "last_error", "sent_at", "read_at"),
+            "fields": ("status", "retry_count", "next_retry_at", "last_error", "cause_kind", "cause", "sent_at", "read_at"),
         }),
         ("Bookkeeping", {"fields": ("created_at", "updated_at", "claimed_until", "claim_token"), "classes": ("collapse",)}),
     )

@@ -15,3 +15,7 @@ class NotificationsConfig(AppConfig):
         from notifications.api.auth import check_configuration
 
         check_configuration()
+
+        from notifications import logins
+
+        logins.connect()

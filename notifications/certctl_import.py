@@ -7,23 +7,32 @@ A row keeps its id, times, counters and errors. Its status maps as follows:
 - sent: sent, with sent_at (certctl's created_at when it recorded none);
 - read: read_at set, plus the delivery state the other columns prove: sent when sent_at is set, otherwise dead, with
   a last_error saying it was acknowledged in certctl before delivery (certctl would never have sent it).
-Rows whose id is already here are left alone, so the import can be run again.
+A dead row gets its cause (notifications.causes): transient, certctl having given up after its retries, or permanent
+for one read before delivery. Rows whose id is already here are left alone, so the import can be run again. A row
+that breaks a rule a create must keep (services.validate_event_input: the id rule, the column limits, the message
+size) is refused with its reason.
+
+The source database is hostile input too: what the import reports of it has its control characters escaped and is
+cut to a length, and the password of --database-url never appears in a message.
 """
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import psycopg
 from django.db import transaction
-from django.db.models import CharField
 from django.utils import timezone
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
+from certctl.log_hygiene import MASK, escape_controls
+from notifications import causes, services
 from notifications.models import Channel, EventType, NotificationEvent, Status
 
 log = logging.getLogger("notifications.certctl_import")
@@ -41,19 +50,61 @@ READ_BEFORE_DELIVERY = (
     "requeue it to send it now"
 )
 
-
-def _max_length(name: str) -> int:
-    field = NotificationEvent._meta.get_field(name)
-    assert isinstance(field, CharField) and field.max_length
-    return field.max_length
-
-
-MAX_ID_LENGTH = _max_length("id")
-MAX_RECIPIENT_LENGTH = _max_length("recipient")
+# How much of a value from the source a report line quotes.
+SHOWN_LENGTH = 120
+URL_FORM = (
+    "write it as postgres://user:password@host:5432/dbname, with special characters in the password percent-encoded "
+    "(a space as %20, % as %25, @ as %40, / as %2F)"
+)
 
 
 class SourceError(Exception):
     """The certctl database cannot be read: a message fit to show, without the password."""
+
+
+def shown(text: object, limit: int = SHOWN_LENGTH) -> str:
+    """A value from the source as a report may print it: one line, control characters escaped, at most `limit`
+    characters."""
+    line = escape_controls(str(text))
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+# password=… in a key=value conninfo or a URL's query string; quoted values may hold spaces.
+_PASSWORD_PARAMETER = re.compile(r"(?:^|[\s?&])password\s*=\s*('(?:[^'\\]|\\.)*'?|[^\s&]*)")
+_WORD_CHARACTER = "A-Za-z0-9"
+
+
+def password_forms(database_url: str) -> list[str]:
+    """Every text in which the password of `database_url` could reach a message, longest first: as libpq reads
+    it, as written (percent-encoded or not, even where libpq cannot parse the URL), and its pieces between @ and /
+    (libpq ends the user part at the first of them)."""
+    forms: set[str] = set()
+    try:
+        forms.add(conninfo_to_dict(database_url).get("password") or "")
+    except (psycopg.ProgrammingError, UnicodeError):
+        pass
+    scheme_end = database_url.find("://")
+    if scheme_end >= 0:
+        rest = database_url[scheme_end + 3 :]
+        userinfo = rest[: max(rest.rfind("@"), 0)]
+        if ":" in userinfo:
+            written = userinfo.split(":", 1)[1]
+            forms.update({written, unquote(written), *re.split("[@/]", written)})
+    for match in _PASSWORD_PARAMETER.finditer(database_url):
+        value = match.group(1)
+        forms.update({value, value.strip("'"), unquote(value)})
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+def without_password(message: str, database_url: str) -> str:
+    """`message` with every form of the password replaced by [redacted]; a form under four characters only where
+    it stands alone (not inside a word), so that the message stays readable."""
+    for form in password_forms(database_url):
+        if len(form) >= 4:
+            message = message.replace(form, MASK)
+        else:
+            message = re.sub(rf"(?<![{_WORD_CHARACTER}]){re.escape(form)}(?![{_WORD_CHARACTER}])", MASK, message)
+    return message
 
 
 @dataclass
@@ -74,9 +125,11 @@ def describe_source(database_url: str) -> str:
     """host:port/dbname of a connection URL, never its password."""
     try:
         parts = conninfo_to_dict(database_url)
-    except psycopg.ProgrammingError:
+    except (psycopg.ProgrammingError, UnicodeError):
         return "the given --database-url"
-    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+    # A password with @ or / in it, not percent-encoded, ends up in the host or database name.
+    where = f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
+    return shown(without_password(where, database_url))
 
 
 _CHANNELS = {value.lower(): value for value in Channel.values}
@@ -85,27 +138,30 @@ _TYPES = {value.lower(): value for value in EventType.values}
 
 def convert(row: dict[str, Any], now: datetime) -> NotificationEvent | str:
     """One certctl row as an unsaved event, or the reason it cannot be imported."""
-    event_id = str(row["id"] or "")
-    if not event_id or len(event_id) > MAX_ID_LENGTH:
-        return f"id must be 1 to {MAX_ID_LENGTH} characters"
-    channel = _CHANNELS.get(str(row["channel"] or "").lower())
-    if channel is None:
-        return f"unknown channel {row['channel']!r}; expected one of {', '.join(Channel.values)}"
-    event_type = _TYPES.get(str(row["type"] or "").lower())
-    if event_type is None:
-        return f"unknown type {row['type']!r}"
-    if len(row["recipient"] or "") > MAX_RECIPIENT_LENGTH:
-        return f"recipient longer than {MAX_RECIPIENT_LENGTH} characters"
+    if row["id"] is None:
+        return "id is empty"
+    channel = _CHANNELS.get(str(row["channel"] or "").lower(), str(row["channel"] or ""))
+    event_type = _TYPES.get(str(row["type"] or "").lower(), str(row["type"] or ""))
+    fields: dict[str, Any] = dict(
+        id=str(row["id"]), type=event_type, channel=channel, certificate_id=row.get("certificate_id") or None,
+        recipient=row["recipient"] or "", message=row["message"] or "",
+    )
+    try:
+        services.validate_event_input(
+            type=event_type, channel=channel, recipient=fields["recipient"], message=fields["message"],
+            certificate_id=fields["certificate_id"], event_id=fields["id"],
+        )
+    except services.InvalidInput as exc:
+        return exc.message
     source_status = str(row["status"] or "").lower()
     created_at = row.get("created_at") or now
     last_error = row.get("last_error") or row.get("error")
-    fields: dict[str, Any] = dict(
-        id=event_id, type=event_type, channel=channel, certificate_id=row.get("certificate_id"),
-        recipient=row["recipient"] or "", message=row["message"] or "", created_at=created_at,
-        retry_count=max(row.get("retry_count") or 0, 0), last_error=last_error,
-    )
-    if source_status == Status.PENDING or source_status == Status.DEAD:
-        fields.update(status=source_status)
+    fields.update(created_at=created_at, retry_count=max(row.get("retry_count") or 0, 0), last_error=last_error)
+    if source_status == Status.PENDING:
+        fields.update(status=Status.PENDING)
+    elif source_status == Status.DEAD:
+        cause, cause_kind = causes.dead_cause(last_error, permanent=False)
+        fields.update(status=Status.DEAD, cause=cause, cause_kind=cause_kind)
     elif source_status == Status.FAILED:
         fields.update(status=Status.FAILED, next_retry_at=row.get("next_retry_at") or now)
     elif source_status == Status.SENT:
@@ -115,7 +171,9 @@ def convert(row: dict[str, Any], now: datetime) -> NotificationEvent | str:
         if row.get("sent_at"):
             fields.update(status=Status.SENT, sent_at=row["sent_at"])
         else:
-            fields.update(status=Status.DEAD, last_error=READ_BEFORE_DELIVERY + (f". Last error in certctl: {last_error}" if last_error else ""))
+            never_sent = READ_BEFORE_DELIVERY + (f". Last error in certctl: {last_error}" if last_error else "")
+            cause, cause_kind = causes.dead_cause(never_sent, permanent=True)
+            fields.update(status=Status.DEAD, last_error=never_sent, cause=cause, cause_kind=cause_kind)
     else:
         return f"unknown status {row['status']!r}; expected one of pending, sent, failed, dead, read"
     return NotificationEvent(**fields)
@@ -157,7 +215,7 @@ def _store(batch: list[dict[str, Any]], report: ImportReport, now: datetime, dry
             continue
         event = convert(row, now)
         if isinstance(event, str):
-            report.invalid.append((str(row["id"]), event))
+            report.invalid.append((shown(row["id"]), shown(event)))
             continue
         present.add(event.id)  # a repeated id within the source counts once
         new.append(event)
@@ -180,6 +238,11 @@ def import_certctl(
     report = ImportReport()
     source = describe_source(database_url)
     try:
+        conninfo_to_dict(database_url)
+    except (psycopg.ProgrammingError, UnicodeError) as exc:
+        reason = shown(" ".join(without_password(str(exc), database_url).split()), limit=1000)
+        raise SourceError(f"--database-url is not a valid connection URL ({reason}); {URL_FORM}") from None
+    try:
         with psycopg.connect(database_url, connect_timeout=10, autocommit=False) as connection:
             connection.read_only = True
             query, total = _select(connection)
@@ -193,7 +256,8 @@ def import_certctl(
                     report.rows += len(batch)
                     on_progress(len(batch))
     except psycopg.Error as exc:
-        raise SourceError(f"cannot read certctl's database at {source}: {str(exc).strip()}") from None
+        reason = shown(" ".join(without_password(str(exc), database_url).split()), limit=1000)
+        raise SourceError(f"cannot read certctl's database at {source}: {reason}") from None
     log.info(
         "certctl import from %s%s: %d rows, %d imported, %d already present, %d invalid",
         source, " (dry run)" if dry_run else "", report.rows, report.imported_total, report.already_present,

@@ -33,7 +33,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Min, Q
 from django.utils import timezone
 
-from notifications import breaker, dispatch, metrics
+from notifications import breaker, causes, dispatch, metrics
 from notifications.backoff import RetryPolicy, after_failure
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
@@ -463,6 +463,9 @@ class _Outcome:
     next_retry_at: datetime | None
     last_error: str | None
     sent_at: datetime | None
+    # Of an attempt that makes its event dead: the cause and its kind (notifications.causes); else None.
+    cause: str | None = None
+    cause_kind: str | None = None
 
 
 def _outcome(delivery: Delivery, policy: RetryPolicy) -> _Outcome:
@@ -475,7 +478,10 @@ def _outcome(delivery: Delivery, policy: RetryPolicy) -> _Outcome:
         return _Outcome(AttemptOutcome.TRANSIENT_FAILURE, event.status, event.retry_count, wait_until, result.error, None)
     decision = after_failure(event.retry_count, delivery.finished_at, policy, permanent=result.permanent, retry_after=result.retry_after)
     outcome = AttemptOutcome.PERMANENT_FAILURE if result.permanent else AttemptOutcome.TRANSIENT_FAILURE
-    return _Outcome(outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None)
+    if decision.status != Status.DEAD:
+        return _Outcome(outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None)
+    cause, cause_kind = causes.dead_cause(result.error, permanent=result.permanent)
+    return _Outcome(outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None, cause, cause_kind)
 
 
 def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = None) -> list[str | None]:
@@ -554,9 +560,12 @@ _APPLY_SQL = """
 UPDATE notification_events AS e SET
     status = v.status, retry_count = v.retry_count, next_retry_at = v.next_retry_at, last_error = v.last_error,
     sent_at = COALESCE(v.sent_at, e.sent_at), attempt_count = e.attempt_count + 1,
-    claimed_until = NULL, claim_token = NULL, updated_at = v.updated_at, last_attempt_at = v.updated_at
-FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::int[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::timestamptz[])
-    AS v(id, claim_token, status, retry_count, next_retry_at, last_error, sent_at, updated_at)
+    claimed_until = NULL, claim_token = NULL, updated_at = v.updated_at, last_attempt_at = v.updated_at,
+    cause = v.cause, cause_kind = v.cause_kind
+FROM unnest(
+    %s::varchar[], %s::varchar[], %s::varchar[], %s::int[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::timestamptz[],
+    %s::varchar[], %s::varchar[]
+) AS v(id, claim_token, status, retry_count, next_retry_at, last_error, sent_at, updated_at, cause, cause_kind)
 WHERE e.id = v.id AND e.claim_token = v.claim_token
 RETURNING e.id, e.attempt_count
 """
@@ -567,12 +576,12 @@ def _apply_postgresql(attempts: Sequence[tuple[Delivery, _Outcome]]) -> dict[str
     rows = [
         (
             delivery.event.id, delivery.event.claim_token, outcome.status, outcome.retry_count, outcome.next_retry_at,
-            outcome.last_error, outcome.sent_at, delivery.finished_at,
+            outcome.last_error, outcome.sent_at, delivery.finished_at, outcome.cause, outcome.cause_kind,
         )
         for delivery, outcome in attempts
     ]
     # unnest() takes one array per column.
-    columns: list[list[Any]] = [[row[index] for row in rows] for index in range(8)]
+    columns: list[list[Any]] = [[row[index] for row in rows] for index in range(10)]
     with connection.cursor() as cursor:
         cursor.execute(_APPLY_SQL, columns)
         return dict(cursor.fetchall())
@@ -585,7 +594,8 @@ def _apply_each(attempts: Sequence[tuple[Delivery, _Outcome]]) -> dict[str, int]
         changes: dict[str, Any] = dict(
             status=outcome.status, retry_count=outcome.retry_count, next_retry_at=outcome.next_retry_at,
             last_error=outcome.last_error, attempt_count=F("attempt_count") + 1, claimed_until=None, claim_token=None,
-            updated_at=delivery.finished_at, last_attempt_at=delivery.finished_at,
+            updated_at=delivery.finished_at, last_attempt_at=delivery.finished_at, cause=outcome.cause,
+            cause_kind=outcome.cause_kind,
         )
         if outcome.sent_at:
             changes["sent_at"] = outcome.sent_at

@@ -4,20 +4,54 @@ The REST list and CSV export, the web UI's list and its "… all matching" actio
 services, the CLI and the MCP tools all select events through NotificationFilterSet, so that a filter means the
 same everywhere (NetBox's pattern: one FilterSet per model, used by API views, UI views and bulk actions).
 """
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django_filters.fields import IsoDateTimeField
 
-from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
+from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, ListedStatus, NotificationEvent, Status
 
 # What the time filters accept, as the OpenAPI schema states it (days up to 28 keep every match a real date).
 ISO_TIME_PATTERN = (
     r"^([1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
     r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-](0[0-9]|1[0-3]):?[0-5][0-9])?)?)?$"
 )
-TIME_HELP = "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC."
+# The years a time filter accepts, as written (the years ISO_TIME_PATTERN allows); the same time in UTC must exist
+# too (9999-12-31T23:00-05:00 does not), since every backend compares times in UTC.
+TIME_YEARS = (1000, 9999)
+TIME_RANGE_ERROR = f"must be a time in the years {TIME_YEARS[0]} to {TIME_YEARS[1]}, also in UTC"
+TIME_HELP = (
+    "ISO 8601, e.g. 2026-11-29T09:00:00Z or 2026-11-29 (midnight UTC); a time without offset is UTC; "
+    f"years {TIME_YEARS[0]} to {TIME_YEARS[1]}."
+)
+
+
+def in_time_range(moment: datetime) -> bool:
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return TIME_YEARS[0] <= moment.year <= TIME_YEARS[1]
+
+
+class TimeField(IsoDateTimeField):
+    """An ISO 8601 time within TIME_YEARS, for the filters here and the UI's filter form alike."""
+
+    default_error_messages = {"out_of_range": TIME_RANGE_ERROR}
+
+    def to_python(self, value: Any) -> datetime | None:
+        moment: datetime | None = super().to_python(value)
+        if moment is not None and not in_time_range(moment):
+            raise ValidationError(self.error_messages["out_of_range"], code="out_of_range")
+        return moment
+
+
+class TimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = TimeField
 
 
 def status_condition(value: str) -> Q:
@@ -38,8 +72,8 @@ def _choice_filter(name: str, choices: Any, help_text: str | None = None, **kwar
     )
 
 
-def _time_filter(field_name: str, lookup_expr: str, help_text: str) -> django_filters.IsoDateTimeFilter:
-    return django_filters.IsoDateTimeFilter(
+def _time_filter(field_name: str, lookup_expr: str, help_text: str) -> TimeFilter:
+    return TimeFilter(
         field_name=field_name, lookup_expr=lookup_expr, help_text=f"{help_text} {TIME_HELP}",
         error_messages={"invalid": "must be an ISO 8601 time such as 2026-11-29T09:00:00Z"},
     )
@@ -78,6 +112,15 @@ class NotificationFilterSet(django_filters.FilterSet):
         help_text="Only events whose last error contains this text, in any letter case.",
         error_messages={"max_length": "must be at most 200 characters"},
     )
+    cause = django_filters.CharFilter(
+        max_length=CAUSE_LENGTH,
+        help_text="Only dead events of this cause, exactly as the dead-letter groups name it (a group's `error`).",
+        error_messages={"max_length": f"must be at most {CAUSE_LENGTH} characters"},
+    )
+    cause_kind = _choice_filter(
+        "cause_kind", CauseKind,
+        help_text="Only dead events whose final failure was of this kind: permanent (refused) or transient (retries ran out).",
+    )
     q = django_filters.CharFilter(
         method="filter_text", max_length=200,
         help_text="Text in the message or recipient (any letter case), or a notification id.",
@@ -88,7 +131,7 @@ class NotificationFilterSet(django_filters.FilterSet):
         model = NotificationEvent
         fields = [
             "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
-            "failed_after", "failed_before", "error", "q",
+            "failed_after", "failed_before", "error", "cause", "cause_kind", "q",
         ]
 
     def filter_queryset(self, queryset: QuerySet[NotificationEvent]) -> QuerySet[NotificationEvent]:

@@ -1,13 +1,13 @@
 """The filters of the operator UI's notification list: how they are shown; notifications.filtersets selects."""
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
-from django_filters.fields import IsoDateTimeField
 
 from notifications import services
-from notifications.models import Channel, EventType, NotificationEvent, Status
+from notifications.filtersets import TimeField
+from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, NotificationEvent, Status
 
 TAB_ALL = "all"
 TAB_DEAD = "dead"
@@ -31,12 +31,13 @@ class TimeInput(forms.DateTimeInput):
 
 def _query_value(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # In the offset it was given in: converted, a time in the year 1000 could fall into 999, out of range.
+        return value.isoformat().replace("+00:00", "Z")
     return "on" if value is True else str(value)
 
 
-def _time_field(label: str, help_text: str) -> IsoDateTimeField:
-    return IsoDateTimeField(
+def _time_field(label: str, help_text: str) -> TimeField:
+    return TimeField(
         label=label, required=False, widget=TimeInput, help_text=f"{help_text} UTC.",
         error_messages={"invalid": "must be a time such as 2026-11-29T09:00 (UTC)"},
     )
@@ -60,6 +61,9 @@ class NotificationFilterForm(forms.Form):
         label="Show dismissed", required=False,
         help_text="Dead letter tab: also list the dead notifications an operator dismissed (marked read).",
     )
+    # Set by a group's links and buttons (Group by cause), not offered as filters of their own.
+    cause = forms.CharField(label="Cause", max_length=CAUSE_LENGTH, required=False)
+    cause_kind = forms.ChoiceField(label="Kind", choices=_with_any(CauseKind.choices, "Any kind"), required=False)
     q = forms.CharField(
         label="Search",
         max_length=200,
@@ -69,8 +73,9 @@ class NotificationFilterForm(forms.Form):
 
     FILTER_FIELDS = (
         "type", "channel", "status", "certificate_id", "error", "created_after", "created_before", "failed_after",
-        "failed_before", "q", "dismissed",
+        "failed_before", "q", "dismissed", "cause_kind", "cause",
     )
+    GROUP_FIELDS = ("cause_kind", "cause")
 
     @property
     def selected_tab(self):

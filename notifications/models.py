@@ -1,9 +1,10 @@
+import re
 import secrets
 import time
 
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -61,6 +62,38 @@ class Severity(models.TextChoices):
     CRITICAL = "critical"
 
 
+class CauseKind(models.TextChoices):
+    """Whether a dead event's final failure was permanent (the receiver or the configuration refused it) or
+    transient (its retries ran out)."""
+
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+
+
+# The longest stored cause (notifications.causes), "…" included.
+CAUSE_LENGTH = 240
+
+# The one rule for event ids, whoever chooses them (the API, the CLI, an import): they travel in URL paths, so
+# letters, digits and . _ ~ : - only, starting with a letter or digit (never "." or ".."), at most 64.
+EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~:-]{0,63}$"
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+# Ids that are paths of their own in the REST API (/notifications/requeue) or the web UI (/notifications/requeue-group/).
+RESERVED_EVENT_IDS = frozenset({
+    "requeue", "read", "requeue-selected", "requeue-matching", "dismiss-selected", "dismiss-matching", "requeue-group",
+    "dismiss-group",
+})
+EVENT_ID_RULE = "1 to 64 letters, digits or . _ ~ : -, starting with a letter or digit"
+
+
+def event_id_problem(value: str) -> str | None:
+    """Why `value` cannot be an event id, or None when it can."""
+    if not _EVENT_ID.fullmatch(value):
+        return f"must be {EVENT_ID_RULE} (it becomes part of URLs)"
+    if value in RESERVED_EVENT_IDS:
+        return f"{value!r} is reserved (a path of the API or the web UI); choose another id"
+    return None
+
+
 def _in(field, choices):
     return Q(**{f"{field}__in": choices.values})
 
@@ -97,6 +130,11 @@ class NotificationEvent(models.Model):
     # indexed, so that a claim updates its rows in place (HOT) instead of adding an entry to every index.
     claimed_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, null=True, blank=True)
+    # A dead event's cause: its last error normalised once, when it went dead (notifications.causes), so that the
+    # dead-letter groups are one indexed GROUP BY; and whether that failure was permanent. Set exactly while the
+    # event is dead (a CHECK below): the engine and the import set them, a requeue clears them.
+    cause = models.CharField(max_length=CAUSE_LENGTH, null=True, blank=True)
+    cause_kind = models.CharField(max_length=9, choices=CauseKind.choices, null=True, blank=True)
 
     class Meta:
         db_table = "notification_events"
@@ -126,6 +164,14 @@ class NotificationEvent(models.Model):
                 condition=~Q(status=Status.SENT) | Q(sent_at__isnull=False),
                 name="notification_events_sent_has_sent_at",
             ),
+            models.CheckConstraint(
+                condition=Q(cause_kind__isnull=True) | _in("cause_kind", CauseKind), name="notification_events_cause_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=Status.DEAD, cause__isnull=False, cause_kind__isnull=False)
+                | (~Q(status=Status.DEAD) & Q(cause__isnull=True, cause_kind__isnull=True)),
+                name="notification_events_cause_when_dead",
+            ),
         ]
         # Each index costs every change of status (bulk requeue, the engine's outcomes): only those a read needs.
         indexes = [
@@ -147,6 +193,13 @@ class NotificationEvent(models.Model):
             models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),
             models.Index(fields=["certificate_id"], name="notif_certificate_idx"),
             models.Index(fields=["-last_attempt_at"], name="notif_last_attempt_idx", condition=Q(last_attempt_at__isnull=False)),
+            # The dead-letter groups (services.failure_groups): the dead events not dismissed, by cause; within a
+            # cause the latest failure first, so that a group's sample is the first entry. Dismissed events leave
+            # it, so it holds the queue operators triage, not the history of dismissals.
+            models.Index(
+                "channel", "cause_kind", "cause", Coalesce("last_attempt_at", "created_at").desc(), F("created_at").desc(),
+                F("id").desc(), name="notif_dead_cause_idx", condition=Q(status="dead", read_at__isnull=True),
+            ),
         ]
 
     def __str__(self):

@@ -5,7 +5,6 @@ The REST API, web UI, admin, CLI and MCP server call these functions; the delive
 Functions take `now` so that tests control the clock.
 """
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,8 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Min, QuerySet
+from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import breaker, counts, dispatch
@@ -23,6 +23,7 @@ from notifications.delivery import unleased
 from notifications.filtersets import FILTER_NAMES, NotificationFilterSet, form_errors
 from notifications.models import (
     ActionKind,
+    CauseKind,
     Channel,
     ChannelAction,
     ChannelActionKind,
@@ -32,6 +33,7 @@ from notifications.models import (
     OperatorAction,
     Severity,
     Status,
+    event_id_problem,
 )
 from notifications.notifiers import channel_status
 
@@ -120,8 +122,8 @@ def validate_event_input(*, type, channel, recipient, message, certificate_id=No
         errors["certificate_id"] = "must be at most 255 characters"
     if dedup_key is not None and not (1 <= len(dedup_key) <= 255):
         errors["dedup_key"] = "must be 1 to 255 characters"
-    if event_id is not None and not (1 <= len(event_id) <= 64):
-        errors["id"] = "must be 1 to 64 characters"
+    if event_id is not None and (problem := event_id_problem(event_id)):
+        errors["id"] = problem
     if errors:
         raise InvalidInput(errors)
 
@@ -185,10 +187,10 @@ def get_event(event_id):
         raise EventNotFound(event_id) from None
 
 
-# A requeue starts a new delivery cycle, which is unread again.
+# A requeue starts a new delivery cycle, which is unread again and has no dead-letter cause.
 _REQUEUE_CHANGES = dict(
     status=Status.PENDING, retry_count=0, next_retry_at=None, last_error=None, claimed_until=None, claim_token=None,
-    read_at=None,
+    read_at=None, cause=None, cause_kind=None,
 )
 
 
@@ -312,12 +314,17 @@ def requeue_events(actor, ids=None, filters=None, now=None):
     one operator action per event (INSERT … SELECT), so 100,000 events cost one statement and one summary log
     line with a sample of ids.
     """
-    now = _now(now)
     selection, considered = _bulk_selection(ids, filters)
     if considered is None:
         considered = counts.matching(filters_given(filters))
         if considered is None:
             considered = selection.count()
+    return _requeue_selection(actor, selection, considered, _now(now))
+
+
+def _requeue_selection(
+    actor: Actor, selection: QuerySet[NotificationEvent], considered: int, now: datetime
+) -> BulkRequeueResult:
     eligible = selection.filter(unleased(now), status__in=REQUEUEABLE).order_by()
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -345,7 +352,7 @@ _REQUEUE_SQL = """
 WITH picked AS ({eligible}),
 changed AS (
     UPDATE {events} SET status = %s, retry_count = 0, next_retry_at = NULL, last_error = NULL,
-        claimed_until = NULL, claim_token = NULL, read_at = NULL, updated_at = %s
+        claimed_until = NULL, claim_token = NULL, read_at = NULL, cause = NULL, cause_kind = NULL, updated_at = %s
     WHERE ctid = ANY(ARRAY(SELECT ctid FROM picked))
     RETURNING id
 ),
@@ -443,8 +450,13 @@ def mark_read_events(
     One UPDATE … RETURNING takes exactly the rows it changed, so that each gets one operator action even while
     others mark the same events read concurrently.
     """
-    now = _now(now)
     selection, considered = _bulk_selection(ids, filters)
+    return _mark_read_selection(actor, selection, considered, _now(now))
+
+
+def _mark_read_selection(
+    actor: Actor, selection: QuerySet[NotificationEvent], considered: int | None, now: datetime
+) -> BulkReadResult:
     table = connection.ops.quote_name(NotificationEvent._meta.db_table)
     rows = []
     with transaction.atomic():
@@ -575,31 +587,11 @@ def resume_channel(name: str, actor: Actor, now: datetime | None = None) -> bool
 
 # --- failure groups -----------------------------------------------------------
 
-# Longest and most specific shapes first: a timestamp contains numbers, a UUID contains hex runs.
-_VARIABLE_PARTS = (
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b", re.IGNORECASE), "<time>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "<uuid>"),
-    (re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.IGNORECASE), "<hex>"),
-    # Ids: notif-01J…, req_8f3kd92x, a3f9e1c7b2 — a word of letters and digits holding at least one digit.
-    (re.compile(r"\b(?=[\w-]*[a-z])(?=[\w-]*\d)[\w-]{6,}\b", re.IGNORECASE), "<id>"),
-    (re.compile(r"\d+(\.\d+)?"), "<n>"),
-)
-GROUP_ERROR_LENGTH = 300
-
-
-def normalise_error(text: str | None) -> str:
-    """An error text with what varies between occurrences of one cause (ids, numbers, hex strings, UUIDs,
-    timestamps) replaced by placeholders, so that occurrences of one cause form one group."""
-    if not text:
-        return ""
-    for pattern, placeholder in _VARIABLE_PARTS:
-        text = pattern.sub(placeholder, text)
-    return re.sub(r"\s+", " ", text).strip()[:GROUP_ERROR_LENGTH]
-
 
 @dataclass
 class FailureGroup:
     channel: str
+    kind: str
     error: str
     count: int
     first_at: datetime
@@ -617,51 +609,69 @@ def dead_letter(filters: Mapping[str, Any] | None = None) -> QuerySet[Notificati
     return events
 
 
+def _failed_at() -> Coalesce:
+    """When a dead event failed for the last time: its latest attempt, or its creation if it never had one."""
+    return Coalesce("last_attempt_at", "created_at")
+
+
+class _OncePerGroup(Subquery):
+    """A subquery that refers to the grouped columns only. Django would add it to the GROUP BY, which makes
+    PostgreSQL run it for every row; left out, it runs once per group."""
+
+    def get_group_by_cols(self) -> list:
+        return []
+
+
 def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGroup]:
-    """The dead-letter queue grouped by channel and normalised last error, newest group first."""
-    groups: dict[tuple[str, str], FailureGroup] = {}
-    rows = dead_letter(filters).order_by("-created_at", "-id").values_list(
-        "id", "channel", "last_error", "last_attempt_at", "created_at"
+    """The dead-letter queue grouped by channel and stored cause (notifications.causes), largest group first,
+    then the one that failed last.
+
+    One statement: a GROUP BY over the cause columns, which the dead-letter queue's index (notif_dead_cause_idx)
+    holds in group order; each group's sample, the event that failed last, is the first entry of its group in that
+    index. No error text is read.
+    """
+    events = dead_letter(filters)
+    sample = (
+        events.filter(channel=OuterRef("channel"), cause_kind=OuterRef("cause_kind"), cause=OuterRef("cause"))
+        .order_by(_failed_at().desc(), "-created_at", "-id")
+        .values("id")[:1]
     )
-    for event_id, channel, last_error, last_attempt_at, created_at in rows.iterator():
-        at = last_attempt_at or created_at
-        key = (channel, normalise_error(last_error))
-        group = groups.get(key)
-        if group is None:
-            groups[key] = FailureGroup(channel, key[1], 1, at, at, event_id)
-            continue
-        group.count += 1
-        group.first_at = min(group.first_at, at)
-        if at > group.last_at:
-            group.last_at, group.sample_id = at, event_id
-    return sorted(groups.values(), key=lambda g: (g.last_at, g.count), reverse=True)
+    rows = (
+        events.order_by()
+        .values("channel", "cause_kind", "cause")
+        .annotate(count=Count("*"), first_at=Min(_failed_at()), last_at=Max(_failed_at()), sample_id=_OncePerGroup(sample))
+        .order_by("-count", "-last_at", "channel", "cause_kind", "cause")
+    )
+    return [
+        FailureGroup(
+            channel=row["channel"], kind=row["cause_kind"], error=row["cause"], count=row["count"],
+            first_at=row["first_at"], last_at=row["last_at"], sample_id=row["sample_id"],
+        )
+        for row in rows
+    ]
 
 
-def group_event_ids(channel: str, error: str, filters: Mapping[str, Any] | None = None) -> list[str]:
-    """The ids of the dead events in one failure group (as failure_groups names it)."""
-    rows = dead_letter(filters).filter(channel=channel).values_list("id", "last_error")
-    return [event_id for event_id, last_error in rows.iterator() if normalise_error(last_error) == error]
+def failure_group(
+    channel: str, kind: str, cause: str, filters: Mapping[str, Any] | None = None
+) -> QuerySet[NotificationEvent]:
+    """The dead events of one failure group (as failure_groups names it) under the list filters."""
+    if kind not in CauseKind.values:
+        raise InvalidInput({"kind": f"unknown kind {kind!r}; expected one of {', '.join(CauseKind.values)}"})
+    return dead_letter(filters).filter(channel=channel, cause_kind=kind, cause=cause)
 
 
 def requeue_group(
-    actor: Actor, channel: str, error: str, filters: Mapping[str, Any] | None = None, now: datetime | None = None
+    actor: Actor, channel: str, kind: str, cause: str, filters: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> BulkRequeueResult:
-    """Requeue every event of a failure group, MAX_BULK_IDS at a time."""
-    ids = group_event_ids(channel, error, filters)
-    requeued = skipped = 0
-    for start in range(0, len(ids), MAX_BULK_IDS):
-        result = requeue_events(actor, ids=ids[start : start + MAX_BULK_IDS], now=now)
-        requeued, skipped = requeued + result.requeued, skipped + result.skipped
-    return BulkRequeueResult(requeued=requeued, skipped=skipped)
+    """Requeue every event of a failure group: one set-based requeue, selected by the stored cause."""
+    selection = failure_group(channel, kind, cause, filters)
+    return _requeue_selection(actor, selection, selection.count(), _now(now))
 
 
 def dismiss_group(
-    actor: Actor, channel: str, error: str, filters: Mapping[str, Any] | None = None, now: datetime | None = None
+    actor: Actor, channel: str, kind: str, cause: str, filters: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> BulkReadResult:
-    """Dismiss (mark read) every event of a failure group, MAX_BULK_IDS at a time."""
-    ids = group_event_ids(channel, error, filters)
-    marked = skipped = dismissed = 0
-    for start in range(0, len(ids), MAX_BULK_IDS):
-        result = mark_read_events(actor, ids=ids[start : start + MAX_BULK_IDS], now=now)
-        marked, skipped, dismissed = marked + result.marked_read, skipped + result.skipped, dismissed + result.dismissed
-    return BulkReadResult(marked_read=marked, skipped=skipped, dismissed=dismissed)
+    """Dismiss (mark read) every event of a failure group, selected by the stored cause."""
+    return _mark_read_selection(actor, failure_group(channel, kind, cause, filters), None, _now(now))

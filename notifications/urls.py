@@ -1,19 +1,34 @@
+from urllib.parse import unquote
+
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from notifications import views
+from notifications.services import EVENT_ID_MAX_LENGTH
 
 
 class EventIdConverter:
-    """An id an event could have: 1 to 64 characters, no slash, no NUL. Any other is a 404 before a view runs."""
+    """Any stored id, even one from before the id rule (models.EVENT_ID_PATTERN), such as `imp/../x`.
 
-    regex = "[^/\x00]{1,64}"
+    A path segment cannot carry a `/` (a server decodes %2F before routing) nor be `.` or `..` (a browser
+    resolves those), so to_url writes `%` as %25, `/` as %2F and such dots as %2E; reverse() escapes the `%`
+    once more, and the server's decoding gives back exactly what to_python decodes. An id the rule allows comes
+    out as it is. What no event can have (longer than EVENT_ID_MAX_LENGTH, a NUL) is a 404 before a view runs.
+    """
+
+    # Each character of an id is at most three in to_url's form (%2F).
+    regex = f"[^/\x00]{{1,{3 * EVENT_ID_MAX_LENGTH}}}"
 
     def to_python(self, value: str) -> str:
-        return value
+        event_id = unquote(value)
+        if len(event_id) > EVENT_ID_MAX_LENGTH or "\x00" in event_id:
+            raise ValueError(event_id)
+        return event_id
 
     def to_url(self, value: str) -> str:
-        return value
+        if value in (".", ".."):
+            return "%2E" * len(value)
+        return value.replace("%", "%25").replace("/", "%2F")
 
 
 register_converter(EventIdConverter, "event_id")

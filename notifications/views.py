@@ -25,9 +25,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from notifications import counts, services
 from notifications.api.filters import page_of
-from notifications.export import csv_lines, csv_response
+from notifications.export import CsvExport, csv_response
 from notifications.forms import TAB_DEAD, NotificationFilterForm
-from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
+from notifications.models import AttemptOutcome, CauseKind, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import channel_status
 
 PAGE_SIZE = 50
@@ -268,9 +268,13 @@ def _count(form: NotificationFilterForm) -> int:
 def notification_list(request):
     form = NotificationFilterForm(request.GET)
     valid = form.is_valid()
-    events = form.queryset() if valid else NotificationEvent.objects.none()
     grouped = valid and form.grouped
-    page = CountedPaginator(events, PAGE_SIZE, _count(form) if valid else 0).get_page(request.GET.get("page"))
+    # Group by cause lists every group at once: no page, no count of the list.
+    groups = _with_list_urls(services.failure_groups(form.service_filters()), form) if grouped else []
+    page = None
+    if not grouped:
+        events = form.queryset() if valid else NotificationEvent.objects.none()
+        page = CountedPaginator(events, PAGE_SIZE, _count(form) if valid else 0).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("fragment", None)
     return_to = request.path + (f"?{params.urlencode()}" if params else "")
@@ -283,11 +287,14 @@ def notification_list(request):
         "page": page,
         "dead_tab": dead_tab,
         "grouped": grouped,
-        "groups": services.failure_groups(form.service_filters()) if grouped else [],
+        "groups": groups,
+        "grouped_total": sum(row["group"].count for row in groups),
         "filter_values": form.query_values() if valid else {},
         # The Dead letter tab implies the status, so its filter is not offered there; "Show dismissed" only is.
+        # A cause is chosen from a group, not typed: it travels as a hidden field.
         "visible_filters": [
-            name for name in form.FILTER_FIELDS if name != ("status" if dead_tab else "dismissed")
+            name for name in form.FILTER_FIELDS
+            if name != ("status" if dead_tab else "dismissed") and name not in form.GROUP_FIELDS
         ],
         "return_to": return_to,
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
@@ -300,6 +307,20 @@ def notification_list(request):
     return render(request, template, context, status=200 if valid else 400)
 
 
+def _with_list_urls(groups: list[services.FailureGroup], form: NotificationFilterForm) -> list[dict[str, Any]]:
+    """Each group with the link to its notifications: the Dead letter list under the same filters and its cause."""
+    filters = form.query_values()
+    rows = []
+    for group in groups:
+        url = None
+        if group.error:  # an empty cause is no filter
+            url = _list_url({
+                "tab": TAB_DEAD, **filters, "channel": group.channel, "cause_kind": group.kind, "cause": group.error,
+            })
+        rows.append({"group": group, "list_url": url})
+    return rows
+
+
 @login_required
 def export_csv(request: HttpRequest) -> HttpResponse:
     """Every notification the list shows for these filters (all pages), as CSV."""
@@ -308,7 +329,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         return HttpResponse(f"Not exported: {problems}", status=400, content_type="text/plain; charset=utf-8")
     name = "dead-letter" if form.selected_tab == TAB_DEAD else "notifications"
-    return csv_response(csv_lines(form.queryset().order_by("-created_at", "-id")), name)
+    return csv_response(CsvExport(form.service_filters()), name)
 
 
 def _timeline(event):
@@ -332,7 +353,8 @@ def notification_detail(request, event_id):
         "event": event,
         "timeline": _timeline(event),
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
-        "return_to": request.path,
+        # Escaped as a URL: an id with % or / in it is percent-encoded in the path (notifications.urls).
+        "return_to": request.get_full_path(),
     })
 
 
@@ -442,9 +464,10 @@ def requeue_matching(request):
     return _on_matching(request, form, "notifications/requeue_matching.html", services.requeue_events, _report_bulk, "requeued")
 
 
-def _group_form(request: HttpRequest) -> tuple[NotificationFilterForm, str, str]:
-    form = _dead_tab_form(request, ignore=("channel_group", "error_group", "next", "view"))
-    return form, request.POST.get("channel_group", ""), request.POST.get("error_group", "")
+def _group_form(request: HttpRequest) -> tuple[NotificationFilterForm, str, str, str]:
+    """The tab's filters, and the group a Requeue group or Dismiss group button names: channel, kind, cause."""
+    form = _dead_tab_form(request, ignore=("channel_group", "kind_group", "error_group", "next", "view"))
+    return form, *(request.POST.get(name, "") for name in ("channel_group", "kind_group", "error_group"))
 
 
 def _groups_url(form: NotificationFilterForm) -> str:
@@ -453,22 +476,21 @@ def _groups_url(form: NotificationFilterForm) -> str:
 
 @change_view
 def requeue_group(request: HttpRequest) -> HttpResponse:
-    """Requeue every dead notification of one failure group (channel and normalised error) under the tab's filters."""
-    form, channel, error = _group_form(request)
-    if not form.is_valid() or not channel:
+    """Requeue every dead notification of one failure group (channel, kind and cause) under the tab's filters."""
+    form, channel, kind, cause = _group_form(request)
+    if not form.is_valid() or not channel or kind not in CauseKind.values:
         messages.error(request, "Nothing requeued: the group or its filters were not valid; reload the page and try again.")
     else:
-        result = services.requeue_group(_actor(request), channel, error, form.service_filters())
-        _report_bulk(request, result)
+        _report_bulk(request, services.requeue_group(_actor(request), channel, kind, cause, form.service_filters()))
     return _back(request, _groups_url(form))
 
 
 @acknowledge_view
 def dismiss_group(request: HttpRequest) -> HttpResponse:
     """Dismiss every dead notification of one failure group under the tab's filters."""
-    form, channel, error = _group_form(request)
-    if not form.is_valid() or not channel:
+    form, channel, kind, cause = _group_form(request)
+    if not form.is_valid() or not channel or kind not in CauseKind.values:
         messages.error(request, "Nothing dismissed: the group or its filters were not valid; reload the page and try again.")
     else:
-        _report_dismissed(request, services.dismiss_group(_actor(request), channel, error, form.service_filters()))
+        _report_dismissed(request, services.dismiss_group(_actor(request), channel, kind, cause, form.service_filters()))
     return _back(request, _groups_url(form))

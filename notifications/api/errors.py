@@ -7,6 +7,7 @@ import math
 from http import HTTPStatus
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
@@ -16,6 +17,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from notifications.api.parsers import too_large_message
 from notifications.api.throttling import failed_authentication_wait
 from notifications.services import EventNotFound, InvalidInput, RequeueRefused, UnknownChannel
 
@@ -117,9 +119,19 @@ def _json_error(request, status_code, message):
 
 
 def bad_request(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        return payload_too_large(request)
     if _is_api(request):
         return _json_error(request, 400, "the request could not be read (malformed or too large); check its headers and body")
     return defaults.bad_request(request, exception)
+
+
+def payload_too_large(request: HttpRequest) -> HttpResponse:
+    """413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE: Django refuses it when the API's parser or a form reads it."""
+    if _is_api(request):
+        return _json_error(request, 413, too_large_message())
+    # A page of its own: the request never reached the session middleware, so base.html knows no user.
+    return HttpResponse(render_to_string("413.html"), status=413)
 
 
 def permission_denied(request, exception=None):

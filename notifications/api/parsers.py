@@ -1,13 +1,28 @@
-"""JSON bodies within bounds: a size limit (413) and a nesting limit (400) before anything else reads them."""
+"""JSON bodies within bounds: a size limit (413), a nesting limit (400) and text that is Unicode (400), before
+anything else reads them."""
 import io
+import re
 
 from django.conf import settings
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
 # Requests nest two levels at most ({"ids": [...]}); deeper is a mistake or an attack on the recursive decoder.
 MAX_JSON_DEPTH = 20
+# JSON may escape half of a UTF-16 pair ("\udc80"); decoded, that is no character, and no database, log or JSON
+# answer can encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE_ERROR = (
+    "is not valid Unicode: it holds a lone surrogate escape (\\ud800-\\udfff without its pair); send UTF-8 text"
+)
+
+
+def too_large_message() -> str:
+    return (
+        f"the request body is larger than {settings.CERTCTL_API_MAX_BODY_BYTES} bytes (CERTCTL_API_MAX_BODY_BYTES); "
+        "send fewer ids or a shorter message"
+    )
 
 
 class PayloadTooLarge(APIException):
@@ -28,15 +43,35 @@ def _depth(value: object) -> int:
     return deepest
 
 
+def _readable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+def _with_lone_surrogate(value: object) -> str | None:
+    """The field ("severity", "ids[3]", "a.b") of a string or object key holding a lone surrogate, if any, with
+    such a key written as escapes."""
+    pending: list[tuple[object, str]] = [(value, "")]
+    while pending:
+        item, path = pending.pop()
+        if isinstance(item, str) and _LONE_SURROGATE.search(item):
+            return path or "input"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                field = f"{path}.{key}" if path else key
+                if _LONE_SURROGATE.search(key):
+                    return _readable(field)
+                pending.append((child, field))
+        elif isinstance(item, list):
+            pending.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+    return None
+
+
 class LimitedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None) -> object:
         limit = settings.CERTCTL_API_MAX_BODY_BYTES
         body = stream.read(limit + 1)
         if len(body) > limit:
-            raise PayloadTooLarge(
-                f"the request body is larger than {limit} bytes (CERTCTL_API_MAX_BODY_BYTES); "
-                "send fewer ids or a shorter message"
-            )
+            raise PayloadTooLarge(too_large_message())
         too_deep = ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels; requests need two at most")
         try:
             data = super().parse(io.BytesIO(body), media_type, parser_context)
@@ -44,4 +79,7 @@ class LimitedJSONParser(JSONParser):
             raise too_deep from None
         if _depth(data) > MAX_JSON_DEPTH:
             raise too_deep
+        field = _with_lone_surrogate(data)
+        if field is not None:
+            raise ValidationError({field: LONE_SURROGATE_ERROR})
         return data

@@ -6,7 +6,10 @@ from rest_framework import serializers
 
 from notifications.filtersets import FILTER_NAMES
 from notifications.models import (
+    EVENT_ID_PATTERN,
+    EVENT_ID_RULE,
     AttemptOutcome,
+    CauseKind,
     Channel,
     ChannelCondition,
     EventType,
@@ -15,12 +18,10 @@ from notifications.models import (
     NotificationEvent,
     Severity,
     Status,
+    event_id_problem,
 )
 from notifications.services import MAX_BULK_IDS
 
-# Ids travel in URL paths, so they are limited to characters that need no escaping.
-EVENT_ID_PATTERN = r"^[A-Za-z0-9._~:-]{1,64}$"
-RESERVED_IDS = {"requeue", "read"}
 # What services.validate_event_input accepts, written so that the OpenAPI schema states it exactly:
 # at least one character that str.strip() would keep, no NUL (PostgreSQL cannot store it).
 _NOT_SPACE = r"[^\x00\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -92,8 +93,8 @@ class NotificationEventSerializer(serializers.ModelSerializer):
 class NotificationCreateSerializer(serializers.Serializer):
     id = StrictRegexField(
         EVENT_ID_PATTERN, required=False,
-        help_text="Optional id chosen by the client (letters, digits and . _ ~ : -, at most 64); generated when absent.",
-        error_messages={"invalid": "must be 1 to 64 letters, digits or . _ ~ : - (it becomes part of URLs)"},
+        help_text=f"Optional id chosen by the client ({EVENT_ID_RULE}); generated when absent.",
+        error_messages={"invalid": f"must be {EVENT_ID_RULE} (it becomes part of URLs)"},
     )
     type = _choice(EventType, "type")
     channel = _choice(Channel, "channel")
@@ -135,8 +136,9 @@ class NotificationCreateSerializer(serializers.Serializer):
         return value
 
     def validate_id(self, value):
-        if value in RESERVED_IDS:
-            raise serializers.ValidationError(f"{value!r} is reserved by the API; choose another id")
+        problem = event_id_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
     def service_arguments(self):
@@ -217,9 +219,16 @@ class ReadPreviewSerializer(BulkPreviewSerializer):
 
 class FailureGroupSerializer(serializers.Serializer):
     channel = _choice(Channel, "channel")
+    kind = _choice(
+        CauseKind, "kind",
+        help_text="permanent: the final failure was a refusal that retrying cannot fix (HTTP 4xx, a bad configuration); "
+        "transient: the retries ran out on failures that may pass (HTTP 5xx, timeouts).",
+    )
     error = serializers.CharField(
-        help_text="The last error with ids, numbers, hex strings, UUIDs and timestamps replaced by <id>, <n>, <hex>, "
-        "<uuid> and <time>, so that one cause is one group."
+        help_text="The cause: the last error (its first 2,000 characters, HTML reduced to its text) with ids, numbers, "
+        "hex strings, UUIDs and timestamps replaced by <id>, <n>, <hex>, <uuid> and <time>, so that one cause is one "
+        "group; a three-digit HTTP status stays (HTTP 503). At most 240 characters; a cut one ends with …. Select the "
+        "group's events with the filters channel, cause_kind (= kind) and cause (= error)."
     )
     count = serializers.IntegerField(min_value=1)
     first_at = serializers.DateTimeField(help_text="The earliest latest-attempt time in the group.")

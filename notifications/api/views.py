@@ -43,7 +43,7 @@ from notifications.api.serializers import (
     RequeuePreviewSerializer,
     StatsSummarySerializer,
 )
-from notifications.export import csv_lines, csv_response
+from notifications.export import CsvExport, csv_response
 from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
 from notifications.models import NotificationEvent
 
@@ -159,13 +159,20 @@ EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, descr
         summary="List notifications",
         description="Newest first (created_at, then id), so pages are stable. `total` counts every match. "
         "With `format=csv`, every matching event (not one page) is streamed as CSV with a header row; cells that a "
-        "spreadsheet would take for a formula (starting with = + - @) are prefixed with an apostrophe.",
+        "spreadsheet would take for a formula (starting with = + - @) are prefixed with an apostrophe. The "
+        "`X-Total-Count` header, sent before the first row, says how many rows follow the header: a client that "
+        "received fewer (a connection cut mid-way) has an incomplete file. On PostgreSQL the count and the rows "
+        "are read in one snapshot, so events created during the download change neither.",
         parameters=[
             *TIME_PARAMETERS,
             OpenApiParameter(
                 "format", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["json", "csv"],
                 description="csv: all matching events as a CSV download (page and per_page are ignored).",
-            )
+            ),
+            OpenApiParameter(
+                "X-Total-Count", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[200],
+                description="With format=csv: how many rows follow the CSV header.",
+            ),
         ],
         responses={
             (200, "application/json"): NotificationEventSerializer(many=True),
@@ -326,7 +333,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if isinstance(request.accepted_renderer, CSVRenderer):
-            return csv_response(csv_lines(self.filter_queryset(self.get_queryset())))
+            filters = {name: request.query_params[name] for name in FILTER_NAMES if name in request.query_params}
+            return csv_response(CsvExport(filters))
         return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, id):
@@ -379,8 +387,11 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(
         summary="Dead letter grouped by cause",
         description="The dead-letter queue (dead events not dismissed; with a `status`, `delivery_status` or `read` "
-        "filter, the dead events that filter selects) grouped by channel and normalised last error: ids, numbers, hex strings, UUIDs and "
-        "timestamps do not split a group. Newest group (latest `last_at`) first. Accepts the list's filters.",
+        "filter, the dead events that filter selects) grouped by channel, kind and cause: the last error normalised "
+        "once, when the event went dead, so that ids, numbers, hex strings, UUIDs and timestamps do not split a group "
+        "(a three-digit HTTP status does). Largest group first, then the one that failed last. Accepts the list's "
+        "filters. To requeue or dismiss one group, give `status=dead` with its `channel`, `kind` as `cause_kind` and "
+        "`error` as `cause` to `POST /notifications/requeue` or `/notifications/read`.",
         filters=True,
         parameters=TIME_PARAMETERS,
         responses={200: FailureGroupListSerializer, **errors(400)},

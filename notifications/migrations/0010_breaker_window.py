@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0008_drop_event_id_like_indexes'),
+        ('notifications', '0009_dead_letter_causes'),
     ]
 
     operations = [

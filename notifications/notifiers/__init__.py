@@ -2,8 +2,8 @@
 
 The registry is a table keyed by Channel, filled from the notifier modules of this package: each notifier class
 declares its `channel`, the settings it cannot work without (`required_settings`), the settings whose values are
-secret (`secret_settings`) or are URLs carrying a token (`secret_url_settings`), and `from_settings`. Adding a
-channel is a new module here and a new Channel choice.
+secret (`secret_settings`) or are URLs carrying a token (`secret_url_settings`), its other URLs (`url_settings`: only
+their userinfo is secret), and `from_settings`. Adding a channel is a new module here and a new Channel choice.
 """
 import functools
 import importlib
@@ -71,26 +71,32 @@ def channel_status() -> dict[str, tuple[bool, list[str]]]:
 
 @dataclass(frozen=True)
 class ConfiguredSecrets:
-    """The channels' secret values in the current settings, and their secret URLs (whose path and query carry
-    tokens), for redaction."""
+    """The channels' secret values in the current settings, their secret URLs (whose path and query carry
+    tokens) and their other URLs (whose userinfo may carry a password), for redaction."""
 
     values: tuple[str, ...]
     urls: tuple[str, ...]
+    endpoint_urls: tuple[str, ...] = ()
+
+
+def _declared_names(name: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(setting for channel in notifiers() for setting in _declared(channel, name)))
 
 
 def secret_setting_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(names of secret settings, names of secret URL settings) that the notifiers declare."""
-    values = tuple(dict.fromkeys(name for channel in notifiers() for name in _declared(channel, "secret_settings")))
-    urls = tuple(dict.fromkeys(name for channel in notifiers() for name in _declared(channel, "secret_url_settings")))
-    return values, urls
+    return _declared_names("secret_settings"), _declared_names("secret_url_settings")
+
+
+def _configured(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(value for value in (getattr(settings, name, "") or "" for name in names) if value)
 
 
 def secret_settings() -> ConfiguredSecrets:
-    """Every configured secret value and secret URL of every channel (unset ones left out)."""
+    """Every configured secret value, secret URL and other channel URL of every channel (unset ones left out)."""
     value_names, url_names = secret_setting_names()
     return ConfiguredSecrets(
-        values=tuple(value for value in (getattr(settings, name, "") or "" for name in value_names) if value),
-        urls=tuple(url for url in (getattr(settings, name, "") or "" for name in url_names) if url),
+        values=_configured(value_names), urls=_configured(url_names), endpoint_urls=_configured(_declared_names("url_settings")),
     )
 
 

@@ -12,7 +12,7 @@ import httpx
 from django.conf import settings
 
 # redact is re-exported: the delivery engine imports it from here.
-from notifications.redaction import configured_secrets, redact, redacted_excerpt, secret_fragments  # noqa: F401
+from notifications.redaction import Secrets, configured_secrets, redact, redacted_excerpt, secret_fragments, url_credentials  # noqa: F401
 
 # Statuses a receiver may accept later; every other 4xx will never be accepted as sent.
 TRANSIENT_HTTP_STATUSES = {408, 425, 429}
@@ -52,10 +52,12 @@ class Notifier:
 
     channel = ""
     # The registry's declarations (notifications.notifiers): settings the channel cannot work without, settings
-    # whose values are secret, and settings holding a URL with a token in it.
+    # whose values are secret, settings holding a URL with a token in it, and settings holding any other URL
+    # (whose userinfo, user:password@, is secret too).
     required_settings: tuple[str, ...] = ()
     secret_settings: tuple[str, ...] = ()
     secret_url_settings: tuple[str, ...] = ()
+    url_settings: tuple[str, ...] = ()
     # True for a notifier whose send runs in a thread (smtplib): it cannot be cancelled, only time out by itself.
     blocking = False
 
@@ -143,16 +145,29 @@ async def post_json(
     `body` lets a caller sign the exact bytes it sends; `secrets` are removed from every error text,
     in case a receiver echoes the request back, before it is cut to length.
     """
-    result = await _post(client, url, payload, receiver=receiver, url_setting=url_setting, headers=headers, body=body)
+    result = await _post(
+        client, url, payload, receiver=receiver, url_setting=url_setting, headers=headers, body=body, secrets=secrets
+    )
     if result.error:
         hidden = secret_fragments(url, *secrets) + configured_secrets()
         return dataclasses.replace(result, error=redacted_excerpt(result.error, hidden))
     return result
 
 
+def reply_secrets(url: str, url_setting: str, secrets: tuple[str, ...]) -> Secrets:
+    """What to hide in a receiver's answer: every configured secret and, from 4 characters on, the channel's own
+    secrets, the credentials in its URL and, when the URL is a secret one (a chat webhook's), every piece of it."""
+    # Imported here: the registry imports this module.
+    from notifications.notifiers import secret_setting_names
+
+    own_url = url if url_setting in secret_setting_names()[1] else ""
+    own = secret_fragments(own_url, *secrets, *url_credentials(url), in_reply=True)
+    return own + secret_fragments(url, *secrets) + configured_secrets()
+
+
 async def _post(
     client: httpx.AsyncClient, url: str, payload: object, *, receiver: str, url_setting: str,
-    headers: dict[str, str] | None, body: bytes | None,
+    headers: dict[str, str] | None, body: bytes | None, secrets: tuple[str, ...],
 ) -> DeliveryResult:
     content = body if body is not None else json.dumps(payload, separators=(",", ":")).encode()
     request_headers = {"Content-Type": "application/json", "User-Agent": "certctl-notifications"}
@@ -181,8 +196,8 @@ async def _post(
     status = response.status_code
     if 200 <= status < 300:
         return DeliveryResult.success(http_status=status)
-    # The whole reply: post_json redacts it before cutting it to length.
-    detail = response.text.strip()
+    # Redacted before it is cut; post_json redacts the whole error text again, with the usual thresholds.
+    detail = redacted_excerpt(response.text, reply_secrets(url, url_setting, secrets))
     message = f"{receiver} answered HTTP {status}" + (f": {detail}" if detail else "")
     if status in TRANSIENT_HTTP_STATUSES or status >= 500:
         return DeliveryResult.transient(

@@ -11,7 +11,7 @@ import httpx
 from django.conf import settings
 
 from notifications.notifiers.base import DeliveryResult, Notifier
-from notifications.redaction import configured_secrets, redacted_excerpt, secret_fragments
+from notifications.redaction import Secrets, configured_secrets, redacted_excerpt, secret_fragments
 
 if TYPE_CHECKING:
     from notifications.models import NotificationEvent
@@ -105,15 +105,22 @@ class EmailNotifier(Notifier):
             return dataclasses.replace(result, error=redacted_excerpt(result.error, self._secrets()))
         return result
 
-    def _secrets(self) -> tuple[str, ...]:
+    def _credentials(self) -> tuple[str, ...]:
         """The password, and the AUTH PLAIN and AUTH LOGIN strings a server may echo in its reply."""
         if not self.password:
-            return configured_secrets()
-        auth_strings = [
+            return ()
+        return (
+            self.password,
             base64.b64encode(f"\0{self.username}\0{self.password}".encode()).decode(),
             base64.b64encode(self.password.encode()).decode(),
-        ]
-        return secret_fragments("", self.password, *auth_strings) + configured_secrets()
+        )
+
+    def _secrets(self) -> Secrets:
+        return secret_fragments("", *self._credentials()) + configured_secrets()
+
+    def _reply(self, text: str) -> str:
+        """What the server said, with the channel's secrets hidden from 4 characters on (redaction's in_reply)."""
+        return redacted_excerpt(text, secret_fragments("", *self._credentials(), in_reply=True) + self._secrets())
 
     def _deliver(self, event: "NotificationEvent", message: EmailMessage) -> DeliveryResult:
         timeout = (settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT).total_seconds()
@@ -167,11 +174,10 @@ class EmailNotifier(Notifier):
             return DeliveryResult.transient(f"{where}: {exc or type(exc).__name__}; will retry")
         return DeliveryResult.success()
 
-    @staticmethod
-    def _smtp_code_result(where: str, what: str, code: int, reason: bytes | str) -> DeliveryResult:
+    def _smtp_code_result(self, where: str, what: str, code: int, reason: bytes | str) -> DeliveryResult:
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")
-        text = f"{where} {what}: {code} {reason}".strip()
+        text = f"{where} {what}: {code} {self._reply(reason)}".strip()
         # 5xx is a final answer from the server; 4xx asks us to try again later.
         if 500 <= int(code) < 600:
             return DeliveryResult.permanent_failure(text)

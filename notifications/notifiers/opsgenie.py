@@ -17,6 +17,7 @@ class OpsGenieNotifier(Notifier):
     channel = "OpsGenie"
     required_settings = ("CERTCTL_OPSGENIE_API_KEY",)
     secret_settings = ("CERTCTL_OPSGENIE_API_KEY",)
+    url_settings = ("CERTCTL_OPSGENIE_URL",)
 
     @classmethod
     def from_settings(cls, s: Any) -> "OpsGenieNotifier":

@@ -17,6 +17,7 @@ class PagerDutyNotifier(Notifier):
     channel = "PagerDuty"
     required_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
     secret_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
+    url_settings = ("CERTCTL_PAGERDUTY_URL",)
 
     @classmethod
     def from_settings(cls, s: Any) -> "PagerDutyNotifier":

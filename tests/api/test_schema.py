@@ -69,9 +69,10 @@ def test_schema_documents_filters_and_enums(openapi):
     parameters = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
     filters = {
         "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
-        "failed_after", "failed_before", "error", "q",
+        "failed_after", "failed_before", "error", "cause", "cause_kind", "q",
     }
     assert set(parameters) == {"page", "per_page", "format", *filters}
+    assert sorted(parameters["cause_kind"]["enum"]) == ["", "permanent", "transient"]
     assert "ISO 8601" in next(p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"] if p["name"] == "failed_after")
     assert "csv" in parameters["format"]["enum"]
     assert sorted(parameters["status"]["enum"]) == ["", "dead", "failed", "pending", "read", "sent"]
@@ -91,6 +92,12 @@ def test_schema_documents_filters_and_enums(openapi):
     assert schemas["NotificationStatus"]["enum"] == ["pending", "sent", "failed", "dead", "read"]
     assert event["delivery_status"]["allOf"] == [{"$ref": "#/components/schemas/DeliveryStatus"}]
     assert schemas["DeliveryStatus"]["enum"] == ["pending", "sent", "failed", "dead"]
+    group = schemas["FailureGroup"]
+    assert sorted(group["required"]) == ["channel", "count", "error", "first_at", "kind", "last_at", "sample_id"]
+    assert group["properties"]["kind"]["allOf"] == [{"$ref": "#/components/schemas/CauseKind"}]
+    assert schemas["CauseKind"]["enum"] == ["permanent", "transient"]
+    # One id rule, as services.validate_event_input keeps it.
+    assert schemas["NotificationCreate"]["properties"]["id"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._~:-]{0,63}$"
     descriptions = {p["name"]: p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
     assert '"read" = events an operator acknowledged' in descriptions["status"] and "not yet read" in descriptions["status"]
     assert "read or not" in descriptions["delivery_status"]
@@ -102,7 +109,7 @@ def test_schema_documents_filters_and_enums(openapi):
     groups = openapi["paths"]["/api/v1/notifications/dead-letter/groups"]["get"]
     assert filters <= {p["name"] for p in groups["parameters"]}
     group = schemas["FailureGroup"]
-    assert set(group["properties"]) == {"channel", "error", "count", "first_at", "last_at", "sample_id"}
+    assert set(group["properties"]) == {"channel", "kind", "error", "count", "first_at", "last_at", "sample_id"}
     read_result = schemas["BulkReadResult"]
     assert (read_result["required"], set(read_result["properties"])) == (["marked_read", "skipped"], {"marked_read", "skipped"})
 

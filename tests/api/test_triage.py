@@ -4,9 +4,11 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications import services
-from notifications.models import NotificationEvent
+from notifications.models import CAUSE_LENGTH, NotificationEvent
 from notifications.notifiers import DeliveryResult
 from tests.api.conftest import assert_error
 from tests.deliveries import claim, record
@@ -16,13 +18,17 @@ OPERATOR = services.Actor("alice", "api")
 
 
 @pytest.fixture
-def dead_at(make_event):
-    """An event that went dead (a permanent failure) at `when`, created an hour before."""
+def dead_at(make_event, settings):
+    """An event that went dead at `when`, created an hour before: by a permanent failure, or by a transient one
+    that was its last retry."""
 
-    def make(when, error="Webhook receiver answered HTTP 410: gone", **fields):
+    def make(when, error="Webhook receiver answered HTTP 410: gone", permanent=True, **fields):
         event = make_event(**fields)
-        NotificationEvent.objects.filter(id=event.id).update(created_at=when - timedelta(hours=1))
-        record(claim(event.id, now=when), DeliveryResult.permanent_failure(error, http_status=410), when)
+        NotificationEvent.objects.filter(id=event.id).update(
+            created_at=when - timedelta(hours=1), retry_count=0 if permanent else settings.CERTCTL_NOTIFICATION_MAX_ATTEMPTS - 1
+        )
+        result = DeliveryResult.permanent_failure(error, http_status=410) if permanent else DeliveryResult.transient(error)
+        assert record(claim(event.id, now=when), result, when) == "dead"
         return services.get_event(event.id)
 
     return make
@@ -146,20 +152,20 @@ def test_dry_run_must_be_a_boolean(admin):
 
 def test_groups_merge_errors_that_differ_only_in_ids_numbers_and_times(reader, dead_at):
     for n, when in enumerate((T0, T0 + timedelta(minutes=5), T0 + timedelta(minutes=9))):
-        dead_at(when, error=f"HTTP 503 from receiver at {when.isoformat()} (request 3fa85f64-5717-4562-b3fc-2c963f66a{n:03d})")
+        dead_at(when, error=f"HTTP 503 from receiver at {when.isoformat()} after {n}00 ms (request 3fa85f64-5717-4562-b3fc-2c963f66a{n:03d})")
     latest = dead_at(T0 + timedelta(hours=1), channel="Slack", error="Slack webhook: could not connect (req_a81kx0q2)")
     response = reader.get("/api/v1/notifications/dead-letter/groups")
     body = response.json()
 
     assert body["total"] == 2
     first, second = body["data"]
-    assert first == {
-        "channel": "Slack", "error": "Slack webhook: could not connect (<id>)", "count": 1,
+    assert first["channel"] == "Webhook" and first["count"] == 3 and first["kind"] == "permanent"
+    assert first["error"] == "HTTP 503 from receiver at <time> after <n> ms (request <uuid>)"
+    assert (first["first_at"], first["last_at"]) == ("2026-11-29T08:00:00Z", "2026-11-29T08:09:00Z")
+    assert second == {
+        "channel": "Slack", "kind": "permanent", "error": "Slack webhook: could not connect (<id>)", "count": 1,
         "first_at": "2026-11-29T09:00:00Z", "last_at": "2026-11-29T09:00:00Z", "sample_id": latest.id,
     }
-    assert second["channel"] == "Webhook" and second["count"] == 3
-    assert second["error"] == "HTTP <n> from receiver at <time> (request <uuid>)"
-    assert (second["first_at"], second["last_at"]) == ("2026-11-29T08:00:00Z", "2026-11-29T08:09:00Z")
 
 
 def test_groups_take_the_list_filters_and_leave_out_dismissed_ones(reader, dead_at):
@@ -178,19 +184,43 @@ def test_groups_reject_bad_filters(reader):
     assert_error(reader.get("/api/v1/notifications/dead-letter/groups", {"failed_after": "soon"}), 400, "Bad Request", "failed_after")
 
 
-def test_groups_of_equal_recency_put_the_larger_first_and_sample_the_last_failure(dead_at):
+def test_a_refusal_and_an_outage_are_different_causes_of_their_own_kind(reader, dead_at):
+    dead_at(T0, error="Webhook receiver answered HTTP 400: bad payload")
+    dead_at(T0, error="Webhook receiver answered HTTP 503: bad payload", permanent=False)
+    dead_at(T0 + timedelta(minutes=1), error="Webhook receiver answered HTTP 503: bad payload", permanent=False)
+
+    body = reader.get("/api/v1/notifications/dead-letter/groups").json()
+
+    assert [(g["kind"], g["error"], g["count"]) for g in body["data"]] == [
+        ("transient", "Webhook receiver answered HTTP 503: bad payload", 2),
+        ("permanent", "Webhook receiver answered HTTP 400: bad payload", 1),
+    ]
+
+
+def test_the_same_cause_is_two_groups_when_one_failure_was_permanent_and_the_other_ran_out_of_retries(dead_at):
+    dead_at(T0, error="HTTP 503")
+    dead_at(T0, error="HTTP 503", permanent=False)
+
+    assert sorted((g.kind, g.count) for g in services.failure_groups()) == [("permanent", 1), ("transient", 1)]
+
+
+def test_groups_sort_by_size_then_by_the_latest_failure_and_sample_the_last_failure(dead_at):
     # Created in one order, failed in the other: the group's times and sample follow the failures.
     late_failure = dead_at(T0 + timedelta(hours=2), error="HTTP 500 from receiver")
     NotificationEvent.objects.filter(id=late_failure.id).update(created_at=T0 - timedelta(days=1))
-    dead_at(T0 + timedelta(hours=1), error="HTTP 502 from receiver")
-    dead_at(T0 + timedelta(hours=2), channel="Slack", error="Slack webhook: could not connect")
+    dead_at(T0 + timedelta(hours=1), error="HTTP 500 from receiver")
+    dead_at(T0 + timedelta(hours=3), channel="Slack", error="Slack webhook: could not connect")
+    dead_at(T0 + timedelta(hours=4), channel="Teams", error="Teams: could not connect")
+    dead_at(T0 + timedelta(hours=5), channel="Teams", error="Teams: could not connect")
 
     groups = services.failure_groups()
 
+    # Two of 2: the one that failed last first; then the single one.
     assert [(g.channel, g.error, g.count) for g in groups] == [
-        ("Webhook", "HTTP <n> from receiver", 2), ("Slack", "Slack webhook: could not connect", 1),
+        ("Teams", "Teams: could not connect", 2), ("Webhook", "HTTP 500 from receiver", 2),
+        ("Slack", "Slack webhook: could not connect", 1),
     ]
-    assert (groups[0].first_at, groups[0].last_at, groups[0].sample_id) == (
+    assert (groups[1].first_at, groups[1].last_at, groups[1].sample_id) == (
         T0 + timedelta(hours=1), T0 + timedelta(hours=2), late_failure.id,
     )
 
@@ -257,41 +287,106 @@ def test_the_dead_letter_queue_leaves_out_dismissed_events_unless_a_state_filter
 
 def test_a_dead_event_never_attempted_is_grouped_at_its_creation_time(make_event):
     event = make_event()
-    NotificationEvent.objects.filter(id=event.id).update(status="dead", created_at=T0, last_error="retired by hand")
+    NotificationEvent.objects.filter(id=event.id).update(
+        status="dead", created_at=T0, last_error="retired by hand", cause="retired by hand", cause_kind="permanent"
+    )
 
     [group] = services.failure_groups()
     assert (group.error, group.first_at, group.last_at, group.sample_id) == ("retired by hand", T0, T0, event.id)
 
 
+def test_groups_of_2000_dead_events_read_the_stored_causes_in_a_few_queries_never_the_errors(reader, dead_at, make_event):
+    # N1: a 50 KB reply made of "a-a-a-…" (quadratic for the old normaliser) among 2,000 dead events.
+    huge = dead_at(T0, error="Webhook receiver answered HTTP 500: " + "a-" * 25_000)
+    template = make_event()
+    NotificationEvent.objects.bulk_create(
+        NotificationEvent(
+            id=f"notif-bulk-{n:04d}", type=template.type, channel=("Webhook", "Slack", "Teams")[n % 3],
+            recipient=template.recipient, message=template.message, status="dead", retry_count=5,
+            last_error=f"HTTP 503 (request {n:04d}a81kx0q2)", cause="HTTP 503 (request <id>)", cause_kind="transient",
+            last_attempt_at=T0 + timedelta(seconds=n), created_at=T0,
+        )
+        for n in range(1999)
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        response = reader.get("/api/v1/notifications/dead-letter/groups")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["total"] == 4 and sum(g["count"] for g in body["data"]) == 2000
+    assert [g["count"] for g in body["data"]] == [667, 666, 666, 1]
+    [cut] = [g for g in body["data"] if g["sample_id"] == huge.id]
+    assert cut["error"].startswith("Webhook receiver answered HTTP 500: a-a-a-") and cut["error"].endswith("…")
+    assert len(cut["error"]) == CAUSE_LENGTH
+    event_queries = [q["sql"] for q in queries.captured_queries if "notification_events" in q["sql"]]
+    assert len(event_queries) == 1
+    assert not [sql for sql in queries.captured_queries if "last_error" in sql["sql"]]
+
+
+@pytest.mark.postgres
+def test_the_groups_statement_finds_each_sample_once_per_group_through_the_cause_index(dead_at, make_event):
+    template = make_event()
+    NotificationEvent.objects.bulk_create(
+        NotificationEvent(
+            id=f"notif-bulk-{n:04d}", type=template.type, channel="Webhook", recipient=template.recipient,
+            message=template.message, status="dead", last_error="HTTP 503", cause=f"HTTP 503 #{n % 4}",
+            cause_kind="transient", last_attempt_at=T0 + timedelta(seconds=n),
+        )
+        for n in range(400)
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert len(services.failure_groups()) == 4
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + queries.captured_queries[-1]["sql"])
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    [sample] = [node for node in nodes(plan) if node.get("Subplan Name", "").startswith("SubPlan")]
+    # Once per group, not once per dead event (as it would be if it were part of the GROUP BY) …
+    assert sample["Actual Loops"] == 4
+    # … and each time the first entry of its group in the cause index, not a sort of the group.
+    assert [node.get("Index Name") for node in nodes(sample) if "Index Name" in node] == ["notif_dead_cause_idx"]
+    assert not [node for node in nodes(sample) if node["Node Type"] == "Sort"]
+
+
 def group_of_three(dead_at):
-    """Three dead Webhook events of one cause, and one event each of another cause and of another channel."""
+    """Three dead Webhook events of one cause, and one event each of another cause, of another kind and of another
+    channel."""
     group = [dead_at(T0 + timedelta(minutes=n), error=f"HTTP 503 (request {n}a81kx0q2)") for n in range(3)]
-    others = [dead_at(T0, error="HTTP 410 gone"), dead_at(T0, channel="Slack", error="HTTP 503 (request 9a81kx0q2)")]
+    others = [
+        dead_at(T0, error="HTTP 410 gone"), dead_at(T0, error="HTTP 503 (request 7a81kx0q2)", permanent=False),
+        dead_at(T0, channel="Slack", error="HTTP 503 (request 9a81kx0q2)"),
+    ]
     return group, others
 
 
 LATER = T0 + timedelta(hours=3)
+GROUP = ("Webhook", "permanent", "HTTP 503 (request <id>)")
 
 
-def test_requeue_group_takes_every_event_of_the_group_however_many_calls_it_needs(dead_at, monkeypatch):
-    monkeypatch.setattr(services, "MAX_BULK_IDS", 2)
+def test_requeue_group_takes_every_event_of_the_group_and_no_other(dead_at):
     group, others = group_of_three(dead_at)
 
-    result = services.requeue_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", now=LATER)
+    result = services.requeue_group(OPERATOR, *GROUP, now=LATER)
 
     assert (result.requeued, result.skipped) == (3, 0)
-    assert [services.get_event(e.id).status for e in group + others] == ["pending", "pending", "pending", "dead", "dead"]
+    assert [services.get_event(e.id).status for e in group + others] == ["pending"] * 3 + ["dead"] * 3
     assert {services.get_event(e.id).updated_at for e in group} == {LATER}
+    assert {(e.cause, e.cause_kind) for e in NotificationEvent.objects.filter(id__in=[e.id for e in group])} == {(None, None)}
 
 
-def test_dismiss_group_takes_every_event_of_the_group_however_many_calls_it_needs(dead_at, monkeypatch):
-    monkeypatch.setattr(services, "MAX_BULK_IDS", 2)
+def test_dismiss_group_takes_every_event_of_the_group_and_no_other(dead_at):
     group, others = group_of_three(dead_at)
 
-    result = services.dismiss_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", now=LATER)
+    result = services.dismiss_group(OPERATOR, *GROUP, now=LATER)
 
     assert (result.marked_read, result.dismissed, result.skipped) == (3, 3, 0)
-    assert [services.get_event(e.id).read_at for e in group + others] == [LATER, LATER, LATER, None, None]
+    assert [services.get_event(e.id).read_at for e in group + others] == [LATER] * 3 + [None] * 3
 
 
 @pytest.mark.parametrize("action", ["requeue", "dismiss"])
@@ -301,47 +396,43 @@ def test_a_group_action_takes_only_the_events_the_list_filters_select(dead_at, a
     filters = {"created_after": "2026-11-29T07:00:30Z"}
 
     if action == "requeue":
-        assert services.requeue_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", filters).requeued == 2
+        assert services.requeue_group(OPERATOR, *GROUP, filters).requeued == 2
     else:
-        assert services.dismiss_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)", filters).marked_read == 2
+        assert services.dismiss_group(OPERATOR, *GROUP, filters).marked_read == 2
     assert services.get_event(group[0].id).status == "dead" and services.get_event(group[0].id).read_at is None
 
 
-@pytest.mark.parametrize("action", ["requeue", "dismiss"])
-def test_events_another_operator_took_meanwhile_are_counted_as_skipped(dead_at, monkeypatch, action):
-    monkeypatch.setattr(services, "MAX_BULK_IDS", 2)
+def test_a_group_action_leaves_dismissed_events_alone_unless_the_filters_bring_them_in(dead_at):
     group, _ = group_of_three(dead_at)
-    list_group = services.group_event_ids
+    services.mark_read(group[0].id, OPERATOR)
 
-    def listed_then_taken_by_bob(*args, **kwargs):
-        ids = list_group(*args, **kwargs)
-        services.requeue_event(group[0].id, services.Actor("bob", "ui"))
-        services.mark_read(group[1].id, services.Actor("bob", "ui"))
-        return ids
-
-    monkeypatch.setattr(services, "group_event_ids", listed_then_taken_by_bob)
-    if action == "requeue":
-        result = services.requeue_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)")
-        assert (result.requeued, result.skipped) == (2, 1)
-    else:
-        result = services.dismiss_group(OPERATOR, "Webhook", "HTTP <n> (request <id>)")
-        # The one bob requeued is pending now: marked read, but not a dismissal from the dead-letter queue.
-        assert (result.marked_read, result.dismissed, result.skipped) == (2, 1, 1)
+    assert services.requeue_group(OPERATOR, *GROUP).requeued == 2
+    assert services.get_event(group[0].id).status == "dead"
+    assert services.requeue_group(OPERATOR, *GROUP, {"delivery_status": "dead"}).requeued == 1
 
 
-@pytest.mark.parametrize(
-    "raw,normalised",
-    [
-        ("HTTP 502 after 1500 ms", "HTTP <n> after <n> ms"),
-        ("event notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC rejected", "event <id> rejected"),
-        ("digest 9f86d081884c7d659a2feaa0c55ad015 mismatch", "digest <hex> mismatch"),
-        ("at 2026-11-29 08:00:01.5+01:00 refused", "at <time> refused"),
-        ("  spaced \n out  ", "spaced out"),
-        (None, ""),
-    ],
-)
-def test_error_normalisation(raw, normalised):
-    assert services.normalise_error(raw) == normalised
+def test_a_group_of_an_unknown_kind_is_refused():
+    with pytest.raises(services.InvalidInput, match="unknown kind 'fatal'"):
+        services.requeue_group(OPERATOR, "Webhook", "fatal", "HTTP 503")
+
+
+def test_the_cause_filter_selects_a_group_for_bulk_requeue_through_the_api(admin, dead_at):
+    group, others = group_of_three(dead_at)
+    [listed] = [g for g in admin.get("/api/v1/notifications/dead-letter/groups").json()["data"] if g["count"] == 3]
+
+    response = admin.post(
+        "/api/v1/notifications/requeue",
+        {"status": "dead", "channel": listed["channel"], "cause_kind": listed["kind"], "cause": listed["error"]},
+        format="json",
+    )
+
+    assert response.json() == {"requeued": 3, "skipped": 0}
+    assert [services.get_event(e.id).status for e in group + others] == ["pending"] * 3 + ["dead"] * 3
+
+
+def test_a_bad_cause_filter_is_a_400_naming_it(admin):
+    assert_error(admin.post("/api/v1/notifications/requeue", {"cause_kind": "fatal"}, format="json"), 400, "Bad Request", "cause_kind")
+    assert_error(admin.post("/api/v1/notifications/requeue", {"cause": "x" * 241}, format="json"), 400, "Bad Request", "cause")
 
 
 # --- CSV export ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """`notifications import-certctl` against a real certctl table in its own PostgreSQL database."""
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -7,6 +8,7 @@ import pytest
 from psycopg import sql
 
 from notifications import delivery, services
+from notifications.causes import cause_of
 from notifications.certctl_import import READ_BEFORE_DELIVERY
 from notifications.models import NotificationEvent
 from tests.cli.conftest import cli, cli_error
@@ -95,7 +97,7 @@ def test_dry_run_counts_and_writes_nothing(certctl_rows):
     assert "9 notification events read" in run.out
     assert "would import 7 (1 pending, 2 sent, 2 failed, 2 dead)" in run.out
     assert "dry run: nothing was written" in run.out
-    assert "c-bad-channel: unknown channel 'Carrier-Pigeon'" in run.err and "c-bad-status: unknown status 'archived'" in run.err
+    assert "c-bad-channel: channel: unknown channel 'Carrier-Pigeon'" in run.err and "c-bad-status: unknown status 'archived'" in run.err
     assert not NotificationEvent.objects.exists()
 
 
@@ -154,8 +156,62 @@ def test_a_database_without_certctl_table_is_refused_clearly(certctl_db):
     assert "nothing imported: notification_events does not exist there: is this certctl's database?" in run.message
 
 
-def test_an_unreachable_database_is_refused_without_showing_the_password(closed_port):
-    run = cli_error("import-certctl", "--database-url", f"postgres://certctl:hunter2-secret@127.0.0.1:{closed_port}/certctl")
-    assert run.returncode == 1
-    assert f"cannot read certctl's database at 127.0.0.1:{closed_port}/certctl" in run.message
-    assert "hunter2-secret" not in run.message
+# --- rows that break a rule (N2, N7) ------------------------------------------------
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def test_rows_breaking_the_id_rule_or_a_column_limit_are_refused_each_with_its_reason(certctl_db, settings):
+    settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 65536
+    with psycopg.connect(certctl_db) as source:  # a hostile table: wider than certctl's
+        source.execute("ALTER TABLE notification_events ALTER COLUMN recipient TYPE TEXT, ALTER COLUMN channel TYPE TEXT")
+    insert(certctl_db, [
+        row("imp-slash/../x", "dead", last_error="HTTP 500"),
+        row("..", "pending"),
+        row("\x1b[31mred\x1b[0m\x9b2J", "pending"),
+        row("i" * 65, "pending"),
+        row("requeue", "pending"),
+        row("c-long-certificate", "pending", certificate_id="c" * 300),
+        row("c-long-recipient", "pending", recipient="r" * 1025),
+        row("c-two-line-recipient", "pending", recipient="ops@example.com\r\nBcc: all@example.com"),
+        row("c-huge-message", "pending", message="m" * 1_000_000),
+        row("c-empty-message", "pending", message=""),
+        row("c-bad-channel\x1b[2J", "pending", channel="Pigeon\x1b[2J" + "x" * 5000),
+        row("c-fine", "dead", last_error="HTTP 503 (request 3fa85f64-5717-4562-b3fc-2c963f66afa6)"),
+    ])
+
+    run = cli("import-certctl", "--database-url", certctl_db)
+
+    assert "imported 1 (0 pending, 0 sent, 0 failed, 1 dead)" in run.out
+    assert set(NotificationEvent.objects.values_list("id", flat=True)) == {"c-fine"}
+    assert "not importable, skipped: 11" in run.err
+    reasons = dict(line.strip().split(": ", 1) for line in run.err.splitlines()[1:])
+    rule = "id: must be 1 to 64 letters, digits or . _ ~ : -, starting with a letter or digit (it becomes part of URLs)"
+    assert reasons["imp-slash/../x"] == reasons[".."] == reasons["\\x1b[31mred\\x1b[0m\\x9b2J"] == rule
+    assert reasons["i" * 65] == rule
+    assert reasons["requeue"].startswith("id: 'requeue' is reserved")
+    assert reasons["c-long-certificate"] == "certificate_id: must be at most 255 characters"
+    assert reasons["c-long-recipient"] == "recipient: must be at most 1024 characters"
+    assert reasons["c-two-line-recipient"] == "recipient: must not contain line breaks"
+    assert reasons["c-huge-message"] == "message: is 1000000 bytes; the limit is 65536 (CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES)"
+    assert reasons["c-empty-message"] == "message: must not be empty"
+    # Control characters escaped, a long value cut.
+    assert reasons["c-bad-channel\\x1b[2J"].startswith("channel: unknown channel 'Pigeon\\x1b[2Jxxx")
+    assert reasons["c-bad-channel\\x1b[2J"].endswith("…") and len(reasons["c-bad-channel\\x1b[2J"]) == 120
+    assert not CONTROL.search(run.out + run.err)
+
+
+def test_imported_dead_rows_carry_their_cause_and_form_groups(certctl_db):
+    insert(certctl_db, [
+        row("c-dead-1", "dead", last_error="webhook: HTTP 503 (request 3fa85f64-5717-4562-b3fc-2c963f66afa6)", retry_count=5),
+        row("c-dead-2", "dead", last_error="webhook: HTTP 503 (request 9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d)", retry_count=5),
+        row("c-read-unsent", "read", error="webhook: HTTP 400"),
+    ])
+
+    cli("import-certctl", "--database-url", certctl_db)
+
+    groups = services.failure_groups({"delivery_status": "dead"})
+    assert [(g.kind, g.error, g.count) for g in groups] == [
+        ("transient", "webhook: HTTP 503 (request <uuid>)", 2),
+        ("permanent", cause_of(READ_BEFORE_DELIVERY + ". Last error in certctl: webhook: HTTP 400"), 1),
+    ]

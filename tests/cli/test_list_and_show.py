@@ -1,11 +1,15 @@
-"""`notifications list` and `notifications show`: what an operator reads, as tables and as JSON."""
+"""`notifications list` and `notifications show`: what an operator reads, as tables, JSON and CSV."""
+import csv
+import io
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from notifications import delivery, services
+from notifications import delivery, export, services
+from notifications.filtersets import TIME_RANGE_ERROR
 from tests.cli.conftest import cli, cli_error
 from tests.deliveries import deliver_now
 from tests.receivers import Reply
@@ -89,6 +93,43 @@ def test_list_rejects_bad_arguments_as_usage_errors(db, args, complaint):
 
     assert run.returncode == 2
     assert complaint in run.message
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def csv_rows(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_list_csv_streams_every_row_in_order_with_a_progress_bar_on_a_terminal(events, monkeypatch):
+    monkeypatch.setattr(export, "CHUNK_ROWS", 2)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+
+    run = cli("list", "--format", "csv", "--per-page", "1")
+
+    assert [row["id"] for row in csv_rows(run.out)] == [event.id for event in reversed(events)]
+    assert "notifications: 100%" in terminal.getvalue() and "5/5" in terminal.getvalue()
+
+
+def test_list_csv_prints_no_progress_bar_into_a_file_or_pipe(events, monkeypatch):
+    not_a_terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", not_a_terminal)
+
+    run = cli("list", "--format", "csv", "--status", "dead")
+
+    assert len(csv_rows(run.out)) == 3
+    assert not_a_terminal.getvalue() == ""
+
+
+def test_list_csv_with_a_bad_filter_exits_2_naming_it(db):
+    run = cli_error("list", "--format", "csv", "--created-after", "0001-01-01")
+
+    assert run.returncode == 2
+    assert f"--created-after {TIME_RANGE_ERROR}" in run.message
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ def sent_40_and_10_days_ago(make_event):
         event = make_event(message=f"sent {age} days ago")
         NotificationEvent.objects.filter(id=event.id).update(status="sent", sent_at=now - timedelta(days=age))
     dead = make_event(message="dead 40 days ago")
-    NotificationEvent.objects.filter(id=dead.id).update(status="dead", retry_count=5, created_at=now - timedelta(days=40))
+    NotificationEvent.objects.filter(id=dead.id).update(
+        status="dead", retry_count=5, created_at=now - timedelta(days=40), cause="", cause_kind="transient"
+    )
     metrics.fold_delivery_totals(now=now)
 
 

@@ -85,8 +85,31 @@ def test_filters_without_all_dead_are_a_usage_error():
 def test_groups_table_and_json(dead_at):
     for n in range(3):
         dead_at(T0 + timedelta(minutes=n), error=f"HTTP 503 after {n + 1}00 ms")
+    dead_at(T0, error="HTTP 400 after 100 ms")
     table = cli("groups").out
-    assert "HTTP <n> after <n> ms" in table and "1 group(s), 3 notification(s)" in table
+    lines = table.splitlines()
+    assert lines[0].split() == ["Count", "Channel", "Kind", "Cause", "First", "Last", "Example"]
+    assert lines[2].split()[:8] == ["3", "Webhook", "permanent", "HTTP", "503", "after", "<n>", "ms"]
+    assert lines[3].split()[:4] == ["1", "Webhook", "permanent", "HTTP"] and "HTTP 400 after <n> ms" in lines[3]
+    assert "2 cause(s), 4 notification(s)" in table and "--cause-kind KIND --cause 'CAUSE'" in table
     body = cli("groups", "--json").json()
-    assert body["total"] == 1 and body["data"][0]["count"] == 3
+    assert body["total"] == 2 and body["data"][0]["count"] == 3
+    assert (body["data"][0]["kind"], body["data"][0]["error"]) == ("permanent", "HTTP 503 after <n> ms")
     assert cli("groups", "--channel", "Slack").out.strip() == "the dead-letter queue is empty for these filters"
+
+
+def test_requeue_all_dead_of_one_cause_as_groups_names_it(dead_at):
+    same = [dead_at(T0 + timedelta(minutes=n), error=f"HTTP 503 after {n + 1}00 ms") for n in range(2)]
+    other = dead_at(T0, error="HTTP 400 after 100 ms")
+
+    run = cli(
+        "requeue", "--all-dead", "--channel", "Webhook", "--cause-kind", "permanent", "--cause", "HTTP 503 after <n> ms"
+    )
+
+    assert "requeued 2 dead Webhook notifications matching the filters" in run.out
+    assert [services.get_event(e.id).status for e in [*same, other]] == ["pending", "pending", "dead"]
+
+
+def test_a_bad_cause_kind_is_a_usage_error():
+    run = cli_error("requeue", "--all-dead", "--cause-kind", "fatal")
+    assert run.returncode == 2 and "--cause-kind: invalid choice: 'fatal'" in run.message

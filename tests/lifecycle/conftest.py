@@ -49,11 +49,15 @@ def fail_until_dead(event, start=T0, limit=20):
 
 def put_in_state(event, status, now=T0):
     """Set up a state quickly, with the fields the state machine gives it, for tests about what follows."""
+    no_cause = dict(cause=None, cause_kind=None)
     fields = {
-        "pending": dict(retry_count=0, next_retry_at=None, last_error=None, sent_at=None),
-        "sent": dict(retry_count=0, next_retry_at=None, last_error=None, sent_at=now),
-        "failed": dict(retry_count=2, next_retry_at=now + 2 * MINUTE, last_error="Webhook answered HTTP 500", sent_at=None),
-        "dead": dict(retry_count=5, next_retry_at=None, last_error="Webhook answered HTTP 500", sent_at=None),
+        "pending": dict(retry_count=0, next_retry_at=None, last_error=None, sent_at=None, **no_cause),
+        "sent": dict(retry_count=0, next_retry_at=None, last_error=None, sent_at=now, **no_cause),
+        "failed": dict(retry_count=2, next_retry_at=now + 2 * MINUTE, last_error="Webhook answered HTTP 500", sent_at=None, **no_cause),
+        "dead": dict(
+            retry_count=5, next_retry_at=None, last_error="Webhook answered HTTP 500", sent_at=None,
+            cause="Webhook answered HTTP 500", cause_kind="transient",
+        ),
     }[status]
     NotificationEvent.objects.filter(id=event.id).update(status=status, **fields)
     return reload(event)

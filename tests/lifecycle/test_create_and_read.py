@@ -85,6 +85,7 @@ TYPES = "ExpirationWarning, RenewalSuccess, RenewalFailure, DeploymentSuccess, D
 CHANNELS = "Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
 
 
+ID_RULE = "1 to 64 letters, digits or . _ ~ : -, starting with a letter or digit"
 REFUSALS = [
     ({"type": "CertificateExploded"}, {"type": f"unknown type 'CertificateExploded'; expected one of {TYPES}"}),
     ({"channel": "Fax"}, {"channel": f"unknown channel 'Fax'; expected one of {CHANNELS}"}),
@@ -99,8 +100,12 @@ REFUSALS = [
     ({"certificate_id": "c" * 256}, {"certificate_id": "must be at most 255 characters"}),
     ({"dedup_key": ""}, {"dedup_key": "must be 1 to 255 characters"}),
     ({"dedup_key": "k" * 256}, {"dedup_key": "must be 1 to 255 characters"}),
-    ({"event_id": ""}, {"id": "must be 1 to 64 characters"}),
-    ({"event_id": "i" * 65}, {"id": "must be 1 to 64 characters"}),
+    *(
+        ({"event_id": bad}, {"id": f"must be {ID_RULE} (it becomes part of URLs)"})
+        for bad in ("", "i" * 65, "imp-slash/../x", "..", "-lead", "trailing-newline\n", "sp ace", "\x1b[31mred", "é")
+    ),
+    ({"event_id": "requeue"}, {"id": "'requeue' is reserved (a path of the API or the web UI); choose another id"}),
+    ({"event_id": "dismiss-group"}, {"id": "'dismiss-group' is reserved (a path of the API or the web UI); choose another id"}),
 ]
 
 

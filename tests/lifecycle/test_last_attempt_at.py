@@ -37,8 +37,9 @@ def test_the_migration_fills_it_from_the_latest_attempt():
             Attempt.objects.create(event=tried, number=number, started_at=started, duration_ms=5, outcome="permanent_failure")
         executor = MigrationExecutor(connection)
         executor.migrate(AFTER)
-        assert NotificationEvent.objects.get(id="notif-tried").last_attempt_at == T0 + timedelta(minutes=1)
-        assert NotificationEvent.objects.get(id="notif-never").last_attempt_at is None
+        # Only that column: the model has columns of later migrations.
+        last_attempts = dict(NotificationEvent.objects.values_list("id", "last_attempt_at"))
+        assert last_attempts == {"notif-tried": T0 + timedelta(minutes=1), "notif-never": None}
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

@@ -301,6 +301,7 @@ def test_a_bulk_requeue_of_more_than_a_thousand_resets_and_records_every_event(d
         NotificationEvent(
             type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n} expires",
             status="dead", retry_count=5, attempt_count=5, last_error="Webhook answered HTTP 500", read_at=T0,
+            cause="Webhook answered HTTP 500", cause_kind="transient",
         )
         for n in range(1001)
     )
@@ -309,8 +310,8 @@ def test_a_bulk_requeue_of_more_than_a_thousand_resets_and_records_every_event(d
         result = bulk_requeue(OPERATOR, filters={"delivery_status": "dead"}, now=LATER)
 
     assert (result.requeued, result.skipped) == (1001, 0)
-    fields = ("status", "retry_count", "next_retry_at", "last_error", "read_at", "claimed_until", "updated_at")
-    assert set(NotificationEvent.objects.values_list(*fields)) == {("pending", 0, None, None, None, None, LATER)}
+    fields = ("status", "retry_count", "next_retry_at", "last_error", "read_at", "claimed_until", "updated_at", "cause", "cause_kind")
+    assert set(NotificationEvent.objects.values_list(*fields)) == {("pending", 0, None, None, None, None, LATER, None, None)}
     actions = OperatorAction.objects.values_list("event_id", "action", "actor", "source", "bulk", "previous_status")
     assert sorted(actions) == sorted((e.id, "requeue", "alice", "api", True, "dead") for e in dead)
     [record] = caplog.records

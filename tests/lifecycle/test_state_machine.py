@@ -103,7 +103,7 @@ def test_retry_after_from_the_receiver_pushes_the_retry_out(webhook, make_event)
 
 
 def test_a_permanent_failure_goes_straight_to_dead(webhook, make_event):
-    webhook.reply_with(Reply(status=404, body="no such hook"))
+    webhook.reply_with(Reply(status=404, body="no such endpoint"))
     event = make_event()
 
     delivery.process_pending(now=T0)
@@ -111,7 +111,7 @@ def test_a_permanent_failure_goes_straight_to_dead(webhook, make_event):
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at) == ("dead", 1, None)
-    assert event.last_error == "Webhook receiver answered HTTP 404: no such hook"
+    assert event.last_error == "Webhook receiver answered HTTP 404: no such endpoint"
     assert [a.outcome for a in event.attempts.all()] == ["permanent_failure"]
     assert len(webhook.requests) == 1
 

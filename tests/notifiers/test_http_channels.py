@@ -253,12 +253,12 @@ def test_500_is_transient_and_quotes_the_receiver(channel, settings, receiver):
 @pytest.mark.parametrize("channel", HTTP_CHANNELS)
 def test_4xx_is_permanent(channel, status, settings, receiver):
     secrets = configure(settings, channel, receiver.url)
-    receiver.reply_with(Reply(status=status, body="no_such_hook"))
+    receiver.reply_with(Reply(status=status, body="no_such_endpoint"))
     _, result = send(channel)
 
     assert not result.ok and result.permanent
     assert result.http_status == status
-    assert f"HTTP {status}: no_such_hook" in result.error
+    assert f"HTTP {status}: no_such_endpoint" in result.error
     assert_no_secret(result.error, secrets)
 
 

@@ -38,6 +38,8 @@ def test_secret_settings_returns_every_configured_secret_and_secret_url(settings
 
     assert set(secrets.values) == {"smtp-password-value", "webhook-hmac-secret-value", "opsgenie-api-key-value"}
     assert set(secrets.urls) == {SLACK_URL, "https://receiver.example.com/hook/abcdef0123456789abcdef"}
+    # Not secret as a whole, but their userinfo would be.
+    assert set(secrets.endpoint_urls) == {settings.CERTCTL_PAGERDUTY_URL, settings.CERTCTL_OPSGENIE_URL}
     # Not secrets: where mail comes from, the Slack channel name.
     settings.CERTCTL_SMTP_FROM_ADDRESS = "certctl@example.com"
     assert "certctl@example.com" not in secret_settings().values

@@ -3,7 +3,6 @@ of `manage.py qcluster` and of `bin/run` within the grace period; nothing is lef
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,38 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.production.local_run import free_port, group_members, install_this_virtualenv, wait_for
+
 PROJECT = Path(__file__).resolve().parents[2]
 # Far below the 300 s stop grace period of the deployment docs: with nothing in flight, stopping takes a second.
 EXIT_WITHIN_S = 20
 START_WITHIN_S = 60
 
 pytestmark = pytest.mark.slow
-
-
-def group_members(pgid):
-    """Live (not zombie) processes whose process group is `pgid`."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
-
-
-def wait_for(condition, within, what, log):
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} within {within} s; log:\n{log.read_text(errors='replace')}"
-        time.sleep(0.1)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def environment(tmp_path, **extra):
@@ -92,14 +67,7 @@ def project_copy_with_the_current_virtualenv(tmp_path):
         if (PROJECT / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT / name, copy / name)
-    for requirements in copy.glob("requirements*.txt"):
-        os.utime(requirements, (946684800, 946684800))  # older than the install stamp below
-    venv = copy / ".venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
-    (venv / "lib").symlink_to(Path(sys.prefix) / "lib")
-    shutil.copy(Path(sys.prefix) / "pyvenv.cfg", venv / "pyvenv.cfg")
-    (venv / ".installed-requirements.txt").touch()
+    install_this_virtualenv(copy)
     return copy
 
 

@@ -58,10 +58,46 @@ def test_group_by_cause_lists_groups_with_counts(viewer_client, event_in):
     event_in("dead", channel="Slack", error="Slack webhook: could not connect")
     body = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups"}).content.decode()
 
-    assert "2 causes" in body
-    assert "Webhook receiver answered HTTP &lt;n&gt;: request &lt;hex&gt; failed" in body
-    assert body.count('data-group-channel="Webhook"') == 1
+    assert "2 causes, 3 notifications in the dead-letter queue" in body
+    assert "Webhook receiver answered HTTP 503: request &lt;hex&gt; failed" in body
+    assert body.count('data-group-channel="Webhook" data-group-kind="transient"') == 1
     assert "Dismiss group" in body and "Requeue group" not in body  # a viewer may dismiss, not requeue
+
+
+def test_group_by_cause_shows_every_group_on_one_page_without_the_lists_paging(viewer_client, make_event):
+    template = make_event()
+    NotificationEvent.objects.bulk_create(
+        NotificationEvent(
+            id=f"notif-dead-{n:03d}", type=template.type, channel="Webhook", recipient=template.recipient,
+            message=template.message, status="dead", last_error=f"cause number {n}", cause=f"cause number {n}",
+            cause_kind="permanent", last_attempt_at=timezone.now() - timedelta(minutes=n),
+        )
+        for n in range(60)
+    )
+    NotificationEvent.objects.filter(id="notif-dead-007").update(
+        cause="cause number 8", last_error="cause number 8", last_attempt_at=timezone.now() - timedelta(hours=2)
+    )
+
+    body = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups", "page": "2"}).content.decode()
+
+    assert "59 causes, 60 notifications in the dead-letter queue" in body
+    assert body.count("data-group-channel=") == 59
+    assert "Page 1 of" not in body and "page 2 of" not in body
+    # Largest first, then the one that failed last.
+    causes = re.findall(r'<span class="error-text mono">([^<]*)</span>', body)
+    assert causes[:3] == ["cause number 8", "cause number 0", "cause number 1"]
+
+
+def test_a_groups_count_lists_its_notifications(viewer_client, event_in):
+    same = [event_in("dead", error=f"HTTP 503 at 2026-11-2{n}T10:00:00Z") for n in (1, 2)]
+    event_in("dead", error="HTTP 502 at 2026-11-21T10:00:00Z")
+    body = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups"}).content.decode()
+    [link] = re.findall(r'<a href="([^"]+)" aria-label="List the 2 notifications of this cause">', body)
+
+    listed = viewer_client.get(link.replace("&amp;", "&"))
+
+    assert sorted(rows(listed)) == sorted(e.id for e in same)
+    assert 'name="cause" value="HTTP 503 at &lt;time&gt;"' in listed.content.decode()  # kept by Apply filters
 
 
 def test_requeue_group_requeues_only_that_group(operator_client, event_in):
@@ -69,7 +105,10 @@ def test_requeue_group_requeues_only_that_group(operator_client, event_in):
     other = event_in("dead", error="HTTP 410: gone")
     response = operator_client.post(
         "/notifications/requeue-group/",
-        {"channel_group": "Webhook", "error_group": "HTTP <n> at <time>", "next": "/notifications/?tab=dead&view=groups"},
+        {
+            "channel_group": "Webhook", "kind_group": "transient", "error_group": "HTTP 503 at <time>",
+            "next": "/notifications/?tab=dead&view=groups",
+        },
     )
     assert response.status_code == 302 and response["Location"] == "/notifications/?tab=dead&view=groups"
     assert texts(response) == ["2 requeued, 0 skipped (not failed or dead)."]
@@ -80,23 +119,47 @@ def test_requeue_group_requeues_only_that_group(operator_client, event_in):
 def test_requeue_group_keeps_the_tab_filters(operator_client, event_in):
     webhook = event_in("dead", error="HTTP 503")
     slack = event_in("dead", channel="Slack", error="HTTP 503")
-    operator_client.post("/notifications/requeue-group/", {"channel_group": "Webhook", "error_group": "HTTP <n>", "certificate_id": "none"})
+    group = {"kind_group": "transient", "error_group": "HTTP 503"}
+    operator_client.post("/notifications/requeue-group/", {"channel_group": "Webhook", **group, "certificate_id": "none"})
     assert NotificationEvent.objects.get(id=webhook.id).status == "dead"  # no such certificate: nothing matched
-    operator_client.post("/notifications/requeue-group/", {"channel_group": "Slack", "error_group": "HTTP <n>"})
+    operator_client.post("/notifications/requeue-group/", {"channel_group": "Slack", **group})
     assert NotificationEvent.objects.get(id=slack.id).status == "pending"
     assert NotificationEvent.objects.get(id=webhook.id).status == "dead"
 
 
+def test_a_group_of_another_kind_is_not_requeued(operator_client, event_in):
+    dead = event_in("dead", error="HTTP 503")
+    response = operator_client.post(
+        "/notifications/requeue-group/", {"channel_group": "Webhook", "kind_group": "permanent", "error_group": "HTTP 503"}
+    )
+    assert texts(response) == ["0 requeued, 0 skipped (not failed or dead)."]
+    assert NotificationEvent.objects.get(id=dead.id).status == "dead"
+
+
+@pytest.mark.parametrize("kind", ["", "fatal"])
+def test_a_group_action_without_a_valid_kind_changes_nothing_and_says_so(operator_client, event_in, kind):
+    dead = event_in("dead", error="HTTP 503")
+    response = operator_client.post(
+        "/notifications/requeue-group/", {"channel_group": "Webhook", "kind_group": kind, "error_group": "HTTP 503"}
+    )
+    assert texts(response) == ["Nothing requeued: the group or its filters were not valid; reload the page and try again."]
+    assert NotificationEvent.objects.get(id=dead.id).status == "dead"
+
+
 def test_requeue_group_needs_the_change_permission(viewer_client, event_in):
     dead = event_in("dead", error="HTTP 503")
-    response = viewer_client.post("/notifications/requeue-group/", {"channel_group": "Webhook", "error_group": "HTTP <n>"})
+    response = viewer_client.post(
+        "/notifications/requeue-group/", {"channel_group": "Webhook", "kind_group": "transient", "error_group": "HTTP 503"}
+    )
     assert response.status_code == 403
     assert NotificationEvent.objects.get(id=dead.id).status == "dead"
 
 
 def test_a_viewer_dismisses_a_group(viewer_client, event_in):
     dead = event_in("dead", error="HTTP 503")
-    response = viewer_client.post("/notifications/dismiss-group/", {"channel_group": "Webhook", "error_group": "HTTP <n>"})
+    response = viewer_client.post(
+        "/notifications/dismiss-group/", {"channel_group": "Webhook", "kind_group": "transient", "error_group": "HTTP 503"}
+    )
     assert texts(response) == ["1 dismissed, 0 skipped (already dismissed or gone)."]
     assert NotificationEvent.objects.get(id=dead.id).read_at is not None
 
@@ -137,4 +200,4 @@ def test_group_by_cause_with_show_dismissed_counts_dismissed_ones(viewer_client,
     viewer_client.post(f"/notifications/{dismissed.id}/read/")
     hidden = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups"}).content.decode()
     shown = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups", "dismissed": "on"}).content.decode()
-    assert re.search(r'class="group-count">1<', hidden) and re.search(r'class="group-count">2<', shown)
+    assert re.search(r'class="group-count"><a [^>]*>1<', hidden) and re.search(r'class="group-count"><a [^>]*>2<', shown)

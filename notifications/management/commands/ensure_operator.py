@@ -14,7 +14,7 @@ class Command(BaseCommand):
         password_file = Path(settings.BASE_DIR) / ".admin_password"
         if users.objects.filter(is_superuser=True).exists():
             if password_file.exists() and users.objects.filter(username="admin").exists():
-                self.stdout.write(f"Log in as 'admin' with the password in {password_file}.")
+                self.stdout.write(f"Log in as 'admin' with the password kept in {password_file}.")
             else:
                 self.stdout.write("Log in with your superuser account (python manage.py changepassword <name> to reset).")
             return
@@ -22,4 +22,4 @@ class Command(BaseCommand):
         users.objects.create_superuser("admin", "", password)
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
-        self.stdout.write(self.style.SUCCESS(f"Created superuser 'admin' with password {password} (also saved in {password_file})."))
+        self.stdout.write(self.style.SUCCESS(f"Created superuser 'admin': log in with password {password} (kept in {password_file})."))

@@ -30,8 +30,8 @@ from notifications.api.serializers import (
     NotificationEventSerializer,
     StatsSummarySerializer,
 )
-from notifications.export import csv_lines
-from notifications.models import Channel, EventType, NotificationEvent, OperatorAction, Severity, Status
+from notifications.export import CsvExport
+from notifications.models import CauseKind, Channel, EventType, NotificationEvent, OperatorAction, Severity, Status
 
 USAGE = 2
 NOT_FOUND_OR_REFUSED = 1
@@ -124,7 +124,7 @@ TIME_OPTIONS = {
     "failed_after": "last attempt failed at or after this time",
     "failed_before": "last attempt failed before this time",
 }
-SELECTION_FILTERS = ("channel", "type", "certificate_id", *TIME_OPTIONS, "error")
+SELECTION_FILTERS = ("channel", "type", "certificate_id", *TIME_OPTIONS, "error", "cause", "cause_kind")
 
 
 def option(name: str) -> str:
@@ -138,6 +138,10 @@ def add_selection_filters(parser: argparse.ArgumentParser, channel_choice: dict,
     for name, text in TIME_OPTIONS.items():
         parser.add_argument(option(name), metavar="TIME", help=f"{text}; ISO 8601, e.g. 2026-11-29T09:00:00Z (UTC if no offset){scope}")
     parser.add_argument("--error", metavar="TEXT", help=f"last error contains this text, any letter case{scope}")
+    parser.add_argument("--cause", metavar="CAUSE", help=f"dead ones of exactly this cause, as `groups` shows it{scope}")
+    parser.add_argument(
+        "--cause-kind", choices=CauseKind.values, help=f"dead ones whose final failure was permanent or transient{scope}"
+    )
 
 
 def given_filters(options: dict) -> dict[str, str]:
@@ -207,8 +211,9 @@ class Command(BaseCommand):
 
         groups = commands.add_parser(
             "groups", help="the dead-letter queue grouped by cause",
-            description="Dead notifications not dismissed, grouped by channel and last error with ids, numbers, hex "
-            "strings, UUIDs and times replaced by placeholders; newest group first.",
+            description="Dead notifications not dismissed, grouped by channel, kind (permanent or transient) and cause: "
+            "the last error with ids, numbers, hex strings, UUIDs and times replaced by placeholders (an HTTP status "
+            "stays). Largest group first, then the one that failed last.",
         )
         add_selection_filters(groups, channel_choice, type_choice)
         groups.add_argument("--json", action="store_true", help="print the REST API's dead-letter/groups JSON")
@@ -263,14 +268,13 @@ class Command(BaseCommand):
         filters = given_filters(options)
         if status:
             filters["delivery_status"] = status
+        if format == "csv":
+            self.write_csv(filters)
+            return
         try:
             selection = services.filter_events(NotificationEvent.objects.all(), filters).order_by("-created_at", "-id")
         except services.InvalidInput as exc:
             raise filter_problem(exc) from None
-        if format == "csv":
-            for line in csv_lines(selection):
-                self.stdout.write(line, ending="")
-            return
         total = selection.count()
         offset = (page - 1) * per_page
         events = list(selection[offset : offset + per_page])
@@ -300,6 +304,19 @@ class Command(BaseCommand):
         if page < pages:
             footer += f"; next: --page {page + 1}"
         self.out(footer)
+
+    def write_csv(self, filters: dict[str, str]) -> None:
+        """Every matching row, streamed; a progress bar on stderr when it is a terminal (tqdm's default)."""
+        bar = tqdm(desc="notifications", unit="row", file=sys.stderr, disable=None)
+        try:
+            with CsvExport(filters, on_rows=bar.update) as export:
+                bar.reset(total=export.total)
+                for piece in export:
+                    self.stdout.write(piece, ending="")
+        except services.InvalidInput as exc:
+            raise filter_problem(exc) from None
+        finally:
+            bar.close()
 
     # --- show -----------------------------------------------------------------
 
@@ -516,11 +533,14 @@ class Command(BaseCommand):
         if not groups:
             self.out("the dead-letter queue is empty" + (" for these filters" if given_filters(options) else ""))
             return
-        rows = [(g.count, g.channel, shorten(g.error, 80), when(g.first_at), when(g.last_at), g.sample_id) for g in groups]
-        self.out(tabulate(rows, headers=("Count", "Channel", "Error", "First", "Last", "Example")))
+        rows = [
+            (g.count, g.channel, g.kind, shorten(g.error, 80), when(g.first_at), when(g.last_at), g.sample_id) for g in groups
+        ]
+        self.out(tabulate(rows, headers=("Count", "Channel", "Kind", "Cause", "First", "Last", "Example")))
         self.out(
-            f"\n{len(groups)} group(s), {sum(g.count for g in groups)} notification(s); requeue one cause with "
-            "`manage.py notifications requeue --all-dead --channel CHANNEL --error TEXT`"
+            f"\n{len(groups)} cause(s), {sum(g.count for g in groups)} notification(s); requeue one with "
+            "`manage.py notifications requeue --all-dead --channel CHANNEL --cause-kind KIND --cause 'CAUSE'` "
+            "(the whole cause: --json prints it uncut)"
         )
 
     # --- import-certctl -------------------------------------------------------
