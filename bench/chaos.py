@@ -237,10 +237,6 @@ class Service:
             CERTCTL_NOTIFICATION_READ_TIMEOUT=f"{args.read_timeout:g}s",
             CERTCTL_NOTIFICATION_BACKOFF_BASE=f"{args.backoff_base:g}s", CERTCTL_NOTIFICATION_MAX_ATTEMPTS=str(args.max_attempts),
             CERTCTL_NOTIFICATION_RETRY_INTERVAL=f"{args.retry_interval:g}s", CERTCTL_NOTIFICATION_LEASE=f"{args.lease:g}s",
-            # The receiver fails 30 % of requests at random, and now and then five in a row: a circuit breaker
-            # would then hold the channel for a probe interval on purpose, which is not what this run measures
-            # (the breaker has tests of its own, tests/lifecycle/test_breaker.py).
-            CERTCTL_CHANNEL_BREAKER_FAILURES="1000",
             PORT=str(self.web_port), WEB_CONCURRENCY="2", PYTHONUNBUFFERED="1",
         )
         self.redis: subprocess.Popen[bytes] | None = None

@@ -181,11 +181,27 @@ CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL = env_duration(
 )
 CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = env_int("CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES", 65536, minimum=1)
 
-# Per-channel circuit breaker (docs/lifecycle.md "Outages"): opens after this many consecutive transient
-# failures spanning at least MIN_EVENTS distinct events; while open, one due event is tried per PROBE interval.
+# A pass starts no delivery and stays for no retry after this long (nor after its start window, the task timeout
+# less one delivery); it asks for a kick when it leaves work behind.
+CERTCTL_NOTIFICATION_PASS_MAX_DURATION = env_duration("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "2m", minimum=timedelta(seconds=1))
+
+# Per-channel circuit breaker (docs/lifecycle.md "Outages"): opens when, over the last WINDOW, at least
+# MIN_ATTEMPTS attempts failed at FAILURE_RATE or more, or FAILURES consecutive transient failures spanning at
+# least MIN_EVENTS distinct events came with no success within the window (a flaky receiver is not a down one);
+# while open, one due event is tried per PROBE interval.
 CERTCTL_CHANNEL_BREAKER_FAILURES = env_int("CERTCTL_CHANNEL_BREAKER_FAILURES", 5, minimum=1)
 CERTCTL_CHANNEL_BREAKER_MIN_EVENTS = env_int("CERTCTL_CHANNEL_BREAKER_MIN_EVENTS", 3, minimum=1)
+CERTCTL_CHANNEL_BREAKER_WINDOW = env_duration("CERTCTL_CHANNEL_BREAKER_WINDOW", "5m", minimum=timedelta(seconds=1))
+CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS = env_int("CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS", 20, minimum=1)
+CERTCTL_CHANNEL_BREAKER_FAILURE_RATE = env_float("CERTCTL_CHANNEL_BREAKER_FAILURE_RATE", 0.8, minimum=0.01, maximum=1)
 CERTCTL_CHANNEL_BREAKER_PROBE = env_duration("CERTCTL_CHANNEL_BREAKER_PROBE", "1m", minimum=timedelta(seconds=1))
+if CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS < CERTCTL_CHANNEL_BREAKER_FAILURES:
+    raise ImproperlyConfigured(
+        f"CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS ({CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS}) is below "
+        f"CERTCTL_CHANNEL_BREAKER_FAILURES ({CERTCTL_CHANNEL_BREAKER_FAILURES}): the failure rate would open a channel's "
+        f"breaker before that many failures in a row; raise CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS to at least "
+        f"{CERTCTL_CHANNEL_BREAKER_FAILURES}."
+    )
 
 if CERTCTL_NOTIFICATION_BACKOFF_CAP < CERTCTL_NOTIFICATION_BACKOFF_BASE:
     raise ImproperlyConfigured(
@@ -248,6 +264,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CERTCTL_API_MAX_BODY_BYTES)
 # max_attempts bounds redelivery of a failing task (the schedules run again anyway).
 _TASK_TIMEOUT = max(1, int(CERTCTL_NOTIFICATION_LEASE.total_seconds() * 0.9))
 _WORKER_PROCESSES = env_int("CERTCTL_WORKER_PROCESSES", 2, minimum=1, maximum=64)
+# The default is held to the start window where the lease is short; a value set on purpose is not.
+_start_window = timedelta(seconds=_TASK_TIMEOUT) - _delivery_bound
+if os.environ.get("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "").strip() and CERTCTL_NOTIFICATION_PASS_MAX_DURATION > _start_window:
+    raise ImproperlyConfigured(
+        f"CERTCTL_NOTIFICATION_PASS_MAX_DURATION ({os.environ['CERTCTL_NOTIFICATION_PASS_MAX_DURATION'].strip()}) is longer "
+        f"than a pass may start deliveries ({_start_window.total_seconds():g}s: the task timeout, 90 % of "
+        "CERTCTL_NOTIFICATION_LEASE, less one delivery's connect + read timeout); lower it or raise CERTCTL_NOTIFICATION_LEASE."
+    )
 Q_CLUSTER = {
     "name": "certctl",
     "workers": _WORKER_PROCESSES,

@@ -1,18 +1,33 @@
 """Per-channel circuit breaker and maintenance pause: which channels' events wait, and when to probe.
 
 A receiver outage would otherwise dead-letter every event that comes due during it (1 + 2 + 4 + 8 minutes
-of backoff is 15 minutes). After CERTCTL_CHANNEL_BREAKER_FAILURES consecutive transient failures spanning
-at least CERTCTL_CHANNEL_BREAKER_MIN_EVENTS distinct events the channel opens: its due events are not
-claimed and spend no retries (failed ones have next_retry_at moved to the next probe), and one due event is
-tried every CERTCTL_CHANNEL_BREAKER_PROBE. A failed probe is recorded as an attempt but costs its event no
-retry; a success closes the breaker and the waiting events flow at once. Permanent failures never count, so
-one poison event still goes dead after its own attempts. An operator's pause holds the events the same way,
-without probes. The state is one row per channel (ChannelState), shared by every worker on every host.
+of backoff is 15 minutes); a flaky receiver, one that fails some requests at random, is served best by the
+retries alone. So the breaker opens on what marks a receiver as down, over the last
+CERTCTL_CHANNEL_BREAKER_WINDOW:
+
+- the failure rate: at least CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS attempts, of which at least
+  CERTCTL_CHANNEL_BREAKER_FAILURE_RATE failed (as Convoy's breaker: a window, a minimum volume, a rate);
+- or CERTCTL_CHANNEL_BREAKER_FAILURES consecutive transient failures spanning at least
+  CERTCTL_CHANNEL_BREAKER_MIN_EVENTS distinct events, with no success within the window. A channel whose
+  few events all fail opens after the same failures as ever; one that answers now and then does not.
+
+Open, its due events are not claimed and spend no retries (failed ones have next_retry_at moved to the
+next probe), and one due event is tried every CERTCTL_CHANNEL_BREAKER_PROBE. A failed probe is recorded as
+an attempt but costs its event no retry; a success closes the breaker, the channel starts afresh (as one
+that never failed), and the waiting events flow at once. Permanent failures never count, so one poison event
+still goes dead after its own attempts. An operator's pause holds the events the same way, without probes.
+The state is one row per channel (ChannelState), shared by every worker on every host, changed under its
+row lock.
+
+The window is two buckets of CERTCTL_CHANNEL_BREAKER_WINDOW: the current one, and the one before it weighted
+by how much of it the window still covers. Successes count towards the rate only while the window holds a
+failure (before, there is no rate to dilute); on a healthy channel they cost no lock, and only refresh the
+time of the last success every tenth of the window, once the channel has a row.
 """
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -31,9 +46,14 @@ class Held:
     probes: tuple[str, ...]
 
 
+def held_channels() -> set[str]:
+    """The channels whose events wait: open (for a probe) or paused (for a resume)."""
+    return set(ChannelState.objects.filter(Q(opened_at__isnull=False) | Q(paused_at__isnull=False)).values_list("channel", flat=True))
+
+
 def hold_and_probes(now: datetime) -> Held:
     """The channels whose events wait (open or paused), and take the probe of each open one that is due."""
-    held = set(ChannelState.objects.filter(Q(opened_at__isnull=False) | Q(paused_at__isnull=False)).values_list("channel", flat=True))
+    held = held_channels()
     probes = []
     for channel in sorted(held):
         # A conditional UPDATE: of all workers claiming now, exactly one gets the probe.
@@ -67,34 +87,105 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> None:
         return
     channels = sorted({o.channel for o in counted})
     states = {s.channel: s for s in ChannelState.objects.filter(channel__in=channels)}
-    quiet = all(
-        o.success and (o.channel not in states or (not states[o.channel].consecutive_failures and not states[o.channel].opened_at))
-        for o in counted
-    )
-    if quiet:
-        return  # the common case: successes on a healthy channel change nothing
+    if all(o.success and (o.channel not in states or _healthy(states[o.channel], now)) for o in counted):
+        # The common case, successes on a healthy channel: at most the time of the last success changes.
+        _note_success(states.values(), now)
+        return
     ChannelState.objects.bulk_create([ChannelState(channel=c) for c in channels if c not in states], ignore_conflicts=True)
     locked = {s.channel: s for s in ChannelState.objects.select_for_update().filter(channel__in=channels).order_by("channel")}
     for channel in channels:
         _count(locked[channel], [o for o in counted if o.channel == channel], now)
 
 
+def _note_success(states: Iterable[ChannelState], now: datetime) -> None:
+    window: timedelta = settings.CERTCTL_CHANNEL_BREAKER_WINDOW
+    stale_before = now - window / 10
+    stale = [s.channel for s in states if s.last_success_at is None or s.last_success_at < stale_before]
+    if stale:
+        ChannelState.objects.filter(channel__in=stale).update(last_success_at=now)
+
+
+def _healthy(state: ChannelState, now: datetime) -> bool:
+    """Closed, and no failure in the window: a success changes nothing."""
+    _slide(state, now)
+    return state.opened_at is None and not state.consecutive_failures and not _failures_in_window(state)
+
+
+def _slide(state: ChannelState, now: datetime) -> None:
+    """Move the window on to `now`: a bucket that ended becomes the previous one, or both go once both ended."""
+    window: timedelta = settings.CERTCTL_CHANNEL_BREAKER_WINDOW
+    started = state.window_started_at
+    if started is not None and now >= started + 2 * window:
+        started = None
+    if started is None:
+        _start_afresh(state, now)
+    elif now >= started + window:
+        state.previous_window_successes, state.previous_window_failures = state.window_successes, state.window_failures
+        state.window_successes = state.window_failures = 0
+        state.window_started_at = started + window
+
+
+def _start_afresh(state: ChannelState, now: datetime) -> None:
+    state.window_started_at = now
+    state.window_successes = state.window_failures = state.previous_window_successes = state.previous_window_failures = 0
+
+
+def _failures_in_window(state: ChannelState) -> int:
+    return state.window_failures + state.previous_window_failures
+
+
+def _window_rate(state: ChannelState, now: datetime) -> tuple[float, float]:
+    """(attempts, failures) over the last window: the current bucket, and the previous one weighted by how much of
+    it the window still covers (all of it for an outcome that finished before a later one moved the window on)."""
+    window: timedelta = settings.CERTCTL_CHANNEL_BREAKER_WINDOW
+    assert state.window_started_at is not None
+    weight = max(0.0, 1 - max(timedelta(0), now - state.window_started_at) / window)
+    failures = state.window_failures + weight * state.previous_window_failures
+    attempts = failures + state.window_successes + weight * state.previous_window_successes
+    return attempts, failures
+
+
+def _opening_reason(state: ChannelState, now: datetime) -> str | None:
+    """Why the breaker opens after this failure, or None while the receiver looks flaky rather than down."""
+    window: timedelta = settings.CERTCTL_CHANNEL_BREAKER_WINDOW
+    succeeded = state.last_success_at is not None and state.last_success_at > now - window
+    if (
+        not succeeded
+        and state.consecutive_failures >= settings.CERTCTL_CHANNEL_BREAKER_FAILURES
+        and len(state.failing_events) >= settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS
+    ):
+        return f"after {state.consecutive_failures} consecutive transient failures"
+    attempts, failures = _window_rate(state, now)
+    if attempts >= settings.CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS and failures / attempts >= settings.CERTCTL_CHANNEL_BREAKER_FAILURE_RATE:
+        return f"with {failures:.0f} of {attempts:.0f} attempts failed within {window}"
+    return None
+
+
 def _count(state: ChannelState, outcomes: Iterable[Outcome], now: datetime) -> None:
     was_open, probe_at = state.opened_at is not None, state.next_probe_at
+    _slide(state, now)
+    reason = None
     for outcome in outcomes:
         if outcome.success:
+            if state.opened_at is not None:
+                # Closed by a success: the outage says nothing about the receiver any more.
+                state.opened_at = state.next_probe_at = state.last_success_at = None
+                _start_afresh(state, now)
+            else:
+                if _failures_in_window(state):
+                    state.window_successes += 1
+                if state.last_success_at is None or state.last_success_at < now:
+                    state.last_success_at = now
             state.consecutive_failures, state.failing_events = 0, []
-            state.opened_at = state.next_probe_at = None
         else:
             state.consecutive_failures += 1
+            state.window_failures += 1
             if outcome.event_id not in state.failing_events:
                 state.failing_events = [*state.failing_events, outcome.event_id][-settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS:]
-            if (
-                state.opened_at is None
-                and state.consecutive_failures >= settings.CERTCTL_CHANNEL_BREAKER_FAILURES
-                and len(state.failing_events) >= settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS
-            ):
-                state.opened_at, state.next_probe_at = now, now + settings.CERTCTL_CHANNEL_BREAKER_PROBE
+            if state.opened_at is None:
+                reason = _opening_reason(state, now)
+                if reason:
+                    state.opened_at, state.next_probe_at = now, now + settings.CERTCTL_CHANNEL_BREAKER_PROBE
     state.save()
     failed_waiting = NotificationEvent.objects.filter(channel=state.channel, status=Status.FAILED, claim_token__isnull=True)
     if state.opened_at is not None:
@@ -102,8 +193,8 @@ def _count(state: ChannelState, outcomes: Iterable[Outcome], now: datetime) -> N
         failed_waiting.filter(next_retry_at__lt=state.next_probe_at).update(next_retry_at=state.next_probe_at)
         if not was_open:
             log.warning(
-                "%s circuit breaker opened after %d consecutive transient failures; its events wait, one is tried every %s",
-                state.channel, state.consecutive_failures, settings.CERTCTL_CHANNEL_BREAKER_PROBE, extra={"channel": state.channel},
+                "%s circuit breaker opened %s; its events wait, one is tried every %s",
+                state.channel, reason, settings.CERTCTL_CHANNEL_BREAKER_PROBE, extra={"channel": state.channel},
             )
     elif was_open:
         # The retries that waited for the breaker are due now, not at the probe they were moved to.

@@ -54,7 +54,8 @@ DATABASE_RETRY_FOR = timedelta(seconds=30)
 CLAIM_RETRY_PAUSE = 1.0
 
 # A pass that finds nothing left stays while a retry comes due within RETRY_LINGER seconds (the schedules
-# resolve to whole minutes), claiming again every LINGER_POLL seconds.
+# resolve to whole minutes), claiming again every LINGER_POLL seconds; never for a retry of a held channel, and
+# never beyond pass_window().
 RETRY_LINGER = 10.0
 LINGER_POLL = 0.5
 
@@ -169,6 +170,14 @@ def start_window() -> float:
     slowest: timedelta = settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
     timeout: int = settings.Q_CLUSTER["timeout"]
     return timeout - slowest.total_seconds()
+
+
+def pass_window() -> float:
+    """Seconds after a pass begins in which it may start a delivery or stay for a retry:
+    CERTCTL_NOTIFICATION_PASS_MAX_DURATION, and never beyond the start window. A pass then ends once its sends
+    in flight are done, so it ends at the latest one delivery's connect + read timeout later."""
+    longest: timedelta = settings.CERTCTL_NOTIFICATION_PASS_MAX_DURATION
+    return min(start_window(), longest.total_seconds())
 
 
 # --- sending ------------------------------------------------------------------
@@ -677,10 +686,12 @@ class _Claims:
 
 
 def _next_retry_within(horizon: float) -> float | None:
-    """Seconds until the earliest failed event no one holds is due for its retry, when that is within `horizon`."""
+    """Seconds until the earliest failed event no one holds is due for its retry, when that is within `horizon`.
+    Retries of a held channel do not count: a paused one waits for a resume, an open one for its probe, which
+    would keep a pass waiting probe after probe for as long as the receiver is down."""
     try:
         unheld = NotificationEvent.objects.filter(unleased(timezone.now()), status=Status.FAILED)
-        due = unheld.exclude(channel__in=breaker.paused_channels()).aggregate(due=Min("next_retry_at"))["due"]
+        due = unheld.exclude(channel__in=breaker.held_channels()).aggregate(due=Min("next_retry_at"))["due"]
     except DatabaseError:
         return None
     if due is None:
@@ -690,8 +701,8 @@ def _next_retry_within(horizon: float) -> float | None:
 
 
 def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -> PassReport:
-    """Claim and deliver due events, `kind` ("pending" or "retry") first, until none is left or the start
-    window closes; then, if there was more, ask for a kick so that the rest follows at once.
+    """Claim and deliver due events, `kind` ("pending" or "retry") first, until none is left or pass_window()
+    closes; then, if there was more, ask for a kick so that the rest follows at once.
 
     Claims take at most `limit` (default CERTCTL_NOTIFICATION_BATCH_SIZE) events at a time, and only as many
     as the free send slots can take soon, so a burst arriving during the pass is picked up as it comes.
@@ -699,7 +710,7 @@ def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -
     if kind not in PASS_KINDS:
         raise ValueError(kind)
     started = time.monotonic()
-    deadline = started + start_window()
+    deadline = started + pass_window()
     claims = _Claims(kind, now, limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE)
     outcomes: Counter[str] = Counter()
     claimed = 0

@@ -34,11 +34,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    """ThreadingHTTPServer on 127.0.0.1 with a free port. `replies` are used in order, the last one repeats."""
+    """ThreadingHTTPServer on 127.0.0.1 with a free port. `replies` are used in order, the last one repeats;
+    or `decide(request)` answers each request (reply_by), whatever order concurrent requests arrive in."""
 
     def __init__(self):
         self.requests = []
         self.replies = [Reply()]
+        self.decide = None
         self._lock = threading.Lock()
         receiver = self
 
@@ -50,11 +52,13 @@ class Receiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                received = Received("POST", self.path, dict(self.headers), body, client_port=self.client_address[1])
                 with receiver._lock:
-                    receiver.requests.append(
-                        Received("POST", self.path, dict(self.headers), body, client_port=self.client_address[1])
-                    )
-                    reply = receiver.replies[0] if len(receiver.replies) == 1 else receiver.replies.pop(0)
+                    receiver.requests.append(received)
+                    if receiver.decide:
+                        reply = receiver.decide(received)
+                    else:
+                        reply = receiver.replies[0] if len(receiver.replies) == 1 else receiver.replies.pop(0)
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = reply.body.encode()
@@ -83,6 +87,12 @@ class Receiver:
     def reply_with(self, *replies):
         with self._lock:
             self.replies = list(replies)
+            self.decide = None
+
+    def reply_by(self, decide):
+        """Answer each request with decide(request), called under the lock after the request was recorded."""
+        with self._lock:
+            self.decide = decide
 
     def start(self):
         self.thread.start()

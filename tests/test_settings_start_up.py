@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from certctl import env_file
 from certctl.config import dev_secret_key
 
@@ -51,6 +53,30 @@ def test_invalid_duration_stops_start_up_naming_variable_and_value(tmp_path):
     result = start(tmp_path, SECRET_KEY="k" * 50, CERTCTL_NOTIFICATION_BACKOFF_BASE="soon")
     assert result.returncode != 0
     assert "CERTCTL_NOTIFICATION_BACKOFF_BASE" in result.stderr and "'soon'" in result.stderr
+
+
+@pytest.mark.parametrize("env, refusal", [
+    (
+        {"CERTCTL_NOTIFICATION_PASS_MAX_DURATION": "5m"},
+        "CERTCTL_NOTIFICATION_PASS_MAX_DURATION (5m) is longer than a pass may start deliveries (250s",
+    ),
+    ({"CERTCTL_NOTIFICATION_PASS_MAX_DURATION": "0s"}, "CERTCTL_NOTIFICATION_PASS_MAX_DURATION='0s' is not valid"),
+    (
+        {"CERTCTL_CHANNEL_BREAKER_FAILURES": "30"},
+        "CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS (20) is below CERTCTL_CHANNEL_BREAKER_FAILURES (30)",
+    ),
+    ({"CERTCTL_CHANNEL_BREAKER_FAILURE_RATE": "1.5"}, "CERTCTL_CHANNEL_BREAKER_FAILURE_RATE='1.5' is not valid"),
+    ({"CERTCTL_CHANNEL_BREAKER_WINDOW": "0s"}, "CERTCTL_CHANNEL_BREAKER_WINDOW='0s' is not valid"),
+])
+def test_pass_and_breaker_settings_that_cannot_work_stop_start_up_saying_why(tmp_path, env, refusal):
+    result = start(tmp_path, SECRET_KEY="k" * 50, **env)
+    assert result.returncode != 0
+    assert refusal in result.stderr
+
+
+def test_a_short_lease_holds_the_default_pass_duration_to_its_start_window_instead_of_refusing(tmp_path):
+    result = start(tmp_path, SECRET_KEY="k" * 50, CERTCTL_NOTIFICATION_LEASE="1m")
+    assert result.returncode == 0, result.stderr
 
 
 def test_settings_take_what_the_environment_leaves_unset_from_the_env_file(tmp_path):

@@ -2,12 +2,14 @@
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from notifications import delivery, services
 from notifications.api.serializers import StatsSummarySerializer
-from notifications.models import NotificationEvent
+from notifications.models import ChannelState, NotificationEvent
 from tests.cli.conftest import cli
 from tests.receivers import Reply
 
@@ -51,6 +53,28 @@ def test_sweep_counts_failures_and_dead_letters(webhook, make_event):
     run = cli("sweep")
 
     assert "sweep: 2 claimed (pending and due retries): 0 sent, 1 failed, 1 dead" in run.out
+
+
+@pytest.mark.timeout(60)
+def test_sweep_returns_once_a_down_channels_events_wait_for_its_breakers_probe(webhook, make_event, settings):
+    settings.CERTCTL_CHANNEL_BREAKER_FAILURES, settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS = 5, 3
+    settings.CERTCTL_CHANNEL_BREAKER_PROBE = timedelta(seconds=2)
+    webhook.reply_with(Reply(status=503))
+    for n in range(5):
+        make_event(channel="Webhook", message=f"event {n}")
+    assert "sweep: 5 claimed (pending and due retries): 0 sent, 5 failed, 0 dead" in cli("sweep").out
+    assert ChannelState.objects.get(channel="Webhook").state == "open"
+    # A minute on, the receiver still down: the retries and the breaker's probe are due.
+    NotificationEvent.objects.update(next_retry_at=timezone.now())
+    ChannelState.objects.update(next_probe_at=timezone.now())
+
+    run = cli("sweep")
+
+    # The failed probe moves the retries to the next probe, 2 s away: always "due within the linger", so the sweep
+    # used to stay probe after probe until its start window closed, minutes later.
+    assert "sweep: 1 claimed (pending and due retries): 0 sent, 1 failed, 0 dead" in run.out
+    assert ChannelState.objects.get(channel="Webhook").state == "open"
+    assert len(webhook.requests) == 6
 
 
 def test_sweep_with_nothing_to_do(db):

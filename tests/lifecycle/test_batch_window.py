@@ -2,6 +2,7 @@
 import ast
 import logging
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
@@ -24,6 +25,13 @@ def make_pending(count):
 def test_the_window_leaves_room_for_one_slow_delivery_before_the_task_timeout(settings):
     assert settings.Q_CLUSTER["timeout"] == 270  # 90 % of the 5-minute lease
     assert delivery.start_window() == 270 - 5 - 15
+
+
+def test_a_pass_starts_deliveries_for_its_maximum_duration_and_never_beyond_the_start_window(settings):
+    settings.CERTCTL_NOTIFICATION_PASS_MAX_DURATION = timedelta(minutes=2)
+    assert delivery.pass_window() == 120
+    settings.CERTCTL_NOTIFICATION_PASS_MAX_DURATION = timedelta(minutes=10)
+    assert delivery.pass_window() == delivery.start_window() == 250
 
 
 def test_events_not_started_in_time_are_released_and_taken_by_the_next_pass(db, webhook, settings):

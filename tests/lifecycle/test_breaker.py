@@ -1,11 +1,16 @@
 """The per-channel circuit breaker and the maintenance pause, with a controlled clock."""
+import itertools
 import logging
+import random
 import threading
+import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.db import connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import Min
 
 from notifications import breaker, delivery, services
 from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, Status
@@ -21,6 +26,10 @@ STEP = timedelta(seconds=20)
 def _breaker_defaults(settings):
     settings.CERTCTL_CHANNEL_BREAKER_FAILURES = 5
     settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS = 3
+    # A fifth of the default window: the flaky receivers below find the rule that much harder to pass.
+    settings.CERTCTL_CHANNEL_BREAKER_WINDOW = MINUTE
+    settings.CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS = 20
+    settings.CERTCTL_CHANNEL_BREAKER_FAILURE_RATE = 0.8
     settings.CERTCTL_CHANNEL_BREAKER_PROBE = MINUTE
 
 
@@ -204,8 +213,187 @@ def test_a_success_in_between_starts_the_count_of_consecutive_failures_again():
     breaker.record(FIVE_FAILURES_OF_THREE_EVENTS[:4], now=T0)
     assert (state().state, state().consecutive_failures) == ("closed", 4)
 
-    breaker.record([failure("notif-0")], now=T0 + MINUTE)
+    breaker.record([failure("notif-0")], now=T0 + STEP)
+    # Changed rule: a success within the window says the receiver is flaky, not down.
+    assert (state().state, state().consecutive_failures) == ("closed", 5)
+
+    breaker.record([failure("notif-1")], now=T0 + MINUTE)
     assert (state().state, state().opened_at, state().next_probe_at) == ("open", T0 + MINUTE, T0 + 2 * MINUTE)
+
+
+def opens_after(outcomes, now=T0):
+    """Record the outcomes one at a time; how many it took to open the breaker, or None."""
+    for count, outcome in enumerate(outcomes, start=1):
+        breaker.record([outcome], now=now)
+        if state().state == "open":
+            return count
+    return None
+
+
+def test_a_channel_failing_every_attempt_opens_after_five_failures_over_three_events_as_before():
+    assert opens_after([failure(f"notif-{n % 3}") for n in range(30)]) == 5
+
+
+def test_a_channel_that_goes_down_opens_once_nothing_succeeded_within_the_window():
+    breaker.record([success(f"notif-{n}") for n in range(500)], now=T0)  # healthy and never failed: nothing is written
+    assert state() is None
+    breaker.record([failure("notif-0"), success("notif-1")], now=T0)
+    breaker.record([success(f"notif-{n}") for n in range(500)], now=T0 + 5 * MINUTE)  # a healthy spell
+    breaker.record(FIVE_FAILURES_OF_THREE_EVENTS, now=T0 + 5 * MINUTE + STEP)
+    assert (state().state, state().consecutive_failures) == ("closed", 5)
+
+    assert opens_after([failure("notif-5")], now=T0 + 6 * MINUTE - timedelta(microseconds=1)) is None
+    assert opens_after([failure("notif-6")], now=T0 + 6 * MINUTE) == 1
+
+
+def test_successes_on_a_healthy_channel_refresh_the_last_success_every_tenth_of_the_window():
+    breaker.record([failure("notif-0"), success("notif-1")], now=T0 - 5 * MINUTE)  # the channel has a row
+
+    for seconds, last_success in ((0, 0), (5, 0), (6, 0), (7, 7)):
+        breaker.record([success("notif-2")], now=T0 + timedelta(seconds=seconds))
+        assert state().last_success_at == T0 + timedelta(seconds=last_success)
+
+    # Another worker's earlier results do not move it back, on a healthy channel or not.
+    breaker.record([success("notif-3")], now=T0 - MINUTE)
+    breaker.record([failure("notif-4"), success("notif-5")], now=T0 - MINUTE)
+    assert state().last_success_at == T0 + timedelta(seconds=7)
+
+
+def test_five_failures_of_two_events_do_not_open_it_however_many():
+    # Twenty attempts within the window are more than two events' retries ever make; nineteen stay below the volume.
+    assert opens_after([failure(f"notif-{n % 2}") for n in range(19)]) is None
+
+
+def test_successes_count_towards_the_rate_only_while_the_window_holds_a_failure():
+    breaker.record([failure("notif-0")], now=T0)
+    breaker.record([success("notif-1")], now=T0 + 2 * MINUTE)
+
+    assert (state().consecutive_failures, state().window_successes, state().last_success_at) == (0, 0, T0 + 2 * MINUTE)
+
+
+def test_failures_after_a_success_open_it_once_the_success_has_left_the_window():
+    breaker.record([failure("notif-0"), success("notif-1")], now=T0)
+    assert opens_after([failure(f"notif-{n}") for n in range(2, 8)], now=T0 + MINUTE - timedelta(microseconds=1)) is None
+    assert opens_after([failure("notif-9")], now=T0 + MINUTE) == 1
+
+
+# Never five failures in a row: only the failure rate can open the breaker.
+SIXTEEN_OF_TWENTY_FAIL = [*[failure("a"), failure("b"), failure("c"), failure("d"), success("e")] * 3,
+                          failure("a"), failure("b"), failure("c"), success("e"), failure("d")]
+FIFTEEN_OF_TWENTY_FAIL = [*SIXTEEN_OF_TWENTY_FAIL[:16], success("e"), success("f"), failure("d"), failure("a")]
+
+
+@pytest.mark.parametrize("outcomes, opened_by", [
+    (SIXTEEN_OF_TWENTY_FAIL, 20),  # 16 of 20: the rate, at the volume; after 19 attempts it was below the volume
+    (FIFTEEN_OF_TWENTY_FAIL, None),  # 15 of 20 attempts, then 16 of 21: below the rate
+])
+def test_the_failure_rate_opens_it_at_the_threshold_once_the_window_holds_the_minimum_of_attempts(outcomes, opened_by, caplog):
+    assert opens_after(outcomes) == opened_by
+    if opened_by:
+        assert "Webhook circuit breaker opened with 16 of 20 attempts failed within 0:01:00" in caplog.text
+
+
+@pytest.mark.parametrize("later, opened_by", [
+    (MINUTE / 2, 8),  # the same bucket: 10 + 8 failures of 20 attempts
+    (MINUTE + MINUTE / 4, 11),  # the bucket before counts three quarters: 7.5 + 11 failures of 1.5 + 7.5 + 11 attempts
+    (2 * MINUTE, None),  # gone: 20 failures in a row would be needed
+])
+def test_failures_count_less_as_they_leave_the_window(settings, later, opened_by):
+    settings.CERTCTL_CHANNEL_BREAKER_FAILURES = settings.CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS = 20
+    breaker.record([*[failure(f"notif-{n}") for n in range(5)], success("notif-5")] * 2, now=T0)
+    assert (state().window_failures, state().window_successes) == (10, 2)
+
+    assert opens_after([failure(f"notif-{n}") for n in range(19)], now=T0 + later) == opened_by
+
+
+def test_results_recorded_after_another_worker_moved_the_window_on_count_the_bucket_before_once(settings):
+    settings.CERTCTL_CHANNEL_BREAKER_FAILURES = settings.CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS = 20
+    breaker.record([*[failure(f"notif-{n}") for n in range(5)], success("notif-5")] * 2, now=T0)
+    breaker.record([success("notif-6")], now=T0 + MINUTE)  # the window moves on: 10 failures of 12 are the bucket before
+
+    # Finished half a minute before: 10 + 7 failures of 12 + 1 + 7 attempts.
+    assert opens_after([failure(f"notif-{n}") for n in range(19)], now=T0 + MINUTE / 2) == 7
+
+
+def test_the_database_refuses_counts_without_a_window():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ChannelState.objects.create(channel="Slack", window_failures=1)
+
+
+def random_outcomes(seed, count, failure_rate):
+    rng = random.Random(seed)
+    return [
+        failure(f"notif-{n % 400}") if rng.random() < failure_rate else success(f"notif-{n % 400}") for n in range(count)
+    ]
+
+
+def longest_run_of_failures(outcomes):
+    return max(len(list(run)) for failed, run in itertools.groupby(o.transient_failure for o in outcomes) if failed)
+
+
+@pytest.mark.parametrize("seed, chunk, every", [
+    (1, 5, timedelta(seconds=0.25)),  # 1,200 attempts a minute, a chunk every 250 ms as a busy pass records them
+    (2, 3, timedelta(seconds=3)),  # 60 a minute
+    (3, 5, timedelta(seconds=30)),  # 10 a minute
+])
+def test_a_receiver_failing_30_percent_at_random_never_opens_the_breaker(seed, chunk, every, caplog):
+    outcomes = random_outcomes(seed, 2000, 0.3)
+    assert longest_run_of_failures(outcomes) >= 5  # what opened the breaker before
+
+    with caplog.at_level(logging.WARNING, logger="notifications.breaker"):
+        for n in range(0, len(outcomes), chunk):
+            breaker.record(outcomes[n:n + chunk], now=T0 + n // chunk * every)
+
+    assert caplog.messages == []
+    assert state().state == "closed"
+
+
+def test_a_receiver_failing_every_attempt_after_30_percent_at_random_opens_within_the_window():
+    outcomes = random_outcomes(4, 600, 0.3)
+    for n in range(0, len(outcomes), 10):
+        breaker.record(outcomes[n:n + 10], now=T0 + n // 10 * timedelta(seconds=1))
+    down_at = T0 + MINUTE
+    for n in itertools.count():
+        breaker.record([failure(f"notif-{n}") for _ in range(10)], now=down_at + n * timedelta(seconds=1))
+        if state().state == "open":
+            break
+    assert state().opened_at - down_at <= MINUTE
+
+
+def test_a_receiver_failing_30_percent_at_random_gets_every_event_through_the_engine_with_the_breaker_closed(
+    webhook, settings, caplog
+):
+    settings.CERTCTL_NOTIFICATION_MAX_ATTEMPTS = 10
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 4
+    attempts = Counter()
+
+    def flaky(request):
+        # Seeded by the event's message and attempt: the same answers whatever order concurrent requests arrive in.
+        message = request.json()["message"]
+        attempts[message] += 1
+        failed = random.Random(f"{message}:{attempts[message]}").random() < 0.3
+        return Reply(status=503, body="flaky") if failed else Reply()
+
+    webhook.reply_by(flaky)
+    now = T0
+    with caplog.at_level(logging.WARNING, logger="notifications.breaker"):
+        for step in range(15):  # 20 new events every 10 s for 2.5 minutes, and the retries that come due meanwhile
+            with time_machine.travel(now, tick=False):
+                for n in range(20):
+                    services.create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"{step}-{n}")
+            delivery.process_pending(now=now)
+            now += timedelta(seconds=10)
+        for _ in range(100):
+            next_retry = NotificationEvent.objects.aggregate(due=Min("next_retry_at"))["due"]
+            if next_retry is None:
+                break
+            now = max(now, next_retry)
+            delivery.retry_sweep(now=now)
+
+    assert [r.getMessage() for r in caplog.records if r.name == "notifications.breaker"] == []
+    assert state().state == "closed"
+    assert NotificationEvent.objects.filter(status=Status.SENT).count() == 300
+    assert NotificationAttempt.objects.filter(outcome="transient_failure").count() == sum(attempts.values()) - 300 == 123  # 29 %
 
 
 @pytest.mark.postgres
@@ -229,6 +417,68 @@ def test_two_workers_counting_a_channels_first_failures_at_once_both_count(monke
         breaker.record([failure("notif-1")], now=T0)
 
     assert (state().consecutive_failures, state().failing_events) == (1, ["notif-1"])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_recording_chunks_at_once_count_every_outcome(monkeypatch):
+    ChannelState.objects.create(channel="Webhook")
+    chunks = {
+        "worker-a": [failure("notif-1"), success("notif-2"), success("notif-3"), failure("notif-4")],
+        "worker-b": [failure("notif-5"), failure("notif-6"), success("notif-7")],
+    }
+    waiting_pid: list[int] = []
+    a_holds_the_row = threading.Event()
+    count = breaker._count
+
+    def count_once_b_waits_for_the_row(state, outcomes, now):
+        if threading.current_thread().name == "worker-a":
+            a_holds_the_row.set()
+            with connection.cursor() as cursor:
+                for _ in range(100):  # until worker b waits for worker a's row lock (without one it never does)
+                    cursor.execute("SELECT cardinality(pg_blocking_pids(%s))", waiting_pid or [0])
+                    if cursor.fetchone()[0]:
+                        break
+                    time.sleep(0.02)
+        count(state, outcomes, now)
+
+    monkeypatch.setattr(breaker, "_count", count_once_b_waits_for_the_row)
+
+    def worker():
+        name = threading.current_thread().name
+        if name == "worker-b":
+            a_holds_the_row.wait(10)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                waiting_pid.append(cursor.fetchone()[0])
+        try:
+            with transaction.atomic():
+                breaker.record(chunks[name], now=T0)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=worker, name=name) for name in chunks]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+
+    webhook = state()
+    assert (webhook.window_failures, webhook.window_successes) == (4, 3)
+    assert (webhook.consecutive_failures, webhook.last_success_at) == (0, T0)
+
+
+def test_a_success_that_closes_the_breaker_starts_the_counts_afresh_and_five_failures_open_it_again():
+    # Flaky at first (a success), then down: the failure rate opens it, and failures go on while it is open.
+    breaker.record([failure("notif-0"), success("notif-1"), *[failure(f"notif-{n}") for n in range(2, 40)]], now=T0)
+    assert state().state == "open"
+
+    breaker.record([success("notif-9")], now=T0 + STEP)  # the probe
+
+    closed = state()
+    assert (closed.state, closed.window_failures, closed.previous_window_failures, closed.last_success_at) == ("closed", 0, 0, None)
+    assert opens_after([failure("notif-3")], now=T0 + 2 * STEP) is None  # the outage's failures no longer count
+    assert opens_after(FIVE_FAILURES_OF_THREE_EVENTS[1:], now=T0 + 2 * STEP) == 4  # five in a row, as on a fresh channel
 
 
 def test_opening_moves_the_channels_unclaimed_retries_due_before_the_first_probe_to_it(settings):

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from notifications import breaker, delivery, services
-from notifications.models import NotificationEvent, Status
+from notifications.models import ChannelState, NotificationEvent, Status
 from tests.deliveries import InstantClock
 from tests.lifecycle.conftest import T0
 
@@ -120,6 +120,36 @@ def test_a_pass_does_not_wait_for_a_retry_of_a_paused_channel(db: None, webhook:
 
     assert clock.sleeps == []  # it would stay, claiming nothing, until its start window closed
     assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
+
+
+def test_a_pass_does_not_wait_for_a_retry_that_waits_for_its_open_channels_probe(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = failed_due_in(0.3)  # where an opening breaker put it: at the channel's next probe
+    ChannelState.objects.create(
+        channel="Webhook", consecutive_failures=5, opened_at=timezone.now(), next_probe_at=timezone.now() + timedelta(seconds=0.3)
+    )
+    clock = InstantClock()
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending().claimed == 0
+
+    assert clock.sleeps == []  # it would stay for the probe, then for the next one, for as long as the receiver is down
+    assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
+
+
+def test_a_pass_stays_for_retries_no_longer_than_its_maximum_duration(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.CERTCTL_NOTIFICATION_PASS_MAX_DURATION = 8 * SECOND
+    failed_due_in(5)
+    clock = InstantClock()  # real time stands still: the retry stays 5 s away, as a stream of retries always would be
+    monkeypatch.setattr(delivery, "time", clock)
+
+    assert delivery.process_pending().claimed == 0
+
+    # It stays while the retry would come due within its 8 s, not for its start window (250 s).
+    assert 0 < sum(clock.sleeps) <= 8
 
 
 def test_a_pass_does_not_wait_for_a_retry_another_worker_holds(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:

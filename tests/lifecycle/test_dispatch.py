@@ -179,6 +179,18 @@ def test_a_pass_cut_short_by_its_start_window_asks_for_a_kick_for_the_rest(broke
     assert broker == [KICK]
 
 
+def test_a_pass_cut_short_by_its_maximum_duration_asks_for_a_kick_for_the_rest(broker, webhook, settings):
+    settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
+    settings.CERTCTL_NOTIFICATION_PASS_MAX_DURATION = timedelta(0)
+    for _ in range(2):
+        services.create_event(**VALID)
+    DeliveryKick.objects.update(queued_at=None)
+
+    assert delivery.process_pending(now=T0).outcomes == {"sent": 1, "released": 1}
+
+    assert broker == [KICK]
+
+
 def test_a_pass_whose_window_closes_before_it_could_claim_the_rest_asks_for_a_kick(broker, webhook, monkeypatch):
     for _ in range(2):
         services.create_event(**VALID)

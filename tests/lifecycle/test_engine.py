@@ -68,10 +68,16 @@ def claimed_deliveries(count, result):
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.parametrize("breaker_history", ["none", "closed after an outage"])
-def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history):
+@pytest.mark.parametrize("breaker_history, breaker_writes", [
+    ("none", []),
+    ("closed after an outage, a success since", []),
+    # The time of the last success is refreshed at most every tenth of CERTCTL_CHANNEL_BREAKER_WINDOW.
+    ("closed after an outage", ["UPDATE"]),
+])
+def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history, breaker_writes):
     if breaker_history != "none":
-        ChannelState.objects.create(channel="Webhook", opened_at=None, consecutive_failures=0)
+        last_success = T0 if "success since" in breaker_history else None
+        ChannelState.objects.create(channel="Webhook", opened_at=None, consecutive_failures=0, last_success_at=last_success)
     deliveries = claimed_deliveries(100, DeliveryResult.success(http_status=200))
 
     with CaptureQueriesContext(connection) as queries:
@@ -79,7 +85,7 @@ def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history):
 
     assert statuses == [Status.SENT] * 100
     writes = [q["sql"].split()[0] for q in queries.captured_queries if q["sql"].split()[0] in ("UPDATE", "INSERT")]
-    assert writes == ["UPDATE", "INSERT"]
+    assert writes == ["UPDATE", *breaker_writes, "INSERT"]
     assert NotificationEvent.objects.filter(status=Status.SENT, attempt_count=1, claim_token=None).count() == 100
     assert NotificationAttempt.objects.filter(number=1, resulting_status=Status.SENT).count() == 100
 
