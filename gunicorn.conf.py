@@ -19,3 +19,6 @@ logger_class = "certctl.log_hygiene.MaskingGunicornLogger"
 errorlog = "-"
 # Behind a reverse proxy, trust its X-Forwarded-* headers only from the addresses listed here.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control interface is not used; its socket (one path per user by default) would be shared by every
+# gunicorn of that user on the host, so one instance could answer for another.
+control_socket_disable = True
