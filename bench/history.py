@@ -184,11 +184,10 @@ def claim_select_figures(size: int) -> tuple[float, float]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from notifications import delivery
     from notifications.models import NotificationEvent
 
     candidates = (
-        NotificationEvent.objects.filter(delivery.due("retry", timezone.now()))
+        NotificationEvent.objects.due("retry", timezone.now())
         .order_by("next_retry_at", "id").values("id")[:size]
     )
     figures = []

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min
 from django.utils import timezone
 
 from notifications import breaker, causes, dispatch, metrics
@@ -71,20 +71,6 @@ def _now(now: datetime | None) -> datetime:
 # --- claiming -----------------------------------------------------------------
 
 
-def unleased(now: datetime) -> Q:
-    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-
-
-def due(kind: str, now: datetime) -> Q:
-    """The events a pass of `kind` may claim at `now`: pending ones, or failed ones whose retry time has come."""
-    if kind == "pending":
-        return Q(status=Status.PENDING) & unleased(now)
-    if kind == "retry":
-        # Failed ones: only they have a next_retry_at (notification_events_next_retry_only_when_failed).
-        return Q(next_retry_at__lte=now) & unleased(now)
-    raise ValueError(kind)
-
-
 _ORDER = {"pending": ("created_at", "id"), "retry": ("next_retry_at", "id")}
 
 
@@ -113,7 +99,7 @@ def claim_due_events(
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields if f.column)
     table = connection.ops.quote_name(NotificationEvent._meta.db_table)
     with transaction.atomic():
-        due_here = NotificationEvent.objects.filter(due(kind, now))
+        due_here = NotificationEvent.objects.due(kind, now)
         if channel:
             due_here = due_here.filter(channel=channel)
         if held_channels:
@@ -690,7 +676,7 @@ def _next_retry_within(horizon: float) -> float | None:
     Retries of a held channel do not count: a paused one waits for a resume, an open one for its probe, which
     would keep a pass waiting probe after probe for as long as the receiver is down."""
     try:
-        unheld = NotificationEvent.objects.filter(unleased(timezone.now()), status=Status.FAILED)
+        unheld = NotificationEvent.objects.unleased(timezone.now()).filter(status=Status.FAILED)
         due = unheld.exclude(channel__in=breaker.held_channels()).aggregate(due=Min("next_retry_at"))["due"]
     except DatabaseError:
         return None

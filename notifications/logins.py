@@ -1,5 +1,5 @@
 """Failed logins on the UI's and the admin's login pages count against the client address, in the same bucket and
-under the same rule as failed API keys (notifications.api.throttling): once an address has used up its failures,
+under the same rule as failed API keys (notifications.ratelimit): once an address has used up its failures,
 its login attempts get 429 before any password is checked (hashing one costs about half a second of CPU).
 A successful login counts nothing."""
 import math
@@ -10,7 +10,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 
-from notifications.api.throttling import authentication_failures_wait, failed_authentication_wait
+from notifications.ratelimit import authentication_failures_wait, failed_authentication_wait
 
 # URL names of the views that check a password.
 LOGIN_VIEWS = frozenset({"login", "admin:login"})

@@ -21,7 +21,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from notifications import services
-from notifications.api.auth import match_named_key
+from notifications.keys import match_named_key
 from notifications.filtersets import ISO_TIME_PATTERN
 from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
 

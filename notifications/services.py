@@ -19,7 +19,15 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import breaker, counts, dispatch
-from notifications.delivery import unleased
+from notifications.actors import Actor
+from notifications.errors import (  # noqa: F401  (the interfaces still reach the errors through services)
+    EventIdTaken,
+    EventNotFound,
+    InvalidInput,
+    RequeueRefused,
+    ServiceError,
+    UnknownChannel,
+)
 from notifications.filtersets import FILTER_NAMES, NotificationFilterSet, form_errors
 from notifications.models import (
     ActionKind,
@@ -43,53 +51,6 @@ REQUEUEABLE = (Status.FAILED, Status.DEAD)
 MAX_BULK_IDS = 10_000
 EVENT_ID_MAX_LENGTH = NotificationEvent._meta.get_field("id").max_length
 SAMPLE_SIZE = 20
-
-
-class ServiceError(Exception):
-    """A refusal with a message fit to show to the user who asked."""
-
-    def __init__(self, message):
-        super().__init__(message)
-        self.message = message
-
-
-class EventNotFound(ServiceError):
-    def __init__(self, event_id):
-        super().__init__(f"notification {event_id} not found")
-        self.event_id = event_id
-
-
-class RequeueRefused(ServiceError):
-    def __init__(self, event_id, current_status, reason=None):
-        super().__init__(
-            reason
-            or f"notification {event_id} is {current_status}; only failed or dead notifications can be requeued"
-        )
-        self.event_id = event_id
-        self.current_status = current_status
-
-
-class InvalidInput(ServiceError):
-    """Bad input, with a message per field: {"channel": "…"}."""
-
-    def __init__(self, errors):
-        self.errors = errors
-        super().__init__("; ".join(f"{name}: {text}" for name, text in errors.items()))
-
-
-class EventIdTaken(InvalidInput):
-    """The client-chosen id belongs to another notification (a conflict, not a malformed field)."""
-
-    def __init__(self, event_id):
-        super().__init__({"id": f"notification {event_id} already exists"})
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who asks for a change, and through which interface (api, ui, admin, cli, mcp)."""
-
-    name: str
-    source: str
 
 
 def _now(now):
@@ -235,7 +196,7 @@ def requeue_event(event_id, actor, now=None):
         if current is None:
             raise EventNotFound(event_id)
         updated = (
-            NotificationEvent.objects.filter(unleased(now), id=event_id, status__in=REQUEUEABLE)
+            NotificationEvent.objects.unleased(now).filter(id=event_id, status__in=REQUEUEABLE)
             .update(updated_at=now, **_REQUEUE_CHANGES)
         )
         if not updated:
@@ -273,7 +234,7 @@ class BulkPreview:
 
 
 def _requeueable(selection: QuerySet[NotificationEvent], now: datetime) -> QuerySet[NotificationEvent]:
-    return selection.filter(unleased(now), status__in=REQUEUEABLE)
+    return selection.unleased(now).filter(status__in=REQUEUEABLE)
 
 
 def _unread(selection: QuerySet[NotificationEvent]) -> QuerySet[NotificationEvent]:
@@ -325,7 +286,7 @@ def requeue_events(actor, ids=None, filters=None, now=None):
 def _requeue_selection(
     actor: Actor, selection: QuerySet[NotificationEvent], considered: int, now: datetime
 ) -> BulkRequeueResult:
-    eligible = selection.filter(unleased(now), status__in=REQUEUEABLE).order_by()
+    eligible = selection.unleased(now).filter(status__in=REQUEUEABLE).order_by()
     with transaction.atomic():
         if connection.vendor == "postgresql":
             requeued, sample = _requeue_postgresql(eligible, actor, now)
@@ -525,11 +486,6 @@ def retry_display(event):
 
 
 # --- channels -----------------------------------------------------------------
-
-
-class UnknownChannel(ServiceError):
-    def __init__(self, name: str):
-        super().__init__(f"no channel {name!r}; channels are {', '.join(Channel.values)}")
 
 
 def _channel(name: str) -> str:

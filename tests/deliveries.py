@@ -16,9 +16,9 @@ def claim(event_id: str, now: datetime | None = None) -> NotificationEvent | Non
     """Lease this one event, as a pass would, if it is due at `now`."""
     now = now or timezone.now()
     token = secrets.token_hex(16)
-    is_due = delivery.due("pending", now) | delivery.due("retry", now)
+    is_due = NotificationEvent.objects.due("pending", now) | NotificationEvent.objects.due("retry", now)
     lease = now + settings.CERTCTL_NOTIFICATION_LEASE
-    if not NotificationEvent.objects.filter(is_due, id=event_id).update(claimed_until=lease, claim_token=token):
+    if not is_due.filter(id=event_id).update(claimed_until=lease, claim_token=token):
         return None
     return NotificationEvent.objects.get(id=event_id)
 

@@ -2,52 +2,21 @@
 
 Both kinds of key arrive as `Authorization: Bearer <key>` so that certctl's clients work unchanged.
 """
-import hmac
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from notifications.services import Actor
+from notifications.actors import Actor
+from notifications.keys import match_named_key, parse_named_keys
 
 log = logging.getLogger("certctl.api")
 
 KEYWORD = "Bearer"
 REALM = 'Bearer realm="certctl"'
 CHANGE_PERMISSION = "notifications.change_notificationevent"
-
-
-@dataclass(frozen=True)
-class NamedKey:
-    name: str
-    key: str
-    admin: bool
-
-
-@lru_cache(maxsize=8)
-def parse_named_keys(raw):
-    """Parse certctl's CERTCTL_API_KEYS_NAMED, "name:key[:admin],…". Errors name the entry, never the key."""
-    keys = []
-    names = set()
-    for position, entry in enumerate((part.strip() for part in raw.split(",")), start=1):
-        if not entry:
-            continue
-        parts = entry.split(":")
-        name = parts[0].strip()
-        where = f"CERTCTL_API_KEYS_NAMED entry {position} ({name or 'no name'})"
-        if len(parts) not in (2, 3) or not name or not parts[1]:
-            raise ImproperlyConfigured(f"{where} is not valid: expected name:key or name:key:admin, comma-separated.")
-        if len(parts) == 3 and parts[2].strip().lower() != "admin":
-            raise ImproperlyConfigured(f"{where} is not valid: the third part may only be 'admin', got {parts[2]!r}.")
-        if name in names:
-            raise ImproperlyConfigured(f"{where} repeats the name {name!r}: each key needs its own name (it is the actor).")
-        names.add(name)
-        keys.append(NamedKey(name=name, key=parts[1], admin=len(parts) == 3))
-    return tuple(keys)
 
 
 def auth_disabled():
@@ -84,17 +53,6 @@ class APIKeyUser:
 
     def __str__(self):
         return self.username
-
-
-def match_named_key(presented):
-    """The named key equal to `presented`, or None."""
-    presented_bytes = presented.encode()
-    found = None
-    # Compare against every key, even after a match, so timing does not tell which entry matched.
-    for named in parse_named_keys(settings.CERTCTL_API_KEYS_NAMED):
-        if hmac.compare_digest(named.key.encode(), presented_bytes) and found is None:
-            found = named
-    return found
 
 
 class BearerKeyAuthentication(authentication.BaseAuthentication):

@@ -8,7 +8,8 @@ from django.utils.crypto import get_random_string
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from notifications.api.auth import check_configuration, parse_named_keys
+from notifications.api.auth import check_configuration
+from notifications.keys import parse_named_keys
 from notifications.models import NotificationEvent, OperatorAction
 from tests.api.conftest import ADMIN_KEY, assert_error
 

@@ -1,0 +1,49 @@
+"""Refusals with a message fit to show to whoever asked: every interface turns them into its own answer (a 4xx, a
+message in the UI, an exit code, a tool error)."""
+from collections.abc import Mapping
+
+from notifications.models import Channel
+
+
+class ServiceError(Exception):
+    """A refusal with a message fit to show to the user who asked."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class EventNotFound(ServiceError):
+    def __init__(self, event_id: str):
+        super().__init__(f"notification {event_id} not found")
+        self.event_id = event_id
+
+
+class RequeueRefused(ServiceError):
+    def __init__(self, event_id: str, current_status: str, reason: str | None = None):
+        super().__init__(
+            reason
+            or f"notification {event_id} is {current_status}; only failed or dead notifications can be requeued"
+        )
+        self.event_id = event_id
+        self.current_status = current_status
+
+
+class InvalidInput(ServiceError):
+    """Bad input, with a message per field: {"channel": "…"}."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{name}: {text}" for name, text in errors.items()))
+
+
+class EventIdTaken(InvalidInput):
+    """The client-chosen id belongs to another notification (a conflict, not a malformed field)."""
+
+    def __init__(self, event_id: str):
+        super().__init__({"id": f"notification {event_id} already exists"})
+
+
+class UnknownChannel(ServiceError):
+    def __init__(self, name: str):
+        super().__init__(f"no channel {name!r}; channels are {', '.join(Channel.values)}")

@@ -1,0 +1,46 @@
+"""The models layer: notification events and their history, channel state and the engine's bookkeeping.
+
+Django, the migrations and every layer above import from here; each module holds one part of the domain.
+"""
+from notifications.models.bookkeeping import (
+    DeliveryKick,
+    DeliveryTotal,
+    LastPass,
+    MetricsFold,
+    NotificationCount,
+    NotificationCountQuerySet,
+    PassKind,
+)
+from notifications.models.channels import ChannelAction, ChannelActionKind, ChannelCondition, ChannelState
+from notifications.models.events import (
+    CAUSE_LENGTH,
+    EVENT_ID_PATTERN,
+    EVENT_ID_RULE,
+    LEASE_RELEASED,
+    REQUEUE_RESET,
+    RESERVED_EVENT_IDS,
+    CauseKind,
+    Channel,
+    EventQuerySet,
+    EventType,
+    Group,
+    ListedStatus,
+    NotificationEvent,
+    Severity,
+    Status,
+    event_id_problem,
+    event_subject,
+    new_event_id,
+    one_of,
+    set_clause,
+)
+from notifications.models.history import ActionKind, AttemptOutcome, NotificationAttempt, OperatorAction
+
+__all__ = [
+    "CAUSE_LENGTH", "EVENT_ID_PATTERN", "EVENT_ID_RULE", "LEASE_RELEASED", "REQUEUE_RESET", "RESERVED_EVENT_IDS",
+    "ActionKind", "AttemptOutcome", "CauseKind", "Channel", "ChannelAction", "ChannelActionKind", "ChannelCondition",
+    "ChannelState", "DeliveryKick", "DeliveryTotal", "EventQuerySet", "EventType", "Group", "LastPass", "ListedStatus",
+    "MetricsFold", "NotificationAttempt", "NotificationCount", "NotificationCountQuerySet", "NotificationEvent",
+    "OperatorAction", "PassKind", "Severity", "Status", "event_id_problem", "event_subject", "new_event_id", "one_of",
+    "set_clause",
+]
