@@ -15,7 +15,7 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 accesslog = "-"
 # Hides every configured key and secret wherever it appears in the line (also percent-escaped), masks credential-like
 # query values (?api_key=…) and credential headers by name, and escapes control characters (docs/deployment.md).
-logger_class = "certctl.log_hygiene.MaskingGunicornLogger"
+logger_class = "certctl.logging.MaskingGunicornLogger"
 errorlog = "-"
 # Behind a reverse proxy, trust its X-Forwarded-* headers only from the addresses listed here.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -300,18 +300,18 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "request_id": {"()": "certctl.middleware.RequestIDLogFilter"},
-        "redact_secrets": {"()": "notifications.redaction.SecretRedactionFilter"},
+        "redact_secrets": {"()": "certctl.logging.SecretRedactionFilter"},
     },
     "formatters": {
         # Control characters a request put in a message are escaped, so that every record stays one line.
         "text": {
-            "()": "certctl.log_hygiene.EscapingTextFormatter",
+            "()": "certctl.logging.EscapingTextFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
         # One JSON object per line; fields passed with extra= (event_id, channel, attempt, outcome,
         # duration_ms, status, ...) become keys of their own.
         "json": {
-            "()": "notifications.redaction.RedactingJsonFormatter",
+            "()": "certctl.logging.RedactingJsonFormatter",
             "fmt": "%(levelname)s %(name)s %(request_id)s %(message)s",
             "rename_fields": {"levelname": "level", "name": "logger"},
             "timestamp": "time",  # ISO 8601 in UTC

@@ -31,9 +31,9 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from certctl.log_hygiene import MASK, escape_controls
 from notifications import causes, services
 from notifications.models import Channel, EventType, NotificationEvent, Status
+from notifications.redaction import REDACTED, escape_controls
 
 log = logging.getLogger("notifications.certctl_import")
 
@@ -101,9 +101,9 @@ def without_password(message: str, database_url: str) -> str:
     it stands alone (not inside a word), so that the message stays readable."""
     for form in password_forms(database_url):
         if len(form) >= 4:
-            message = message.replace(form, MASK)
+            message = message.replace(form, REDACTED)
         else:
-            message = re.sub(rf"(?<![{_WORD_CHARACTER}]){re.escape(form)}(?![{_WORD_CHARACTER}])", MASK, message)
+            message = re.sub(rf"(?<![{_WORD_CHARACTER}]){re.escape(form)}(?![{_WORD_CHARACTER}])", REDACTED, message)
     return message
 
 

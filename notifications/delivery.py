@@ -36,9 +36,9 @@ from django.utils import timezone
 from notifications import breaker, causes, dispatch, metrics
 from notifications.backoff import RetryPolicy, after_failure
 from notifications.models import AttemptOutcome, NotificationAttempt, NotificationEvent, Status
-from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
-from notifications.notifiers.base import new_http_client
-from notifications.redaction import configured_secrets, redact
+from notifications.notifiers import DeliveryResult, Notifier, build_notifier, configured_secrets, not_configured_error
+from notifications.notifiers.http import new_http_client
+from notifications.redaction import redact
 
 log = logging.getLogger("notifications.delivery")
 

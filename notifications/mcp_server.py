@@ -21,8 +21,8 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from notifications import services
-from notifications.keys import match_named_key
 from notifications.filtersets import ISO_TIME_PATTERN
+from notifications.keys import match_named_key
 from notifications.models import Channel, EventType, ListedStatus, NotificationEvent, Status
 
 MCP_ACTOR = services.Actor("mcp", "mcp")

@@ -1,4 +1,8 @@
-"""Keeping secrets out of error texts and logs.
+"""Keeping secrets out of error texts and logs: the text functions, free of settings and of logging.
+
+Which values are secret is the channel registry's to say (notifications.notifiers.configured_secrets); the log
+filter and formatters that apply these functions to every log line live with the logging configuration
+(certctl.logging).
 
 A secret is every configured secret value, the credentials in a URL's userinfo (`user:password@`) and every
 token-like piece of a secret URL, in each form a receiver or a library may echo it: as is, percent-decoded,
@@ -17,17 +21,11 @@ passes over the text per fragment, never more.
 import base64
 import bisect
 import json
-import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from urllib.parse import SplitResult, quote, quote_plus, unquote, unquote_plus, urlsplit
-
-from django.conf import settings
-from pythonjsonlogger.json import JsonFormatter
-
-from certctl.log_hygiene import describe_request, mask_query_secrets
 
 REDACTED = "[redacted]"
 # Shorter values are not worth hiding in every log line and would garble it ("/" or "/hook").
@@ -44,9 +42,6 @@ MAX_ERROR_LENGTH = 500
 # so that every secret an excerpt could show lies wholly inside what was looked at, and a 10 MB reply costs
 # no more than this to redact.
 EXCERPT_SOURCE_LENGTH = 16 * 1024
-
-# The service's own secrets; each channel's come from the notifier registry (notifications.notifiers).
-_SERVICE_SECRET_SETTINGS = ("CERTCTL_METRICS_TOKEN", "SECRET_KEY")
 _PIECE_SEPARATORS = re.compile(r"[/@;,+]")
 _QUERY_SEPARATORS = re.compile(r"[&;]")
 _WORD = re.compile(r"\S+")
@@ -55,9 +50,8 @@ _ENCODED_WORD = re.compile(r"[^\s+]+")
 _PERCENT_ASCII = re.compile(r"%[0-7][0-9A-Fa-f]")
 # Joins texts for redact_all: a noncharacter, which no secret contains, so no match can span two texts.
 _JOINER = "\uffff"
-
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# C0 and C1 control characters and Unicode line separators: each could start a new line in a log viewer.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -284,28 +278,12 @@ def secret_fragments(url: str, *values: str, in_reply: bool = False) -> Secrets:
     return Secrets(frozenset(loose), frozenset(exact))
 
 
-def configured_secrets() -> Secrets:
-    """Every secret in the current settings, as fragments to hide (see secret_fragments)."""
-    # Imported here: the notifiers import this module.
-    from notifications.notifiers import secret_settings
-
-    channels = secret_settings()
-    return _fragments(
-        tuple(getattr(settings, name) for name in _SERVICE_SECRET_SETTINGS) + channels.values,
-        channels.urls,
-        channels.endpoint_urls,
-        settings.CERTCTL_API_KEYS_NAMED,
-        settings.DATABASES["default"].get("PASSWORD"),
-    )
-
-
 @lru_cache(maxsize=8)
-def _fragments(
-    values: tuple[str, ...], urls: tuple[str, ...], endpoint_urls: tuple[str, ...], named_keys: str, database_password: str | None,
-) -> Secrets:
-    api_keys = [parts[1] for parts in (entry.strip().split(":") for entry in named_keys.split(",")) if len(parts) >= 2]
+def hidden_fragments(values: tuple[str, ...], urls: tuple[str, ...], endpoint_urls: tuple[str, ...]) -> Secrets:
+    """The fragments to hide for secret `values`, secret `urls` (whose every piece is secret) and other URLs
+    (`endpoint_urls`, whose userinfo credentials are)."""
     credentials = [credential for url in endpoint_urls for credential in url_credentials(url)]
-    hidden = secret_fragments("", *values, *api_keys, *credentials, database_password or "")
+    hidden = secret_fragments("", *values, *credentials)
     return sum((secret_fragments(url) for url in urls), hidden)
 
 
@@ -320,34 +298,6 @@ def redact_all(texts: Iterable[str], secrets: Secrets, percent_decoded: bool = F
     return redact(joined, secrets, percent_decoded).split(_JOINER)
 
 
-class SecretRedactionFilter(logging.Filter):
-    """Replaces configured secrets and credential-like query values (?api_key=…) in a record's message,
-    traceback and extra fields with [redacted]."""
-
-    def filter(self, record):
-        hidden = configured_secrets()
-        request = getattr(record, "request", None)
-        if request is not None and hasattr(request, "get_full_path"):
-            # django.request hands over the request itself; a formatter would print its repr, query and all.
-            # Its query is as the client sent it: a key may be percent-encoded there.
-            record.request = redact(describe_request(request), hidden, percent_decoded=True)
-        message = record.getMessage()
-        clean = mask_query_secrets(redact(message, hidden))
-        if clean != message:
-            record.msg, record.args = clean, None
-        if record.exc_info and not record.exc_text:
-            # logging.Formatter prints a record's exc_text when set instead of rendering exc_info again.
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text, hidden)
-        for name, value in list(vars(record).items()):
-            if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
-                setattr(record, name, mask_query_secrets(redact(value, hidden)))
-        return True
-
-
-class RedactingJsonFormatter(JsonFormatter):
-    """JSON lines; renders tracebacks itself rather than using exc_text, so it redacts them too."""
-
-    def formatException(self, ei):
-        return redact(super().formatException(ei), configured_secrets())
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as Python escapes (\\n, \\r, \\x1b), so that it stays one line."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)

@@ -9,7 +9,8 @@ from django.utils import timezone
 from notifications import delivery
 from notifications.models import NotificationEvent
 from notifications.notifiers import DeliveryResult
-from notifications.notifiers.base import Notifier, new_http_client
+from notifications.notifiers.base import Notifier
+from notifications.notifiers.http import new_http_client
 
 
 def claim(event_id: str, now: datetime | None = None) -> NotificationEvent | None:

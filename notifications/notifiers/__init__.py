@@ -1,9 +1,11 @@
-"""Channel notifiers and the registry that builds them from settings.
+"""Channel notifiers and the registry that builds them: the one place that says how a channel is configured and
+what of its configuration is secret.
 
 The registry is a table keyed by Channel, filled from the notifier modules of this package: each notifier class
-declares its `channel`, the settings it cannot work without (`required_settings`), the settings whose values are
-secret (`secret_settings`) or are URLs carrying a token (`secret_url_settings`), its other URLs (`url_settings`: only
-their userinfo is secret), and `from_settings`. Adding a channel is a new module here and a new Channel choice.
+declares its `channel` and its configuration `fields` (notifications.notifiers.base.ConfigField: the parameter, the
+setting it comes from, required, secret, kind). Building a notifier, the dashboard's "not configured: set …" and
+every redaction of configured secrets (error texts, the log filter, the access log) read those declarations. Adding a
+channel is a new module here and a new Channel choice.
 """
 import functools
 import importlib
@@ -12,13 +14,18 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from notifications.notifiers.base import DeliveryResult, Notifier
+from notifications.keys import key_values
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.redaction import Secrets, hidden_fragments
+
+# The service's own secrets, beside the channels' (the API keys and the database password are read apart).
+SERVICE_SECRET_SETTINGS = ("CERTCTL_METRICS_TOKEN", "SECRET_KEY")
 
 
 @functools.cache
 def notifiers() -> dict[str, type[Notifier]]:
-    """{channel: notifier class}, in Channel order. Built on first use: logging imports this package before
-    Django's models can be."""
+    """{channel: notifier class}, in Channel order. Built on first use: the logging configuration imports this
+    package before Django's models can be."""
     from notifications.models import Channel
 
     table: dict[str, type[Notifier]] = {}
@@ -38,12 +45,9 @@ def notifiers() -> dict[str, type[Notifier]]:
     return {channel: table[channel] for channel in Channel.values}
 
 
-def _declared(channel: str, name: str) -> tuple[str, ...]:
-    return tuple(getattr(notifiers()[channel], name, ()))
-
-
 def required_settings(channel: str) -> tuple[str, ...]:
-    return _declared(channel, "required_settings")
+    required: tuple[str, ...] = notifiers()[channel].required_settings
+    return required
 
 
 def missing_settings(channel: str) -> list[str]:
@@ -79,28 +83,40 @@ class ConfiguredSecrets:
     endpoint_urls: tuple[str, ...] = ()
 
 
-def _declared_names(name: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(setting for channel in notifiers() for setting in _declared(channel, name)))
+def _declared(secret: bool, url: bool) -> tuple[ConfigField, ...]:
+    fields = (field for cls in notifiers().values() for field in cls.fields)
+    return tuple(field for field in fields if field.secret == secret and (field.kind == "url") == url)
 
 
-def secret_setting_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(names of secret settings, names of secret URL settings) that the notifiers declare."""
-    return _declared_names("secret_settings"), _declared_names("secret_url_settings")
-
-
-def _configured(names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(value for value in (getattr(settings, name, "") or "" for name in names) if value)
+def _configured(fields: tuple[ConfigField, ...]) -> tuple[str, ...]:
+    values = (getattr(settings, setting, "") or "" for setting in dict.fromkeys(field.setting for field in fields))
+    return tuple(value for value in values if value)
 
 
 def secret_settings() -> ConfiguredSecrets:
     """Every configured secret value, secret URL and other channel URL of every channel (unset ones left out)."""
-    value_names, url_names = secret_setting_names()
     return ConfiguredSecrets(
-        values=_configured(value_names), urls=_configured(url_names), endpoint_urls=_configured(_declared_names("url_settings")),
+        values=_configured(_declared(secret=True, url=False)),
+        urls=_configured(_declared(secret=True, url=True)),
+        endpoint_urls=_configured(_declared(secret=False, url=True)),
+    )
+
+
+def configured_secrets() -> Secrets:
+    """Every secret in the current settings, as fragments to hide (notifications.redaction.secret_fragments): the
+    channels' (as their fields declare them), the service's own, the API keys and the database password."""
+    channels = secret_settings()
+    service = tuple(getattr(settings, name) for name in SERVICE_SECRET_SETTINGS)
+    database_password = settings.DATABASES["default"].get("PASSWORD") or ""
+    return hidden_fragments(
+        (*service, *channels.values, *key_values(settings.CERTCTL_API_KEYS_NAMED), database_password),
+        channels.urls,
+        channels.endpoint_urls,
     )
 
 
 __all__ = [
-    "ConfiguredSecrets", "DeliveryResult", "Notifier", "build_notifier", "channel_status",
-    "missing_settings", "not_configured_error", "notifiers", "required_settings", "secret_settings",
+    "ConfigField", "ConfiguredSecrets", "DeliveryResult", "Notifier", "build_notifier", "channel_status",
+    "configured_secrets", "missing_settings", "not_configured_error", "notifiers", "required_settings",
+    "secret_settings",
 ]

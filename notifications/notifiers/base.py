@@ -1,25 +1,11 @@
-"""What every channel shares: the result of one delivery and a JSON POST with error classification."""
+"""What every channel shares: the result of one delivery, the notifier interface and its configuration fields."""
 import dataclasses
-import email.utils
-import functools
-import json
-import ssl
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Literal, Self
 
 import httpx
-from django.conf import settings
-
-# redact is re-exported: the delivery engine imports it from here.
-from notifications.redaction import Secrets, configured_secrets, redact, redacted_excerpt, secret_fragments, url_credentials  # noqa: F401
-
-# Statuses a receiver may accept later; every other 4xx will never be accepted as sent.
-TRANSIENT_HTTP_STATUSES = {408, 425, 429}
-
-# A receiver's Retry-After is honoured up to this; a larger value (or a typo such as a timestamp
-# in seconds) would park the event for years and overflow date arithmetic.
-MAX_RETRY_AFTER = timedelta(days=1)
+from django.utils.functional import classproperty
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +29,25 @@ class DeliveryResult:
         return cls(ok=False, error=error, permanent=True, http_status=http_status)
 
 
+@dataclasses.dataclass(frozen=True)
+class ConfigField:
+    """One value a notifier is built from, declared once: the key of its config dict (a parameter of the notifier),
+    the setting an environment-configured channel takes it from, whether the channel cannot work without it, whether
+    it is secret, and its kind.
+
+    A secret value is hidden wherever it could appear (error texts, logs, the access log). A secret `url` is a URL
+    with a token in it (a chat webhook's): its path, query and every token-like piece are hidden. A `url` that is not
+    secret (an API endpoint) has only the credentials of its userinfo (user:password@) hidden.
+    """
+
+    name: str
+    setting: str
+    required: bool = False
+    secret: bool = False
+    kind: Literal["text", "url", "email", "int", "bool"] = "text"
+    choices: tuple[str, ...] = ()
+
+
 class Notifier:
     """One channel. `send` never raises for delivery problems: it returns a DeliveryResult.
 
@@ -51,19 +56,28 @@ class Notifier:
     """
 
     channel = ""
-    # The registry's declarations (notifications.notifiers): settings the channel cannot work without, settings
-    # whose values are secret, settings holding a URL with a token in it, and settings holding any other URL
-    # (whose userinfo, user:password@, is secret too).
-    required_settings: tuple[str, ...] = ()
-    secret_settings: tuple[str, ...] = ()
-    secret_url_settings: tuple[str, ...] = ()
-    url_settings: tuple[str, ...] = ()
+    # The values the notifier is built from (its parameters), for the registry (notifications.notifiers).
+    fields: tuple[ConfigField, ...] = ()
     # True for a notifier whose send runs in a thread (smtplib): it cannot be cancelled, only time out by itself.
     blocking = False
 
+    @classproperty
+    def required_settings(cls) -> tuple[str, ...]:
+        """The settings an environment-configured channel cannot work without."""
+        return tuple(field.setting for field in cls.fields if field.required)
+
     @classmethod
-    def from_settings(cls, settings: Any) -> "Notifier":
-        raise NotImplementedError
+    def config_from_settings(cls, settings: Any) -> dict[str, Any]:
+        """The config dict of the channel configured by the settings its fields name."""
+        return {field.name: getattr(settings, field.setting) for field in cls.fields}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
+        return cls(**config)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Self:
+        return cls.from_config(cls.config_from_settings(settings))
 
     @property
     def destination(self) -> str:
@@ -71,142 +85,3 @@ class Notifier:
 
     async def send(self, event: Any, client: httpx.AsyncClient) -> DeliveryResult:
         raise NotImplementedError
-
-
-def url_destination(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-
-
-def http_timeout() -> httpx.Timeout:
-    return httpx.Timeout(
-        connect=settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT.total_seconds(),
-        read=settings.CERTCTL_NOTIFICATION_READ_TIMEOUT.total_seconds(),
-        write=settings.CERTCTL_NOTIFICATION_READ_TIMEOUT.total_seconds(),
-        pool=settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT.total_seconds(),
-    )
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    # Built once per process: a context per client would load the CA bundle for every connection.
-    return httpx.create_ssl_context()
-
-
-def new_http_client() -> httpx.AsyncClient:
-    """A client holding one keep-alive connection. The delivery engine keeps one per send slot of a destination:
-    httpx's pool gets slower the more connections it juggles (at 128, several times slower than at 1)."""
-    # httpx follows no redirect unless told to: post_json reports one as the configuration error it is.
-    return httpx.AsyncClient(verify=tls_context(), limits=httpx.Limits(max_connections=1))
-
-
-@functools.lru_cache(maxsize=64)
-def parsed_url(url: str) -> httpx.URL:
-    """The URL as httpx reads it, parsed once: given text, httpx parses it again for every request, and a channel
-    posts to the same URL all day. Raises httpx.InvalidURL."""
-    return httpx.URL(url)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> timedelta | None:
-    """Retry-After as delta-seconds or an HTTP date, at most MAX_RETRY_AFTER; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        # Compared as text first: int() refuses strings of thousands of digits.
-        if len(value) > 9:
-            return MAX_RETRY_AFTER
-        return min(timedelta(seconds=int(value)), MAX_RETRY_AFTER)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return min(max(when - now, timedelta(0)), MAX_RETRY_AFTER)
-
-
-async def post_json(
-    client: httpx.AsyncClient,
-    url: str,
-    payload: object,
-    *,
-    receiver: str,
-    url_setting: str,
-    headers: dict[str, str] | None = None,
-    body: bytes | None = None,
-    secrets: tuple[str, ...] = (),
-) -> DeliveryResult:
-    """POST `payload` as JSON and classify the outcome.
-
-    `receiver` names the destination in error texts (never the URL: it may carry a secret token);
-    `url_setting` is the variable the operator fixes when the URL itself is wrong;
-    `body` lets a caller sign the exact bytes it sends; `secrets` are removed from every error text,
-    in case a receiver echoes the request back, before it is cut to length.
-    """
-    result = await _post(
-        client, url, payload, receiver=receiver, url_setting=url_setting, headers=headers, body=body, secrets=secrets
-    )
-    if result.error:
-        hidden = secret_fragments(url, *secrets) + configured_secrets()
-        return dataclasses.replace(result, error=redacted_excerpt(result.error, hidden))
-    return result
-
-
-def reply_secrets(url: str, url_setting: str, secrets: tuple[str, ...]) -> Secrets:
-    """What to hide in a receiver's answer: every configured secret and, from 4 characters on, the channel's own
-    secrets, the credentials in its URL and, when the URL is a secret one (a chat webhook's), every piece of it."""
-    # Imported here: the registry imports this module.
-    from notifications.notifiers import secret_setting_names
-
-    own_url = url if url_setting in secret_setting_names()[1] else ""
-    own = secret_fragments(own_url, *secrets, *url_credentials(url), in_reply=True)
-    return own + secret_fragments(url, *secrets) + configured_secrets()
-
-
-async def _post(
-    client: httpx.AsyncClient, url: str, payload: object, *, receiver: str, url_setting: str,
-    headers: dict[str, str] | None, body: bytes | None, secrets: tuple[str, ...],
-) -> DeliveryResult:
-    content = body if body is not None else json.dumps(payload, separators=(",", ":")).encode()
-    request_headers = {"Content-Type": "application/json", "User-Agent": "certctl-notifications"}
-    request_headers.update(headers or {})
-    try:
-        response = await client.post(parsed_url(url), content=content, headers=request_headers, timeout=http_timeout())
-    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        return DeliveryResult.permanent_failure(
-            f"{receiver}: the configured URL is not a valid http(s) URL ({_reason(exc)}); fix {url_setting}"
-        )
-    except httpx.TimeoutException as exc:
-        if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-            kind, limit = "connect", settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT
-            variable = "CERTCTL_NOTIFICATION_CONNECT_TIMEOUT"
-        else:
-            kind, limit = "read", settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
-            variable = "CERTCTL_NOTIFICATION_READ_TIMEOUT"
-        return DeliveryResult.transient(
-            f"{receiver}: no answer within the {kind} timeout of {limit.total_seconds():g}s ({variable}); will retry"
-        )
-    except httpx.ConnectError as exc:
-        return DeliveryResult.transient(f"{receiver}: could not connect ({_reason(exc)}); will retry")
-    except httpx.HTTPError as exc:
-        return DeliveryResult.transient(f"{receiver}: request failed ({_reason(exc)}); will retry")
-
-    status = response.status_code
-    if 200 <= status < 300:
-        return DeliveryResult.success(http_status=status)
-    # Redacted before it is cut; post_json redacts the whole error text again, with the usual thresholds.
-    detail = redacted_excerpt(response.text, reply_secrets(url, url_setting, secrets))
-    message = f"{receiver} answered HTTP {status}" + (f": {detail}" if detail else "")
-    if status in TRANSIENT_HTTP_STATUSES or status >= 500:
-        return DeliveryResult.transient(
-            message, http_status=status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
-        )
-    if 300 <= status < 400:
-        message = f"{receiver} answered HTTP {status} (a redirect, which is not followed); fix {url_setting}"
-    return DeliveryResult.permanent_failure(message, http_status=status)
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc) or type(exc).__name__

@@ -5,13 +5,14 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from django.conf import settings
 
-from notifications.notifiers.base import DeliveryResult, Notifier
-from notifications.redaction import Secrets, configured_secrets, redacted_excerpt, secret_fragments
+from notifications.notifiers import configured_secrets
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.redaction import Secrets, redacted_excerpt, secret_fragments
 
 if TYPE_CHECKING:
     from notifications.models import NotificationEvent
@@ -42,15 +43,14 @@ class EmailNotifier(Notifier):
 
     channel = "Email"
     blocking = True
-    required_settings = ("CERTCTL_SMTP_HOST", "CERTCTL_SMTP_FROM_ADDRESS")
-    secret_settings = ("CERTCTL_SMTP_PASSWORD",)
-
-    @classmethod
-    def from_settings(cls, s: Any) -> "EmailNotifier":
-        return cls(
-            host=s.CERTCTL_SMTP_HOST, port=s.CERTCTL_SMTP_PORT, from_address=s.CERTCTL_SMTP_FROM_ADDRESS,
-            username=s.CERTCTL_SMTP_USERNAME, password=s.CERTCTL_SMTP_PASSWORD, use_tls=s.CERTCTL_SMTP_USE_TLS,
-        )
+    fields = (
+        ConfigField("host", setting="CERTCTL_SMTP_HOST", required=True),
+        ConfigField("port", setting="CERTCTL_SMTP_PORT", kind="int"),
+        ConfigField("from_address", setting="CERTCTL_SMTP_FROM_ADDRESS", required=True, kind="email"),
+        ConfigField("username", setting="CERTCTL_SMTP_USERNAME"),
+        ConfigField("password", setting="CERTCTL_SMTP_PASSWORD", secret=True),
+        ConfigField("use_tls", setting="CERTCTL_SMTP_USE_TLS", kind="bool"),
+    )
 
     def __init__(
         self, host: str, port: int, from_address: str, username: str = "", password: str = "", use_tls: bool = True,

@@ -1,8 +1,9 @@
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.notifiers.http import post_json, url_destination
 
 if TYPE_CHECKING:
     from notifications.models import NotificationEvent
@@ -11,17 +12,18 @@ if TYPE_CHECKING:
 _PRIORITY = {"informational": "P5", "warning": "P3", "critical": "P1"}
 
 
+URL = ConfigField("url", setting="CERTCTL_OPSGENIE_URL", kind="url")
+
+
 class OpsGenieNotifier(Notifier):
     """OpsGenie Alert API; alias is the event id so a repeated send is one alert."""
 
     channel = "OpsGenie"
-    required_settings = ("CERTCTL_OPSGENIE_API_KEY",)
-    secret_settings = ("CERTCTL_OPSGENIE_API_KEY",)
-    url_settings = ("CERTCTL_OPSGENIE_URL",)
-
-    @classmethod
-    def from_settings(cls, s: Any) -> "OpsGenieNotifier":
-        return cls(s.CERTCTL_OPSGENIE_API_KEY, s.CERTCTL_OPSGENIE_URL, s.CERTCTL_OPSGENIE_PRIORITY)
+    fields = (
+        ConfigField("api_key", setting="CERTCTL_OPSGENIE_API_KEY", required=True, secret=True),
+        URL,
+        ConfigField("default_priority", setting="CERTCTL_OPSGENIE_PRIORITY", choices=("P1", "P2", "P3", "P4", "P5")),
+    )
 
     def __init__(self, api_key: str, url: str, default_priority: str = "P3"):
         self.api_key = api_key
@@ -43,7 +45,7 @@ class OpsGenieNotifier(Notifier):
             "details": {"certificate_id": event.certificate_id or "", "recipient": event.recipient},
         }
         return await post_json(
-            client, self.url, payload, receiver="OpsGenie Alert API", url_setting="CERTCTL_OPSGENIE_URL",
+            client, self.url, payload, receiver="OpsGenie Alert API", url_field=URL,
             headers={"Authorization": f"GenieKey {self.api_key}", "X-Certctl-Event-ID": event.id},
             secrets=(self.api_key,),
         )

@@ -1,8 +1,9 @@
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.notifiers.http import post_json, url_destination
 
 if TYPE_CHECKING:
     from notifications.models import NotificationEvent
@@ -11,17 +12,18 @@ if TYPE_CHECKING:
 _SEVERITY = {"informational": "info", "warning": "warning", "critical": "critical"}
 
 
+URL = ConfigField("url", setting="CERTCTL_PAGERDUTY_URL", kind="url")
+
+
 class PagerDutyNotifier(Notifier):
     """PagerDuty Events API v2 trigger; dedup_key is the event id so a repeated send is one incident."""
 
     channel = "PagerDuty"
-    required_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
-    secret_settings = ("CERTCTL_PAGERDUTY_ROUTING_KEY",)
-    url_settings = ("CERTCTL_PAGERDUTY_URL",)
-
-    @classmethod
-    def from_settings(cls, s: Any) -> "PagerDutyNotifier":
-        return cls(s.CERTCTL_PAGERDUTY_ROUTING_KEY, s.CERTCTL_PAGERDUTY_URL, s.CERTCTL_PAGERDUTY_SEVERITY)
+    fields = (
+        ConfigField("routing_key", setting="CERTCTL_PAGERDUTY_ROUTING_KEY", required=True, secret=True),
+        URL,
+        ConfigField("default_severity", setting="CERTCTL_PAGERDUTY_SEVERITY", choices=("critical", "error", "warning", "info")),
+    )
 
     def __init__(self, routing_key: str, url: str, default_severity: str = "warning"):
         self.routing_key = routing_key
@@ -47,6 +49,6 @@ class PagerDutyNotifier(Notifier):
             },
         }
         return await post_json(
-            client, self.url, payload, receiver="PagerDuty Events API", url_setting="CERTCTL_PAGERDUTY_URL",
+            client, self.url, payload, receiver="PagerDuty Events API", url_field=URL,
             headers={"X-Certctl-Event-ID": event.id}, secrets=(self.routing_key,),
         )

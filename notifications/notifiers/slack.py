@@ -1,23 +1,26 @@
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.notifiers.http import post_json, url_destination
 
 if TYPE_CHECKING:
     from notifications.models import NotificationEvent
+
+
+URL = ConfigField("webhook_url", setting="CERTCTL_SLACK_WEBHOOK_URL", required=True, secret=True, kind="url")
 
 
 class SlackNotifier(Notifier):
     """Slack incoming webhook."""
 
     channel = "Slack"
-    required_settings = ("CERTCTL_SLACK_WEBHOOK_URL",)
-    secret_url_settings = ("CERTCTL_SLACK_WEBHOOK_URL",)
-
-    @classmethod
-    def from_settings(cls, s: Any) -> "SlackNotifier":
-        return cls(s.CERTCTL_SLACK_WEBHOOK_URL, s.CERTCTL_SLACK_CHANNEL, s.CERTCTL_SLACK_USERNAME)
+    fields = (
+        URL,
+        ConfigField("channel_name", setting="CERTCTL_SLACK_CHANNEL"),
+        ConfigField("username", setting="CERTCTL_SLACK_USERNAME"),
+    )
 
     def __init__(self, webhook_url: str, channel_name: str = "", username: str = "certctl"):
         self.webhook_url = webhook_url
@@ -35,6 +38,6 @@ class SlackNotifier(Notifier):
         if target:
             payload["channel"] = target
         return await post_json(
-            client, self.webhook_url, payload, receiver="Slack webhook", url_setting="CERTCTL_SLACK_WEBHOOK_URL",
+            client, self.webhook_url, payload, receiver="Slack webhook", url_field=URL,
             headers={"X-Certctl-Event-ID": event.id},
         )

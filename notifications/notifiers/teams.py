@@ -1,23 +1,22 @@
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.notifiers.http import post_json, url_destination
 
 if TYPE_CHECKING:
     from notifications.models import NotificationEvent
+
+
+URL = ConfigField("webhook_url", setting="CERTCTL_TEAMS_WEBHOOK_URL", required=True, secret=True, kind="url")
 
 
 class TeamsNotifier(Notifier):
     """Microsoft Teams Workflows webhook with an Adaptive Card (the retired connector cards are not used)."""
 
     channel = "Teams"
-    required_settings = ("CERTCTL_TEAMS_WEBHOOK_URL",)
-    secret_url_settings = ("CERTCTL_TEAMS_WEBHOOK_URL",)
-
-    @classmethod
-    def from_settings(cls, s: Any) -> "TeamsNotifier":
-        return cls(s.CERTCTL_TEAMS_WEBHOOK_URL)
+    fields = (URL,)
 
     def __init__(self, webhook_url: str):
         self.webhook_url = webhook_url
@@ -47,6 +46,6 @@ class TeamsNotifier(Notifier):
             ],
         }
         return await post_json(
-            client, self.webhook_url, payload, receiver="Teams workflow", url_setting="CERTCTL_TEAMS_WEBHOOK_URL",
+            client, self.webhook_url, payload, receiver="Teams workflow", url_field=URL,
             headers={"X-Certctl-Event-ID": event.id},
         )

@@ -5,11 +5,12 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from notifications.notifiers.base import DeliveryResult, Notifier, post_json, url_destination
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.notifiers.http import post_json, url_destination
 
 if TYPE_CHECKING:
     from notifications.models import NotificationEvent
@@ -59,18 +60,16 @@ def standard_webhooks_headers(secret: str, message_id: str, body: bytes, timesta
     }
 
 
+URL = ConfigField("url", setting="CERTCTL_WEBHOOK_URL", required=True, secret=True, kind="url")
+SECRET = ConfigField("secret", setting="CERTCTL_WEBHOOK_SECRET", secret=True)
+
+
 class WebhookNotifier(Notifier):
     """JSON POST to CERTCTL_WEBHOOK_URL. With a secret, signed twice: X-Certctl-Signature (certctl's hex HMAC of the
     body) and the Standard Webhooks headers, which receivers can check with a standardwebhooks library."""
 
     channel = "Webhook"
-    required_settings = ("CERTCTL_WEBHOOK_URL",)
-    secret_settings = ("CERTCTL_WEBHOOK_SECRET",)
-    secret_url_settings = ("CERTCTL_WEBHOOK_URL",)
-
-    @classmethod
-    def from_settings(cls, s: Any) -> "WebhookNotifier":
-        return cls(s.CERTCTL_WEBHOOK_URL, s.CERTCTL_WEBHOOK_SECRET)
+    fields = (URL, SECRET)
 
     def __init__(self, url: str, secret: str = "", clock: Callable[[], float] = time.time):
         self.url = url
@@ -91,6 +90,6 @@ class WebhookNotifier(Notifier):
             except ValueError as exc:
                 return DeliveryResult.permanent_failure(f"Webhook channel: {exc}; fix it or use a secret without the prefix")
         return await post_json(
-            client, self.url, None, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL",
+            client, self.url, None, receiver="Webhook receiver", url_field=URL,
             headers=headers, body=body, secrets=(self.secret,),
         )

@@ -11,7 +11,10 @@ import httpx
 import pytest
 
 from notifications.notifiers import build_notifier
-from notifications.notifiers.base import MAX_RETRY_AFTER, DeliveryResult, new_http_client, parse_retry_after, post_json
+from notifications.notifiers.base import DeliveryResult
+from notifications.notifiers.http import MAX_RETRY_AFTER, new_http_client, parse_retry_after, post_json
+from notifications.notifiers.slack import URL as SLACK_URL_FIELD
+from notifications.notifiers.webhook import URL as WEBHOOK_URL_FIELD
 from notifications.notifiers.webhook import WebhookNotifier
 from notifications.redaction import MAX_ERROR_LENGTH
 from tests.bounded import finishes_within
@@ -450,7 +453,7 @@ def post_failing_with(error: httpx.HTTPError, **settings_overrides) -> DeliveryR
         async with httpx.AsyncClient(transport=httpx.MockTransport(fail)) as client:
             return await post_json(
                 client, "https://hooks.example.com/T0/secretpath", {"text": "hi"},
-                receiver="Slack webhook", url_setting="CERTCTL_SLACK_WEBHOOK_URL",
+                receiver="Slack webhook", url_field=SLACK_URL_FIELD,
             )
 
     return asyncio.run(post())
@@ -513,7 +516,7 @@ def test_a_receiver_that_stops_reading_the_request_cannot_hold_the_send_past_the
         async def post() -> DeliveryResult:
             async with new_http_client() as client:
                 # Far more than the socket buffers hold: the upload stalls once they are full.
-                return await post_json(client, url, {"text": "x" * 64_000_000}, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL")
+                return await post_json(client, url, {"text": "x" * 64_000_000}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
 
         result = finishes_within(15, lambda: asyncio.run(post()))
 
@@ -527,9 +530,9 @@ def test_a_send_waiting_for_the_clients_one_connection_gives_up_after_the_connec
 
     async def two_at_once() -> list[DeliveryResult]:
         async with new_http_client() as client:
-            first = asyncio.create_task(post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL"))
+            first = asyncio.create_task(post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD))
             await asyncio.sleep(0.1)  # the first holds the connection, waiting for its answer
-            second = await post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_setting="CERTCTL_WEBHOOK_URL")
+            second = await post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
             return [await first, second]
 
     first, second = finishes_within(15, lambda: asyncio.run(two_at_once()))

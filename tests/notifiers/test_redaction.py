@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from notifications import redaction
 from notifications.models import Status
-from notifications.notifiers import build_notifier
-from notifications.redaction import EXCERPT_SOURCE_LENGTH, MAX_ERROR_LENGTH, REDACTED, configured_secrets, redact, redacted_excerpt, secret_fragments
+from notifications.notifiers import build_notifier, configured_secrets
+from notifications.redaction import EXCERPT_SOURCE_LENGTH, MAX_ERROR_LENGTH, REDACTED, redact, redacted_excerpt, secret_fragments
 from tests.deliveries import deliver_now, send_once
 from tests.notifiers import conftest as smtp_fixtures
 from tests.notifiers.conftest import SMTP_PASSWORD, SMTP_USER

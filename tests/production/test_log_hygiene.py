@@ -21,9 +21,8 @@ from gunicorn.config import Config
 from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
 
-from certctl.log_hygiene import MaskingGunicornLogger
+from certctl.logging import MaskingGunicornLogger, SecretRedactionFilter
 from certctl.middleware import RequestIDLogFilter
-from notifications.redaction import SecretRedactionFilter
 
 PROJECT = Path(__file__).resolve().parents[2]
 QUERY_KEY = "Qk7-leaked-api-key-0a1b2c3d4e"

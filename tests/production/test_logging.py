@@ -13,11 +13,11 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
+from certctl.logging import SecretRedactionFilter
 from certctl.middleware import RequestIDLogFilter
 from notifications import delivery, services
 from notifications.models import NotificationAttempt, NotificationEvent
 from notifications.notifiers.webhook import WebhookNotifier
-from notifications.redaction import SecretRedactionFilter
 from tests.deliveries import deliver_now
 from tests.receivers import Reply
 

@@ -23,7 +23,7 @@ frozen = gc.get_freeze_count()
 from notifications.delivery import send_event
 from notifications.models import NotificationEvent
 from notifications.notifiers import notifiers
-from notifications.notifiers.base import new_http_client
+from notifications.notifiers.http import new_http_client
 
 async def first_delivery():
     client = new_http_client()

@@ -47,7 +47,7 @@ def share_with_forked_workers() -> None:
     """
     import notifications.tasks  # noqa: F401  (the engine and dispatch, as the workers import them)
     from notifications.notifiers import notifiers
-    from notifications.notifiers.base import new_http_client, tls_context
+    from notifications.notifiers.http import new_http_client, tls_context
 
     notifiers()  # imports every channel's module
     tls_context()

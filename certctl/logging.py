@@ -1,24 +1,28 @@
-"""What request data may look like in a log line: no key in a query string, no control character.
-
-Used by the Django log filters and formatters (settings.LOGGING) and by gunicorn's access log (gunicorn.conf.py).
+"""The log filter and formatters of settings.LOGGING and gunicorn's access logger (gunicorn.conf.py): no configured
+secret in a log line (the channel registry says which, notifications.notifiers.configured_secrets), no key in a query
+string, no control character.
 """
 import logging
 import re
 from typing import TYPE_CHECKING
 
 from gunicorn.glogging import Logger as GunicornLogger
+from pythonjsonlogger.json import JsonFormatter
+
+from notifications.notifiers import configured_secrets
+from notifications.redaction import REDACTED, escape_controls, redact, redact_all
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-MASK = "[redacted]"
+MASK = REDACTED
 # A query parameter, its "=" also percent-encoded (api_key%3D…). The name cannot contain "?": every "?", "&" and ";"
 # starts a match attempt, and each attempt scans only up to the next one, so a match costs linear time.
 _PARAMETER = re.compile(r"(?P<name>[?&;][^=?&;\s\"'#]*?(?:=|%3[Dd]))(?P<value>[^&;\s\"'#]+)")
 # Parameter names whose value is a credential: api_key, token, access_token, password, sig, session, bearer, ...
 _CREDENTIAL_NAME = re.compile(r"key|token|secret|pass|auth|sig|session|credential|jwt|bearer", re.IGNORECASE)
-# C0 and C1 control characters and Unicode line separators: each could start a new line in a log viewer.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 def mask_query_secrets(text: str) -> str:
@@ -26,14 +30,42 @@ def mask_query_secrets(text: str) -> str:
     return _PARAMETER.sub(lambda match: match["name"] + MASK if _CREDENTIAL_NAME.search(match["name"]) else match.group(), text)
 
 
-def escape_controls(text: str) -> str:
-    """`text` with control characters written as Python escapes (\\n, \\r, \\x1b), so that it stays one line."""
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
-
-
 def describe_request(request: "HttpRequest") -> str:
     """A request as a log field: method and path with query secrets masked (never repr(request))."""
     return f"{request.method} {mask_query_secrets(request.get_full_path())}"
+
+
+class SecretRedactionFilter(logging.Filter):
+    """Replaces configured secrets and credential-like query values (?api_key=…) in a record's message,
+    traceback and extra fields with [redacted]."""
+
+    def filter(self, record):
+        hidden = configured_secrets()
+        request = getattr(record, "request", None)
+        if request is not None and hasattr(request, "get_full_path"):
+            # django.request hands over the request itself; a formatter would print its repr, query and all.
+            # Its query is as the client sent it: a key may be percent-encoded there.
+            record.request = redact(describe_request(request), hidden, percent_decoded=True)
+        message = record.getMessage()
+        clean = mask_query_secrets(redact(message, hidden))
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # logging.Formatter prints a record's exc_text when set instead of rendering exc_info again.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, hidden)
+        for name, value in list(vars(record).items()):
+            if name not in _RECORD_ATTRIBUTES and isinstance(value, str):
+                setattr(record, name, mask_query_secrets(redact(value, hidden)))
+        return True
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """JSON lines; renders tracebacks itself rather than using exc_text, so it redacts them too."""
+
+    def formatException(self, ei):
+        return redact(super().formatException(ei), configured_secrets())
 
 
 class EscapingTextFormatter(logging.Formatter):
@@ -52,14 +84,11 @@ _CREDENTIAL_HEADERS = ("authorization", "cookie", "x-api-key")
 
 class MaskingGunicornLogger(GunicornLogger):
     """gunicorn's access log without secrets or control characters. In every string atom, each configured secret
-    (API keys, the metrics token, every channel secret: notifications.redaction.configured_secrets) is hidden
+    (API keys, the metrics token, every channel secret: notifications.notifiers.configured_secrets) is hidden
     wherever it appears, as is or percent-encoded; credential-like query values and credential headers are masked
     by name; control characters are escaped."""
 
     def atoms(self, resp, req, environ, request_time):
-        # Imported here: gunicorn loads its logger before the app, and with it Django, is set up.
-        from notifications.redaction import configured_secrets, redact_all
-
         atoms = super().atoms(resp, req, environ, request_time)
         names = [name for name, value in atoms.items() if isinstance(value, str)]
         values = redact_all((atoms[name] for name in names), configured_secrets(), percent_decoded=True)
