@@ -441,7 +441,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def analyse(args: argparse.Namespace, creates: Creates, disruptions: Disruptions, receiver_log: Path, run_id: str,
             drained: bool, drain_s: float) -> Report:
-    from notifications.backoff import RetryPolicy, backoff_delay
+    from notifications.engine.backoff import RetryPolicy, backoff_delay
     from notifications.models import NotificationAttempt, NotificationEvent
 
     report = Report()

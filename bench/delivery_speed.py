@@ -5,7 +5,7 @@
 
 For each receiver latency (50 ms and 0 ms) it measures, against the same receiver:
 - a bare keep-alive HTTP loop (httpx), one request at a time and with N threads: the baseline;
-- `notifications sweep` (delivery.process_pending) over pending events, at the default concurrency;
+- `notifications sweep` (passes.process_pending) over pending events, at the default concurrency;
 - end to end: gunicorn (2 workers) and one `qcluster` (Redis broker), events created through
   POST /api/v1/notifications by 8 client threads: time from the last create to the last event sent;
 and, once: the first-attempt latency of single events created on an idle system (p50/p95 of 50), and the
@@ -148,14 +148,14 @@ def sweep(url: str, events: int) -> float:
     """Events per second of one `notifications sweep` over `events` pending events."""
     from django.conf import settings
 
-    from notifications import delivery
+    from notifications.engine import passes
     from notifications.models import NotificationEvent
 
     settings.CERTCTL_WEBHOOK_URL = url + "/hook"
     clear_tables()
     make_pending(events)
     started = time.perf_counter()
-    delivery.process_pending()
+    passes.process_pending()
     elapsed = time.perf_counter() - started
     sent = NotificationEvent.objects.filter(status="sent").count()
     assert sent == events, f"sweep sent {sent} of {events}"
@@ -274,7 +274,7 @@ def single_event_latency(service: Service, samples: int) -> tuple[float, float]:
 
 def memory_while_delivering(service: Service, events: int) -> tuple[float, float, float, float]:
     """Memory (PSS) of the qcluster tree (MB) at the start, its peak, and its last sample; and events/s."""
-    from notifications import dispatch
+    from notifications.engine import dispatch
 
     clear_tables()
     make_pending(events)

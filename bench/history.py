@@ -14,7 +14,7 @@ Then it prints every figure of the issue beside a baseline from the same run whe
   status=dead and unfiltered, page 200 of the UI's Dead letter tab, /api/v1/stats/summary, the dashboard and
   /metrics, each beside the count it no longer makes where there is one (timed in this process);
 - bulk requeue of the 100,000 dead events through POST /api/v1/notifications/requeue, and the log lines it wrote;
-- the purge of 500,000 expired sent events (notifications.retention.purge): total time, slowest statement,
+- the purge of 500,000 expired sent events (notifications.engine.upkeep.purge): total time, slowest statement,
   and whether the counts and the /metrics delivery totals are exact afterwards.
 Not part of the test run. Figures and the command: docs/performance.md, "A year of history".
 """
@@ -98,7 +98,7 @@ def build(events: int) -> dict[str, float]:
     from django.db import connection
     from django.utils import timezone
 
-    from notifications import counts, metrics
+    from notifications.engine import upkeep
 
     timings = {}
     now = timezone.now()
@@ -118,8 +118,8 @@ def build(events: int) -> dict[str, float]:
         cursor.execute("VACUUM ANALYZE notification_attempts")
         timings["vacuum analyze"] = time.perf_counter() - started
     started = time.perf_counter()
-    metrics.fold_delivery_totals(now)
-    counts.fold()
+    upkeep.fold_delivery_totals(now)
+    upkeep.fold_counts()
     timings["first fold"] = time.perf_counter() - started
     return timings
 
@@ -146,7 +146,7 @@ def claim_figures(size: int) -> dict[str, float]:
     with index scans disabled. Median ms of claim_due_events and of its one statement, in both ways."""
     from django.db import connection, transaction
 
-    from notifications import delivery
+    from notifications.engine import claims
 
     figures = {}
     for label, disable_indexes in (("indexed", False), ("scanned", True)):
@@ -169,7 +169,7 @@ def claim_figures(size: int) -> dict[str, float]:
                         cursor.execute("SET LOCAL enable_bitmapscan = off")
                         cursor.execute("SET LOCAL enable_indexonlyscan = off")
                 started = time.perf_counter()
-                claimed = delivery.claim_due_events("retry", limit=size)
+                claimed = claims.claim_due_events("retry", limit=size)
                 calls.append((time.perf_counter() - started) * 1000)
             assert len(claimed) == size, f"claimed {len(claimed)} of {size}"
         figures[f"{label} call"] = statistics.median(calls)
@@ -221,7 +221,7 @@ def claim_plan(size: int) -> str:
     """EXPLAIN ANALYZE of the claim statement, captured from the engine's own SQL; rolled back."""
     from django.db import connection, transaction
 
-    from notifications import delivery
+    from notifications.engine import claims
 
     statements: list[tuple[str, Any]] = []
 
@@ -232,7 +232,7 @@ def claim_plan(size: int) -> str:
 
     with transaction.atomic():
         with connection.execute_wrapper(capture):
-            delivery.claim_due_events("retry", limit=size)
+            claims.claim_due_events("retry", limit=size)
         transaction.set_rollback(True)
     sql, params = statements[0]
     with transaction.atomic(), connection.cursor() as cursor:
@@ -335,8 +335,9 @@ def purge_figures(to_purge: int) -> dict[str, Any]:
     from django.db import connection
     from django.utils import timezone
 
-    from notifications import counts, retention
+    from notifications.engine import upkeep
     from notifications.models import NotificationEvent
+    from notifications.queries import counts
 
     oldest = (
         NotificationEvent.objects.filter(status="sent").order_by("sent_at", "id")
@@ -357,10 +358,10 @@ def purge_figures(to_purge: int) -> dict[str, Any]:
 
     started = time.perf_counter()
     with connection.execute_wrapper(timed):
-        report = retention.purge(now - oldest, now=now)
+        report = upkeep.purge(now - oldest, now=now)
     elapsed = time.perf_counter() - started
     counted = counts.by_group()
-    recounted = counts.count_events()
+    recounted = NotificationEvent.objects.count_by_group()
     return {
         "report": report, "seconds": elapsed, "slowest_ms": slowest[0] * 1000, "slowest_sql": slowest[1],
         "counts_exact": counted == recounted, "totals_exact": delivery_totals() == totals_before,
@@ -390,8 +391,8 @@ def main() -> None:
     from django.db import connection
     from django.db.models import Count, Max, Q
 
-    from notifications import counts
     from notifications.models import NotificationAttempt, NotificationEvent
+    from notifications.queries import counts
 
     logging.getLogger("notifications").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)

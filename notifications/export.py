@@ -21,8 +21,9 @@ from django.db.models.lookups import In
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from notifications import counts, services
+from notifications import services
 from notifications.models import ListedStatus, NotificationEvent
+from notifications.queries import counts
 
 COLUMNS = (
     "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",

@@ -11,7 +11,7 @@ SCHEDULES = {
     ),
     "certctl: notification retry sweep": ("notifications.tasks.retry_sweep", "CERTCTL_NOTIFICATION_RETRY_INTERVAL"),
     "certctl: notification housekeeping": (
-        "notifications.retention.housekeeping",
+        "notifications.tasks.housekeeping",
         "CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL",
     ),
 }
@@ -23,7 +23,8 @@ def schedule_minutes(interval):
 
 
 def ensure_schedules(**kwargs):
-    """Create or update each schedule by name; running this twice never duplicates one."""
+    """Create or update each schedule by name (its task too, so that a renamed task reaches existing rows); running
+    this twice never duplicates one."""
     from django_q.models import Schedule
 
     for name, (func, setting) in SCHEDULES.items():

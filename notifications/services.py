@@ -18,8 +18,8 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from notifications import breaker, counts, dispatch
 from notifications.actors import Actor
+from notifications.engine import breaker, dispatch
 from notifications.errors import (  # noqa: F401  (the interfaces still reach the errors through services)
     EventIdTaken,
     EventNotFound,
@@ -44,6 +44,8 @@ from notifications.models import (
     event_id_problem,
 )
 from notifications.notifiers import channel_status
+from notifications.queries import counts
+from notifications.queries.summary import stats_summary  # noqa: F401  (the interfaces still read it through services)
 
 log = logging.getLogger("notifications.services")
 
@@ -453,31 +455,6 @@ def _mark_read_selection(
 
 
 # --- reading ------------------------------------------------------------------
-
-
-def stats_summary(now=None):
-    """Counts per status (from notifications.counts, not a scan of history) and the oldest retry that is due but
-    not yet taken."""
-    now = _now(now)
-    by_group = counts.by_group()
-    per_status = dict.fromkeys(Status.values, 0)
-    for (_, status, _), n in by_group.items():
-        per_status[status] += n
-    oldest_due = NotificationEvent.objects.filter(next_retry_at__lte=now).aggregate(  # only failed events have one
-        t=Min("next_retry_at")
-    )["t"]
-    return {
-        "notifications_total": sum(per_status.values()),
-        "notifications_pending": per_status[Status.PENDING],
-        "notifications_sent": per_status[Status.SENT],
-        "notifications_failed": per_status[Status.FAILED],
-        "notifications_dead": per_status[Status.DEAD],
-        "notifications_dead_unacknowledged": counts.matching({"status": Status.DEAD}, by_group),
-        "notifications_unread": counts.matching({"read": "false"}, by_group),
-        "oldest_due_retry_at": oldest_due,
-        "oldest_due_retry_age_seconds": int((now - oldest_due).total_seconds()) if oldest_due else None,
-        "completed_at": now,
-    }
 
 
 def retry_display(event):

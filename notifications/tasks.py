@@ -1,13 +1,16 @@
-"""django-q2 entry points. Thin: each calls the delivery engine."""
+"""django-q2 entry points, found by the names stored in its schedules (notifications.schedules). Thin: each calls
+the delivery engine."""
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError
 
-from notifications import delivery, dispatch
+from notifications.engine import dispatch, passes, upkeep
+from notifications.engine.report import PassReport
 
 
-def _run(run_pass: Callable[[], delivery.PassReport]) -> dict[str, Any]:
+def _run(run_pass: Callable[[], PassReport]) -> dict[str, Any]:
     try:
         return run_pass().as_dict()
     except DatabaseError:
@@ -18,14 +21,19 @@ def _run(run_pass: Callable[[], delivery.PassReport]) -> dict[str, Any]:
 
 
 def deliver_pending() -> dict[str, Any]:
-    """The coalesced kick queued after creates and requeues (notifications.dispatch)."""
+    """The coalesced kick queued after creates and requeues (notifications.engine.dispatch)."""
     dispatch.kick_started()
-    return _run(delivery.process_pending)
+    return _run(passes.process_pending)
 
 
 def process_pending() -> dict[str, Any]:
-    return _run(delivery.process_pending)
+    return _run(passes.process_pending)
 
 
 def retry_sweep() -> dict[str, Any]:
-    return _run(delivery.retry_sweep)
+    return _run(passes.retry_sweep)
+
+
+def housekeeping(now: datetime | None = None) -> dict[str, Any]:
+    """Fold the /metrics totals and the event counts, then purge what retention lets go (notifications.engine.upkeep)."""
+    return upkeep.housekeeping(now)

@@ -23,12 +23,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_http_methods, require_POST
 
-from notifications import counts, services
+from notifications import services
 from notifications.api.filters import page_of
 from notifications.export import CsvExport, csv_response
 from notifications.forms import TAB_DEAD, NotificationFilterForm
 from notifications.models import AttemptOutcome, CauseKind, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import channel_status
+from notifications.queries import counts
 
 PAGE_SIZE = 50
 CHANGE_PERMISSION = "notifications.change_notificationevent"

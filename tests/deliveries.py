@@ -6,7 +6,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from notifications import delivery
+from notifications.engine import passes, recording, sender
 from notifications.models import NotificationEvent
 from notifications.notifiers import DeliveryResult
 from notifications.notifiers.base import Notifier
@@ -27,12 +27,12 @@ def claim(event_id: str, now: datetime | None = None) -> NotificationEvent | Non
 def deliver_now(event_id: str, now: datetime | None = None) -> str | None:
     """Deliver this one event through the engine if it is due; its new status, or None when it was not due."""
     event = claim(event_id, now)
-    return delivery.deliver_batch([event], now=now)[0] if event else None
+    return passes.deliver_batch([event], now=now)[0] if event else None
 
 
 def record(event: NotificationEvent, result: DeliveryResult, now: datetime, duration_ms: int = 42) -> str | None:
     """Record `result` as the outcome of an attempt on a claimed event, started and finished at `now`."""
-    return delivery.record_results([delivery.Delivery(event, result, now, duration_ms, now)])[0]
+    return recording.record_results([sender.Delivery(event, result, now, duration_ms, now)])[0]
 
 
 def send_once(notifier: Notifier, event: NotificationEvent) -> DeliveryResult:
@@ -46,7 +46,7 @@ def send_once(notifier: Notifier, event: NotificationEvent) -> DeliveryResult:
 
 
 class InstantClock:
-    """Stands in for the engine's `time` module (monkeypatch delivery.time): a sleep passes at once and moves
+    """Stands in for the engine's `time` module (monkeypatch passes.time): a sleep passes at once and moves
     time.monotonic() on, so that waits of seconds (database retries, lingering) run in no time."""
 
     def __init__(self) -> None:

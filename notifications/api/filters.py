@@ -4,9 +4,9 @@ from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
-from notifications import counts
 from notifications.filtersets import FILTER_NAMES
 from notifications.models import NotificationEvent
+from notifications.queries import counts
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500

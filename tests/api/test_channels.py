@@ -1,7 +1,7 @@
 """GET /api/v1/channels and pause/resume: state per channel, admin keys only, audited."""
 import pytest
 
-from notifications import delivery
+from notifications.engine import passes
 from notifications.models import ChannelAction, ChannelState, NotificationEvent
 from tests.api.conftest import assert_error
 
@@ -25,12 +25,12 @@ def test_an_admin_key_pauses_and_resumes_a_channel_and_both_are_audited(admin, w
     assert paused.status_code == 200
     assert (paused.json()["name"], paused.json()["state"], paused.json()["paused_by"]) == ("Webhook", "paused", "oncall")
     event = make_event()
-    assert delivery.process_pending().claimed == 0
+    assert passes.process_pending().claimed == 0
     assert webhook.requests == []
 
     resumed = admin.post("/api/v1/channels/Webhook/resume")
     assert (resumed.status_code, resumed.json()["state"]) == (200, "closed")
-    delivery.process_pending()
+    passes.process_pending()
     assert NotificationEvent.objects.get(id=event.id).status == "sent"
     assert list(ChannelAction.objects.order_by("id").values_list("channel", "action", "actor", "source")) == [
         ("Webhook", "pause", "oncall", "api"), ("Webhook", "resume", "oncall", "api"),

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import passes
 from notifications.models import NotificationEvent, OperatorAction
 from tests.api.conftest import assert_error
 from tests.deliveries import deliver_now
@@ -328,7 +329,7 @@ def test_requeue_moves_failed_or_dead_back_to_pending(admin, request, fixture):
 def test_requeued_event_is_delivered(admin, dead_event, request):
     webhook = request.getfixturevalue("webhook")  # configured only now: the first delivery had no notifier
     admin.post(f"/api/v1/notifications/{dead_event.id}/requeue")
-    delivery.process_pending()
+    passes.process_pending()
     assert admin.get(f"/api/v1/notifications/{dead_event.id}").json()["status"] == "sent"
     assert len(webhook.requests) == 1
     assert dead_event.id.encode() in webhook.requests[0].body

@@ -147,7 +147,7 @@ def test_the_export_is_documented_with_its_count_header(reader):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_count_and_rows_are_read_in_one_snapshot_while_events_arrive(make_event, monkeypatch):
-    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
+    monkeypatch.setattr("notifications.engine.dispatch.enqueue", lambda *args: True)
     for _ in range(3):
         make_event()
     export = CsvExport({})
@@ -171,7 +171,7 @@ def test_count_and_rows_are_read_in_one_snapshot_while_events_arrive(make_event,
 
 @pytest.mark.django_db(transaction=True)
 def test_an_export_outside_any_transaction_reads_every_row_and_ends_its_read(make_event, monkeypatch):
-    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
+    monkeypatch.setattr("notifications.engine.dispatch.enqueue", lambda *args: True)
     monkeypatch.setattr(export, "CHUNK_ROWS", 2)
     for _ in range(5):
         make_event()
@@ -187,7 +187,7 @@ def test_an_export_outside_any_transaction_reads_every_row_and_ends_its_read(mak
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_download_abandoned_half_way_ends_its_read(make_event, monkeypatch):
-    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
+    monkeypatch.setattr("notifications.engine.dispatch.enqueue", lambda *args: True)
     monkeypatch.setattr(export, "CHUNK_ROWS", 1)
     for _ in range(3):
         make_event()

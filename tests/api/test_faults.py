@@ -1,7 +1,8 @@
 """The original certctl's API faults (DESIGN §8) that this service must not reproduce."""
 import pytest
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import passes
 from notifications.models import NotificationEvent
 from tests.api.conftest import assert_error
 
@@ -48,8 +49,8 @@ def test_fault_2_requeue_sent_is_409_and_not_redelivered(admin, sent_event, webh
     assert_error(response, 409, "Conflict", "is sent", "only failed or dead notifications can be requeued")
     bulk = admin.post("/api/v1/notifications/requeue", {"ids": [sent_event.id]}, format="json")
     assert bulk.json() == {"requeued": 0, "skipped": 1}
-    delivery.process_pending()
-    delivery.retry_sweep()
+    passes.process_pending()
+    passes.retry_sweep()
     event = services.get_event(sent_event.id)
     assert (event.status, event.sent_at) == ("sent", sent_event.sent_at)
     assert len(webhook.requests) == 1

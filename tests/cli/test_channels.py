@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from notifications import delivery
+from notifications.engine import passes
 from notifications.models import ChannelAction, NotificationEvent
 from tests.cli.conftest import cli, cli_error
 
@@ -22,12 +22,12 @@ def test_pause_holds_events_and_resume_lets_them_flow(webhook, make_event):
     assert "Webhook paused" in cli("pause", "webhook").out
     assert "already paused" in cli("pause", "Webhook").out
     event = make_event()
-    assert delivery.process_pending().claimed == 0
+    assert passes.process_pending().claimed == 0
     assert "paused" in cli("channels").out
 
     assert "Webhook resumed" in cli("resume", "Webhook").out
     assert "was not paused" in cli("resume", "Webhook").out
-    delivery.process_pending()
+    passes.process_pending()
     assert NotificationEvent.objects.get(id=event.id).status == "sent"
     assert list(ChannelAction.objects.order_by("id").values_list("action", "source")) == [("pause", "cli"), ("resume", "cli")]
 

@@ -7,9 +7,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from notifications import delivery, services
+from notifications import services
 from notifications.causes import cause_of
 from notifications.certctl_import import READ_BEFORE_DELIVERY
+from notifications.engine import claims
 from notifications.models import NotificationEvent
 from tests.cli.conftest import cli, cli_error
 
@@ -133,8 +134,8 @@ def test_import_keeps_ids_states_schedules_and_errors(certctl_rows):
     summary = services.stats_summary()
     assert (summary["notifications_dead"], summary["notifications_dead_unacknowledged"]) == (2, 1)
     # Delivery carries on where certctl left it: the pending one is due now, the failed one at its time.
-    assert [e.id for e in delivery.claim_due_events("pending")] == ["c-pending"]
-    assert {e.id for e in delivery.claim_due_events("retry", now=T0 + timedelta(minutes=5))} == {"c-failed"}
+    assert [e.id for e in claims.claim_due_events("pending")] == ["c-pending"]
+    assert {e.id for e in claims.claim_due_events("retry", now=T0 + timedelta(minutes=5))} == {"c-failed"}
 
 
 def test_import_is_idempotent_by_id(certctl_rows):

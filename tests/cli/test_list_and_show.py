@@ -8,7 +8,8 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from notifications import delivery, export, services
+from notifications import export, services
+from notifications.engine import passes
 from notifications.filtersets import TIME_RANGE_ERROR
 from tests.cli.conftest import cli, cli_error
 from tests.deliveries import deliver_now
@@ -138,7 +139,7 @@ def failed_once(webhook, make_event):
     webhook.reply_with(Reply(status=500, body="upstream broken"))
     event = make_event(channel="Webhook", certificate_id="mc-api-prod")
     with time_machine.travel(T0, tick=False):
-        delivery.process_pending()
+        passes.process_pending()
     return services.get_event(event.id)
 
 
@@ -161,7 +162,7 @@ def test_show_lists_the_failed_attempt_and_when_the_next_comes(failed_once):
 def test_show_json_has_the_event_its_attempts_and_operator_actions(failed_once, webhook):
     webhook.reply_with(Reply(status=404))
     with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
-        delivery.retry_sweep()  # a 404 is permanent: dead
+        passes.retry_sweep()  # a 404 is permanent: dead
     cli("requeue", failed_once.id)
 
     shown = cli("show", failed_once.id, "--json").json()

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from notifications import metrics
+from notifications.engine import upkeep
 from notifications.models import NotificationEvent
 from tests.cli.conftest import cli, cli_error
 
@@ -21,7 +21,7 @@ def sent_40_and_10_days_ago(make_event):
     NotificationEvent.objects.filter(id=dead.id).update(
         status="dead", retry_count=5, created_at=now - timedelta(days=40), cause="", cause_kind="transient"
     )
-    metrics.fold_delivery_totals(now=now)
+    upkeep.fold_delivery_totals(now=now)
 
 
 def messages():

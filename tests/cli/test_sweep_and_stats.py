@@ -7,8 +7,9 @@ import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from notifications import delivery, services
+from notifications import services
 from notifications.api.serializers import StatsSummarySerializer
+from notifications.engine import passes
 from notifications.models import ChannelState, NotificationEvent
 from tests.cli.conftest import cli
 from tests.receivers import Reply
@@ -32,7 +33,7 @@ def test_sweep_runs_retries_that_are_due_and_leaves_the_others(webhook, make_eve
     webhook.reply_with(Reply(status=500))
     with time_machine.travel(T0, tick=False):
         due, not_due = make_event(channel="Webhook"), make_event(channel="Webhook")
-        delivery.process_pending()
+        passes.process_pending()
     NotificationEvent.objects.filter(id=not_due.id).update(next_retry_at=T0 + timedelta(minutes=30))
     webhook.reply_with(Reply(status=200))
 
@@ -88,7 +89,7 @@ def test_stats_json_has_the_service_and_rest_field_names_and_counts(webhook, mak
     with time_machine.travel(T0, tick=False):
         make_event(channel="Webhook")
         make_event(channel="Slack")
-        delivery.process_pending()
+        passes.process_pending()
         make_event(channel="Webhook")
     settings.CERTCTL_API_KEYS_NAMED = f"cli-test:{API_KEY}"
 

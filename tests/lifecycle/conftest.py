@@ -3,7 +3,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import passes
 from notifications.models import NotificationEvent
 from tests.receivers import Reply
 
@@ -34,7 +35,7 @@ def reload(event):
 
 def fail_until_dead(event, start=T0, limit=20):
     """Run the first send and then every retry when it comes due; return the event and the waits between attempts."""
-    delivery.process_pending(now=start)
+    passes.process_pending(now=start)
     event = reload(event)
     now, waits = start, []
     for _ in range(limit):
@@ -42,7 +43,7 @@ def fail_until_dead(event, start=T0, limit=20):
             break
         waits.append(event.next_retry_at - now)
         now = event.next_retry_at
-        delivery.retry_sweep(now=now)
+        passes.retry_sweep(now=now)
         event = reload(event)
     return event, waits
 

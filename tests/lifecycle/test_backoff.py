@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from notifications.backoff import FailureOutcome, RetryPolicy, after_failure, backoff_delay
+from notifications.engine.backoff import FailureOutcome, RetryPolicy, after_failure, backoff_delay
 from tests.lifecycle.conftest import MINUTE, T0
 
 HOUR = timedelta(hours=1)

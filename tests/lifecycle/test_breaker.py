@@ -12,8 +12,10 @@ import time_machine
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Min
 
-from notifications import breaker, delivery, services
+from notifications import services
+from notifications.engine import breaker, claims, passes, recording, sender
 from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, Status
+from notifications.notifiers import DeliveryResult
 from tests.lifecycle.conftest import MINUTE, T0
 from tests.receivers import Receiver, Reply
 
@@ -53,7 +55,7 @@ def test_a_20_minute_outage_dead_letters_none_of_50_events_and_they_flow_once_it
     while now < outage_ends:
         if len(created) < 50:
             created.append(create_at(now, len(created)))  # one event comes due every 20 s
-        delivery.process_pending(now=now)
+        passes.process_pending(now=now)
         assert not NotificationEvent.objects.filter(status=Status.DEAD).exists(), f"dead-lettered at {now}"
         now += STEP
     assert len(created) == 50
@@ -65,7 +67,7 @@ def test_a_20_minute_outage_dead_letters_none_of_50_events_and_they_flow_once_it
     webhook.reply_with(Reply(status=200))
     while NotificationEvent.objects.exclude(status=Status.SENT).exists():
         assert now <= outage_ends + MINUTE + STEP, "not all sent within one probe interval plus one pass"
-        delivery.process_pending(now=now)
+        passes.process_pending(now=now)
         now += STEP
     assert state().state == "closed"
     assert NotificationEvent.objects.filter(status=Status.SENT).count() == 50
@@ -75,7 +77,7 @@ def test_a_poison_event_still_goes_dead_after_its_own_attempts(failing_webhook):
     event = create_at(T0, 0)
     now = T0
     for _ in range(5):
-        delivery.process_pending(now=now)
+        passes.process_pending(now=now)
         event.refresh_from_db()
         now = event.next_retry_at or now
     assert event.status == Status.DEAD and event.retry_count == 5
@@ -86,7 +88,7 @@ def test_permanent_failures_never_open_the_breaker(webhook):
     webhook.reply_with(Reply(status=400, body="bad payload"))
     for n in range(8):
         create_at(T0, n)
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     assert NotificationEvent.objects.filter(status=Status.DEAD).count() == 8
     assert state() is None or state().state == "closed"
 
@@ -102,13 +104,13 @@ def test_an_open_channel_holds_its_events_and_lets_other_channels_through(failin
     settings.CERTCTL_SLACK_WEBHOOK_URL = slack.url + "/services/T0/B0/slacktoken"
     for n in range(5):
         create_at(T0, n)
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     assert state().state == "open"
     held = create_at(T0 + STEP, 99)
     with time_machine.travel(T0 + STEP, tick=False):
         other, _ = services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
 
-    delivery.process_pending(now=T0 + STEP)
+    passes.process_pending(now=T0 + STEP)
 
     held.refresh_from_db()
     other.refresh_from_db()
@@ -121,17 +123,17 @@ def test_an_open_channel_holds_its_events_and_lets_other_channels_through(failin
 def test_a_failed_probe_costs_no_retry_and_a_successful_one_closes_the_breaker(failing_webhook):
     for n in range(5):
         create_at(T0, n)
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     retries_before = dict(NotificationEvent.objects.values_list("id", "retry_count"))
 
-    report = delivery.process_pending(now=T0 + MINUTE)
+    report = passes.process_pending(now=T0 + MINUTE)
     assert report.claimed == 1  # one probe, however many are due
     assert dict(NotificationEvent.objects.values_list("id", "retry_count")) == retries_before
     assert state().next_probe_at == T0 + 2 * MINUTE
-    assert delivery.process_pending(now=T0 + MINUTE + STEP).claimed == 0  # no second probe within the interval
+    assert passes.process_pending(now=T0 + MINUTE + STEP).claimed == 0  # no second probe within the interval
 
     failing_webhook.reply_with(Reply(status=200))
-    report = delivery.process_pending(now=T0 + 2 * MINUTE)
+    report = passes.process_pending(now=T0 + 2 * MINUTE)
     assert report.claimed == 5 and report.outcomes == {"sent": 5}
     assert state().state == "closed"
 
@@ -141,7 +143,7 @@ def test_a_paused_channel_holds_its_events_without_probes_until_resumed(webhook)
     assert not breaker.pause("Webhook", "bob", T0)  # already paused: the first pause stands
     event = create_at(T0, 0)
 
-    assert delivery.process_pending(now=T0 + 5 * MINUTE).claimed == 0
+    assert passes.process_pending(now=T0 + 5 * MINUTE).claimed == 0
     event.refresh_from_db()
     assert (event.status, webhook.requests) == (Status.PENDING, [])
     assert (state().state, state().paused_by) == ("paused", "alice")
@@ -149,7 +151,7 @@ def test_a_paused_channel_holds_its_events_without_probes_until_resumed(webhook)
     assert breaker.resume("Webhook")
     assert not breaker.resume("Webhook")  # not paused any more
     assert (state().state, state().paused_at, state().paused_by) == ("closed", None, "")
-    assert delivery.process_pending(now=T0 + 5 * MINUTE).claimed == 1
+    assert passes.process_pending(now=T0 + 5 * MINUTE).claimed == 1
     event.refresh_from_db()
     assert event.status == Status.SENT
 
@@ -159,10 +161,10 @@ def test_the_breaker_logs_once_when_it_opens_and_once_when_it_closes(failing_web
         create_at(T0, n)
 
     with caplog.at_level(logging.WARNING, logger="notifications.breaker"):
-        delivery.process_pending(now=T0)
-        delivery.process_pending(now=T0 + MINUTE)  # a failed probe: still open, nothing more to say
+        passes.process_pending(now=T0)
+        passes.process_pending(now=T0 + MINUTE)  # a failed probe: still open, nothing more to say
         failing_webhook.reply_with(Reply(status=200))
-        delivery.process_pending(now=T0 + 2 * MINUTE)
+        passes.process_pending(now=T0 + 2 * MINUTE)
 
     assert [(r.levelname, r.getMessage(), r.channel) for r in caplog.records if r.name == "notifications.breaker"] == [
         ("WARNING", "Webhook circuit breaker opened after 5 consecutive transient failures; its events wait, one is tried "
@@ -174,10 +176,10 @@ def test_the_breaker_logs_once_when_it_opens_and_once_when_it_closes(failing_web
 def test_the_probe_is_one_event_of_the_passs_own_kind_and_a_failed_pending_probe_stays_pending(failing_webhook):
     for n in range(5):
         create_at(T0, n)
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     waiting = create_at(T0 + STEP, 99)
 
-    assert delivery.process_pending(now=T0 + MINUTE).claimed == 1
+    assert passes.process_pending(now=T0 + MINUTE).claimed == 1
 
     waiting.refresh_from_db()
     assert (waiting.status, waiting.retry_count, waiting.next_retry_at, waiting.attempt_count) == (Status.PENDING, 0, None, 1)
@@ -381,14 +383,14 @@ def test_a_receiver_failing_30_percent_at_random_gets_every_event_through_the_en
             with time_machine.travel(now, tick=False):
                 for n in range(20):
                     services.create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"{step}-{n}")
-            delivery.process_pending(now=now)
+            passes.process_pending(now=now)
             now += timedelta(seconds=10)
         for _ in range(100):
             next_retry = NotificationEvent.objects.aggregate(due=Min("next_retry_at"))["due"]
             if next_retry is None:
                 break
             now = max(now, next_retry)
-            delivery.retry_sweep(now=now)
+            passes.retry_sweep(now=now)
 
     assert [r.getMessage() for r in caplog.records if r.name == "notifications.breaker"] == []
     assert state().state == "closed"
@@ -546,13 +548,13 @@ def test_a_failed_probe_waits_for_the_next_probe_or_one_interval_when_the_breake
 ])
 def test_a_failed_probe_of_a_failed_event_is_due_again_at_the_channels_next_probe(breaker_meanwhile, due_again):
     event = failed_event(T0)
-    [probe] = delivery.claim_due_events("retry", now=T0)
+    [probe] = claims.claim_due_events("retry", now=T0)
     probe.breaker_probe = True
     if breaker_meanwhile == "still open":
         ChannelState.objects.create(channel="Webhook", opened_at=T0 - MINUTE, next_probe_at=T0 + MINUTE)
-    failed = delivery.Delivery(probe, delivery.DeliveryResult.transient("still down"), T0, 20, T0 + STEP)
+    failed = sender.Delivery(probe, DeliveryResult.transient("still down"), T0, 20, T0 + STEP)
 
-    assert delivery.record_results([failed]) == [Status.FAILED]
+    assert recording.record_results([failed]) == [Status.FAILED]
 
     assert retry_times(event) == [due_again]
 
@@ -565,20 +567,20 @@ def test_the_probe_is_an_event_of_the_open_channel_claimed_with_the_short_claim_
     settings.CERTCTL_SLACK_WEBHOOK_URL = slack.url + "/services/T0/B0/slacktoken"
     for n in range(5):
         create_at(T0, n)
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     with time_machine.travel(T0, tick=False):
         other, _ = services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
 
     def die(*args):
         raise WorkerKilled
 
-    monkeypatch.setattr(delivery.Sender, "start", die)
+    monkeypatch.setattr(sender.Sender, "start", die)
     with pytest.raises(WorkerKilled):
-        delivery.process_pending(now=T0 + MINUTE)
+        passes.process_pending(now=T0 + MINUTE)
 
     held = NotificationEvent.objects.filter(claim_token__isnull=False)
     assert sorted(held.values_list("channel", "claimed_until")) == [
-        ("Slack", T0 + MINUTE + delivery.claim_lease()), ("Webhook", T0 + MINUTE + delivery.claim_lease()),
+        ("Slack", T0 + MINUTE + claims.claim_lease()), ("Webhook", T0 + MINUTE + claims.claim_lease()),
     ]
 
 
@@ -590,7 +592,7 @@ def test_a_pass_sends_the_probe_of_each_open_channel_and_a_success_closes_each(w
     with time_machine.travel(T0, tick=False):
         services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
 
-    assert delivery.process_pending(now=T0 + MINUTE).outcomes == {"sent": 2}
+    assert passes.process_pending(now=T0 + MINUTE).outcomes == {"sent": 2}
 
     assert (len(webhook.requests), len(slack.requests)) == (1, 1)
     assert (state("Webhook").state, state("Slack").state) == ("closed", "closed")
@@ -598,9 +600,9 @@ def test_a_pass_sends_the_probe_of_each_open_channel_and_a_success_closes_each(w
 
 def test_a_failed_probe_keeps_its_error_and_attempt_and_waits_for_the_next_probe(failing_webhook):
     events = [create_at(T0, n) for n in range(5)]
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
 
-    delivery.process_pending(now=T0 + MINUTE)
+    passes.process_pending(now=T0 + MINUTE)
 
     [probe] = [e for e in NotificationEvent.objects.filter(id__in=[e.id for e in events]) if e.attempt_count == 2]
     assert (probe.status, probe.retry_count, probe.next_retry_at, probe.last_error) == (

@@ -7,9 +7,10 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from notifications import delivery, services
+from notifications import services
 from notifications.causes import SCAN_LENGTH, cause_of
 from notifications.certctl_import import READ_BEFORE_DELIVERY
+from notifications.engine import recording, sender
 from notifications.models import CAUSE_LENGTH, NotificationEvent
 from notifications.notifiers import DeliveryResult
 from tests.deliveries import claim, record
@@ -107,7 +108,7 @@ def test_the_engine_stores_the_cause_of_each_event_that_goes_dead_and_only_of_th
         (sent, DeliveryResult.success(http_status=200)),
     ]
 
-    delivery.record_results([delivery.Delivery(claim(e.id, now=T0), result, T0, 5, T0) for e, result in deliveries])
+    recording.record_results([sender.Delivery(claim(e.id, now=T0), result, T0, 5, T0) for e, result in deliveries])
 
     assert cause_columns(refused) == ("dead", "Webhook receiver answered HTTP 410: gone (request <id>)", "permanent")
     assert cause_columns(exhausted) == ("dead", "Webhook receiver answered HTTP 503: down", "transient")

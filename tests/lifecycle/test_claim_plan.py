@@ -3,7 +3,7 @@ partial index in claim order, with no scan of the table and no sort of everythin
 import pytest
 from django.db import connection, transaction
 
-from notifications import delivery
+from notifications.engine import claims
 from tests.lifecycle.conftest import T0
 
 pytestmark = pytest.mark.postgres
@@ -41,7 +41,7 @@ def claim_plan(kind):
 
     with transaction.atomic():
         with connection.execute_wrapper(capture):
-            claimed = delivery.claim_due_events(kind, now=T0, limit=100)
+            claimed = claims.claim_due_events(kind, now=T0, limit=100)
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN " + statements[0][0], statements[0][1])
             plan = "\n".join(row[0] for row in cursor.fetchall())
@@ -68,7 +68,7 @@ def test_the_claimed_rows_come_back_from_the_statement_in_claim_order_without_an
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(count_selects):
-        claimed = delivery.claim_due_events("retry", now=T0, limit=100)
+        claimed = claims.claim_due_events("retry", now=T0, limit=100)
 
     assert selects == []
     assert [event.next_retry_at for event in claimed] == sorted(event.next_retry_at for event in claimed)

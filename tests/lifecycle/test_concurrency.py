@@ -9,8 +9,9 @@ import psycopg
 import pytest
 from django.db import connection
 
-from notifications import delivery
-from notifications.delivery import Delivery, record_results
+from notifications.engine import claims, passes
+from notifications.engine.recording import record_results
+from notifications.engine.sender import Delivery
 from notifications.models import NotificationAttempt, NotificationEvent
 from notifications.notifiers import DeliveryResult
 from tests.deliveries import deliver_now
@@ -21,7 +22,7 @@ EVENTS = 500
 
 def sweep_until_empty(kind, now, start, errors):
     """One worker: wait for the other, then run passes of 25 until nothing is due; close the thread's connection."""
-    run = delivery.process_pending if kind == "pending" else delivery.retry_sweep
+    run = passes.process_pending if kind == "pending" else passes.retry_sweep
     try:
         start.wait(timeout=30)
         while run(now=now, limit=25).claimed:
@@ -79,7 +80,7 @@ def test_a_claim_skips_rows_another_transaction_has_locked_instead_of_waiting(tr
             # A claim that waited for those locks would fail after this, instead of hanging the test.
             cursor.execute("SET lock_timeout = '2s'")
         try:
-            claimed = delivery.claim_due_events("pending", now=T0, limit=10)
+            claimed = claims.claim_due_events("pending", now=T0, limit=10)
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("RESET lock_timeout")
@@ -97,9 +98,9 @@ def test_a_dead_workers_claim_is_not_delivered_before_its_lease_expires(webhook,
     event = make_event()
     if kind == "retry":
         event = put_in_state(event, "failed", now=T0 - 10 * MINUTE)
-    run = delivery.process_pending if kind == "pending" else delivery.retry_sweep
+    run = passes.process_pending if kind == "pending" else passes.retry_sweep
 
-    [claimed] = delivery.claim_due_events(kind, now=T0)  # ... and the worker dies before sending
+    [claimed] = claims.claim_due_events(kind, now=T0)  # ... and the worker dies before sending
     assert claimed.claimed_until == T0 + timedelta(minutes=5)
 
     assert run(now=T0 + timedelta(minutes=5)).claimed == 0
@@ -115,8 +116,8 @@ def test_a_dead_workers_claim_is_not_delivered_before_its_lease_expires(webhook,
 @pytest.mark.django_db
 def test_a_late_result_from_a_worker_whose_lease_was_taken_over_is_not_applied(webhook, make_event):
     event = make_event()
-    [stale] = delivery.claim_due_events("pending", now=T0)
-    [fresh] = delivery.claim_due_events("pending", now=T0 + 6 * MINUTE)
+    [stale] = claims.claim_due_events("pending", now=T0)
+    [fresh] = claims.claim_due_events("pending", now=T0 + 6 * MINUTE)
     assert fresh.claim_token != stale.claim_token
 
     applied = record_results([
@@ -127,7 +128,7 @@ def test_a_late_result_from_a_worker_whose_lease_was_taken_over_is_not_applied(w
     event = reload(event)
     assert (event.status, event.retry_count, event.last_error, event.claim_token) == ("pending", 0, None, fresh.claim_token)
 
-    assert delivery.deliver_batch([fresh], now=T0 + 7 * MINUTE) == ["sent"]
+    assert passes.deliver_batch([fresh], now=T0 + 7 * MINUTE) == ["sent"]
     event = reload(event)
     assert (event.status, event.retry_count) == ("sent", 0)
     assert [(a.outcome, a.resulting_status) for a in event.attempts.all()] == [
@@ -140,8 +141,8 @@ def test_a_late_result_from_a_worker_whose_lease_was_taken_over_is_not_applied(w
 @pytest.mark.django_db
 def test_a_late_success_from_a_worker_whose_lease_was_taken_over_does_not_mark_sent(make_event):
     event = make_event()
-    [stale] = delivery.claim_due_events("pending", now=T0)
-    [fresh] = delivery.claim_due_events("pending", now=T0 + 6 * MINUTE)
+    [stale] = claims.claim_due_events("pending", now=T0)
+    [fresh] = claims.claim_due_events("pending", now=T0 + 6 * MINUTE)
 
     applied = record_results([Delivery(stale, DeliveryResult.success(http_status=200), T0, 1, T0 + 6 * MINUTE)])[0]
 

@@ -7,8 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from notifications import counts, delivery, metrics, retention, services
+from notifications import services
+from notifications.engine import passes, upkeep
 from notifications.models import NotificationCount, NotificationEvent
+from notifications.queries import counts
 from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, put_in_state
 from tests.receivers import Reply
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.postgres
 
 def assert_counts_exact():
     stored = counts.by_group()
-    assert stored == counts.count_events()
+    assert stored == NotificationEvent.objects.count_by_group()
     return stored
 
 
@@ -50,7 +52,7 @@ def test_every_kind_of_state_change_keeps_the_counts_exact(failing_webhook, make
         )
     stored = assert_counts_exact()
 
-    counts.fold()
+    upkeep.fold_counts()
     assert counts.by_group() == stored
     assert NotificationCount.objects.count() == len(stored)
     assert services.stats_summary(now=T0)["notifications_total"] == NotificationEvent.objects.count()
@@ -60,9 +62,9 @@ def test_a_purge_keeps_the_counts_exact(make_event, settings):
     old = [make_event() for _ in range(3)]
     for event in old:
         put_in_state(event, "sent", now=T0 - timedelta(days=100))
-    metrics.fold_delivery_totals(now=T0)
+    upkeep.fold_delivery_totals(now=T0)
 
-    report = retention.purge(timedelta(days=90), now=T0)
+    report = upkeep.purge(timedelta(days=90), now=T0)
 
     assert report.events == 3
     assert assert_counts_exact() == {}
@@ -93,7 +95,7 @@ def test_concurrent_workers_and_operators_keep_the_counts_exact(transactional_db
     )
 
     def sweep():
-        while delivery.process_pending(now=T0, limit=25).claimed:
+        while passes.process_pending(now=T0, limit=25).claimed:
             pass
 
     def requeue_in_parts():
@@ -116,7 +118,7 @@ def test_concurrent_workers_and_operators_keep_the_counts_exact(transactional_db
 
     assert [thread for thread in threads if thread.is_alive()] == [], "a worker was still running after 120 s"
     assert errors == []
-    counts.fold()
+    upkeep.fold_counts()
     stored = assert_counts_exact()
     assert sum(stored.values()) == 600
 

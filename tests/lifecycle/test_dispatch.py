@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError, transaction
 
-from notifications import delivery, dispatch, services, tasks
+from notifications import services, tasks
+from notifications.engine import claims, dispatch, passes
 from notifications.models import DeliveryKick, NotificationEvent
 from tests.lifecycle.conftest import OPERATOR, T0, put_in_state, reload
 
@@ -83,13 +84,13 @@ def test_a_burst_of_creates_queues_one_kick_until_that_kick_starts(broker, djang
 
 def test_the_kick_clears_its_mark_before_it_claims(broker, monkeypatch):
     seen = []
-    claim = delivery.claim_due_events
+    claim = claims.claim_due_events
 
     def claim_and_look(*args, **kwargs):
         seen.append(DeliveryKick.objects.get(id=1).queued_at)
         return claim(*args, **kwargs)
 
-    monkeypatch.setattr(delivery, "claim_due_events", claim_and_look)
+    monkeypatch.setattr(claims, "claim_due_events", claim_and_look)
     assert dispatch.request_kick(now=T0)
     tasks.deliver_pending()
     # An event committed while the kick claims asks for a kick of its own; none waits for the schedule.
@@ -147,7 +148,7 @@ def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(webhook, monk
     assert reload(event).status == "pending"
     assert "the next scheduled pass will deliver it" in caplog.text
 
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     assert reload(event).status == "sent"
     assert len(webhook.requests) == 1
 
@@ -157,8 +158,8 @@ def test_a_pass_lost_to_a_database_outage_is_tried_again_by_a_kick_at_once(broke
     def outage(*args, **kwargs):
         raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
 
-    monkeypatch.setattr(delivery, "process_pending", outage)
-    monkeypatch.setattr(delivery, "retry_sweep", outage)
+    monkeypatch.setattr(passes, "process_pending", outage)
+    monkeypatch.setattr(passes, "retry_sweep", outage)
     DeliveryKick.objects.update(queued_at=None)
 
     with pytest.raises(OperationalError):
@@ -172,9 +173,9 @@ def test_a_pass_cut_short_by_its_start_window_asks_for_a_kick_for_the_rest(broke
     for _ in range(2):
         services.create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
-    monkeypatch.setattr(delivery, "start_window", lambda: -1.0)
+    monkeypatch.setattr(claims, "start_window", lambda: -1.0)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 1, "released": 1}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 1, "released": 1}
 
     assert broker == [KICK]
 
@@ -186,7 +187,7 @@ def test_a_pass_cut_short_by_its_maximum_duration_asks_for_a_kick_for_the_rest(b
         services.create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 1, "released": 1}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 1, "released": 1}
 
     assert broker == [KICK]
 
@@ -195,10 +196,10 @@ def test_a_pass_whose_window_closes_before_it_could_claim_the_rest_asks_for_a_ki
     for _ in range(2):
         services.create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
-    monkeypatch.setattr(delivery, "start_window", lambda: -1.0)
+    monkeypatch.setattr(claims, "start_window", lambda: -1.0)
 
     # Claims of one event: the first is sent, nothing is left waiting, the second was never claimed.
-    assert delivery.process_pending(now=T0, limit=1).outcomes == {"sent": 1}
+    assert passes.process_pending(now=T0, limit=1).outcomes == {"sent": 1}
 
     assert broker == [KICK]
 
@@ -207,6 +208,6 @@ def test_a_pass_that_delivered_everything_asks_for_no_kick(broker, webhook):
     services.create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 1}
 
     assert broker == []

@@ -10,12 +10,14 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import delivery
-from notifications.backoff import RetryPolicy
-from notifications.delivery import Delivery, record_results
+from notifications.engine import breaker, claims, dispatch, passes, recording
+from notifications.engine.backoff import RetryPolicy
+from notifications.engine.recording import record_results
+from notifications.engine.report import PassReport
+from notifications.engine.sender import Delivery
 from notifications.models import ChannelState, LastPass, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult, Notifier
 from notifications.notifiers.webhook import WebhookNotifier
@@ -48,7 +50,7 @@ def test_a_hanging_receiver_holds_only_its_share_while_another_is_served_at_once
     make_pending("Slack", 8)  # older, so claimed first: without the per-destination cap they would take every slot
     make_pending("Webhook", 40)
 
-    report = delivery.process_pending()
+    report = passes.process_pending()
 
     assert report.outcomes == {"sent": 40, "failed": 8}
     slow_attempts = NotificationAttempt.objects.filter(event__channel="Slack")
@@ -62,7 +64,7 @@ def test_a_hanging_receiver_holds_only_its_share_while_another_is_served_at_once
 
 def claimed_deliveries(count, result):
     make_pending("Webhook", count)
-    events = delivery.claim_due_events("pending", now=T0)
+    events = claims.claim_due_events("pending", now=T0)
     return [Delivery(event, result, T0, 12, T0 + timedelta(seconds=1)) for event in events]
 
 
@@ -94,7 +96,7 @@ def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history, break
 @pytest.mark.parametrize("apply", ["vendor", "statement per event"])
 def test_outcomes_apply_only_under_the_claim_and_number_attempts_after_the_latest(monkeypatch, apply):
     if apply == "statement per event":
-        monkeypatch.setattr(delivery, "_apply_postgresql", delivery._apply_each)
+        monkeypatch.setattr(recording, "_apply_postgresql", recording._apply_each)
     failed, lost, sent = claimed_deliveries(3, DeliveryResult.transient("Webhook receiver answered HTTP 503", http_status=503))
     sent = Delivery(sent.event, DeliveryResult.success(http_status=200), sent.started_at, 5, sent.finished_at)
     NotificationEvent.objects.filter(id=failed.event.id).update(attempt_count=4, retry_count=1)
@@ -131,16 +133,16 @@ def test_outcomes_apply_only_under_the_claim_and_number_attempts_after_the_lates
 
 def test_a_database_blip_while_recording_is_retried_and_nothing_is_lost(transactional_db, monkeypatch, caplog):
     [sent] = claimed_deliveries(1, DeliveryResult.success(http_status=200))
-    real_apply, failures = delivery._apply, []
+    real_apply, failures = recording._apply, []
 
     def flaky_apply(*args):
         if len(failures) < 2:
             failures.append(1)
-            raise delivery.DatabaseError("server closed the connection unexpectedly")
+            raise DatabaseError("server closed the connection unexpectedly")
         return real_apply(*args)
 
-    monkeypatch.setattr(delivery, "_apply", flaky_apply)
-    monkeypatch.setattr(delivery.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(recording, "_apply", flaky_apply)
+    monkeypatch.setattr(recording.time, "sleep", lambda seconds: None)
 
     assert record_results([sent]) == [Status.SENT]
     assert reload(sent.event).status == Status.SENT
@@ -180,7 +182,7 @@ def test_every_claim_is_logged_at_debug_with_its_pass_and_lease_end(make_event, 
     event = make_event()
 
     with caplog.at_level(logging.DEBUG, logger="notifications.delivery"):
-        delivery.claim_due_events("pending", now=T0, lease=timedelta(minutes=2))
+        claims.claim_due_events("pending", now=T0, lease=timedelta(minutes=2))
 
     assert [(r.levelname, r.getMessage(), r.event_id, r.channel, getattr(r, "pass"))
             for r in caplog.records if r.name == "notifications.delivery"] == [
@@ -192,13 +194,13 @@ def test_recording_through_an_outage_backs_off_then_gives_up_after_30_seconds_le
     [sent] = claimed_deliveries(1, DeliveryResult.success(http_status=200))
 
     def database_away(*args):
-        raise delivery.DatabaseError("could not connect to server")
+        raise DatabaseError("could not connect to server")
 
-    monkeypatch.setattr(delivery, "_apply", database_away)
+    monkeypatch.setattr(recording, "_apply", database_away)
     clock = InstantClock()
-    monkeypatch.setattr(delivery, "time", clock)
+    monkeypatch.setattr(recording, "time", clock)
 
-    with pytest.raises(delivery.DatabaseError):
+    with pytest.raises(DatabaseError):
         record_results([sent])
 
     assert clock.sleeps == [0.5, 1, 2, 4, 5, 5, 5, 5]  # the next pause would end past the 30 s
@@ -217,23 +219,23 @@ def test_a_recording_error_inside_the_callers_transaction_is_raised_at_once(monk
     [sent] = claimed_deliveries(1, DeliveryResult.success(http_status=200))
 
     def database_error(*args):
-        raise delivery.DatabaseError("deadlock detected")
+        raise DatabaseError("deadlock detected")
 
-    monkeypatch.setattr(delivery, "_apply", database_error)
+    monkeypatch.setattr(recording, "_apply", database_error)
     clock = InstantClock()
-    monkeypatch.setattr(delivery, "time", clock)
+    monkeypatch.setattr(recording, "time", clock)
 
     # The caller's transaction is broken by the error: retrying inside it cannot succeed.
-    with pytest.raises(delivery.DatabaseError):
+    with pytest.raises(DatabaseError):
         record_results([sent])
     assert clock.sleeps == []
 
 
 def claims_fail(monkeypatch):
     def database_away(now):
-        raise delivery.DatabaseError("could not connect to server")
+        raise DatabaseError("could not connect to server")
 
-    monkeypatch.setattr(delivery.breaker, "hold_and_probes", database_away)
+    monkeypatch.setattr(breaker, "hold_and_probes", database_away)
 
 
 def test_a_pass_keeps_trying_to_claim_every_second_through_30_seconds_of_database_outage_then_fails(
@@ -241,10 +243,10 @@ def test_a_pass_keeps_trying_to_claim_every_second_through_30_seconds_of_databas
 ):
     claims_fail(monkeypatch)
     clock = InstantClock()
-    monkeypatch.setattr(delivery, "time", clock)
+    monkeypatch.setattr(passes, "time", clock)
 
-    with pytest.raises(delivery.DatabaseError):
-        delivery.process_pending(now=T0)
+    with pytest.raises(DatabaseError):
+        passes.process_pending(now=T0)
 
     warnings = [r.getMessage() for r in caplog.records if r.name == "notifications.delivery"]
     # Claims at 0, 1, ..., 30 s of the outage fail and are retried; the one at 31 s gives up.
@@ -256,10 +258,10 @@ def test_a_pass_keeps_trying_to_claim_every_second_through_30_seconds_of_databas
 def test_a_claim_error_inside_the_callers_transaction_fails_the_pass_at_once(monkeypatch, caplog):
     claims_fail(monkeypatch)
     clock = InstantClock()
-    monkeypatch.setattr(delivery, "time", clock)
+    monkeypatch.setattr(passes, "time", clock)
 
-    with pytest.raises(delivery.DatabaseError):
-        delivery.process_pending(now=T0)
+    with pytest.raises(DatabaseError):
+        passes.process_pending(now=T0)
 
     assert (clock.sleeps, [r for r in caplog.records if r.name == "notifications.delivery"]) == ([], [])
 
@@ -271,7 +273,7 @@ def test_no_more_than_the_per_destination_cap_of_sends_reach_one_receiver_at_onc
     webhook.reply_with(Reply(delay=1.0))
     make_pending("Webhook", 4)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 4}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 4}
 
     arrivals = sorted(request.received_at for request in webhook.requests)
     assert arrivals[1] - arrivals[0] < 0.8  # two at once ...
@@ -288,7 +290,7 @@ def test_each_destination_keeps_its_own_connections_for_the_whole_pass(settings,
     make_pending("Webhook", 16)
     make_pending("Slack", 16)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 32}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 32}
 
     # One send at a time to each receiver: every send of the pass reuses the destination's keep-alive connection.
     for receiver in (webhook, slow_receiver):
@@ -333,11 +335,11 @@ def test_blocking_sends_run_on_named_threads_up_to_the_per_destination_cap_and_o
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 16
     settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 8
     blocking, loop_only = ThreadRecordingNotifier(blocking=True, hold=0.3), ThreadRecordingNotifier(blocking=False, hold=0)
-    monkeypatch.setattr(delivery, "build_notifier", lambda channel: blocking if channel == "Email" else loop_only)
+    monkeypatch.setattr(passes, "build_notifier", lambda channel: blocking if channel == "Email" else loop_only)
     make_pending("Email", 8)
     make_pending("Webhook", 2)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 10}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 10}
 
     # Named for thread dumps and py-spy; the loop's thread never keeps the process from exiting.
     assert blocking.most_at_once == 8
@@ -348,15 +350,15 @@ def test_blocking_sends_run_on_named_threads_up_to_the_per_destination_cap_and_o
 @pytest.mark.django_db
 def test_a_pass_counts_the_results_whose_lease_was_lost_while_they_were_sent(webhook, monkeypatch):
     make_pending("Webhook", 2)
-    apply_outcomes = delivery._apply
+    apply_outcomes = recording._apply
 
     def taken_over_meanwhile(attempts):
         NotificationEvent.objects.update(claim_token="another-worker")
         return apply_outcomes(attempts)
 
-    monkeypatch.setattr(delivery, "_apply", taken_over_meanwhile)
+    monkeypatch.setattr(recording, "_apply", taken_over_meanwhile)
 
-    report = delivery.process_pending(now=T0)
+    report = passes.process_pending(now=T0)
 
     assert (report.claimed, report.outcomes) == (2, {"lease_lost": 2})
     assert list(NotificationAttempt.objects.values_list("started_at", "resulting_status")) == [(T0, None), (T0, None)]
@@ -367,11 +369,11 @@ def test_a_pass_waiting_for_a_slow_receiver_neither_spins_nor_keeps_querying(web
     webhook.reply_with(Reply(delay=3.0))
     make_pending("Webhook", 1)
     claim_rounds = []
-    hold_and_probes = delivery.breaker.hold_and_probes
-    monkeypatch.setattr(delivery.breaker, "hold_and_probes", lambda now: claim_rounds.append(now) or hold_and_probes(now))
+    hold_and_probes = breaker.hold_and_probes
+    monkeypatch.setattr(breaker, "hold_and_probes", lambda now: claim_rounds.append(now) or hold_and_probes(now))
     cpu_before = time.process_time()
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 1}
 
     # While the send is in flight the pass looks for new events every CLAIM_AGAIN_AFTER (0.1 s), about 30 times,
     # and otherwise waits: a pass that spun would burn all 3 s of the wait in CPU; waiting costs a fraction of
@@ -384,16 +386,16 @@ def test_a_pass_waiting_for_a_slow_receiver_neither_spins_nor_keeps_querying(web
 def test_deliver_batch_waiting_for_a_slow_receiver_wakes_only_to_record(webhook, monkeypatch):
     webhook.reply_with(Reply(delay=1.0))
     make_pending("Webhook", 1)
-    claimed = delivery.claim_due_events("pending", now=T0)
+    claimed = claims.claim_due_events("pending", now=T0)
     clock_reads = []
 
     def monotonic():
         clock_reads.append(None)
         return time.monotonic()
 
-    monkeypatch.setattr(delivery, "time", SimpleNamespace(monotonic=monotonic, sleep=time.sleep))
+    monkeypatch.setattr(passes, "time", SimpleNamespace(monotonic=monotonic, sleep=time.sleep))
 
-    assert delivery.deliver_batch(claimed, now=T0) == [Status.SENT]
+    assert passes.deliver_batch(claimed, now=T0) == [Status.SENT]
 
     # It has nothing to claim, so it wakes every RECORD_EVERY (0.25 s): a few dozen clock reads, where a loop
     # that did not wait would make hundreds of thousands.
@@ -429,11 +431,11 @@ def test_never_more_sends_at_once_than_the_concurrency_over_all_destinations(set
         "Webhook": SharedGaugeNotifier("https://hooks.example.com", gauge),
         "Slack": SharedGaugeNotifier("https://hooks.slack.com", gauge),
     }
-    monkeypatch.setattr(delivery, "build_notifier", notifiers.get)
+    monkeypatch.setattr(passes, "build_notifier", notifiers.get)
     make_pending("Webhook", 6)
     make_pending("Slack", 6)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 12}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 12}
 
     assert gauge["most"] == 3
 
@@ -444,19 +446,19 @@ def test_a_pass_records_its_results_in_chunks_every_quarter_second_not_as_each_a
     settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 16
     # Sends of different lengths: they finish a few at a time, all through the pass.
     staggered = SharedGaugeNotifier("https://hooks.example.com", Counter(), 0.02, 0.05, 0.08, 0.03, 0.07, 0.04, 0.06)
-    monkeypatch.setattr(delivery, "build_notifier", lambda channel: staggered)
+    monkeypatch.setattr(passes, "build_notifier", lambda channel: staggered)
     make_pending("Webhook", 300)
     chunks = []
-    record = delivery.record_results
-    monkeypatch.setattr(delivery, "record_results", lambda deliveries, policy: chunks.append(len(deliveries)) or record(deliveries, policy))
+    record = recording.record_results
+    monkeypatch.setattr(passes, "record_results", lambda deliveries, policy: chunks.append(len(deliveries)) or record(deliveries, policy))
     started = time.monotonic()
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 300}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 300}
 
     # Recording each handful as it arrived would be dozens of chunks.
     elapsed = time.monotonic() - started
     assert sum(chunks) == 300
-    assert len(chunks) <= elapsed / delivery.RECORD_EVERY + 3
+    assert len(chunks) <= elapsed / passes.RECORD_EVERY + 3
 
 
 @pytest.mark.django_db
@@ -466,15 +468,15 @@ def test_a_pass_never_holds_more_than_two_rounds_of_its_send_slots(settings, web
     webhook.reply_with(Reply(delay=0.02))
     make_pending("Webhook", 12)
     limits = []
-    claim = delivery.claim_due_events
+    claim = claims.claim_due_events
 
     def recorded_claim(*args, **kwargs):
         limits.append(kwargs["limit"])
         return claim(*args, **kwargs)
 
-    monkeypatch.setattr(delivery, "claim_due_events", recorded_claim)
+    monkeypatch.setattr(claims, "claim_due_events", recorded_claim)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 12}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 12}
 
     assert limits[0] == 4 and max(limits) == 4
 
@@ -487,7 +489,7 @@ def test_an_event_created_while_a_pass_waits_on_a_slow_receiver_is_sent_without_
     later = threading.Timer(0.5, make_pending, ("Webhook", 1))
     later.start()
 
-    assert delivery.process_pending().outcomes == {"sent": 2}
+    assert passes.process_pending().outcomes == {"sent": 2}
 
     later.join()
     slow, created_meanwhile = webhook.requests
@@ -506,7 +508,7 @@ def test_a_notifier_that_raises_costs_its_event_one_attempt_with_the_secrets_tak
 
     monkeypatch.setattr(WebhookNotifier, "send", broken)
 
-    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+    assert passes.process_pending(now=T0).outcomes == {"failed": 1}
 
     assert reload(event).last_error == "internal error in the Webhook notifier: RuntimeError: cannot sign with [redacted]"
     [raised] = [r for r in caplog.records if r.getMessage() == "notifier raised"]
@@ -532,7 +534,7 @@ def test_a_send_still_unanswered_after_its_timeouts_is_cut_short_as_a_transient_
 
     monkeypatch.setattr(WebhookNotifier, "send", trickling)
 
-    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+    assert passes.process_pending(now=T0).outcomes == {"failed": 1}
 
     assert reload(event).last_error == (
         "Webhook: no complete answer within 0.3s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
@@ -551,7 +553,7 @@ def test_a_blocking_send_is_not_cut_short_since_its_thread_would_go_on(bound_of_
     monkeypatch.setattr(WebhookNotifier, "blocking", True)
     monkeypatch.setattr(WebhookNotifier, "send", slow_but_delivered)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 1}
     assert reload(event).status == Status.SENT
 
 
@@ -559,18 +561,18 @@ def test_a_blocking_send_is_not_cut_short_since_its_thread_would_go_on(bound_of_
 def test_deliver_batch_starts_every_event_within_its_default_start_window(settings, webhook):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
     make_pending("Webhook", 3)
-    claimed = delivery.claim_due_events("pending", now=T0)
+    claimed = claims.claim_due_events("pending", now=T0)
 
-    assert delivery.deliver_batch(claimed, now=T0) == [Status.SENT] * 3
+    assert passes.deliver_batch(claimed, now=T0) == [Status.SENT] * 3
     assert len(webhook.requests) == 3
 
 
 @pytest.mark.django_db
 def test_a_pass_or_claim_of_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="^sideways$"):
-        delivery.run_pass("sideways")
+        passes.run_pass("sideways")
     with pytest.raises(ValueError, match="^sideways$"):
-        delivery.claim_due_events("sideways", now=T0)
+        claims.claim_due_events("sideways", now=T0)
 
 
 @pytest.mark.django_db
@@ -582,17 +584,17 @@ def test_a_send_cancelled_under_the_engine_still_answers_with_a_transient_failur
 
     monkeypatch.setattr(WebhookNotifier, "send", cancelled)
 
-    assert delivery.process_pending(now=T0).outcomes == {"failed": 1}
+    assert passes.process_pending(now=T0).outcomes == {"failed": 1}
     assert reload(event).last_error == "delivery interrupted (CancelledError); will retry"
 
 
 @pytest.mark.django_db
 def test_deliver_batch_applies_the_retry_policy_it_is_given(failing_webhook):
     make_pending("Webhook", 1)
-    claimed = delivery.claim_due_events("pending", now=T0)
+    claimed = claims.claim_due_events("pending", now=T0)
     one_attempt = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=1), max_attempts=1)
 
-    assert delivery.deliver_batch(claimed, now=T0, policy=one_attempt) == [Status.DEAD]
+    assert passes.deliver_batch(claimed, now=T0, policy=one_attempt) == [Status.DEAD]
 
 
 @pytest.mark.django_db
@@ -601,7 +603,7 @@ def test_a_claim_returns_its_events_oldest_first_whatever_order_the_table_holds_
     for age, event in enumerate(events, start=1):  # the first one created is the newest
         NotificationEvent.objects.filter(id=event.id).update(created_at=T0 - age * timedelta(minutes=1))
 
-    claimed = delivery.claim_due_events("pending", now=T0)
+    claimed = claims.claim_due_events("pending", now=T0)
 
     assert [event.id for event in claimed] == [event.id for event in reversed(events)]
 
@@ -611,9 +613,9 @@ def test_a_pass_leaves_its_figures_for_the_metrics_and_says_nothing_when_it_foun
     make_pending("Webhook", 2)
 
     with caplog.at_level(logging.INFO, logger="notifications.delivery"):
-        report = delivery.process_pending(now=T0)
+        report = passes.process_pending(now=T0)
         caplog.clear()
-        empty = delivery.retry_sweep(now=T0 + timedelta(seconds=1))
+        empty = passes.retry_sweep(now=T0 + timedelta(seconds=1))
 
     assert (report.kind, report.claimed, report.outcomes, 0 < report.duration_s < 10) == ("pending", 2, {"sent": 2}, True)
     assert (empty.kind, empty.claimed, empty.outcomes, 0 < empty.duration_s < 10) == ("retry", 0, {}, True)
@@ -623,7 +625,7 @@ def test_a_pass_leaves_its_figures_for_the_metrics_and_says_nothing_when_it_foun
 
 
 def test_a_pass_report_gives_its_duration_in_milliseconds():
-    report = delivery.PassReport(kind="retry", claimed=3, outcomes={"sent": 2, "failed": 1}, duration_s=1.23456)
+    report = PassReport(kind="retry", claimed=3, outcomes={"sent": 2, "failed": 1}, duration_s=1.23456)
     assert report.as_dict() == {"kind": "retry", "claimed": 3, "outcomes": {"sent": 2, "failed": 1}, "duration_s": 1.235}
 
 
@@ -632,11 +634,11 @@ def test_a_pass_whose_retry_sweep_wake_up_fails_still_reports_and_says_why(webho
     make_pending("Webhook", 1)
 
     def database_away():
-        raise delivery.DatabaseError("could not connect to server")
+        raise DatabaseError("could not connect to server")
 
-    monkeypatch.setattr(delivery.dispatch, "wake_retry_sweep", database_away)
+    monkeypatch.setattr(dispatch, "wake_retry_sweep", database_away)
 
-    assert delivery.process_pending(now=T0).outcomes == {"sent": 1}
+    assert passes.process_pending(now=T0).outcomes == {"sent": 1}
     assert "could not bring the retry sweep forward (could not connect to server); retries wait for its next tick" in [
         r.getMessage() for r in caplog.records if r.levelname == "WARNING"
     ]
@@ -646,10 +648,10 @@ def test_a_pass_that_cannot_look_for_retries_to_wait_for_ends(transactional_db, 
     make_pending("Webhook", 1)
 
     def database_away():
-        raise delivery.DatabaseError("could not connect to server")
+        raise DatabaseError("could not connect to server")
 
-    monkeypatch.setattr(delivery.breaker, "paused_channels", database_away)
+    monkeypatch.setattr(breaker, "paused_channels", database_away)
     clock = InstantClock()
-    monkeypatch.setattr(delivery, "time", clock)
+    monkeypatch.setattr(passes, "time", clock)
 
-    assert delivery.process_pending().outcomes == {"sent": 1}
+    assert passes.process_pending().outcomes == {"sent": 1}

@@ -5,7 +5,8 @@
 """
 import pytest
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import passes
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, reload
 
 pytestmark = pytest.mark.django_db
@@ -14,12 +15,12 @@ pytestmark = pytest.mark.django_db
 def test_fault_01_first_send_failure_is_scheduled_for_retry(failing_webhook, make_event):
     event = make_event()
 
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at) == ("failed", 1, T0 + MINUTE)
     assert "HTTP 500" in event.last_error
-    delivery.retry_sweep(now=T0 + MINUTE)
+    passes.retry_sweep(now=T0 + MINUTE)
     assert len(failing_webhook.requests) == 2
     assert reload(event).retry_count == 2
 
@@ -33,14 +34,14 @@ def test_fault_01_a_first_send_failure_is_dead_lettered_in_the_end(failing_webho
 
 def test_fault_02_requeue_of_sent_is_refused_and_not_redelivered(webhook, make_event):
     event = make_event()
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     assert reload(event).status == "sent"
 
     with pytest.raises(services.RequeueRefused) as refused:
         services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
     bulk = services.requeue_events(OPERATOR, ids=[event.id], now=T0 + MINUTE)
-    delivery.process_pending(now=T0 + 2 * MINUTE)
-    delivery.retry_sweep(now=T0 + 2 * MINUTE)
+    passes.process_pending(now=T0 + 2 * MINUTE)
+    passes.retry_sweep(now=T0 + 2 * MINUTE)
 
     assert refused.value.current_status == "sent"
     assert (bulk.requeued, bulk.skipped) == (0, 1)
@@ -55,8 +56,8 @@ def test_fault_02_requeue_of_sent_is_refused_and_not_redelivered(webhook, make_e
 def test_fault_08_missing_notifier_dead_letters_naming_the_variable_never_sent(make_event, channel, variable):
     event = make_event(channel=channel)
 
-    delivery.process_pending(now=T0)
-    delivery.retry_sweep(now=T0 + 60 * MINUTE)
+    passes.process_pending(now=T0)
+    passes.retry_sweep(now=T0 + 60 * MINUTE)
 
     event = reload(event)
     assert (event.status, event.retry_count, event.sent_at, event.next_retry_at) == ("dead", 1, None, None)
@@ -69,7 +70,7 @@ def test_fault_08_missing_notifier_dead_letters_naming_the_variable_never_sent(m
 
 def test_fault_12_dead_after_five_failures_displays_retry_5_of_5(failing_webhook, make_event):
     event = make_event()
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
     assert services.retry_display(reload(event)) == "Retry 1/5"
 
     event, _ = fail_until_dead(event, start=T0 + MINUTE)

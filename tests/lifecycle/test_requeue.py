@@ -8,7 +8,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import claims, passes
 from notifications.filtersets import FILTER_NAMES
 from notifications.models import NotificationEvent, OperatorAction
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, put_in_state, reload
@@ -47,7 +48,7 @@ def test_requeue_of_dead_resets_counters_keeps_history_and_records_who(failing_w
     assert (action.previous_status, action.created_at) == ("dead", LATER)
 
     failing_webhook.reply_with(Reply(status=200))
-    delivery.process_pending(now=LATER)
+    passes.process_pending(now=LATER)
     event = reload(event)
     assert (event.status, event.retry_count) == ("sent", 0)
     assert [a.number for a in event.attempts.all()] == [1, 2, 3, 4, 5, 6]
@@ -55,7 +56,7 @@ def test_requeue_of_dead_resets_counters_keeps_history_and_records_who(failing_w
 
 def test_requeue_of_failed_clears_the_scheduled_retry(failing_webhook, make_event):
     event = make_event()
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
 
     services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE / 2)
 
@@ -118,7 +119,7 @@ def test_a_requeue_is_logged_with_who_and_the_previous_status(make_event, caplog
 
 def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(make_event):
     event = put_in_state(make_event(), "failed", now=T0 - 10 * MINUTE)
-    [claimed] = delivery.claim_due_events("retry", now=T0)
+    [claimed] = claims.claim_due_events("retry", now=T0)
 
     with pytest.raises(services.RequeueRefused) as refused:
         services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
@@ -211,7 +212,7 @@ def leased_and_dead(make_event: Callable[..., NotificationEvent]) -> tuple[Notif
     """A failed event a worker holds right now (its lease runs until T0 + 5 min) and a dead one nobody holds."""
     leased = put_in_state(make_event(), "failed", now=T0 - 10 * MINUTE)
     dead = put_in_state(make_event(), "dead")
-    [claimed] = delivery.claim_due_events("retry", now=T0)
+    [claimed] = claims.claim_due_events("retry", now=T0)
     assert claimed.id == leased.id
     return claimed, dead
 

@@ -6,9 +6,11 @@ from datetime import timedelta
 import pytest
 from django_q.models import Schedule
 
-from notifications import counts, metrics, retention, services
+from notifications import services
+from notifications.engine import upkeep
 from notifications.metrics import DatabaseCollector
-from notifications.models import NotificationAttempt, NotificationEvent, OperatorAction
+from notifications.models import MetricsFold, NotificationAttempt, NotificationEvent, OperatorAction
+from notifications.queries import counts
 from notifications.schedules import ensure_schedules
 from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import OPERATOR, T0, put_in_state
@@ -33,7 +35,7 @@ def history(webhook, make_event):
     services.mark_read(events["old_sent_read"].id, OPERATOR)
     for status in ("dead", "failed", "pending"):
         events[f"old_{status}"] = put_in_state(make_event(message=status), status, now=NOW - 100 * DAY)
-    metrics.fold_delivery_totals(now=NOW)
+    upkeep.fold_delivery_totals(now=NOW)
     return events
 
 
@@ -55,7 +57,7 @@ def test_purge_removes_old_sent_events_with_their_attempts_and_actions_and_nothi
     NotificationEvent.objects.filter(id=history["old_dead"].id).update(sent_at=NOW - 100 * DAY)
     totals = delivery_series()
 
-    report = retention.purge(timedelta(days=90), now=NOW)
+    report = upkeep.purge(timedelta(days=90), now=NOW)
 
     assert (report.events, report.attempts, report.operator_actions) == (2, 2, 1)
     assert remaining() == {"recent_sent", "dead", "failed", "pending"}
@@ -63,21 +65,21 @@ def test_purge_removes_old_sent_events_with_their_attempts_and_actions_and_nothi
     assert not OperatorAction.objects.filter(event_id=history["old_sent_read"].id).exists()
     assert NotificationAttempt.objects.filter(event_id=history["recent_sent"].id).count() == 1
     assert delivery_series() == totals
-    assert counts.by_group() == counts.count_events()
+    assert counts.by_group() == NotificationEvent.objects.count_by_group()
     assert services.stats_summary(now=NOW)["notifications_sent"] == 1
 
 
 def test_a_dry_run_counts_and_deletes_nothing(history):
-    report = retention.purge(timedelta(days=90), now=NOW, dry_run=True)
+    report = upkeep.purge(timedelta(days=90), now=NOW, dry_run=True)
 
     assert (report.events, report.attempts, report.operator_actions) == (2, 2, 1)
     assert len(remaining()) == 6
 
 
 def test_attempts_not_yet_folded_into_the_metrics_totals_are_kept_until_they_are(history):
-    metrics.MetricsFold.objects.update(attempts_folded_before=NOW - 20 * DAY)
+    MetricsFold.objects.update(attempts_folded_before=NOW - 20 * DAY)
 
-    report = retention.purge(timedelta(days=5), now=NOW)
+    report = upkeep.purge(timedelta(days=5), now=NOW)
 
     assert report.sent_before == NOW - 20 * DAY
     assert "recent_sent" in remaining()  # sent 10 days ago, but its attempt is not in the totals yet
@@ -85,28 +87,28 @@ def test_attempts_not_yet_folded_into_the_metrics_totals_are_kept_until_they_are
 
 
 def test_nothing_is_purged_before_the_first_fold(history):
-    metrics.MetricsFold.objects.all().delete()
+    MetricsFold.objects.all().delete()
 
-    report = retention.purge(timedelta(days=90), now=NOW)
+    report = upkeep.purge(timedelta(days=90), now=NOW)
 
     assert (report.sent_before, report.events) == (None, 0)
     assert len(remaining()) == 6
 
 
 def test_the_purge_goes_in_chunks_and_stops_at_its_deadline(history, monkeypatch):
-    monkeypatch.setattr(retention, "PURGE_CHUNK", 1)
+    monkeypatch.setattr(upkeep, "PURGE_CHUNK", 1)
 
-    stopped = retention.purge(timedelta(days=90), now=NOW, deadline=time.monotonic() - 1)
+    stopped = upkeep.purge(timedelta(days=90), now=NOW, deadline=time.monotonic() - 1)
     assert (stopped.events, stopped.finished) == (0, False)
 
-    report = retention.purge(timedelta(days=90), now=NOW)
+    report = upkeep.purge(timedelta(days=90), now=NOW)
     assert (report.events, report.finished) == (2, True)
 
 
 def test_housekeeping_folds_then_purges_with_the_configured_retention(history, settings):
     settings.CERTCTL_NOTIFICATION_RETENTION = timedelta(days=90)
 
-    result = retention.housekeeping(now=NOW + DAY)
+    result = upkeep.housekeeping(now=NOW + DAY)
 
     assert result["purge"]["events"] == 2
     assert remaining() == {"recent_sent", "dead", "failed", "pending"}
@@ -115,7 +117,7 @@ def test_housekeeping_folds_then_purges_with_the_configured_retention(history, s
 def test_a_retention_of_0_keeps_everything(history, settings):
     settings.CERTCTL_NOTIFICATION_RETENTION = timedelta(0)
 
-    result = retention.housekeeping(now=NOW + 1000 * DAY)
+    result = upkeep.housekeeping(now=NOW + 1000 * DAY)
 
     assert "purge" not in result
     assert len(remaining()) == 6
@@ -126,4 +128,4 @@ def test_housekeeping_is_scheduled(settings):
     ensure_schedules()
 
     schedule = Schedule.objects.get(name="certctl: notification housekeeping")
-    assert (schedule.func, schedule.minutes) == ("notifications.retention.housekeeping", 5)
+    assert (schedule.func, schedule.minutes) == ("notifications.tasks.housekeeping", 5)

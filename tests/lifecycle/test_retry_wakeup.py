@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 import pytest
 from django_q.models import Schedule
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import passes
 from notifications.models import NotificationEvent, Status
 from notifications.schedules import ensure_schedules
 from tests.lifecycle.conftest import T0
@@ -27,7 +28,7 @@ def test_a_pass_brings_the_retry_sweep_forward_to_the_earliest_retry_time() -> N
     failed_event_due_at(T0 + timedelta(seconds=20))
     failed_event_due_at(T0 + timedelta(seconds=40))
 
-    assert delivery.retry_sweep(now=T0).claimed == 0
+    assert passes.retry_sweep(now=T0).claimed == 0
 
     assert Schedule.objects.get(name=SWEEP).next_run == T0 + timedelta(seconds=20)
     assert Schedule.objects.get(name=PROCESS).next_run != T0 + timedelta(seconds=20)
@@ -38,6 +39,6 @@ def test_a_pass_never_puts_the_retry_sweep_off() -> None:
     Schedule.objects.filter(name=SWEEP).update(next_run=T0 + timedelta(seconds=10))
     failed_event_due_at(T0 + timedelta(seconds=20))
 
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
 
     assert Schedule.objects.get(name=SWEEP).next_run == T0 + timedelta(seconds=10)

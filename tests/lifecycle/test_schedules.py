@@ -28,7 +28,7 @@ def test_migrate_twice_leaves_each_schedule_once_with_the_configured_interval(se
     assert schedules() == {
         PROCESS: ("notifications.tasks.process_pending", Schedule.MINUTES, 1, -1),
         SWEEP: ("notifications.tasks.retry_sweep", Schedule.MINUTES, 2, -1),
-        HOUSEKEEPING: ("notifications.retention.housekeeping", Schedule.MINUTES, 1, -1),
+        HOUSEKEEPING: ("notifications.tasks.housekeeping", Schedule.MINUTES, 1, -1),
     }
 
 

@@ -3,7 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import passes
 from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import MINUTE, T0, fail_until_dead, reload
 from tests.receivers import Reply
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_pending_delivered_becomes_sent(webhook, make_event):
     event = make_event()
 
-    report = delivery.process_pending(now=T0)
+    report = passes.process_pending(now=T0)
 
     event = reload(event)
     assert report.claimed == 1
@@ -28,7 +29,7 @@ def test_pending_delivered_becomes_sent(webhook, make_event):
 def test_first_failure_is_failed_with_a_retry_one_minute_later(failing_webhook, make_event):
     event = make_event()
 
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at) == ("failed", 1, T0 + MINUTE)
@@ -52,16 +53,16 @@ def test_waits_are_1_2_4_8_minutes_and_the_fifth_failure_is_dead(failing_webhook
 
 def test_a_failed_event_is_not_retried_before_it_is_due(failing_webhook, make_event):
     event = make_event()
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
 
     early = T0 + MINUTE - timedelta(seconds=1)
-    assert delivery.retry_sweep(now=early).claimed == 0
-    assert delivery.process_pending(now=early).claimed == 0
+    assert passes.retry_sweep(now=early).claimed == 0
+    assert passes.process_pending(now=early).claimed == 0
     assert deliver_now(event.id, now=early) is None
     assert len(failing_webhook.requests) == 1
     assert reload(event).retry_count == 1
 
-    assert delivery.retry_sweep(now=T0 + MINUTE).claimed == 1
+    assert passes.retry_sweep(now=T0 + MINUTE).claimed == 1
     assert len(failing_webhook.requests) == 2
     assert reload(event).retry_count == 2
 
@@ -69,11 +70,11 @@ def test_a_failed_event_is_not_retried_before_it_is_due(failing_webhook, make_ev
 def test_success_on_a_retry_keeps_retry_count_and_clears_next_retry_at(webhook, make_event):
     webhook.reply_with(Reply(status=500), Reply(status=502), Reply(status=200))
     event = make_event()
-    delivery.process_pending(now=T0)
-    delivery.retry_sweep(now=T0 + MINUTE)
+    passes.process_pending(now=T0)
+    passes.retry_sweep(now=T0 + MINUTE)
     delivered_at = T0 + 3 * MINUTE
 
-    delivery.retry_sweep(now=delivered_at)
+    passes.retry_sweep(now=delivered_at)
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at, event.sent_at) == ("sent", 2, None, delivered_at)
@@ -97,7 +98,7 @@ def test_retry_after_from_the_receiver_pushes_the_retry_out(webhook, make_event)
     webhook.reply_with(Reply(status=503, headers={"Retry-After": "600"}))
     event = make_event()
 
-    delivery.process_pending(now=T0)
+    passes.process_pending(now=T0)
 
     assert reload(event).next_retry_at == T0 + timedelta(minutes=10)
 
@@ -106,8 +107,8 @@ def test_a_permanent_failure_goes_straight_to_dead(webhook, make_event):
     webhook.reply_with(Reply(status=404, body="no such endpoint"))
     event = make_event()
 
-    delivery.process_pending(now=T0)
-    delivery.retry_sweep(now=T0 + timedelta(days=1))
+    passes.process_pending(now=T0)
+    passes.retry_sweep(now=T0 + timedelta(days=1))
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at) == ("dead", 1, None)
@@ -122,7 +123,7 @@ def test_several_events_are_delivered_in_one_pass_inside_a_transaction(webhook, 
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 8
     events = [make_event(message=f"certificate {n} expires soon") for n in range(5)]
 
-    report = delivery.process_pending(now=T0)
+    report = passes.process_pending(now=T0)
 
     assert report.claimed == 5
     assert report.outcomes == {"sent": 5}

@@ -5,7 +5,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from notifications import delivery
+from notifications.engine import passes
 from notifications.notifiers import build_notifier, channel_status
 from tests.bounded import finishes_within
 from tests.notifiers.test_email import TIMEOUT_BOUND_S, configure_email
@@ -15,7 +15,7 @@ T0 = "2026-11-28 12:00:00+00:00"
 
 
 def deliver(event):
-    delivery.process_pending()
+    passes.process_pending()
     event.refresh_from_db()
     return event
 

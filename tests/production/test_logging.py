@@ -15,7 +15,8 @@ from rest_framework.test import APIClient
 
 from certctl.logging import SecretRedactionFilter
 from certctl.middleware import RequestIDLogFilter
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import passes
 from notifications.models import NotificationAttempt, NotificationEvent
 from notifications.notifiers.webhook import WebhookNotifier
 from tests.deliveries import deliver_now
@@ -30,7 +31,7 @@ OPERATOR = services.Actor("oncall", "api")
 @pytest.fixture(autouse=True)
 def _synchronous_world(monkeypatch, settings):
     """Deliveries happen when a test runs a pass, not in the task cluster after commit."""
-    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
+    monkeypatch.setattr("notifications.engine.dispatch.enqueue", lambda *args: True)
     settings.CERTCTL_AUTH_TYPE = "api-key"
     settings.CERTCTL_API_KEYS_NAMED = f"oncall:{ADMIN_KEY}:admin"
 
@@ -49,8 +50,8 @@ def test_each_state_change_and_each_attempt_is_one_line_with_its_fields(caplog, 
     caplog.set_level(logging.DEBUG, logger="notifications")
     webhook.reply_with(Reply(503, body="busy"), Reply(200))
     event = make_event()
-    delivery.process_pending(now=T0)
-    delivery.retry_sweep(now=T0 + timedelta(minutes=1))
+    passes.process_pending(now=T0)
+    passes.retry_sweep(now=T0 + timedelta(minutes=1))
     services.mark_read(event.id, OPERATOR, now=T0 + timedelta(minutes=2))
 
     lines = _lines_about(caplog, event.id)
@@ -113,7 +114,7 @@ def test_json_lines_carry_the_event_fields_and_the_request_id_of_the_request_tha
             format="json",
         )
         assert response.status_code == 201
-        delivery.process_pending()
+        passes.process_pending()
     finally:
         logger.removeHandler(handler)
 
@@ -219,7 +220,7 @@ def test_no_secret_reaches_the_logs_when_every_channel_fails(caplog, client, sec
     APIClient(headers={"Authorization": "Bearer not-the-key"}).get("/api/v1/notifications")
     client.get("/metrics", REMOTE_ADDR="203.0.113.7", HTTP_AUTHORIZATION=f"Bearer {SECRETS['CERTCTL_METRICS_TOKEN']}")
 
-    report = delivery.process_pending()
+    report = passes.process_pending()
 
     assert report.outcomes == {"failed": 6}
     assert len([r for r in _service_lines(caplog) if r.getMessage().startswith("attempt 1")]) == 6
@@ -236,7 +237,7 @@ def test_a_notifier_crash_quoting_its_url_leaks_it_neither_to_logs_nor_to_last_e
     monkeypatch.setattr(WebhookNotifier, "send", crash)
     caplog.set_level(logging.INFO)
     event = make_event(channel="Webhook")
-    delivery.process_pending()
+    passes.process_pending()
 
     event.refresh_from_db()
     assert event.status == "failed"

@@ -12,7 +12,8 @@ from django.db import OperationalError, connection
 from django.db.models import Sum
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifications import delivery, services
+from notifications import services
+from notifications.engine import claims, passes
 from notifications.models import DeliveryTotal, NotificationEvent
 from tests.deliveries import deliver_now
 from tests.receivers import Reply
@@ -71,14 +72,14 @@ def _webhook_events(count):
 @pytest.fixture
 def no_dispatch(monkeypatch):
     """Events wait for an explicit pass instead of going to the task cluster on commit."""
-    monkeypatch.setattr("notifications.dispatch.enqueue", lambda *args: True)
+    monkeypatch.setattr("notifications.engine.dispatch.enqueue", lambda *args: True)
 
 
 @pytest.mark.django_db
 def test_metric_names_types_and_labels_are_the_documented_ones(client, webhook, no_dispatch):
     _webhook_events(1)
-    delivery.process_pending()
-    delivery.retry_sweep()
+    passes.process_pending()
+    passes.retry_sweep()
     families = scrape(client)
 
     ours = {
@@ -97,7 +98,7 @@ def test_counts_gauges_and_pass_figures_follow_the_deliveries(client, webhook, n
     webhook.reply_with(Reply(200), Reply(200), Reply(500), Reply(404))
     with time_machine.travel(T0, tick=False):
         _webhook_events(4)
-        report = delivery.process_pending()
+        report = passes.process_pending()
     assert report.claimed == 4
 
     with time_machine.travel(T0 + timedelta(minutes=16), tick=False):
@@ -155,10 +156,10 @@ def test_counters_stay_exact_when_old_attempts_are_folded_into_totals(client, we
     webhook.reply_with(Reply(200), Reply(500), Reply(200))
     with time_machine.travel(T0, tick=False):
         _webhook_events(2)
-        delivery.process_pending()
+        passes.process_pending()
         before = scrape(client)
     with time_machine.travel(T0 + timedelta(hours=3), tick=False):
-        delivery.retry_sweep()  # the failed event is long due; this pass also folds the attempts made at T0
+        passes.retry_sweep()  # the failed event is long due; this pass also folds the attempts made at T0
         assert DeliveryTotal.objects.aggregate(n=Sum("attempts"))["n"] == 2
         after = scrape(client)
     assert sample(before, "certctl_notification_deliveries_total", channel="Webhook", outcome="success") == 1
@@ -174,13 +175,13 @@ def test_counters_stay_exact_when_old_attempts_are_folded_into_totals(client, we
 def test_leases_held_counts_claims_until_they_expire(client, no_dispatch):
     with time_machine.travel(T0, tick=False):
         _webhook_events(3)
-        delivery.claim_due_events("pending")
+        claims.claim_due_events("pending")
         assert sample(scrape(client), "certctl_notification_leases_held") == 3
         retry = _webhook_events(1)[0]
         NotificationEvent.objects.filter(id=retry.id).update(
             status="failed", retry_count=1, next_retry_at=T0 - timedelta(minutes=1), last_error="HTTP 500"
         )
-        assert len(delivery.claim_due_events("retry")) == 1
+        assert len(claims.claim_due_events("retry")) == 1
         assert sample(scrape(client), "certctl_notification_leases_held") == 4
     with time_machine.travel(T0 + timedelta(minutes=6), tick=False):  # past the 5-minute lease
         assert sample(scrape(client), "certctl_notification_leases_held") == 0

@@ -20,7 +20,7 @@ share_with_forked_workers()
 loaded = set(sys.modules)
 frozen = gc.get_freeze_count()
 
-from notifications.delivery import send_event
+from notifications.engine.sender import send_event
 from notifications.models import NotificationEvent
 from notifications.notifiers import notifiers
 from notifications.notifiers.http import new_http_client

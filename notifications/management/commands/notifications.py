@@ -21,7 +21,7 @@ from tabulate import tabulate
 from tqdm import tqdm
 
 from certctl.config import parse_duration
-from notifications import certctl_import, counts, delivery, metrics, retention, services
+from notifications import certctl_import, services
 from notifications.api.filters import DEFAULT_PER_PAGE, MAX_PER_PAGE
 from notifications.api.serializers import (
     ChannelSerializer,
@@ -30,8 +30,10 @@ from notifications.api.serializers import (
     NotificationEventSerializer,
     StatsSummarySerializer,
 )
+from notifications.engine import passes, upkeep
+from notifications.engine.report import LEASE_LOST, RELEASED
 from notifications.export import CsvExport
-from notifications.models import CauseKind, Channel, EventType, NotificationEvent, OperatorAction, Severity, Status
+from notifications.models import CauseKind, Channel, EventType, NotificationCount, NotificationEvent, OperatorAction, Severity, Status
 
 USAGE = 2
 NOT_FOUND_OR_REFUSED = 1
@@ -583,13 +585,13 @@ class Command(BaseCommand):
 
     def handle_sweep(self, **_):
         # One pass takes pending events first, then due retries, until none is left.
-        report = delivery.process_pending()
+        report = passes.process_pending()
         counts = ", ".join(f"{report.outcomes.get(status, 0)} {status}" for status in (Status.SENT, Status.FAILED, Status.DEAD))
-        if report.outcomes.get("lease_lost"):
+        if report.outcomes.get(LEASE_LOST):
             # Another worker or an operator changed the event while we sent it; our result was not applied.
-            counts += f", {report.outcomes['lease_lost']} overtaken by a requeue or another worker"
-        if report.outcomes.get(delivery.RELEASED):
-            counts += f", {report.outcomes[delivery.RELEASED]} not started in time and released for the next pass"
+            counts += f", {report.outcomes[LEASE_LOST]} overtaken by a requeue or another worker"
+        if report.outcomes.get(RELEASED):
+            counts += f", {report.outcomes[RELEASED]} not started in time and released for the next pass"
         self.out(f"sweep: {report.claimed} claimed (pending and due retries): {counts} ({report.duration_s:.2f}s)")
 
     # --- stats ----------------------------------------------------------------
@@ -641,10 +643,10 @@ class Command(BaseCommand):
         self.out(tabulate(rows, headers=("Notifications", "Count")))
 
     def _recount(self) -> None:
-        if not counts.maintained():
+        if not NotificationCount.objects.maintained():
             self.out("counts are not stored on this database (SQLite counts the events each time): nothing to repair")
             return
-        repairs = counts.recount()
+        repairs = upkeep.recount()
         for repair in repairs:
             channel, status, unread = repair.group
             self.out(
@@ -664,8 +666,8 @@ class Command(BaseCommand):
                     returncode=USAGE,
                 )
         if not dry_run:
-            metrics.fold_delivery_totals()
-        report = retention.purge(older_than, dry_run=dry_run)
+            upkeep.fold_delivery_totals()
+        report = upkeep.purge(older_than, dry_run=dry_run)
         if report.sent_before is None:
             self.out(
                 "nothing purged: no attempts have been folded into the /metrics totals yet "

@@ -1,7 +1,7 @@
 """Handing work to the cluster once a transaction commits, coalesced so that a burst queues one task.
 
 A create or requeue asks for a "kick": a `deliver_pending` task that claims everything pending in batches
-and delivers it at full concurrency (notifications.delivery). While a kick is queued and has not started,
+and delivers it at full concurrency (notifications.engine.passes). While a kick is queued and has not started,
 further requests add nothing; the kick clears the mark as it starts, before it claims, so an event
 committed after that start asks for a new kick and none is ever left waiting for the schedule.
 
@@ -16,7 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from notifications.breaker import paused_channels
+from notifications.engine.breaker import paused_channels
 from notifications.models import DeliveryKick, NotificationEvent, Status
 
 log = logging.getLogger("notifications.dispatch")
