@@ -11,7 +11,7 @@ measures each of these --runs times:
   PostgreSQL writes the CSV itself. The floor.
 - plain loop: the export's own query on a psycopg server-side cursor, the rows written by Python's csv module;
   no Django, no HTTP.
-- CsvExport: notifications.export in this process: the plain loop plus Django.
+- CsvExport: notifications.queries.export in this process: the plain loop plus Django.
 - gunicorn: `GET /api/v1/notifications?format=csv` through gunicorn started with the shipped gunicorn.conf.py
   (2 processes with 4 threads), read by this process with httpx. Its rows are counted (the generated text has no
   line breaks, so a row is a line) and checked against X-Total-Count.
@@ -67,9 +67,9 @@ FROM generate_series(1, %s) AS n, LATERAL (SELECT timestamptz '2026-01-01' + n *
 
 
 def export_query() -> tuple[str, tuple]:
-    """The SQL notifications.export runs for an export of everything, and its parameters."""
-    from notifications.export import CELLS
+    """The SQL notifications.queries.export runs for an export of everything, and its parameters."""
     from notifications.models import NotificationEvent
+    from notifications.queries.export import CELLS
 
     return NotificationEvent.objects.order_by("-created_at", "-id").values_list(*CELLS).query.sql_with_params()
 
@@ -104,7 +104,7 @@ def plain_loop(dsn: str) -> int:
 
 
 def in_process() -> int:
-    from notifications.export import CsvExport
+    from notifications.queries.export import CsvExport
 
     rows = 0
     with CsvExport({}, on_rows=lambda n: None) as export:

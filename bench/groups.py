@@ -199,10 +199,10 @@ def main() -> None:
 
     from django.test.utils import CaptureQueriesContext
 
-    from notifications import services
+    from notifications.queries.groups import failure_groups
 
     with CaptureQueriesContext(connection) as queries:
-        services.failure_groups()
+        failure_groups()
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + queries.captured_queries[-1]["sql"])
         print("\nplan of the groups statement:")

@@ -84,7 +84,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before the CSRF check, which reads the body: a blocked address costs nothing.
-    "notifications.logins.LoginThrottleMiddleware",
+    "notifications.web.logins.LoginThrottleMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -175,7 +175,7 @@ CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_CONNEC
 CERTCTL_NOTIFICATION_READ_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_READ_TIMEOUT", "15s", minimum=timedelta(milliseconds=1))
 # Sent events older than this (by sent_at) are purged with their attempts and operator actions; 0 keeps all.
 CERTCTL_NOTIFICATION_RETENTION = env_duration("CERTCTL_NOTIFICATION_RETENTION", "90d", days=True)
-# How often counts are folded, the metrics totals folded and expired events purged (notifications.retention).
+# How often counts are folded, the metrics totals folded and expired events purged (notifications.engine.upkeep, the housekeeping task).
 CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL = env_duration(
     "CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL", "1m", minimum=timedelta(seconds=1)
 )

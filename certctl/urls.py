@@ -11,7 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("notifications.api.urls")),
     re_path(r"^api/", errors.api_not_found),
-    path("", include("notifications.urls")),
+    path("", include("notifications.web.urls")),
 ]
 
 # Under /api/ these answer in the API's JSON error shape; elsewhere they are Django's pages.

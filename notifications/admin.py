@@ -1,12 +1,17 @@
-"""Django admin for notification events. Delivery state is read-only here: requeue and mark read go through services."""
+"""Django admin for notification events. Delivery state is read-only here: requeue and mark read go through
+notifications.operations."""
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 
-from notifications import services
+from notifications.actors import Actor
+from notifications.errors import InvalidInput
 from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, OperatorAction
+from notifications.operations.channels import pause_channel, resume_channel
+from notifications.operations.events import mark_read_events, requeue_events, validate_event_input
+from notifications.queries.events import retry_display
 
 
 class AttemptInline(admin.TabularInline):
@@ -44,7 +49,7 @@ EDITABLE_FIELDS = ("type", "channel", "recipient", "certificate_id", "severity",
 
 
 class NotificationEventForm(forms.ModelForm):
-    """Checks an edit with the rules every other interface uses (services.validate_event_input)."""
+    """Checks an edit with the rules every other interface uses (operations.events.validate_event_input)."""
 
     class Meta:
         model = NotificationEvent
@@ -55,8 +60,8 @@ class NotificationEventForm(forms.ModelForm):
         if self.errors:
             return data
         try:
-            services.validate_event_input(**{name: data.get(name) or None for name in EDITABLE_FIELDS})
-        except services.InvalidInput as exc:
+            validate_event_input(**{name: data.get(name) or None for name in EDITABLE_FIELDS})
+        except InvalidInput as exc:
             for name, message in exc.errors.items():
                 self.add_error(name if name in self.fields else None, message)
         return data
@@ -72,7 +77,7 @@ class NotificationEventAdmin(admin.ModelAdmin):
     list_per_page = 50
     inlines = (AttemptInline, OperatorActionInline)
     actions = ("requeue_selected", "mark_read_selected")
-    # Delivery state and the lease belong to services; an edit here would bypass the state machine.
+    # Delivery state and the lease belong to operations and the engine; an edit here would bypass the state machine.
     readonly_fields = (
         "id", "status", "retry_count", "next_retry_at", "last_error", "cause_kind", "cause", "sent_at", "read_at",
         "claimed_until", "claim_token", "created_at", "updated_at",
@@ -86,7 +91,7 @@ class NotificationEventAdmin(admin.ModelAdmin):
     )
 
     def has_add_permission(self, request):
-        # Events are created by the API, CLI or services, which also hand them to the workers.
+        # Events are created by the API, CLI or operations, which also hand them to the workers.
         return False
 
     def save_model(self, request, obj, form, change):
@@ -98,7 +103,7 @@ class NotificationEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="Retries", ordering="retry_count")
     def retries(self, event):
-        return services.retry_display(event)
+        return retry_display(event)
 
     @admin.display(description="Last error")
     def last_error_short(self, event):
@@ -108,10 +113,8 @@ class NotificationEventAdmin(admin.ModelAdmin):
     def requeue_selected(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         try:
-            result = services.requeue_events(
-                actor=services.Actor(request.user.get_username(), "admin"), ids=ids
-            )
-        except services.InvalidInput as exc:
+            result = requeue_events(actor=Actor(request.user.get_username(), "admin"), ids=ids)
+        except InvalidInput as exc:
             self.message_user(request, f"Nothing requeued: {exc.message}.", messages.ERROR)
             return
         self.message_user(
@@ -125,8 +128,8 @@ class NotificationEventAdmin(admin.ModelAdmin):
     def mark_read_selected(self, request: HttpRequest, queryset: QuerySet[NotificationEvent]) -> None:
         ids = list(queryset.values_list("id", flat=True))
         try:
-            result = services.mark_read_events(actor=services.Actor(request.user.get_username(), "admin"), ids=ids)
-        except services.InvalidInput as exc:
+            result = mark_read_events(actor=Actor(request.user.get_username(), "admin"), ids=ids)
+        except InvalidInput as exc:
             self.message_user(request, f"Nothing marked read: {exc.message}.", messages.ERROR)
             return
         self.message_user(
@@ -139,7 +142,7 @@ class NotificationEventAdmin(admin.ModelAdmin):
 
 @admin.register(ChannelState)
 class ChannelStateAdmin(admin.ModelAdmin):
-    """Breaker and pause state per channel. Changed only through its actions (services.pause_channel/resume_channel)
+    """Breaker and pause state per channel. Changed only through its actions (operations.channels.pause/resume_channel)
     and by the delivery engine."""
 
     list_display = ("channel", "state", "consecutive_failures", "opened_at", "next_probe_at", "paused_at", "paused_by")
@@ -159,14 +162,14 @@ class ChannelStateAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause selected channels", permissions=["change"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet[ChannelState]) -> None:
-        actor = services.Actor(request.user.get_username(), "admin")
-        changed = [state.channel for state in queryset if services.pause_channel(state.channel, actor)]
+        actor = Actor(request.user.get_username(), "admin")
+        changed = [state.channel for state in queryset if pause_channel(state.channel, actor)]
         self.message_user(request, f"Paused: {', '.join(changed) or 'none (already paused)'}.")
 
     @admin.action(description="Resume selected channels", permissions=["change"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[ChannelState]) -> None:
-        actor = services.Actor(request.user.get_username(), "admin")
-        changed = [state.channel for state in queryset if services.resume_channel(state.channel, actor)]
+        actor = Actor(request.user.get_username(), "admin")
+        changed = [state.channel for state in queryset if resume_channel(state.channel, actor)]
         self.message_user(request, f"Resumed: {', '.join(changed) or 'none (none was paused)'}.")
 
 

@@ -16,6 +16,6 @@ class NotificationsConfig(AppConfig):
 
         check_configuration()
 
-        from notifications import logins
+        from notifications.web import logins
 
         logins.connect()

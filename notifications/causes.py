@@ -1,7 +1,7 @@
 """A dead event's cause: its last error reduced to what stays the same between occurrences of one cause.
 
 Worked out once, when an event goes dead (the delivery engine, the certctl import, migration 0009), and stored on
-the event, so that the dead-letter groups are one indexed GROUP BY (services.failure_groups). Linear in the
+the event, so that the dead-letter groups are one indexed GROUP BY (queries.groups.failure_groups). Linear in the
 length of the error whatever it holds: only its first SCAN_LENGTH characters are read, markup is dropped in one
 pass, and the text is cut into words once; the few patterns below match single words, anchored, without
 lookarounds.

@@ -1,9 +1,10 @@
 """The one filter set of notification events.
 
 The REST list and CSV export, the web UI's list and its "… all matching" actions, the bulk requeue and bulk read
-services, the CLI and the MCP tools all select events through NotificationFilterSet, so that a filter means the
+operations, the CLI and the MCP tools all select events through NotificationFilterSet, so that a filter means the
 same everywhere (NetBox's pattern: one FilterSet per model, used by API views, UI views and bulk actions).
 """
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,5 +157,10 @@ TIME_FILTERS = ("created_after", "created_before", "failed_after", "failed_befor
 
 
 def form_errors(form: forms.Form) -> dict[str, str]:
-    """{field: first message}, for the services' InvalidInput and the API's `fields`."""
+    """{field: first message}, for InvalidInput and the API's `fields`."""
     return {name: str(messages[0]) for name, messages in form.errors.items()}
+
+
+def filters_given(filters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The filters that were given a value: None and "" mean "no filter", in every interface."""
+    return {name: value for name, value in (filters or {}).items() if value not in (None, "")}

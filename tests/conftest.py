@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from notifications import services
+from notifications.operations.events import create_event
 from tests.receivers import Receiver
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -135,7 +135,7 @@ def make_event(db):
     def make(**overrides):
         fields = dict(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="api.example.com expires in 7 days")
         fields.update(overrides)
-        event, _ = services.create_event(**fields)
+        event, _ = create_event(**fields)
         return event
 
     return make

@@ -18,8 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from notifications.api.parsers import too_large_message
+from notifications.errors import EventNotFound, InvalidInput, RequeueRefused, UnknownChannel
 from notifications.ratelimit import failed_authentication_wait
-from notifications.services import EventNotFound, InvalidInput, RequeueRefused, UnknownChannel
 
 API_PREFIX = "/api/"
 

@@ -1,6 +1,14 @@
-"""OpenAPI details drf-spectacular cannot infer: the Bearer scheme and the headers every response carries."""
+"""OpenAPI details drf-spectacular cannot infer: the Bearer scheme, the headers every response carries, the error
+answers, the bulk requests' oneOf and the filters' time parameters."""
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+
+from notifications.api.parsers import MAX_JSON_DEPTH
+from notifications.api.serializers import NO_NUL, ErrorSerializer
+from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
+from notifications.queries.events import MAX_BULK_IDS
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 _HEADERS = {
@@ -71,3 +79,91 @@ def add_common_responses(result, generator, request, public):
     if create is not None:
         create["additionalProperties"] = False
     return result
+
+
+_ERROR_DESCRIPTIONS = {
+    400: f"Invalid input: a query value, the JSON body (also when nested deeper than {MAX_JSON_DEPTH} levels) or a field; "
+    "`fields` says which, and names unknown or read-only fields.",
+    401: 'No key, or an unknown key. Send `Authorization: Bearer <key>`. Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
+    403: "Creating and requeueing need an admin key (a read-only key may list, get and mark read), "
+    "or a browser session sent no CSRF token.",
+    404: "No notification with this id.",
+    405: "Method not allowed here; the `Allow` header lists the allowed ones.",
+    409: "The notification is not failed or dead (the message names its current status), or it is being delivered right now.",
+    413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
+    415: "The body is not JSON: send `Content-Type: application/json`.",
+}
+
+
+def errors(*codes, **descriptions):
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=descriptions.get(f"d{code}", _ERROR_DESCRIPTIONS[code]))
+        for code in codes
+    }
+
+
+DRY_RUN = {
+    "type": "boolean", "default": False,
+    "description": "true: change nothing; answer how many events would change, how many would be skipped and up to "
+    "20 of their ids.",
+}
+
+
+def filter_properties() -> dict:
+    """The list filters as JSON properties, described as the list's query parameters are."""
+    properties: dict = {}
+    for name, declared in NotificationFilterSet.base_filters.items():
+        schema: dict = {"type": "string", "description": declared.extra.get("help_text", "")}
+        if "choices" in declared.extra:
+            schema["enum"] = [value for value, _ in declared.extra["choices"]]
+        elif name in TIME_FILTERS:
+            schema.update(minLength=1, pattern=ISO_TIME_PATTERN)
+        else:
+            schema.update(minLength=1, maxLength=declared.extra["max_length"], pattern=NO_NUL.regex.pattern)
+        properties[name] = schema
+    return properties
+
+
+def bulk_request(what: str) -> dict:
+    """Either ids or filters, never both: a oneOf that a serializer cannot express."""
+    return {
+        "oneOf": [
+            {
+                "title": "By ids",
+                "type": "object",
+                "required": ["ids"],
+                "additionalProperties": False,
+                "properties": {
+                    "ids": {
+                        "type": "array", "maxItems": MAX_BULK_IDS,
+                        "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL.regex.pattern},
+                        "description": f"Notifications to {what}, at most {MAX_BULK_IDS}.",
+                    },
+                    "dry_run": DRY_RUN,
+                },
+            },
+            {
+                "title": "By filter",
+                "type": "object",
+                "description": "The list's filters, with the list's meaning; at least one besides dry_run.",
+                "anyOf": [{"required": [name]} for name in FILTER_NAMES],
+                "additionalProperties": False,
+                "properties": {**filter_properties(), "dry_run": DRY_RUN},
+            },
+        ]
+    }
+
+
+# A pattern, not format date-time: an empty value means "no filter", as for every list filter, and a date alone is
+# midnight UTC.
+TIME_PARAMETERS = [
+    OpenApiParameter(
+        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY, description=NotificationFilterSet.base_filters[name].extra["help_text"],
+        examples=[OpenApiExample("A time", value="2026-11-29T09:00:00Z")],
+    )
+    for name in TIME_FILTERS
+]
+
+
+EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
+CHANNEL_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case).")

@@ -1,4 +1,6 @@
-"""JSON shapes of the API, with certctl's field names. Validation of meaning stays in notifications.services."""
+"""What the REST API accepts: a create and a bulk selection (typed strictly, so that the OpenAPI schema states it
+exactly), and its error body. What it answers is notifications.serializers. Validation of meaning stays in
+notifications.operations."""
 from collections.abc import Mapping
 
 from django.core.validators import RegexValidator
@@ -8,21 +10,15 @@ from notifications.filtersets import FILTER_NAMES
 from notifications.models import (
     EVENT_ID_PATTERN,
     EVENT_ID_RULE,
-    AttemptOutcome,
-    CauseKind,
     Channel,
-    ChannelCondition,
     EventType,
-    ListedStatus,
-    NotificationAttempt,
-    NotificationEvent,
     Severity,
-    Status,
     event_id_problem,
 )
-from notifications.services import MAX_BULK_IDS
+from notifications.queries.events import MAX_BULK_IDS
+from notifications.serializers import NotificationEventSerializer, choice_field
 
-# What services.validate_event_input accepts, written so that the OpenAPI schema states it exactly:
+# What operations.events.validate_event_input accepts, written so that the OpenAPI schema states it exactly:
 # at least one character that str.strip() would keep, no NUL (PostgreSQL cannot store it).
 _NOT_SPACE = r"[^\x00\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 SOME_TEXT = RegexValidator(rf"^[^\x00]*{_NOT_SPACE}[^\x00]*$", "must not be empty")
@@ -58,46 +54,14 @@ class StrictRegexField(StrictCharField, serializers.RegexField):
     pass
 
 
-def _choice(choices, name, **kwargs):
-    return serializers.ChoiceField(
-        choices=choices.choices,
-        error_messages={"invalid_choice": f'unknown {name} "{{input}}"; expected one of {", ".join(choices.values)}'},
-        **kwargs,
-    )
-
-
-class NotificationEventSerializer(serializers.ModelSerializer):
-    type = _choice(EventType, "type")
-    channel = _choice(Channel, "channel")
-    severity = _choice(Severity, "severity", allow_null=True)
-    status = _choice(
-        ListedStatus, "status", source="listed_status", read_only=True,
-        help_text='As certctl shows it: "read" once an operator acknowledged the event (read_at is set), '
-        "else its delivery state. Acknowledging never stops a delivery: see delivery_status.",
-    )
-    delivery_status = _choice(
-        Status, "delivery_status", source="status", read_only=True,
-        help_text="Delivery state, whether read or not: pending, sent, failed or dead.",
-    )
-
-    class Meta:
-        model = NotificationEvent
-        fields = [
-            "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
-            "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at",
-            "dedup_key",
-        ]
-        read_only_fields = fields
-
-
 class NotificationCreateSerializer(serializers.Serializer):
     id = StrictRegexField(
         EVENT_ID_PATTERN, required=False,
         help_text=f"Optional id chosen by the client ({EVENT_ID_RULE}); generated when absent.",
         error_messages={"invalid": f"must be {EVENT_ID_RULE} (it becomes part of URLs)"},
     )
-    type = _choice(EventType, "type")
-    channel = _choice(Channel, "channel")
+    type = choice_field(EventType, "type")
+    channel = choice_field(Channel, "channel")
     recipient = StrictCharField(
         max_length=1024, trim_whitespace=False, validators=[ONE_LINE_TEXT], help_text="E-mail address or channel-specific target.",
         error_messages={"blank": "must not be empty"},
@@ -109,7 +73,7 @@ class NotificationCreateSerializer(serializers.Serializer):
     certificate_id = StrictCharField(
         required=False, allow_null=True, allow_blank=True, max_length=255, trim_whitespace=False, validators=[NO_NUL]
     )
-    severity = _choice(Severity, "severity", required=False, allow_null=True, allow_blank=True)
+    severity = choice_field(Severity, "severity", required=False, allow_null=True, allow_blank=True)
     dedup_key = StrictCharField(
         required=False, allow_null=True, allow_blank=True, max_length=255, trim_whitespace=False, validators=[NO_NUL],
         help_text="A second create with the same key returns the existing event (200) instead of a new one.",
@@ -145,23 +109,6 @@ class NotificationCreateSerializer(serializers.Serializer):
         data = dict(self.validated_data)
         data["event_id"] = data.pop("id", None)
         return data
-
-
-class NotificationAttemptSerializer(serializers.ModelSerializer):
-    notification_id = serializers.CharField(source="event_id")
-    outcome = _choice(AttemptOutcome, "outcome")
-    resulting_status = _choice(
-        Status, "status", allow_null=True,
-        help_text="The event's status after this attempt; null when a requeue or lease expiry overtook it.",
-    )
-
-    class Meta:
-        model = NotificationAttempt
-        fields = [
-            "notification_id", "number", "started_at", "duration_ms", "outcome", "error", "http_status",
-            "resulting_status",
-        ]
-        read_only_fields = fields
 
 
 FILTER_LIST = ", ".join(FILTER_NAMES)
@@ -202,84 +149,6 @@ class BulkSelectionSerializer(serializers.Serializer):
         return {**selection, "dry_run": attrs.get("dry_run", False)}
 
 
-class BulkPreviewSerializer(serializers.Serializer):
-    skipped = serializers.IntegerField(min_value=0, help_text="Selected events that would be left alone.")
-    sample = serializers.ListField(
-        child=serializers.CharField(), max_length=20, help_text="Up to 20 ids of events that would change, newest first."
-    )
-
-
-class RequeuePreviewSerializer(BulkPreviewSerializer):
-    would_requeue = serializers.IntegerField(min_value=0, help_text="Events that would move back to pending.")
-
-
-class ReadPreviewSerializer(BulkPreviewSerializer):
-    would_mark_read = serializers.IntegerField(min_value=0, help_text="Unread events that would be marked read.")
-
-
-class FailureGroupSerializer(serializers.Serializer):
-    channel = _choice(Channel, "channel")
-    kind = _choice(
-        CauseKind, "kind",
-        help_text="permanent: the final failure was a refusal that retrying cannot fix (HTTP 4xx, a bad configuration); "
-        "transient: the retries ran out on failures that may pass (HTTP 5xx, timeouts).",
-    )
-    error = serializers.CharField(
-        help_text="The cause: the last error (its first 2,000 characters, HTML reduced to its text) with ids, numbers, "
-        "hex strings, UUIDs and timestamps replaced by <id>, <n>, <hex>, <uuid> and <time>, so that one cause is one "
-        "group; a three-digit HTTP status stays (HTTP 503). At most 240 characters; a cut one ends with …. Select the "
-        "group's events with the filters channel, cause_kind (= kind) and cause (= error)."
-    )
-    count = serializers.IntegerField(min_value=1)
-    first_at = serializers.DateTimeField(help_text="The earliest latest-attempt time in the group.")
-    last_at = serializers.DateTimeField(help_text="The latest attempt in the group.")
-    sample_id = serializers.CharField(help_text="The event of the group that failed last.")
-
-
-class FailureGroupListSerializer(serializers.Serializer):
-    data = FailureGroupSerializer(many=True)
-    total = serializers.IntegerField(min_value=0, help_text="Number of groups.")
-
-
-class BulkRequeueResultSerializer(serializers.Serializer):
-    requeued = serializers.IntegerField(min_value=0, help_text="Events moved back to pending.")
-    skipped = serializers.IntegerField(
-        min_value=0, help_text="Selected events left alone: unknown ids, not failed/dead, or being delivered right now."
-    )
-
-
-class BulkReadResultSerializer(serializers.Serializer):
-    marked_read = serializers.IntegerField(
-        min_value=0, help_text="Events acknowledged now (dead ones are thereby dismissed from the dead-letter queue)."
-    )
-    skipped = serializers.IntegerField(min_value=0, help_text="Selected events left alone: unknown ids or already read.")
-
-
-class MarkedReadSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["marked_as_read"])
-
-
-class RequeuedSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["requeued"])
-
-
-class StatsSummarySerializer(serializers.Serializer):
-    notifications_total = serializers.IntegerField(min_value=0)
-    notifications_pending = serializers.IntegerField(min_value=0)
-    notifications_sent = serializers.IntegerField(min_value=0)
-    notifications_failed = serializers.IntegerField(min_value=0)
-    notifications_dead = serializers.IntegerField(min_value=0, help_text="Every dead event, dismissed or not.")
-    notifications_dead_unacknowledged = serializers.IntegerField(
-        min_value=0, help_text="Dead events no operator has dismissed (marked read) yet: the Dead letter tab's size."
-    )
-    notifications_unread = serializers.IntegerField(min_value=0)
-    oldest_due_retry_at = serializers.DateTimeField(
-        allow_null=True, help_text="The earliest retry that is due but not yet taken; null when none is due."
-    )
-    oldest_due_retry_age_seconds = serializers.IntegerField(allow_null=True, min_value=0)
-    completed_at = serializers.DateTimeField(help_text="When these counts were taken.")
-
-
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField(help_text='The HTTP reason phrase, e.g. "Not Found".')
     message = serializers.CharField(help_text="What went wrong and what to do about it.")
@@ -288,23 +157,3 @@ class ErrorSerializer(serializers.Serializer):
         child=serializers.CharField(), required=False,
         help_text="Validation errors only: a message per offending field (list items as ids[3]).",
     )
-
-
-
-class ChannelSerializer(serializers.Serializer):
-    name = _choice(Channel, "channel")
-    configured = serializers.BooleanField(help_text="False when a required setting is missing: its events are dead-lettered.")
-    state = serializers.ChoiceField(
-        choices=ChannelCondition.choices,
-        help_text="closed: deliveries flow; open: the circuit breaker holds the channel's events after consecutive "
-        "transient failures and tries one per probe interval; paused: an operator holds them.",
-    )
-    since = serializers.DateTimeField(allow_null=True, help_text="When the channel was opened or paused; null when closed.")
-    paused_by = serializers.CharField(allow_null=True, help_text="Who paused it; null unless paused.")
-    consecutive_failures = serializers.IntegerField(min_value=0)
-    next_probe_at = serializers.DateTimeField(allow_null=True, help_text="When an open channel's next probe is tried.")
-
-
-class ChannelListSerializer(serializers.Serializer):
-    data = ChannelSerializer(many=True)
-    total = serializers.IntegerField(min_value=0)

@@ -1,17 +1,11 @@
-"""REST endpoints under /api/v1 (DESIGN §5). Thin: every change goes through notifications.services."""
+"""REST endpoints under /api/v1 (DESIGN §5). Thin: reads go through notifications.queries, changes through
+notifications.operations."""
 from typing import Any
 
 from django.http import Http404, HttpResponseBase
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiExample,
-    OpenApiParameter,
-    OpenApiResponse,
-    PolymorphicProxySerializer,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -21,55 +15,44 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from notifications import services
 from notifications.api.auth import actor_for
-from notifications.api.filters import EnvelopePagination
-from notifications.api.parsers import MAX_JSON_DEPTH, LimitedJSONParser
-from notifications.api.serializers import (
-    NO_NUL,
+from notifications.api.pagination import EnvelopePagination
+from notifications.api.parsers import LimitedJSONParser
+from notifications.api.schema import CHANNEL_NAME, EVENT_ID, TIME_PARAMETERS, bulk_request, errors
+from notifications.api.serializers import BulkSelectionSerializer, NotificationCreateSerializer
+from notifications.errors import EventIdTaken
+from notifications.filtersets import FILTER_NAMES, NotificationFilterSet
+from notifications.models import NotificationEvent
+from notifications.operations.channels import pause_channel, resume_channel
+from notifications.operations.events import create_event, mark_read, mark_read_events, requeue_event, requeue_events
+from notifications.queries.channels import channel_states
+from notifications.queries.events import get_event, preview_mark_read, preview_requeue
+from notifications.queries.export import CsvExport, csv_response
+from notifications.queries.groups import failure_groups
+from notifications.queries.summary import stats_summary
+from notifications.serializers import (
     BulkReadResultSerializer,
     BulkRequeueResultSerializer,
-    BulkSelectionSerializer,
     ChannelListSerializer,
     ChannelSerializer,
-    ErrorSerializer,
     FailureGroupListSerializer,
     MarkedReadSerializer,
     NotificationAttemptSerializer,
-    NotificationCreateSerializer,
     NotificationEventSerializer,
     ReadPreviewSerializer,
     RequeuedSerializer,
     RequeuePreviewSerializer,
     StatsSummarySerializer,
 )
-from notifications.export import CsvExport, csv_response
-from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
-from notifications.models import NotificationEvent
-
-_ERROR_DESCRIPTIONS = {
-    400: f"Invalid input: a query value, the JSON body (also when nested deeper than {MAX_JSON_DEPTH} levels) or a field; "
-    "`fields` says which, and names unknown or read-only fields.",
-    401: 'No key, or an unknown key. Send `Authorization: Bearer <key>`. Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
-    403: "Creating and requeueing need an admin key (a read-only key may list, get and mark read), "
-    "or a browser session sent no CSRF token.",
-    404: "No notification with this id.",
-    405: "Method not allowed here; the `Allow` header lists the allowed ones.",
-    409: "The notification is not failed or dead (the message names its current status), or it is being delivered right now.",
-    413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
-    415: "The body is not JSON: send `Content-Type: application/json`.",
-}
 
 
-def errors(*codes, **descriptions):
-    return {
-        code: OpenApiResponse(ErrorSerializer, description=descriptions.get(f"d{code}", _ERROR_DESCRIPTIONS[code]))
-        for code in codes
-    }
+def _filters(request: Request) -> dict[str, str]:
+    """The list filters among the query parameters."""
+    return {name: request.query_params[name] for name in FILTER_NAMES if name in request.query_params}
 
 
 class CSVRenderer(BaseRenderer):
-    """Lets `?format=csv` reach the list, which streams the CSV itself (notifications.export)."""
+    """Lets `?format=csv` reach the list, which streams the CSV itself (notifications.queries.export)."""
 
     media_type = "text/csv"
     format = "csv"
@@ -82,76 +65,6 @@ class CSVRenderer(BaseRenderer):
 class IdTaken(APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "conflict"
-
-
-def _ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-DRY_RUN = {
-    "type": "boolean", "default": False,
-    "description": "true: change nothing; answer how many events would change, how many would be skipped and up to "
-    "20 of their ids.",
-}
-
-
-def filter_properties() -> dict:
-    """The list filters as JSON properties, described as the list's query parameters are."""
-    properties: dict = {}
-    for name, declared in NotificationFilterSet.base_filters.items():
-        schema: dict = {"type": "string", "description": declared.extra.get("help_text", "")}
-        if "choices" in declared.extra:
-            schema["enum"] = [value for value, _ in declared.extra["choices"]]
-        elif name in TIME_FILTERS:
-            schema.update(minLength=1, pattern=ISO_TIME_PATTERN)
-        else:
-            schema.update(minLength=1, maxLength=declared.extra["max_length"], pattern=NO_NUL.regex.pattern)
-        properties[name] = schema
-    return properties
-
-
-def bulk_request(what: str) -> dict:
-    """Either ids or filters, never both: a oneOf that a serializer cannot express."""
-    return {
-        "oneOf": [
-            {
-                "title": "By ids",
-                "type": "object",
-                "required": ["ids"],
-                "additionalProperties": False,
-                "properties": {
-                    "ids": {
-                        "type": "array", "maxItems": services.MAX_BULK_IDS,
-                        "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL.regex.pattern},
-                        "description": f"Notifications to {what}, at most {services.MAX_BULK_IDS}.",
-                    },
-                    "dry_run": DRY_RUN,
-                },
-            },
-            {
-                "title": "By filter",
-                "type": "object",
-                "description": "The list's filters, with the list's meaning; at least one besides dry_run.",
-                "anyOf": [{"required": [name]} for name in FILTER_NAMES],
-                "additionalProperties": False,
-                "properties": {**filter_properties(), "dry_run": DRY_RUN},
-            },
-        ]
-    }
-
-
-# A pattern, not format date-time: an empty value means "no filter", as for every list filter, and a date alone is
-# midnight UTC.
-TIME_PARAMETERS = [
-    OpenApiParameter(
-        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY, description=NotificationFilterSet.base_filters[name].extra["help_text"],
-        examples=[OpenApiExample("A time", value="2026-11-29T09:00:00Z")],
-    )
-    for name in TIME_FILTERS
-]
-
-
-EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
 
 
 @extend_schema_view(
@@ -298,8 +211,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         serializer = NotificationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            event, created = services.create_event(**serializer.service_arguments())
-        except services.EventIdTaken as exc:
+            event, created = create_event(**serializer.service_arguments())
+        except EventIdTaken as exc:
             raise IdTaken(exc.errors["id"]) from None
         body = NotificationEventSerializer(event).data
         if not created:
@@ -333,27 +246,28 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if isinstance(request.accepted_renderer, CSVRenderer):
-            filters = {name: request.query_params[name] for name in FILTER_NAMES if name in request.query_params}
-            return csv_response(CsvExport(filters))
-        return super().list(request, *args, **kwargs)
+            return csv_response(CsvExport(_filters(request)))
+        assert isinstance(self.paginator, EnvelopePagination)
+        rows = self.paginator.paginate_events(_filters(request), request)
+        return self.get_paginated_response(NotificationEventSerializer(rows, many=True).data)
 
     def retrieve(self, request, id):
-        return Response(NotificationEventSerializer(services.get_event(id)).data)
+        return Response(NotificationEventSerializer(get_event(id)).data)
 
     @action(detail=True, methods=["get"], filter_backends=[])
     def attempts(self, request, id):
-        event = services.get_event(id)
+        event = get_event(id)
         page = self.paginate_queryset(event.attempts.order_by("number"))
         return self.get_paginated_response(NotificationAttemptSerializer(page, many=True).data)
 
     @action(detail=True, methods=["post"])
     def read(self, request, id):
-        services.mark_read(id, actor_for(request))
+        mark_read(id, actor_for(request))
         return Response({"status": "marked_as_read"})
 
     @action(detail=True, methods=["post"])
     def requeue(self, request, id):
-        services.requeue_event(id, actor_for(request))
+        requeue_event(id, actor_for(request))
         return Response({"status": "requeued"})
 
     @action(
@@ -365,10 +279,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         selection = serializer.validated_data
         if selection.pop("dry_run"):
-            preview = services.preview_requeue(**selection)
-            return Response({"would_requeue": preview.would_change, "skipped": preview.skipped, "sample": preview.sample})
-        result = services.requeue_events(actor_for(request), **selection)
-        return Response({"requeued": result.requeued, "skipped": result.skipped})
+            return Response(RequeuePreviewSerializer(preview_requeue(**selection)).data)
+        return Response(BulkRequeueResultSerializer(requeue_events(actor_for(request), **selection)).data)
 
     @action(
         detail=False, methods=["post"], url_path="read", url_name="bulk-read",
@@ -379,10 +291,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         selection = serializer.validated_data
         if selection.pop("dry_run"):
-            preview = services.preview_mark_read(**selection)
-            return Response({"would_mark_read": preview.would_change, "skipped": preview.skipped, "sample": preview.sample})
-        result = services.mark_read_events(actor_for(request), **selection)
-        return Response({"marked_read": result.marked_read, "skipped": result.skipped})
+            return Response(ReadPreviewSerializer(preview_mark_read(**selection)).data)
+        return Response(BulkReadResultSerializer(mark_read_events(actor_for(request), **selection)).data)
 
     @extend_schema(
         summary="Dead letter grouped by cause",
@@ -400,8 +310,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         detail=False, methods=["get"], url_path="dead-letter/groups", url_name="dead-letter-groups", pagination_class=None,
     )
     def dead_letter_groups(self, request: Request) -> Response:
-        filters = {name: request.query_params[name] for name in FILTER_NAMES if name in request.query_params}
-        groups = services.failure_groups(filters)
+        groups = failure_groups(_filters(request))
         return Response(FailureGroupListSerializer({"data": groups, "total": len(groups)}).data)
 
 
@@ -413,10 +322,7 @@ class StatsSummaryView(APIView):
         responses={200: StatsSummarySerializer},
     )
     def get(self, request):
-        return Response(StatsSummarySerializer(services.stats_summary()).data)
-
-
-CHANNEL_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case).")
+        return Response(StatsSummarySerializer(stats_summary()).data)
 
 
 class ChannelListView(APIView):
@@ -426,7 +332,7 @@ class ChannelListView(APIView):
         responses={200: ChannelListSerializer},
     )
     def get(self, request):
-        channels = services.channel_states()
+        channels = channel_states()
         return Response({"data": ChannelSerializer(channels, many=True).data, "total": len(channels)})
 
 
@@ -442,7 +348,7 @@ class ChannelPauseView(APIView):
         responses={200: ChannelSerializer, **errors(403, 404, 405, d404="No channel of this name.")},
     )
     def post(self, request, name):
-        change = services.pause_channel if self.pause else services.resume_channel
+        change = pause_channel if self.pause else resume_channel
         change(name, actor_for(request))
-        state = next(channel for channel in services.channel_states() if channel["name"].lower() == name.lower())
+        state = next(channel for channel in channel_states() if channel["name"].lower() == name.lower())
         return Response(ChannelSerializer(state).data)

@@ -12,7 +12,7 @@ def fill_causes(apps, schema_editor):
     permanent when its final failure was (an event imported from certctl had no attempt here: permanent when it
     was read in certctl before delivery, else transient, certctl having given up after its retries)."""
     from notifications.causes import SCAN_LENGTH, dead_cause
-    from notifications.certctl_import import READ_BEFORE_DELIVERY
+    from notifications.operations.certctl_import import READ_BEFORE_DELIVERY
 
     Event = apps.get_model("notifications", "NotificationEvent")
     Attempt = apps.get_model("notifications", "NotificationAttempt")

@@ -96,7 +96,7 @@ class NotificationCount(models.Model):
     """Events per (channel, status, unread), as rows of deltas whose sum is the count.
 
     On PostgreSQL, triggers on notification_events append one row per group for each statement that creates,
-    changes or deletes events, in that statement's transaction, so every path (services, the engine, plain SQL,
+    changes or deletes events, in that statement's transaction, so every path (operations, the engine, plain SQL,
     the retention purge) keeps the counts exact; appending, never updating, keeps concurrent writers from
     queueing on one hot row. notifications.engine.upkeep folds the rows into one per group now and then and reads
     them instead of counting a history of millions of events.

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 
-from notifications import services
+from notifications.queries.events import retry_display as retry_text
 
 register = template.Library()
 
@@ -42,4 +42,4 @@ def exact_time(value, placeholder="—"):
 
 @register.filter
 def retry_display(event):
-    return services.retry_display(event)
+    return retry_text(event)

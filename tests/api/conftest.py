@@ -3,7 +3,7 @@ from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from notifications import services
+from notifications.queries.events import get_event
 from tests.deliveries import deliver_now
 
 READ_KEY = "ro-key-4f1c9b2e7d"
@@ -53,7 +53,7 @@ def dead_event(make_event):
     """No notifier is configured for the channel, so the first delivery is a permanent failure."""
     event = make_event()
     assert deliver_now(event.id) == "dead"
-    return services.get_event(event.id)
+    return get_event(event.id)
 
 
 @pytest.fixture
@@ -62,14 +62,14 @@ def failed_event(make_event, settings, closed_port):
     event = make_event()
     assert deliver_now(event.id) == "failed"
     settings.CERTCTL_WEBHOOK_URL = ""
-    return services.get_event(event.id)
+    return get_event(event.id)
 
 
 @pytest.fixture
 def sent_event(make_event, webhook):
     event = make_event()
     assert deliver_now(event.id) == "sent"
-    return services.get_event(event.id)
+    return get_event(event.id)
 
 
 def assert_error(response, status_code, reason, *message_parts):

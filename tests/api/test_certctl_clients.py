@@ -7,8 +7,8 @@ no Content-Type, the query strings they build. The assertions read the fields th
 import pytest
 from django.test import Client
 
-from notifications import services
 from notifications.models import NotificationEvent
+from notifications.queries.events import get_event
 from tests.api.conftest import ADMIN_KEY, READ_KEY
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +93,7 @@ def test_requeue_from_the_dead_letter_tab_needs_an_admin_key(inbox):
     refused = CertctlWebClient(READ_KEY).requeue(dead_id)
     # certctl's fetchJSON shows body.message: it must say why.
     assert refused.status_code == 403 and "admin key" in refused.json()["message"]
-    assert services.get_event(dead_id).status == "dead"
+    assert get_event(dead_id).status == "dead"
 
     done = CertctlWebClient(ADMIN_KEY).requeue(dead_id)
     assert (done.status_code, done.json()) == (200, {"status": "requeued"})

@@ -4,9 +4,11 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from notifications import services
+from notifications.actors import Actor
 from notifications.engine import passes
 from notifications.models import NotificationEvent, OperatorAction
+from notifications.operations.events import mark_read
+from notifications.queries.events import get_event
 from tests.api.conftest import assert_error
 from tests.deliveries import deliver_now
 
@@ -106,7 +108,7 @@ def test_per_page_is_clamped_to_1_through_500(admin, make_event, given, used):
 
 def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, dead_event):
     slack = make_event(channel="Slack", type="RenewalFailure", certificate_id="mc-9")
-    services.mark_read(slack.id, services.Actor("t", "test"))
+    mark_read(slack.id, Actor("t", "test"))
 
     def ids(query):
         return {item["id"] for item in admin.get(f"/api/v1/notifications?{query}").json()["data"]}
@@ -292,7 +294,7 @@ def test_mark_read_records_the_time_and_the_key_name(admin, dead_event):
         response = admin.post(f"/api/v1/notifications/{dead_event.id}/read")
     assert response.status_code == 200
     assert response.json() == {"status": "marked_as_read"}
-    event = services.get_event(dead_event.id)
+    event = get_event(dead_event.id)
     assert (event.read_at, event.status) == (at(30), "dead")
     action = OperatorAction.objects.get(event=event)
     assert (action.action, action.actor, action.source) == ("mark_read", "oncall", "api")
@@ -304,7 +306,7 @@ def test_mark_read_twice_keeps_the_first_time(admin, dead_event):
     with time_machine.travel(at(40), tick=False):
         second = admin.post(f"/api/v1/notifications/{dead_event.id}/read")
     assert second.json() == {"status": "marked_as_read"}
-    assert services.get_event(dead_event.id).read_at == at(30)
+    assert get_event(dead_event.id).read_at == at(30)
 
 
 # --- requeue one ----------------------------------------------------------------------------
@@ -384,8 +386,8 @@ def test_bulk_requeue_by_filter(admin, dead_event, make_event):
     deliver_now(other.id)
     response = admin.post("/api/v1/notifications/requeue", {"status": "dead", "channel": "Webhook"}, format="json")
     assert response.json() == {"requeued": 1, "skipped": 0}
-    assert services.get_event(dead_event.id).status == "pending"
-    assert services.get_event(other.id).status == "dead"
+    assert get_event(dead_event.id).status == "pending"
+    assert get_event(other.id).status == "dead"
 
 
 @pytest.mark.parametrize(
@@ -409,7 +411,7 @@ def test_bulk_requeue_takes_at_most_10000_ids(admin, dead_event):
     ids = [dead_event.id] + [f"notif-{n}" for n in range(10_000)]
     response = admin.post("/api/v1/notifications/requeue", {"ids": ids}, format="json")
     assert_error(response, 400, "Bad Request", "at most 10000 ids per call")
-    assert services.get_event(dead_event.id).status == "dead"
+    assert get_event(dead_event.id).status == "dead"
     exactly = admin.post("/api/v1/notifications/requeue", {"ids": ids[:10_000]}, format="json")
     assert exactly.json() == {"requeued": 1, "skipped": 9_999}
 
@@ -455,7 +457,7 @@ def test_ids_with_dots_and_colons_route(admin, make_event):
 
 def test_bulk_read_by_ids_counts_marked_and_skipped(reader, dead_event, make_event):
     pending = make_event()
-    services.mark_read(pending.id, services.Actor("t", "test"))
+    mark_read(pending.id, Actor("t", "test"))
     response = reader.post("/api/v1/notifications/read", {"ids": [dead_event.id, pending.id, "notif-nope"]}, format="json")
     assert (response.status_code, response.json()) == (200, {"marked_read": 1, "skipped": 2})
     action = OperatorAction.objects.get(event_id=dead_event.id)
@@ -472,8 +474,8 @@ def test_bulk_read_by_filter_dismisses_the_dead_letter_queue(admin, dead_event, 
     assert admin.get("/api/v1/notifications?status=dead").json()["total"] == 0
     assert admin.get("/api/v1/notifications?delivery_status=dead").json()["total"] == 1
     # Reading never touches delivery.
-    assert services.get_event(failed_event.id).read_at is None
-    assert services.get_event(pending.id).read_at is None
+    assert get_event(failed_event.id).read_at is None
+    assert get_event(pending.id).read_at is None
     assert admin.post("/api/v1/notifications/read", {"delivery_status": "failed"}, format="json").json() == {
         "marked_read": 1, "skipped": 0
     }
@@ -496,7 +498,7 @@ def test_bulk_read_by_filter_dismisses_the_dead_letter_queue(admin, dead_event, 
 def test_bulk_read_with_bad_input_is_400(reader, dead_event, body, field, message):
     result = assert_error(reader.post("/api/v1/notifications/read", body, format="json"), 400, "Bad Request")
     assert message in result["fields"][field]
-    assert services.get_event(dead_event.id).read_at is None
+    assert get_event(dead_event.id).read_at is None
 
 
 def test_read_is_a_reserved_id(admin):

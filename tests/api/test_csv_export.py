@@ -10,9 +10,12 @@ import pytest
 import time_machine
 from django.db import connection, connections
 
-from notifications import export, services
-from notifications.export import CsvExport
+from notifications.actors import Actor
 from notifications.models import NotificationEvent
+from notifications.operations.events import mark_read
+from notifications.queries import export
+from notifications.queries.events import filter_events, get_event
+from notifications.queries.export import CsvExport
 from tests.deliveries import deliver_now
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +25,7 @@ HEADER = [
     "retry_count", "next_retry_at", "last_error", "last_attempt_at", "sent_at", "created_at", "updated_at", "read_at",
     "dedup_key",
 ]
-ACTOR = services.Actor("tester", "api")
+ACTOR = Actor("tester", "api")
 
 
 def table(response):
@@ -63,7 +66,7 @@ def test_x_total_count_is_the_number_of_rows_that_follow(reader, make_event, fil
     assert header == HEADER
     assert int(response["X-Total-Count"]) == len(rows)
     assert len(rows) == NotificationEvent.objects.filter(
-        pk__in=services.filter_events(NotificationEvent.objects.all(), filters)
+        pk__in=filter_events(NotificationEvent.objects.all(), filters)
     ).count()
 
 
@@ -93,7 +96,7 @@ def test_cells_are_written_as_the_api_writes_them(reader, make_event, settings, 
         on_the_second = make_event(certificate_id="mc-1", severity="critical", dedup_key="k-1")
     with time_machine.travel(datetime(2026, 11, 29, 9, 0, 0, 120000, tzinfo=UTC), tick=False):
         quoted = make_event(message='says "hi", then\nleaves; a,b', recipient="a@example.com")
-    services.mark_read(quoted.id, ACTOR)
+    mark_read(quoted.id, ACTOR)
     settings.CERTCTL_WEBHOOK_URL = f"http://127.0.0.1:{closed_port}/hook"
     failed = make_event()
     assert deliver_now(failed.id) == "failed"
@@ -108,7 +111,7 @@ def test_cells_are_written_as_the_api_writes_them(reader, make_event, settings, 
                 assert moment(row[name]) == moment(value), name
             else:
                 assert row[name] == ("" if value is None else str(value)), name
-        assert moment(row["last_attempt_at"]) == services.get_event(event.id).last_attempt_at
+        assert moment(row["last_attempt_at"]) == get_event(event.id).last_attempt_at
     assert rows[on_the_second.id]["created_at"] == "2026-11-29T09:00:00Z"
     assert moment(rows[quoted.id]["created_at"]) == datetime(2026, 11, 29, 9, 0, 0, 120000, tzinfo=UTC)
     assert (rows[quoted.id]["status"], rows[quoted.id]["delivery_status"]) == ("read", "pending")

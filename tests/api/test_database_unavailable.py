@@ -69,6 +69,6 @@ def test_other_server_errors_stay_500(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("notifications.services.stats_summary", broken)
+    monkeypatch.setattr("notifications.api.views.stats_summary", broken)
 
     assert_error(api_client().get("/api/v1/stats/summary"), 500, "Internal Server Error")

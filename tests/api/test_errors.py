@@ -62,7 +62,7 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id(admin, monkeypatc
     def broken():
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("notifications.services.stats_summary", broken)
+    monkeypatch.setattr("notifications.api.views.stats_summary", broken)
     admin.raise_request_exception = False
     response = admin.get("/api/v1/stats/summary", headers={"X-Request-ID": "req-500"})
     body = assert_error(response, 500, "Internal Server Error", "request_id")

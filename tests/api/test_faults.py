@@ -1,9 +1,9 @@
 """The original certctl's API faults (DESIGN §8) that this service must not reproduce."""
 import pytest
 
-from notifications import services
 from notifications.engine import passes
 from notifications.models import NotificationEvent
+from notifications.queries.events import get_event
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +51,6 @@ def test_fault_2_requeue_sent_is_409_and_not_redelivered(admin, sent_event, webh
     assert bulk.json() == {"requeued": 0, "skipped": 1}
     passes.process_pending()
     passes.retry_sweep()
-    event = services.get_event(sent_event.id)
+    event = get_event(sent_event.id)
     assert (event.status, event.sent_at) == ("sent", sent_event.sent_at)
     assert len(webhook.requests) == 1

@@ -96,7 +96,7 @@ def test_schema_documents_filters_and_enums(openapi):
     assert sorted(group["required"]) == ["channel", "count", "error", "first_at", "kind", "last_at", "sample_id"]
     assert group["properties"]["kind"]["allOf"] == [{"$ref": "#/components/schemas/CauseKind"}]
     assert schemas["CauseKind"]["enum"] == ["permanent", "transient"]
-    # One id rule, as services.validate_event_input keeps it.
+    # One id rule, as operations.events.validate_event_input keeps it.
     assert schemas["NotificationCreate"]["properties"]["id"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._~:-]{0,63}$"
     descriptions = {p["name"]: p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
     assert '"read" = events an operator acknowledged' in descriptions["status"] and "not yet read" in descriptions["status"]

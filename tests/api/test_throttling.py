@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from notifications import services
+from notifications.queries.events import get_event
 from tests.api.conftest import ADMIN_KEY, READ_KEY, assert_error
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,7 @@ def test_writes_count_against_the_same_bucket(slow_limit, admin, dead_event):
             admin.get("/api/v1/stats/summary")
         response = admin.post(f"/api/v1/notifications/{dead_event.id}/requeue")
     assert response.status_code == 429
-    assert services.get_event(dead_event.id).status == "dead"
+    assert get_event(dead_event.id).status == "dead"
 
 
 def test_zero_rate_turns_the_limit_off(settings, admin):

@@ -7,14 +7,18 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import services
+from notifications.actors import Actor
+from notifications.errors import InvalidInput
 from notifications.models import CAUSE_LENGTH, NotificationEvent
 from notifications.notifiers import DeliveryResult
+from notifications.operations.events import dismiss_group, mark_read, requeue_group
+from notifications.queries.events import BulkPreview, get_event, preview_mark_read, preview_requeue
+from notifications.queries.groups import dead_letter, failure_groups
 from tests.api.conftest import assert_error
 from tests.deliveries import claim, record
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-OPERATOR = services.Actor("alice", "api")
+OPERATOR = Actor("alice", "api")
 
 
 @pytest.fixture
@@ -29,7 +33,7 @@ def dead_at(make_event, settings):
         )
         result = DeliveryResult.permanent_failure(error, http_status=410) if permanent else DeliveryResult.transient(error)
         assert record(claim(event.id, now=when), result, when) == "dead"
-        return services.get_event(event.id)
+        return get_event(event.id)
 
     return make
 
@@ -89,8 +93,8 @@ def test_recover_since_requeues_what_died_after_a_time(admin, dead_at):
     before, after = dead_at(T0), dead_at(T0 + timedelta(hours=2))
     response = admin.post("/api/v1/notifications/requeue", {"status": "dead", "failed_after": "2026-11-29T09:00:00Z"}, format="json")
     assert response.json() == {"requeued": 1, "skipped": 0}
-    assert services.get_event(after.id).status == "pending"
-    assert services.get_event(before.id).status == "dead"
+    assert get_event(after.id).status == "pending"
+    assert get_event(before.id).status == "dead"
 
 
 def test_bulk_bad_filter_value_is_400_naming_it(admin):
@@ -111,8 +115,8 @@ def test_dry_run_requeue_counts_and_samples_and_changes_nothing(admin, dead_at, 
     assert NotificationEvent.objects.filter(status="dead").count() == 25
     by_ids = admin.post("/api/v1/notifications/requeue", {"ids": [dead[0].id, pending.id, "nope"], "dry_run": True}, format="json")
     assert by_ids.json() == {"would_requeue": 1, "skipped": 2, "sample": [dead[0].id]}
-    assert services.get_event(dead[0].id).status == "dead"
-    assert not services.get_event(dead[0].id).operator_actions.exists()
+    assert get_event(dead[0].id).status == "dead"
+    assert not get_event(dead[0].id).operator_actions.exists()
 
 
 def test_a_dry_run_samples_the_newest_20_and_counts_the_rest_of_the_selection_as_skipped(dead_at, make_event):
@@ -120,12 +124,12 @@ def test_a_dry_run_samples_the_newest_20_and_counts_the_rest_of_the_selection_as
     pending = make_event(channel="Slack")  # selected, but not requeueable
     make_event(channel="Webhook")
 
-    requeue = services.preview_requeue(filters={"channel": "Slack"}, now=T0 + timedelta(hours=1))
-    mark_read = services.preview_mark_read(filters={"channel": "Slack"})
+    requeue = preview_requeue(filters={"channel": "Slack"}, now=T0 + timedelta(hours=1))
+    mark_read = preview_mark_read(filters={"channel": "Slack"})
 
     newest_first = [event.id for event in reversed(dead)]
-    assert requeue == services.BulkPreview(would_change=25, skipped=1, sample=newest_first[:20])
-    assert mark_read == services.BulkPreview(would_change=26, skipped=0, sample=[pending.id, *newest_first[:19]])
+    assert requeue == BulkPreview(would_change=25, skipped=1, sample=newest_first[:20])
+    assert mark_read == BulkPreview(would_change=26, skipped=0, sample=[pending.id, *newest_first[:19]])
     assert NotificationEvent.objects.filter(status="dead", read_at__isnull=True).count() == 25
 
 
@@ -133,7 +137,7 @@ def test_dry_run_mark_read_changes_nothing(reader, dead_at):
     dead = dead_at(T0)
     response = reader.post("/api/v1/notifications/read", {"status": "dead", "dry_run": True}, format="json")
     assert response.json() == {"would_mark_read": 1, "skipped": 0, "sample": [dead.id]}
-    assert services.get_event(dead.id).read_at is None
+    assert get_event(dead.id).read_at is None
 
 
 def test_dry_run_still_needs_an_admin_key_to_requeue(reader, dead_at):
@@ -172,7 +176,7 @@ def test_groups_take_the_list_filters_and_leave_out_dismissed_ones(reader, dead_
     dead_at(T0, channel="Slack")
     webhook = dead_at(T0)
     dismissed = dead_at(T0, error="another cause")
-    services.mark_read(dismissed.id, services.Actor("alice", "api"))
+    mark_read(dismissed.id, Actor("alice", "api"))
 
     body = reader.get("/api/v1/notifications/dead-letter/groups", {"channel": "Webhook"}).json()
     assert [(g["channel"], g["count"], g["sample_id"]) for g in body["data"]] == [("Webhook", 1, webhook.id)]
@@ -201,7 +205,7 @@ def test_the_same_cause_is_two_groups_when_one_failure_was_permanent_and_the_oth
     dead_at(T0, error="HTTP 503")
     dead_at(T0, error="HTTP 503", permanent=False)
 
-    assert sorted((g.kind, g.count) for g in services.failure_groups()) == [("permanent", 1), ("transient", 1)]
+    assert sorted((g.kind, g.count) for g in failure_groups()) == [("permanent", 1), ("transient", 1)]
 
 
 def test_groups_sort_by_size_then_by_the_latest_failure_and_sample_the_last_failure(dead_at):
@@ -213,7 +217,7 @@ def test_groups_sort_by_size_then_by_the_latest_failure_and_sample_the_last_fail
     dead_at(T0 + timedelta(hours=4), channel="Teams", error="Teams: could not connect")
     dead_at(T0 + timedelta(hours=5), channel="Teams", error="Teams: could not connect")
 
-    groups = services.failure_groups()
+    groups = failure_groups()
 
     # Two of 2: the one that failed last first; then the single one.
     assert [(g.channel, g.error, g.count) for g in groups] == [
@@ -229,7 +233,7 @@ def test_the_same_error_on_two_channels_is_two_groups(dead_at):
     dead_at(T0, error="HTTP 503")
     dead_at(T0, channel="Slack", error="HTTP 503")
 
-    assert sorted((g.channel, g.count) for g in services.failure_groups()) == [("Slack", 1), ("Webhook", 1)]
+    assert sorted((g.channel, g.count) for g in failure_groups()) == [("Slack", 1), ("Webhook", 1)]
 
 
 def test_of_failures_at_the_same_moment_the_group_samples_the_newest_event(dead_at):
@@ -239,7 +243,7 @@ def test_of_failures_at_the_same_moment_the_group_samples_the_newest_event(dead_
     created_earlier = dead_at(T0, error="HTTP 500", event_id="notif-9")
     NotificationEvent.objects.filter(id=created_earlier.id).update(created_at=T0 - timedelta(hours=2))
 
-    [group] = services.failure_groups()
+    [group] = failure_groups()
 
     # The newest created first; of those created at one moment, the highest id.
     assert (group.count, group.sample_id) == (4, "notif-3")
@@ -247,11 +251,11 @@ def test_of_failures_at_the_same_moment_the_group_samples_the_newest_event(dead_
 
 def test_a_mark_read_dry_run_by_ids_counts_unknown_and_read_ones_as_skipped(make_event):
     unread, read = make_event(), make_event()
-    services.mark_read(read.id, OPERATOR)
+    mark_read(read.id, OPERATOR)
 
-    preview = services.preview_mark_read(ids=[unread.id, read.id, "notif-unknown"])
+    preview = preview_mark_read(ids=[unread.id, read.id, "notif-unknown"])
 
-    assert preview == services.BulkPreview(would_change=1, skipped=2, sample=[unread.id])
+    assert preview == BulkPreview(would_change=1, skipped=2, sample=[unread.id])
 
 
 def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(make_event):
@@ -260,7 +264,7 @@ def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(mak
     NotificationEvent.objects.update(created_at=T0)
     NotificationEvent.objects.filter(id="notif-0").update(created_at=T0 + timedelta(minutes=1))
 
-    preview = services.preview_mark_read(ids=["notif-3", "notif-1", "notif-5", "notif-0"])
+    preview = preview_mark_read(ids=["notif-3", "notif-1", "notif-5", "notif-0"])
 
     assert preview.sample == ["notif-0", "notif-5", "notif-3", "notif-1"]
 
@@ -279,10 +283,10 @@ def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(mak
 )
 def test_the_dead_letter_queue_leaves_out_dismissed_events_unless_a_state_filter_asks(dead_at, make_event, filters, listed):
     events = {"open": dead_at(T0), "dismissed": dead_at(T0)}
-    services.mark_read(events["dismissed"].id, OPERATOR)
+    mark_read(events["dismissed"].id, OPERATOR)
     make_event()  # pending: never in the dead-letter queue
 
-    assert set(services.dead_letter(filters).values_list("id", flat=True)) == {events[name].id for name in listed}
+    assert set(dead_letter(filters).values_list("id", flat=True)) == {events[name].id for name in listed}
 
 
 def test_a_dead_event_never_attempted_is_grouped_at_its_creation_time(make_event):
@@ -291,7 +295,7 @@ def test_a_dead_event_never_attempted_is_grouped_at_its_creation_time(make_event
         status="dead", created_at=T0, last_error="retired by hand", cause="retired by hand", cause_kind="permanent"
     )
 
-    [group] = services.failure_groups()
+    [group] = failure_groups()
     assert (group.error, group.first_at, group.last_at, group.sample_id) == ("retired by hand", T0, T0, event.id)
 
 
@@ -336,7 +340,7 @@ def test_the_groups_statement_finds_each_sample_once_per_group_through_the_cause
         for n in range(400)
     )
     with CaptureQueriesContext(connection) as queries:
-        assert len(services.failure_groups()) == 4
+        assert len(failure_groups()) == 4
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + queries.captured_queries[-1]["sql"])
         plan = cursor.fetchone()[0][0]["Plan"]
@@ -372,21 +376,21 @@ GROUP = ("Webhook", "permanent", "HTTP 503 (request <id>)")
 def test_requeue_group_takes_every_event_of_the_group_and_no_other(dead_at):
     group, others = group_of_three(dead_at)
 
-    result = services.requeue_group(OPERATOR, *GROUP, now=LATER)
+    result = requeue_group(OPERATOR, *GROUP, now=LATER)
 
     assert (result.requeued, result.skipped) == (3, 0)
-    assert [services.get_event(e.id).status for e in group + others] == ["pending"] * 3 + ["dead"] * 3
-    assert {services.get_event(e.id).updated_at for e in group} == {LATER}
+    assert [get_event(e.id).status for e in group + others] == ["pending"] * 3 + ["dead"] * 3
+    assert {get_event(e.id).updated_at for e in group} == {LATER}
     assert {(e.cause, e.cause_kind) for e in NotificationEvent.objects.filter(id__in=[e.id for e in group])} == {(None, None)}
 
 
 def test_dismiss_group_takes_every_event_of_the_group_and_no_other(dead_at):
     group, others = group_of_three(dead_at)
 
-    result = services.dismiss_group(OPERATOR, *GROUP, now=LATER)
+    result = dismiss_group(OPERATOR, *GROUP, now=LATER)
 
     assert (result.marked_read, result.dismissed, result.skipped) == (3, 3, 0)
-    assert [services.get_event(e.id).read_at for e in group + others] == [LATER] * 3 + [None] * 3
+    assert [get_event(e.id).read_at for e in group + others] == [LATER] * 3 + [None] * 3
 
 
 @pytest.mark.parametrize("action", ["requeue", "dismiss"])
@@ -396,24 +400,24 @@ def test_a_group_action_takes_only_the_events_the_list_filters_select(dead_at, a
     filters = {"created_after": "2026-11-29T07:00:30Z"}
 
     if action == "requeue":
-        assert services.requeue_group(OPERATOR, *GROUP, filters).requeued == 2
+        assert requeue_group(OPERATOR, *GROUP, filters).requeued == 2
     else:
-        assert services.dismiss_group(OPERATOR, *GROUP, filters).marked_read == 2
-    assert services.get_event(group[0].id).status == "dead" and services.get_event(group[0].id).read_at is None
+        assert dismiss_group(OPERATOR, *GROUP, filters).marked_read == 2
+    assert get_event(group[0].id).status == "dead" and get_event(group[0].id).read_at is None
 
 
 def test_a_group_action_leaves_dismissed_events_alone_unless_the_filters_bring_them_in(dead_at):
     group, _ = group_of_three(dead_at)
-    services.mark_read(group[0].id, OPERATOR)
+    mark_read(group[0].id, OPERATOR)
 
-    assert services.requeue_group(OPERATOR, *GROUP).requeued == 2
-    assert services.get_event(group[0].id).status == "dead"
-    assert services.requeue_group(OPERATOR, *GROUP, {"delivery_status": "dead"}).requeued == 1
+    assert requeue_group(OPERATOR, *GROUP).requeued == 2
+    assert get_event(group[0].id).status == "dead"
+    assert requeue_group(OPERATOR, *GROUP, {"delivery_status": "dead"}).requeued == 1
 
 
 def test_a_group_of_an_unknown_kind_is_refused():
-    with pytest.raises(services.InvalidInput, match="unknown kind 'fatal'"):
-        services.requeue_group(OPERATOR, "Webhook", "fatal", "HTTP 503")
+    with pytest.raises(InvalidInput, match="unknown kind 'fatal'"):
+        requeue_group(OPERATOR, "Webhook", "fatal", "HTTP 503")
 
 
 def test_the_cause_filter_selects_a_group_for_bulk_requeue_through_the_api(admin, dead_at):
@@ -427,7 +431,7 @@ def test_the_cause_filter_selects_a_group_for_bulk_requeue_through_the_api(admin
     )
 
     assert response.json() == {"requeued": 3, "skipped": 0}
-    assert [services.get_event(e.id).status for e in group + others] == ["pending"] * 3 + ["dead"] * 3
+    assert [get_event(e.id).status for e in group + others] == ["pending"] * 3 + ["dead"] * 3
 
 
 def test_a_bad_cause_filter_is_a_400_naming_it(admin):

@@ -7,11 +7,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from notifications import services
+from notifications.actors import Actor
 from notifications.causes import cause_of
-from notifications.certctl_import import READ_BEFORE_DELIVERY
 from notifications.engine import claims
 from notifications.models import NotificationEvent
+from notifications.operations.certctl_import import READ_BEFORE_DELIVERY
+from notifications.operations.events import mark_read
+from notifications.queries.groups import failure_groups
+from notifications.queries.summary import stats_summary
 from tests.cli.conftest import cli, cli_error
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -131,7 +134,7 @@ def test_import_keeps_ids_states_schedules_and_errors(certctl_rows):
     assert (read_unsent.status, read_unsent.read_at is not None, read_unsent.next_retry_at) == ("dead", True, None)
     assert read_unsent.last_error.startswith(READ_BEFORE_DELIVERY) and "webhook: 500" in read_unsent.last_error
 
-    summary = services.stats_summary()
+    summary = stats_summary()
     assert (summary["notifications_dead"], summary["notifications_dead_unacknowledged"]) == (2, 1)
     # Delivery carries on where certctl left it: the pending one is due now, the failed one at its time.
     assert [e.id for e in claims.claim_due_events("pending")] == ["c-pending"]
@@ -140,7 +143,7 @@ def test_import_keeps_ids_states_schedules_and_errors(certctl_rows):
 
 def test_import_is_idempotent_by_id(certctl_rows):
     cli("import-certctl", "--database-url", certctl_rows)
-    services.mark_read("c-dead", services.Actor("oncall", "test"))
+    mark_read("c-dead", Actor("oncall", "test"))
     insert(certctl_rows, [row("c-later", "pending")])
     again = cli("import-certctl", "--database-url", certctl_rows, "--batch-size", "2")
     assert "imported 1 (1 pending, 0 sent, 0 failed, 0 dead)" in again.out
@@ -211,7 +214,7 @@ def test_imported_dead_rows_carry_their_cause_and_form_groups(certctl_db):
 
     cli("import-certctl", "--database-url", certctl_db)
 
-    groups = services.failure_groups({"delivery_status": "dead"})
+    groups = failure_groups({"delivery_status": "dead"})
     assert [(g.kind, g.error, g.count) for g in groups] == [
         ("transient", "webhook: HTTP 503 (request <uuid>)", 2),
         ("permanent", cause_of(READ_BEFORE_DELIVERY + ". Last error in certctl: webhook: HTTP 400"), 1),

@@ -8,9 +8,10 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from notifications import export, services
 from notifications.engine import passes
 from notifications.filtersets import TIME_RANGE_ERROR
+from notifications.queries import export
+from notifications.queries.events import get_event
 from tests.cli.conftest import cli, cli_error
 from tests.deliveries import deliver_now
 from tests.receivers import Reply
@@ -28,7 +29,7 @@ def events(make_event):
             made.append(make_event(channel=channel, message=f"event {minute}"))
     for event in made[:3]:
         assert deliver_now(event.id, now=T0 + timedelta(minutes=10)) == "dead"  # no channel configured
-    return [services.get_event(event.id) for event in made]
+    return [get_event(event.id) for event in made]
 
 
 def test_list_table_is_newest_first_with_status_retry_and_the_real_total(events):
@@ -140,7 +141,7 @@ def failed_once(webhook, make_event):
     event = make_event(channel="Webhook", certificate_id="mc-api-prod")
     with time_machine.travel(T0, tick=False):
         passes.process_pending()
-    return services.get_event(event.id)
+    return get_event(event.id)
 
 
 def test_show_lists_the_failed_attempt_and_when_the_next_comes(failed_once):

@@ -3,8 +3,9 @@ import getpass
 
 import pytest
 
-from notifications import services
 from notifications.models import NotificationEvent, OperatorAction
+from notifications.queries.events import get_event
+from notifications.queries.summary import stats_summary
 from tests.cli.conftest import cli, cli_error
 from tests.deliveries import deliver_now
 
@@ -14,7 +15,7 @@ def dead(make_event):
     def make(channel="Slack"):
         event = make_event(channel=channel)
         assert deliver_now(event.id) == "dead"
-        return services.get_event(event.id)
+        return get_event(event.id)
 
     return make
 
@@ -39,17 +40,17 @@ def test_read_of_an_unknown_id_exits_1_after_marking_the_known_ones(dead):
     run = cli_error("read", event.id, "notif-nope")
     assert run.returncode == 1 and "not found: notif-nope" in run.message
     assert "marked 1 read" in run.out
-    assert services.get_event(event.id).read_at is not None
+    assert get_event(event.id).read_at is not None
 
 
 def test_read_all_dead_dismisses_the_queue_of_one_channel(dead):
     slack, webhook = dead("Slack"), dead("Webhook")
     run = cli("read", "--all-dead", "--channel", "slack")
     assert "dismissed 1 dead Slack notifications" in run.out
-    assert (services.get_event(slack.id).read_at is not None, services.get_event(webhook.id).read_at) == (True, None)
+    assert (get_event(slack.id).read_at is not None, get_event(webhook.id).read_at) == (True, None)
     assert "no undismissed dead Slack notifications" in cli("read", "--all-dead", "--channel", "Slack").out
     assert "dismissed 1 dead notifications" in cli("read", "--all-dead").out
-    assert services.stats_summary()["notifications_dead_unacknowledged"] == 0
+    assert stats_summary()["notifications_dead_unacknowledged"] == 0
 
 
 @pytest.mark.parametrize(
@@ -81,8 +82,8 @@ def test_requeue_all_dead_leaves_dismissed_ones_and_requeue_by_id_makes_them_unr
     kept, dismissed = dead(), dead()
     cli("read", dismissed.id)
     assert "requeued 1 dead notifications" in cli("requeue", "--all-dead").out
-    assert services.get_event(dismissed.id).status == "dead"
+    assert get_event(dismissed.id).status == "dead"
     cli("requeue", dismissed.id)
-    event = services.get_event(dismissed.id)
+    event = get_event(dismissed.id)
     assert (event.status, event.read_at) == ("pending", None)
-    assert services.get_event(kept.id).status == "pending"
+    assert get_event(kept.id).status == "pending"

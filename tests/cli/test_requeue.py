@@ -3,8 +3,8 @@ import getpass
 
 import pytest
 
-from notifications import services
 from notifications.models import NotificationEvent, OperatorAction
+from notifications.queries.events import get_event
 from tests.cli.conftest import cli, cli_error
 from tests.deliveries import deliver_now
 
@@ -16,7 +16,7 @@ def dead(make_event):
     def make(channel="Slack"):
         event = make_event(channel=channel)
         assert deliver_now(event.id) == "dead"
-        return services.get_event(event.id)
+        return get_event(event.id)
 
     return make
 
@@ -25,7 +25,7 @@ def dead(make_event):
 def sent(make_event, webhook):
     event = make_event(channel="Webhook")
     assert deliver_now(event.id) == "sent"
-    return services.get_event(event.id)
+    return get_event(event.id)
 
 
 def test_requeue_dead_makes_it_pending_with_fresh_counters_and_records_who(dead):
@@ -45,7 +45,7 @@ def test_requeue_sent_is_refused_with_exit_1_naming_the_status(sent):
 
     assert run.returncode == 1
     assert f"notification {sent.id} is sent; only failed or dead notifications can be requeued" in run.message
-    assert services.get_event(sent.id).status == "sent"
+    assert get_event(sent.id).status == "sent"
     assert not OperatorAction.objects.exists()
 
 

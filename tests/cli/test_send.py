@@ -1,4 +1,4 @@
-"""`notifications send`: creates a pending event through services.create_event."""
+"""`notifications send`: creates a pending event through operations.events.create_event."""
 import pytest
 
 from notifications.models import NotificationEvent

@@ -7,10 +7,11 @@ import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from notifications import services
-from notifications.api.serializers import StatsSummarySerializer
 from notifications.engine import passes
 from notifications.models import ChannelState, NotificationEvent
+from notifications.queries.events import get_event
+from notifications.queries.summary import stats_summary
+from notifications.serializers import StatsSummarySerializer
 from tests.cli.conftest import cli
 from tests.receivers import Reply
 
@@ -42,8 +43,8 @@ def test_sweep_runs_retries_that_are_due_and_leaves_the_others(webhook, make_eve
 
     assert "sweep: 1 claimed (pending and due retries): 1 sent, 0 failed, 0 dead" in run.out
     assert Counter(r.headers["X-Certctl-Event-ID"] for r in webhook.requests) == {due.id: 2, not_due.id: 1}
-    assert services.get_event(due.id).status == "sent"
-    assert services.get_event(not_due.id).status == "failed"
+    assert get_event(due.id).status == "sent"
+    assert get_event(not_due.id).status == "failed"
 
 
 def test_sweep_counts_failures_and_dead_letters(webhook, make_event):
@@ -97,7 +98,7 @@ def test_stats_json_has_the_service_and_rest_field_names_and_counts(webhook, mak
         stats = cli("stats", "--json").json()
         rest = APIClient(headers={"Authorization": f"Bearer {API_KEY}"}).get("/api/v1/stats/summary").json()
 
-    assert set(stats) == set(services.stats_summary()) == set(StatsSummarySerializer().fields)
+    assert set(stats) == set(stats_summary()) == set(StatsSummarySerializer().fields)
     assert stats == rest
     assert stats == {
         "notifications_total": 3,

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifications import services
 from notifications.models import NotificationEvent
 from notifications.notifiers import DeliveryResult
+from notifications.queries.events import get_event
 from tests.cli.conftest import cli, cli_error
 from tests.deliveries import claim, record
 
@@ -19,7 +19,7 @@ def dead_at(make_event):
     def make(when, error="Webhook receiver answered HTTP 410: gone", **fields):
         event = make_event(**fields)
         record(claim(event.id, now=when), DeliveryResult.permanent_failure(error, http_status=410), when)
-        return services.get_event(event.id)
+        return get_event(event.id)
 
     return make
 
@@ -49,8 +49,8 @@ def test_requeue_all_dead_failed_after_recovers_since_a_time(dead_at):
     before, after = dead_at(T0), dead_at(T0 + timedelta(hours=2))
     run = cli("requeue", "--all-dead", "--failed-after", "2026-11-29T09:00:00Z")
     assert "requeued 1 dead notifications matching the filters" in run.out
-    assert services.get_event(after.id).status == "pending"
-    assert services.get_event(before.id).status == "dead"
+    assert get_event(after.id).status == "pending"
+    assert get_event(before.id).status == "dead"
 
 
 def test_requeue_dry_run_changes_nothing(dead_at):
@@ -58,7 +58,7 @@ def test_requeue_dry_run_changes_nothing(dead_at):
     run = cli("requeue", "--all-dead", "--dry-run")
     assert "dry run: would requeue 1, skip 0; nothing was changed" in run.out
     assert dead.id in run.out
-    assert services.get_event(dead.id).status == "dead"
+    assert get_event(dead.id).status == "dead"
 
 
 def test_read_dry_run_by_id_changes_nothing(dead_at):
@@ -72,8 +72,8 @@ def test_read_all_dead_with_an_error_filter(dead_at):
     gone = dead_at(T0)
     other = dead_at(T0, error="Slack webhook: could not connect")
     assert "dismissed 1 dead notifications matching the filters" in cli("read", "--all-dead", "--error", "410").out
-    assert services.get_event(gone.id).read_at is not None
-    assert services.get_event(other.id).read_at is None
+    assert get_event(gone.id).read_at is not None
+    assert get_event(other.id).read_at is None
 
 
 def test_filters_without_all_dead_are_a_usage_error():
@@ -107,7 +107,7 @@ def test_requeue_all_dead_of_one_cause_as_groups_names_it(dead_at):
     )
 
     assert "requeued 2 dead Webhook notifications matching the filters" in run.out
-    assert [services.get_event(e.id).status for e in [*same, other]] == ["pending", "pending", "dead"]
+    assert [get_event(e.id).status for e in [*same, other]] == ["pending", "pending", "dead"]
 
 
 def test_a_bad_cause_kind_is_a_usage_error():

@@ -3,14 +3,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifications import services
+from notifications.actors import Actor
 from notifications.engine import passes
 from notifications.models import NotificationEvent
 from tests.receivers import Reply
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-OPERATOR = services.Actor("alice", "api")
+OPERATOR = Actor("alice", "api")
 
 
 @pytest.fixture(autouse=True)

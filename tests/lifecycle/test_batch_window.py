@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 
-from notifications import services
 from notifications.engine import claims, passes
 from notifications.engine.report import RELEASED
 from notifications.models import NotificationEvent, Status
+from notifications.operations.events import create_event
 from tests.lifecycle.conftest import T0
 from tests.receivers import Reply
 
@@ -19,7 +19,7 @@ TOO_LATE = -1.0  # a deadline already passed, relative to time.monotonic()
 
 def make_pending(count):
     return [
-        services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
+        create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
         for n in range(count)
     ]
 

@@ -12,10 +12,14 @@ import time_machine
 from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Min
 
-from notifications import services
+from notifications.actors import Actor
 from notifications.engine import breaker, claims, passes, recording, sender
+from notifications.errors import UnknownChannel
 from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult
+from notifications.operations.channels import pause_channel, resume_channel
+from notifications.operations.events import create_event
+from notifications.queries.channels import channel_states
 from tests.lifecycle.conftest import MINUTE, T0
 from tests.receivers import Receiver, Reply
 
@@ -37,7 +41,7 @@ def _breaker_defaults(settings):
 
 def create_at(moment, n):
     with time_machine.travel(moment, tick=False):
-        event, _ = services.create_event(
+        event, _ = create_event(
             type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"renewal {n} failed"
         )
     return event
@@ -108,7 +112,7 @@ def test_an_open_channel_holds_its_events_and_lets_other_channels_through(failin
     assert state().state == "open"
     held = create_at(T0 + STEP, 99)
     with time_machine.travel(T0 + STEP, tick=False):
-        other, _ = services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
+        other, _ = create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
 
     passes.process_pending(now=T0 + STEP)
 
@@ -382,7 +386,7 @@ def test_a_receiver_failing_30_percent_at_random_gets_every_event_through_the_en
         for step in range(15):  # 20 new events every 10 s for 2.5 minutes, and the retries that come due meanwhile
             with time_machine.travel(now, tick=False):
                 for n in range(20):
-                    services.create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"{step}-{n}")
+                    create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"{step}-{n}")
             passes.process_pending(now=now)
             now += timedelta(seconds=10)
         for _ in range(100):
@@ -569,7 +573,7 @@ def test_the_probe_is_an_event_of_the_open_channel_claimed_with_the_short_claim_
         create_at(T0, n)
     passes.process_pending(now=T0)
     with time_machine.travel(T0, tick=False):
-        other, _ = services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
+        other, _ = create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
 
     def die(*args):
         raise WorkerKilled
@@ -590,7 +594,7 @@ def test_a_pass_sends_the_probe_of_each_open_channel_and_a_success_closes_each(w
     breaker.record([failure(f"notif-{n % 3}", channel="Slack") for n in range(5)], now=T0)
     create_at(T0, 1)
     with time_machine.travel(T0, tick=False):
-        services.create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
+        create_event(type="RenewalFailure", channel="Slack", recipient="#pki", message="renewal failed")
 
     assert passes.process_pending(now=T0 + MINUTE).outcomes == {"sent": 2}
 
@@ -613,14 +617,14 @@ def test_a_failed_probe_keeps_its_error_and_attempt_and_waits_for_the_next_probe
     ]
 
 
-# --- the operator's pause and resume (notifications.services), and the channel listing --------------------------
+# --- the operator's pause and resume (notifications.operations.channels), and the channel listing ----------------------
 
-OPERATOR = services.Actor("alice", "cli")
+OPERATOR = Actor("alice", "cli")
 
 
 def listed(name):
     """The channel as the API, UI, CLI and MCP list it."""
-    return next(channel for channel in services.channel_states() if channel["name"] == name)
+    return next(channel for channel in channel_states() if channel["name"] == name)
 
 
 @pytest.fixture
@@ -633,8 +637,8 @@ def broker(monkeypatch):
 
 def test_an_operator_pause_is_audited_once_and_takes_the_channel_name_in_any_letter_case(webhook, caplog):
     with caplog.at_level(logging.WARNING, logger="notifications.services"):
-        assert services.pause_channel("webhook", OPERATOR, now=T0)
-        assert not services.pause_channel("WEBHOOK", services.Actor("bob", "api"), now=T0 + MINUTE)
+        assert pause_channel("webhook", OPERATOR, now=T0)
+        assert not pause_channel("WEBHOOK", Actor("bob", "api"), now=T0 + MINUTE)
 
     assert {key: listed("Webhook")[key] for key in ("state", "since", "paused_by")} == {
         "state": "paused", "since": T0, "paused_by": "alice",
@@ -649,11 +653,11 @@ def test_an_operator_pause_is_audited_once_and_takes_the_channel_name_in_any_let
 def test_an_operator_resume_is_audited_and_hands_the_held_events_to_the_workers_at_once(
     webhook, caplog, broker, django_capture_on_commit_callbacks
 ):
-    services.pause_channel("Webhook", OPERATOR, now=T0)
+    pause_channel("Webhook", OPERATOR, now=T0)
     broker.clear()
 
     with caplog.at_level(logging.WARNING, logger="notifications.services"), django_capture_on_commit_callbacks(execute=True):
-        assert services.resume_channel("webHook", services.Actor("bob", "api"), now=T0 + MINUTE)
+        assert resume_channel("webHook", Actor("bob", "api"), now=T0 + MINUTE)
 
     assert broker == ["notifications.tasks.deliver_pending"]
     assert (listed("Webhook")["state"], listed("Webhook")["since"], listed("Webhook")["paused_by"]) == ("closed", None, None)
@@ -666,15 +670,15 @@ def test_an_operator_resume_is_audited_and_hands_the_held_events_to_the_workers_
 
 def test_resuming_a_channel_that_is_not_paused_changes_nothing(webhook, caplog, broker, django_capture_on_commit_callbacks):
     with caplog.at_level(logging.WARNING, logger="notifications.services"), django_capture_on_commit_callbacks(execute=True):
-        assert not services.resume_channel("Webhook", OPERATOR, now=T0)
+        assert not resume_channel("Webhook", OPERATOR, now=T0)
 
     assert (broker, caplog.messages) == ([], [])
     assert not ChannelAction.objects.exists()
 
 
-@pytest.mark.parametrize("change", [services.pause_channel, services.resume_channel])
+@pytest.mark.parametrize("change", [pause_channel, resume_channel])
 def test_an_unknown_channel_is_refused_naming_the_channels(db, change):
-    with pytest.raises(services.UnknownChannel) as unknown:
+    with pytest.raises(UnknownChannel) as unknown:
         change("Pigeon", OPERATOR, now=T0)
 
     assert unknown.value.message == "no channel 'Pigeon'; channels are Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
@@ -692,7 +696,7 @@ def test_an_open_channel_is_listed_with_when_it_opened_and_its_next_probe(db):
 
 def test_a_paused_open_channel_is_listed_as_paused_since_the_pause_with_no_probe_due(db):
     ChannelState.objects.create(channel="Slack", consecutive_failures=5, opened_at=T0, next_probe_at=T0 + MINUTE)
-    services.pause_channel("Slack", OPERATOR, now=T0 + 2 * MINUTE)
+    pause_channel("Slack", OPERATOR, now=T0 + 2 * MINUTE)
 
     slack = listed("Slack")
     assert (slack["state"], slack["since"], slack["paused_by"], slack["next_probe_at"]) == ("paused", T0 + 2 * MINUTE, "alice", None)

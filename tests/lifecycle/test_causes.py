@@ -7,12 +7,13 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from notifications import services
 from notifications.causes import SCAN_LENGTH, cause_of
-from notifications.certctl_import import READ_BEFORE_DELIVERY
 from notifications.engine import recording, sender
 from notifications.models import CAUSE_LENGTH, NotificationEvent
 from notifications.notifiers import DeliveryResult
+from notifications.operations.certctl_import import READ_BEFORE_DELIVERY
+from notifications.operations.events import requeue_event, requeue_events, requeue_group
+from notifications.queries.groups import failure_groups
 from tests.deliveries import claim, record
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, reload
 
@@ -141,16 +142,16 @@ def test_a_requeue_clears_the_cause(backend, dead_ones, how):
     later = T0 + 5 * MINUTE
     if how == "one":
         for event in dead_ones:
-            services.requeue_event(event.id, OPERATOR, now=later)
+            requeue_event(event.id, OPERATOR, now=later)
     elif how == "by ids":
-        services.requeue_events(OPERATOR, ids=[event.id for event in dead_ones], now=later)
+        requeue_events(OPERATOR, ids=[event.id for event in dead_ones], now=later)
     elif how == "by filter":
-        services.requeue_events(OPERATOR, filters={"status": "dead"}, now=later)
+        requeue_events(OPERATOR, filters={"status": "dead"}, now=later)
     else:
-        services.requeue_group(OPERATOR, "Webhook", "permanent", "HTTP 410 gone", now=later)
+        requeue_group(OPERATOR, "Webhook", "permanent", "HTTP 410 gone", now=later)
 
     assert {cause_columns(event) for event in dead_ones} == {("pending", None, None)}
-    assert services.failure_groups() == []
+    assert failure_groups() == []
 
 
 # --- the database's rules ---------------------------------------------------------
@@ -230,6 +231,6 @@ def test_groups_of_events_the_engine_made_dead_use_what_it_stored(make_event):
     record(claim(event.id, now=T0), DeliveryResult.permanent_failure("HTTP 410 gone"), T0)
     NotificationEvent.objects.filter(id=event.id).update(last_error="something else entirely")
 
-    [group] = services.failure_groups()
+    [group] = failure_groups()
     assert (group.error, group.kind, group.count, group.last_at) == ("HTTP 410 gone", "permanent", 1, T0)
     assert timedelta(0) == group.last_at - group.first_at

@@ -8,10 +8,10 @@ import pytest
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from notifications import services
 from notifications.engine import breaker, claims, passes, sender
 from notifications.engine.report import RELEASED
 from notifications.models import ChannelState, NotificationEvent, Status
+from notifications.operations.events import create_event
 from tests.deliveries import InstantClock
 from tests.lifecycle.conftest import T0
 
@@ -26,7 +26,7 @@ class WorkerKilled(BaseException):
 
 def make_pending(count: int) -> list[NotificationEvent]:
     return [
-        services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
+        create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
         for n in range(count)
     ]
 

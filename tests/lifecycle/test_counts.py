@@ -7,10 +7,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from notifications import services
 from notifications.engine import passes, upkeep
 from notifications.models import NotificationCount, NotificationEvent
+from notifications.operations.events import mark_read, mark_read_events, requeue_event, requeue_events
 from notifications.queries import counts
+from notifications.queries.summary import stats_summary
 from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, put_in_state
 from tests.receivers import Reply
@@ -32,15 +33,15 @@ def test_every_kind_of_state_change_keeps_the_counts_exact(failing_webhook, make
     assert_counts_exact()
 
     failing_webhook.reply_with(Reply())
-    services.requeue_event(events[1].id, OPERATOR, now=T0 + 10 * MINUTE)
+    requeue_event(events[1].id, OPERATOR, now=T0 + 10 * MINUTE)
     assert deliver_now(events[1].id, now=T0 + 10 * MINUTE) == "sent"
     assert_counts_exact()
 
-    services.mark_read(events[1].id, OPERATOR)
-    services.mark_read_events(OPERATOR, filters={"status": "dead", "channel": "Webhook"}, now=T0 + 20 * MINUTE)
+    mark_read(events[1].id, OPERATOR)
+    mark_read_events(OPERATOR, filters={"status": "dead", "channel": "Webhook"}, now=T0 + 20 * MINUTE)
     assert_counts_exact()
 
-    services.requeue_events(OPERATOR, ids=[events[2].id, events[3].id], now=T0 + 30 * MINUTE)
+    requeue_events(OPERATOR, ids=[events[2].id, events[3].id], now=T0 + 30 * MINUTE)
     put_in_state(events[3], "failed")
     assert_counts_exact()
 
@@ -55,7 +56,7 @@ def test_every_kind_of_state_change_keeps_the_counts_exact(failing_webhook, make
     upkeep.fold_counts()
     assert counts.by_group() == stored
     assert NotificationCount.objects.count() == len(stored)
-    assert services.stats_summary(now=T0)["notifications_total"] == NotificationEvent.objects.count()
+    assert stats_summary(now=T0)["notifications_total"] == NotificationEvent.objects.count()
 
 
 def test_a_purge_keeps_the_counts_exact(make_event, settings):
@@ -100,11 +101,11 @@ def test_concurrent_workers_and_operators_keep_the_counts_exact(transactional_db
 
     def requeue_in_parts():
         for start in range(0, len(dead), 50):
-            services.requeue_events(OPERATOR, ids=[event.id for event in dead[start : start + 50]], now=T0)
+            requeue_events(OPERATOR, ids=[event.id for event in dead[start : start + 50]], now=T0)
 
     def dismiss_in_parts():
         for start in range(0, len(dead), 30):
-            services.mark_read_events(OPERATOR, ids=[event.id for event in dead[start : start + 30]])
+            mark_read_events(OPERATOR, ids=[event.id for event in dead[start : start + 30]])
 
     start, errors = threading.Barrier(4), []
     threads = [
@@ -128,7 +129,7 @@ def test_stats_recount_repairs_wrong_counts(make_event):
     make_event(channel="Webhook")
     NotificationCount.objects.create(channel="Webhook", status="pending", unread=True, events=5)
     NotificationCount.objects.create(channel="Email", status="dead", unread=False, events=1)
-    assert services.stats_summary()["notifications_pending"] == 7
+    assert stats_summary()["notifications_pending"] == 7
 
     output = _call("stats", "--recount")
 
@@ -136,7 +137,7 @@ def test_stats_recount_repairs_wrong_counts(make_event):
     assert "repaired Email dead read: was 1, counted 0" in output
     assert "recounted: 2 stored counts were wrong and are repaired" in output
     assert_counts_exact()
-    assert services.stats_summary()["notifications_pending"] == 2
+    assert stats_summary()["notifications_pending"] == 2
     assert "recounted: every stored count was right" in _call("stats", "--recount")
 
 

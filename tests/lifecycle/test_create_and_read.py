@@ -7,8 +7,12 @@ import time_machine
 from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import services
+from notifications.actors import Actor
+from notifications.errors import EventNotFound, InvalidInput
 from notifications.models import NotificationEvent
+from notifications.operations.events import create_event, mark_read, validate_event_input
+from notifications.queries.events import get_event
+from notifications.queries.summary import stats_summary
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, put_in_state, reload
 
 pytestmark = pytest.mark.django_db
@@ -17,9 +21,9 @@ VALID = dict(type="ExpirationWarning", channel="Webhook", recipient="ops@example
 
 
 def test_create_with_a_known_dedup_key_returns_the_existing_event():
-    first, created = services.create_event(**VALID, dedup_key="expiry:api.example.com:7d")
+    first, created = create_event(**VALID, dedup_key="expiry:api.example.com:7d")
 
-    again, created_again = services.create_event(**{**VALID, "message": "a retry by the caller"}, dedup_key="expiry:api.example.com:7d")
+    again, created_again = create_event(**{**VALID, "message": "a retry by the caller"}, dedup_key="expiry:api.example.com:7d")
 
     assert (created, created_again) == (True, False)
     assert again.id == first.id
@@ -28,9 +32,9 @@ def test_create_with_a_known_dedup_key_returns_the_existing_event():
 
 
 def test_different_dedup_keys_make_different_events():
-    without_key, _ = services.create_event(**VALID)
-    services.create_event(**VALID, dedup_key="expiry:api.example.com:7d")
-    event, created = services.create_event(**VALID, dedup_key="expiry:api.example.com:1d")
+    without_key, _ = create_event(**VALID)
+    create_event(**VALID, dedup_key="expiry:api.example.com:7d")
+    event, created = create_event(**VALID, dedup_key="expiry:api.example.com:1d")
 
     assert created and event.id != without_key.id
     assert NotificationEvent.objects.count() == 3
@@ -54,7 +58,7 @@ def test_a_create_that_loses_the_race_for_a_dedup_key_returns_the_winners_event(
         return create(**fields)
 
     monkeypatch.setattr(NotificationEvent.objects, "create", another_request_commits_first)
-    event, created = services.create_event(**VALID, dedup_key="expiry:api.example.com:7d")
+    event, created = create_event(**VALID, dedup_key="expiry:api.example.com:7d")
 
     assert (event.id, event.message, created) == ("notif-winner", "the other request", False)
     assert NotificationEvent.objects.count() == 1
@@ -74,8 +78,8 @@ def test_a_create_that_loses_the_race_for_a_dedup_key_returns_the_winners_event(
 def test_create_rejects_invalid_input_naming_the_field(settings, change, field, text):
     settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
 
-    with pytest.raises(services.InvalidInput) as invalid:
-        services.create_event(**{**VALID, **change})
+    with pytest.raises(InvalidInput) as invalid:
+        create_event(**{**VALID, **change})
 
     assert text in invalid.value.errors[field]
     assert not NotificationEvent.objects.exists()
@@ -113,8 +117,8 @@ REFUSALS = [
 def test_each_rule_refuses_with_its_whole_message(settings, change, errors):
     settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
 
-    with pytest.raises(services.InvalidInput) as invalid:
-        services.validate_event_input(**{**VALID, **change})
+    with pytest.raises(InvalidInput) as invalid:
+        validate_event_input(**{**VALID, **change})
 
     assert invalid.value.errors == errors
 
@@ -124,16 +128,16 @@ def test_each_rule_refuses_with_its_whole_message(settings, change, errors):
 def test_create_refuses_what_validation_refuses_and_stores_nothing(settings, change, errors):
     settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
 
-    with pytest.raises(services.InvalidInput) as invalid:
-        services.create_event(**{**VALID, **change})
+    with pytest.raises(InvalidInput) as invalid:
+        create_event(**{**VALID, **change})
 
     assert invalid.value.errors == errors
     assert not NotificationEvent.objects.exists()
 
 
 def test_every_broken_field_is_named_at_once_in_the_message():
-    with pytest.raises(services.InvalidInput) as invalid:
-        services.create_event(**{**VALID, "channel": "Fax", "recipient": ""})
+    with pytest.raises(InvalidInput) as invalid:
+        create_event(**{**VALID, "channel": "Fax", "recipient": ""})
 
     assert invalid.value.message == f"channel: unknown channel 'Fax'; expected one of {CHANNELS}; recipient: must not be empty"
 
@@ -144,9 +148,9 @@ def test_values_at_each_limit_are_accepted_and_stored(settings):
         type="Revocation", channel="Slack", recipient="  X" + "r" * 1021, message="é" * 50, severity="critical",
         certificate_id="c" * 255, dedup_key="k" * 255, event_id="i" * 64,
     )
-    services.validate_event_input(**{**at_limits, "dedup_key": "k", "event_id": "i"})
+    validate_event_input(**{**at_limits, "dedup_key": "k", "event_id": "i"})
 
-    event, created = services.create_event(**at_limits)
+    event, created = create_event(**at_limits)
 
     assert created
     stored = NotificationEvent.objects.values().get()
@@ -158,18 +162,18 @@ def test_values_at_each_limit_are_accepted_and_stored(settings):
 
 
 def test_empty_optional_fields_are_stored_as_absent():
-    services.validate_event_input(**VALID, severity="")
-    event, _ = services.create_event(**VALID, certificate_id="", severity="", dedup_key="")
+    validate_event_input(**VALID, severity="")
+    event, _ = create_event(**VALID, certificate_id="", severity="", dedup_key="")
 
     stored = NotificationEvent.objects.values("certificate_id", "severity", "dedup_key").get(id=event.id)
     assert stored == {"certificate_id": None, "severity": None, "dedup_key": None}
 
 
 def test_create_refuses_a_client_id_that_exists():
-    services.create_event(**VALID, event_id="notif-client-1")
+    create_event(**VALID, event_id="notif-client-1")
 
-    with pytest.raises(services.InvalidInput) as invalid:
-        services.create_event(**VALID, event_id="notif-client-1")
+    with pytest.raises(InvalidInput) as invalid:
+        create_event(**VALID, event_id="notif-client-1")
 
     assert invalid.value.errors == {"id": "notification notif-client-1 already exists"}
 
@@ -181,15 +185,15 @@ def test_a_create_with_a_client_id_failing_on_another_constraint_is_not_called_a
     monkeypatch.setattr(NotificationEvent.objects, "create", violates_a_check)
 
     with pytest.raises(IntegrityError, match="some_check"):
-        services.create_event(**VALID, event_id="notif-client-2")
+        create_event(**VALID, event_id="notif-client-2")
 
 
 def test_mark_read_records_the_first_acknowledgement_only(make_event):
     event = put_in_state(make_event(), "dead")
 
     with time_machine.travel(T0, tick=False):
-        services.mark_read(event.id, OPERATOR, now=T0)
-    services.mark_read(event.id, services.Actor("bob", "ui"), now=T0 + MINUTE)
+        mark_read(event.id, OPERATOR, now=T0)
+    mark_read(event.id, Actor("bob", "ui"), now=T0 + MINUTE)
 
     event = reload(event)
     assert (event.read_at, event.status) == (T0, "dead")
@@ -198,16 +202,16 @@ def test_mark_read_records_the_first_acknowledgement_only(make_event):
 
 
 def test_reading_an_unknown_id_raises_event_not_found_naming_it(db):
-    with pytest.raises(services.EventNotFound) as missing:
-        services.get_event("notif-nope")
+    with pytest.raises(EventNotFound) as missing:
+        get_event("notif-nope")
 
     assert (missing.value.message, missing.value.event_id) == ("notification notif-nope not found", "notif-nope")
     assert str(missing.value) == "notification notif-nope not found"  # as a traceback or log line shows it
 
 
 def test_mark_read_of_unknown_id_raises_event_not_found(db):
-    with pytest.raises(services.EventNotFound) as missing:
-        services.mark_read("notif-nope", OPERATOR)
+    with pytest.raises(EventNotFound) as missing:
+        mark_read("notif-nope", OPERATOR)
 
     assert missing.value.message == "notification notif-nope not found"
 
@@ -217,8 +221,8 @@ def test_mark_read_is_logged_once_with_who(make_event, caplog):
     caplog.clear()
 
     with caplog.at_level(logging.INFO, logger="notifications.services"):
-        services.mark_read(event.id, OPERATOR, now=T0)
-        services.mark_read(event.id, services.Actor("bob", "ui"), now=T0 + MINUTE)
+        mark_read(event.id, OPERATOR, now=T0)
+        mark_read(event.id, Actor("bob", "ui"), now=T0 + MINUTE)
 
     assert caplog.messages == [f"marked event {event.id} read by alice via api"]
     assert caplog.records[0].event_id == event.id
@@ -228,7 +232,7 @@ def test_mark_read_is_logged_once_with_who(make_event, caplog):
 
 def test_a_new_event_is_logged_with_its_type_and_channel(caplog):
     with caplog.at_level(logging.INFO, logger="notifications.services"):
-        event, _ = services.create_event(**VALID)
+        event, _ = create_event(**VALID)
 
     assert caplog.messages == [f"created event {event.id}: ExpirationWarning via Webhook"]
     assert (caplog.records[0].event_id, caplog.records[0].channel, caplog.records[0].status) == (event.id, "Webhook", "pending")
@@ -240,9 +244,9 @@ def test_stats_summary_counts_per_status_and_the_oldest_due_retry(make_event):
     for due_in in (-10, -3, 5):
         event = put_in_state(make_event(), "failed")
         NotificationEvent.objects.filter(id=event.id).update(next_retry_at=T0 + due_in * MINUTE)
-    services.mark_read(event.id, OPERATOR, now=T0)
+    mark_read(event.id, OPERATOR, now=T0)
 
-    summary = services.stats_summary(now=T0)
+    summary = stats_summary(now=T0)
 
     assert {k: summary[k] for k in ("notifications_total", "notifications_pending", "notifications_sent",
                                      "notifications_failed", "notifications_dead", "notifications_unread")} == {
@@ -259,7 +263,7 @@ def test_the_summary_takes_every_count_from_one_read_so_that_they_agree(make_eve
     counted = "notification_counts" if connection.vendor == "postgresql" else "notification_events"
 
     with CaptureQueriesContext(connection) as queries:
-        summary = services.stats_summary(now=T0)
+        summary = stats_summary(now=T0)
 
     assert len([q for q in queries.captured_queries if f'FROM "{counted}"' in q["sql"] and "GROUP BY" in q["sql"]]) == 1
     assert (summary["notifications_dead"], summary["notifications_dead_unacknowledged"], summary["notifications_unread"]) == (1, 1, 1)
@@ -269,7 +273,7 @@ def test_a_retry_due_this_very_moment_is_the_oldest_due(make_event):
     event = put_in_state(make_event(), "failed")
     NotificationEvent.objects.filter(id=event.id).update(next_retry_at=T0)
 
-    summary = services.stats_summary(now=T0)
+    summary = stats_summary(now=T0)
 
     assert (summary["oldest_due_retry_at"], summary["oldest_due_retry_age_seconds"]) == (T0, 0)
 
@@ -277,7 +281,7 @@ def test_a_retry_due_this_very_moment_is_the_oldest_due(make_event):
 def test_stats_summary_without_due_retries(make_event):
     put_in_state(make_event(), "failed")
 
-    summary = services.stats_summary(now=T0)
+    summary = stats_summary(now=T0)
 
     assert summary["oldest_due_retry_at"] is None
     assert summary["oldest_due_retry_age_seconds"] is None

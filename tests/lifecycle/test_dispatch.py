@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError, transaction
 
-from notifications import services, tasks
+from notifications import tasks
 from notifications.engine import claims, dispatch, passes
 from notifications.models import DeliveryKick, NotificationEvent
+from notifications.operations.events import create_event, requeue_event, requeue_events
 from tests.lifecycle.conftest import OPERATOR, T0, put_in_state, reload
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +38,7 @@ KICK = ("notifications.tasks.deliver_pending", ())
 
 def test_a_new_event_is_enqueued_only_after_commit(broker, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        services.create_event(**VALID)
+        create_event(**VALID)
         assert broker == []
 
     assert broker == [KICK]
@@ -46,7 +47,7 @@ def test_a_new_event_is_enqueued_only_after_commit(broker, django_capture_on_com
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(broker, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(Rollback), transaction.atomic():
-            services.create_event(**VALID)
+            create_event(**VALID)
             raise Rollback
 
     assert callbacks == []
@@ -59,26 +60,26 @@ def test_requeues_are_enqueued_after_commit(broker, make_event, django_capture_o
     DeliveryKick.objects.update(queued_at=None)
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.requeue_event(one.id, OPERATOR)
+        requeue_event(one.id, OPERATOR)
         assert broker == []
     assert broker == [KICK]
 
     broker.clear()
     tasks.deliver_pending()
     with django_capture_on_commit_callbacks(execute=True):
-        services.requeue_events(OPERATOR, ids=[many.id])
+        requeue_events(OPERATOR, ids=[many.id])
     assert broker == [KICK]
 
 
 def test_a_burst_of_creates_queues_one_kick_until_that_kick_starts(broker, django_capture_on_commit_callbacks):
     for n in range(50):
         with django_capture_on_commit_callbacks(execute=True):
-            services.create_event(**{**VALID, "message": f"renewal {n} failed"})
+            create_event(**{**VALID, "message": f"renewal {n} failed"})
     assert broker == [KICK]
 
     tasks.deliver_pending()  # the worker takes the kick: it clears the mark first
     with django_capture_on_commit_callbacks(execute=True):
-        services.create_event(**VALID)
+        create_event(**VALID)
     assert broker == [KICK, KICK]
 
 
@@ -112,10 +113,10 @@ def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create
 
     monkeypatch.setattr("django_q.tasks.async_task", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
-        services.create_event(**VALID)
+        create_event(**VALID)
     monkeypatch.setattr("django_q.tasks.async_task", lambda func, *args, **options: handed.append(func))
     with django_capture_on_commit_callbacks(execute=True):
-        services.create_event(**VALID)
+        create_event(**VALID)
 
     assert handed == ["notifications.tasks.deliver_pending"]
 
@@ -128,7 +129,7 @@ def test_the_enqueued_task_delivers_without_waiting_for_a_tick(webhook, monkeypa
     monkeypatch.setattr("django_q.tasks.async_task", run_now)
 
     with django_capture_on_commit_callbacks(execute=True):
-        event, _ = services.create_event(**VALID)
+        event, _ = create_event(**VALID)
 
     assert reload(event).status == "sent"
     assert [r.headers["X-Certctl-Event-ID"] for r in webhook.requests] == [event.id]
@@ -142,7 +143,7 @@ def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(webhook, monk
 
     with caplog.at_level(logging.WARNING, logger="notifications.tasks"):
         with django_capture_on_commit_callbacks(execute=True):
-            event, created = services.create_event(**VALID)
+            event, created = create_event(**VALID)
 
     assert created
     assert reload(event).status == "pending"
@@ -171,7 +172,7 @@ def test_a_pass_lost_to_a_database_outage_is_tried_again_by_a_kick_at_once(broke
 def test_a_pass_cut_short_by_its_start_window_asks_for_a_kick_for_the_rest(broker, webhook, monkeypatch, settings):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
     for _ in range(2):
-        services.create_event(**VALID)
+        create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
     monkeypatch.setattr(claims, "start_window", lambda: -1.0)
 
@@ -184,7 +185,7 @@ def test_a_pass_cut_short_by_its_maximum_duration_asks_for_a_kick_for_the_rest(b
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 1
     settings.CERTCTL_NOTIFICATION_PASS_MAX_DURATION = timedelta(0)
     for _ in range(2):
-        services.create_event(**VALID)
+        create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
 
     assert passes.process_pending(now=T0).outcomes == {"sent": 1, "released": 1}
@@ -194,7 +195,7 @@ def test_a_pass_cut_short_by_its_maximum_duration_asks_for_a_kick_for_the_rest(b
 
 def test_a_pass_whose_window_closes_before_it_could_claim_the_rest_asks_for_a_kick(broker, webhook, monkeypatch):
     for _ in range(2):
-        services.create_event(**VALID)
+        create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
     monkeypatch.setattr(claims, "start_window", lambda: -1.0)
 
@@ -205,7 +206,7 @@ def test_a_pass_whose_window_closes_before_it_could_claim_the_rest_asks_for_a_ki
 
 
 def test_a_pass_that_delivered_everything_asks_for_no_kick(broker, webhook):
-    services.create_event(**VALID)
+    create_event(**VALID)
     DeliveryKick.objects.update(queued_at=None)
 
     assert passes.process_pending(now=T0).outcomes == {"sent": 1}

@@ -5,8 +5,11 @@
 """
 import pytest
 
-from notifications import services
 from notifications.engine import passes
+from notifications.errors import RequeueRefused
+from notifications.operations.events import requeue_event, requeue_events
+from notifications.queries.events import retry_display
+from notifications.queries.summary import stats_summary
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, reload
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +32,7 @@ def test_fault_01_a_first_send_failure_is_dead_lettered_in_the_end(failing_webho
     event, _ = fail_until_dead(make_event())
 
     assert event.status == "dead"
-    assert services.stats_summary(now=T0 + 60 * MINUTE)["notifications_dead"] == 1
+    assert stats_summary(now=T0 + 60 * MINUTE)["notifications_dead"] == 1
 
 
 def test_fault_02_requeue_of_sent_is_refused_and_not_redelivered(webhook, make_event):
@@ -37,9 +40,9 @@ def test_fault_02_requeue_of_sent_is_refused_and_not_redelivered(webhook, make_e
     passes.process_pending(now=T0)
     assert reload(event).status == "sent"
 
-    with pytest.raises(services.RequeueRefused) as refused:
-        services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
-    bulk = services.requeue_events(OPERATOR, ids=[event.id], now=T0 + MINUTE)
+    with pytest.raises(RequeueRefused) as refused:
+        requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
+    bulk = requeue_events(OPERATOR, ids=[event.id], now=T0 + MINUTE)
     passes.process_pending(now=T0 + 2 * MINUTE)
     passes.retry_sweep(now=T0 + 2 * MINUTE)
 
@@ -64,16 +67,16 @@ def test_fault_08_missing_notifier_dead_letters_naming_the_variable_never_sent(m
     assert event.last_error == f"{channel} channel is not configured: set {variable}"
     attempt = event.attempts.get()
     assert (attempt.outcome, attempt.started_at, attempt.duration_ms) == ("permanent_failure", T0, 0)  # nothing was sent
-    summary = services.stats_summary(now=T0 + 60 * MINUTE)
+    summary = stats_summary(now=T0 + 60 * MINUTE)
     assert (summary["notifications_sent"], summary["notifications_dead"]) == (0, 1)
 
 
 def test_fault_12_dead_after_five_failures_displays_retry_5_of_5(failing_webhook, make_event):
     event = make_event()
     passes.process_pending(now=T0)
-    assert services.retry_display(reload(event)) == "Retry 1/5"
+    assert retry_display(reload(event)) == "Retry 1/5"
 
     event, _ = fail_until_dead(event, start=T0 + MINUTE)
 
     assert (event.status, event.retry_count) == ("dead", 5)
-    assert services.retry_display(event) == "Retry 5/5"
+    assert retry_display(event) == "Retry 5/5"

@@ -6,8 +6,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from notifications import services
+from notifications.errors import InvalidInput
 from notifications.models import NotificationEvent, OperatorAction
+from notifications.operations.events import BulkReadResult, mark_read, mark_read_events, requeue_event, requeue_events
+from notifications.queries.events import get_event
+from notifications.queries.summary import stats_summary
 from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import OPERATOR, T0, put_in_state
 
@@ -47,7 +50,7 @@ def test_a_row_inserted_by_sql_with_certctl_columns_only_is_a_pending_event(webh
 
 def test_mark_read_never_cancels_a_pending_delivery(webhook, make_event):
     event = make_event()
-    services.mark_read(event.id, OPERATOR)
+    mark_read(event.id, OPERATOR)
     assert deliver_now(event.id) == "sent"
     event.refresh_from_db()
     assert (event.status, event.listed_status, event.read_at is not None) == ("sent", "read", True)
@@ -57,11 +60,11 @@ def test_mark_read_never_cancels_a_pending_delivery(webhook, make_event):
 @pytest.mark.parametrize("bulk", [False, True])
 def test_requeue_makes_a_dismissed_event_unread_again(bulk, dead_event):
     event = dead_event()
-    services.mark_read(event.id, OPERATOR)
+    mark_read(event.id, OPERATOR)
     if bulk:
-        assert services.requeue_events(OPERATOR, filters={"status": "read"}).requeued == 1
+        assert requeue_events(OPERATOR, filters={"status": "read"}).requeued == 1
     else:
-        services.requeue_event(event.id, OPERATOR)
+        requeue_event(event.id, OPERATOR)
     event.refresh_from_db()
     assert (event.status, event.read_at, event.listed_status) == ("pending", None, "pending")
 
@@ -69,11 +72,11 @@ def test_requeue_makes_a_dismissed_event_unread_again(bulk, dead_event):
 def test_bulk_mark_read_by_filter_counts_and_records_each_event_once(make_event, dead_event, caplog):
     dead = [dead_event() for _ in range(3)]
     already = dead_event()
-    services.mark_read(already.id, OPERATOR)
+    mark_read(already.id, OPERATOR)
     pending = make_event()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="notifications.services"):
-        result = services.mark_read_events(OPERATOR, filters={"delivery_status": "dead"}, now=T0)
+        result = mark_read_events(OPERATOR, filters={"delivery_status": "dead"}, now=T0)
     assert (result.marked_read, result.skipped, result.dismissed) == (3, 1, 3)
     [summary] = [r for r in caplog.records if "bulk mark read" in r.getMessage()]
     assert summary.getMessage() == "bulk mark read by alice via api: 3 marked read (3 dead ones dismissed), 1 skipped"
@@ -83,25 +86,25 @@ def test_bulk_mark_read_by_filter_counts_and_records_each_event_once(make_event,
     actions = OperatorAction.objects.filter(bulk=True)
     assert sorted(a.event_id for a in actions) == sorted(e.id for e in dead)
     assert {(a.action, a.previous_status, a.actor, a.source) for a in actions} == {("mark_read", "dead", "alice", "api")}
-    assert services.get_event(pending.id).read_at is None
-    assert services.stats_summary()["notifications_dead_unacknowledged"] == 0
-    again = services.mark_read_events(OPERATOR, filters={"delivery_status": "dead"})
+    assert get_event(pending.id).read_at is None
+    assert stats_summary()["notifications_dead_unacknowledged"] == 0
+    again = mark_read_events(OPERATOR, filters={"delivery_status": "dead"})
     assert (again.marked_read, again.skipped) == (0, 4)
 
 
 def test_bulk_mark_read_by_ids_skips_unknown_and_read_ones(make_event):
     first, second = make_event(), make_event()
-    services.mark_read(second.id, OPERATOR)
-    result = services.mark_read_events(OPERATOR, ids=[first.id, second.id, "notif-unknown", first.id])
+    mark_read(second.id, OPERATOR)
+    result = mark_read_events(OPERATOR, ids=[first.id, second.id, "notif-unknown", first.id])
     assert (result.marked_read, result.skipped) == (1, 2)
-    assert services.mark_read_events(OPERATOR, ids=[]) == services.BulkReadResult(0, 0)
+    assert mark_read_events(OPERATOR, ids=[]) == BulkReadResult(0, 0)
 
 
 def test_bulk_filters_follow_certctl_status_meaning(dead_event):
     unread_dead, read_dead = dead_event(), dead_event()
-    services.mark_read(read_dead.id, OPERATOR)
-    assert services.requeue_events(OPERATOR, filters={"status": "dead"}).requeued == 1
-    assert (services.get_event(unread_dead.id).status, services.get_event(read_dead.id).status) == ("pending", "dead")
+    mark_read(read_dead.id, OPERATOR)
+    assert requeue_events(OPERATOR, filters={"status": "dead"}).requeued == 1
+    assert (get_event(unread_dead.id).status, get_event(read_dead.id).status) == ("pending", "dead")
 
 
 @pytest.mark.parametrize(
@@ -109,6 +112,6 @@ def test_bulk_filters_follow_certctl_status_meaning(dead_event):
     [({"status": "archived"}, "status"), ({"delivery_status": "read"}, "delivery_status"), ({"colour": "red"}, "colour")],
 )
 def test_bulk_filters_with_unknown_names_or_values_are_refused(filters, field):
-    with pytest.raises(services.InvalidInput) as refused:
-        services.mark_read_events(OPERATOR, filters=filters)
+    with pytest.raises(InvalidInput) as refused:
+        mark_read_events(OPERATOR, filters=filters)
     assert field in refused.value.errors

@@ -8,10 +8,12 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from notifications import services
 from notifications.engine import claims, passes
+from notifications.errors import EventNotFound, InvalidInput, RequeueRefused
 from notifications.filtersets import FILTER_NAMES
 from notifications.models import NotificationEvent, OperatorAction
+from notifications.operations.events import create_event, mark_read, requeue_event, requeue_events
+from notifications.queries.events import BulkPreview, get_event, preview_requeue
 from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, fail_until_dead, put_in_state, reload
 from tests.receivers import Reply
 
@@ -30,7 +32,7 @@ def bulk_requeue(request, monkeypatch):
     statements), on PostgreSQL too, so that a mutation run on PostgreSQL tests SQLite's way as well."""
     if request.param == "as on SQLite":
         monkeypatch.setattr(connection, "vendor", "sqlite")
-    return services.requeue_events
+    return requeue_events
 
 
 def test_requeue_of_dead_resets_counters_keeps_history_and_records_who(failing_webhook, make_event):
@@ -38,7 +40,7 @@ def test_requeue_of_dead_resets_counters_keeps_history_and_records_who(failing_w
     assert event.status == "dead"
 
     with time_machine.travel(LATER, tick=False):
-        services.requeue_event(event.id, OPERATOR, now=LATER)
+        requeue_event(event.id, OPERATOR, now=LATER)
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at, event.last_error) == ("pending", 0, None, None)
@@ -58,7 +60,7 @@ def test_requeue_of_failed_clears_the_scheduled_retry(failing_webhook, make_even
     event = make_event()
     passes.process_pending(now=T0)
 
-    services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE / 2)
+    requeue_event(event.id, OPERATOR, now=T0 + MINUTE / 2)
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at, event.last_error) == ("pending", 0, None, None)
@@ -72,8 +74,8 @@ def test_requeue_of_sent_or_pending_is_refused_and_changes_nothing(make_event, s
     event = put_in_state(make_event(), status)
     before = snapshot(event)
 
-    with pytest.raises(services.RequeueRefused) as refused:
-        services.requeue_event(event.id, OPERATOR, now=LATER)
+    with pytest.raises(RequeueRefused) as refused:
+        requeue_event(event.id, OPERATOR, now=LATER)
 
     assert (refused.value.event_id, refused.value.current_status) == (event.id, status)
     assert refused.value.message == f"notification {event.id} is {status}; only failed or dead notifications can be requeued"
@@ -82,18 +84,18 @@ def test_requeue_of_sent_or_pending_is_refused_and_changes_nothing(make_event, s
 
 
 def test_requeue_of_unknown_id_raises_event_not_found(db):
-    with pytest.raises(services.EventNotFound) as missing:
-        services.requeue_event("notif-nope", OPERATOR)
+    with pytest.raises(EventNotFound) as missing:
+        requeue_event("notif-nope", OPERATOR)
 
     assert (missing.value.message, missing.value.event_id) == ("notification notif-nope not found", "notif-nope")
 
 
 @pytest.mark.parametrize("event_id", ["notif-\x00", "n" * 65])
-@pytest.mark.parametrize("action", [services.get_event, services.requeue_event, services.mark_read])
+@pytest.mark.parametrize("action", [get_event, requeue_event, mark_read])
 def test_an_id_no_event_can_have_is_not_found(db, action, event_id):
     """A NUL would be a database error on PostgreSQL (a 500), an id past the column's length one on some engines."""
-    arguments = (event_id,) if action is services.get_event else (event_id, OPERATOR)
-    with pytest.raises(services.EventNotFound) as missing:
+    arguments = (event_id,) if action is get_event else (event_id, OPERATOR)
+    with pytest.raises(EventNotFound) as missing:
         action(*arguments)
 
     assert missing.value.message == f"notification {event_id} not found"
@@ -102,8 +104,8 @@ def test_an_id_no_event_can_have_is_not_found(db, action, event_id):
 def test_an_event_with_an_id_of_the_longest_length_is_found_and_requeued(make_event):
     event = put_in_state(make_event(event_id="n" * 64), "dead")
 
-    assert services.get_event("n" * 64).id == event.id
-    assert services.requeue_event("n" * 64, OPERATOR).status == "pending"
+    assert get_event("n" * 64).id == event.id
+    assert requeue_event("n" * 64, OPERATOR).status == "pending"
 
 
 def test_a_requeue_is_logged_with_who_and_the_previous_status(make_event, caplog):
@@ -111,7 +113,7 @@ def test_a_requeue_is_logged_with_who_and_the_previous_status(make_event, caplog
     caplog.clear()
 
     with caplog.at_level(logging.INFO, logger="notifications.services"):
-        services.requeue_event(event.id, OPERATOR, now=LATER)
+        requeue_event(event.id, OPERATOR, now=LATER)
 
     assert caplog.messages == [f"requeued event {event.id} (was failed) by alice via api"]
     assert (caplog.records[0].event_id, caplog.records[0].status, caplog.records[0].previous_status) == (event.id, "pending", "failed")
@@ -121,14 +123,14 @@ def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(
     event = put_in_state(make_event(), "failed", now=T0 - 10 * MINUTE)
     [claimed] = claims.claim_due_events("retry", now=T0)
 
-    with pytest.raises(services.RequeueRefused) as refused:
-        services.requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
+    with pytest.raises(RequeueRefused) as refused:
+        requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
     assert refused.value.message == f"notification {event.id} is being delivered right now; try again after 12:05:00 UTC"
     assert (refused.value.event_id, refused.value.current_status) == (event.id, "failed")
     assert reload(event).claim_token == claimed.claim_token
 
     after_lease = claimed.claimed_until + MINUTE
-    assert services.requeue_event(event.id, OPERATOR, now=after_lease).status == "pending"
+    assert requeue_event(event.id, OPERATOR, now=after_lease).status == "pending"
 
 
 def test_bulk_requeue_by_ids_counts_requeued_and_skipped(make_event, bulk_requeue):
@@ -152,13 +154,13 @@ def test_bulk_requeue_by_filter(make_event):
     dead_slack = put_in_state(make_event(channel="Slack"), "dead")
     put_in_state(make_event(channel="Webhook"), "sent")
 
-    result = services.requeue_events(OPERATOR, filters={"status": "dead", "channel": "Webhook"})
+    result = requeue_events(OPERATOR, filters={"status": "dead", "channel": "Webhook"})
 
     assert (result.requeued, result.skipped) == (2, 0)
     assert {reload(e).status for e in dead_webhook} == {"pending"}
     assert reload(dead_slack).status == "dead"
 
-    everything_on_webhook = services.requeue_events(OPERATOR, filters={"channel": "Webhook"})
+    everything_on_webhook = requeue_events(OPERATOR, filters={"channel": "Webhook"})
     assert (everything_on_webhook.requeued, everything_on_webhook.skipped) == (0, 3)
 
 
@@ -166,8 +168,8 @@ def test_bulk_requeue_refuses_more_than_10000_ids(make_event):
     dead = put_in_state(make_event(), "dead")
     ids = [dead.id] + [f"notif-{n}" for n in range(10_000)]
 
-    with pytest.raises(services.InvalidInput) as refused:
-        services.requeue_events(OPERATOR, ids=ids)
+    with pytest.raises(InvalidInput) as refused:
+        requeue_events(OPERATOR, ids=ids)
 
     assert refused.value.errors == {"ids": "10001 ids given; at most 10000 per call"}
     assert reload(dead).status == "dead"
@@ -176,7 +178,7 @@ def test_bulk_requeue_refuses_more_than_10000_ids(make_event):
 def test_bulk_requeue_takes_10000_ids(make_event):
     dead = put_in_state(make_event(), "dead")
 
-    result = services.requeue_events(OPERATOR, ids=[dead.id] + [f"notif-{n}" for n in range(9_999)])
+    result = requeue_events(OPERATOR, ids=[dead.id] + [f"notif-{n}" for n in range(9_999)])
 
     assert (result.requeued, result.skipped) == (1, 9_999)
 
@@ -192,8 +194,8 @@ def test_bulk_requeue_takes_10000_ids(make_event):
 def test_bulk_requeue_needs_ids_or_a_known_filter(make_event, filters, errors):
     dead = put_in_state(make_event(), "dead")
 
-    with pytest.raises(services.InvalidInput) as refused:
-        services.requeue_events(OPERATOR, filters=filters)
+    with pytest.raises(InvalidInput) as refused:
+        requeue_events(OPERATOR, filters=filters)
 
     assert refused.value.errors == errors
     assert reload(dead).status == "dead"
@@ -235,16 +237,16 @@ def test_bulk_requeue_skips_an_event_whose_lease_is_live(make_event, how, bulk_r
 def test_a_dry_run_counts_an_event_whose_lease_is_live_as_skipped(make_event):
     claimed, dead = leased_and_dead(make_event)
 
-    preview = services.preview_requeue(ids=[claimed.id, dead.id], now=T0 + MINUTE)
+    preview = preview_requeue(ids=[claimed.id, dead.id], now=T0 + MINUTE)
 
-    assert preview == services.BulkPreview(would_change=1, skipped=1, sample=[dead.id])
-    assert services.preview_requeue(ids=[claimed.id, dead.id], now=claimed.claimed_until + MINUTE).would_change == 2
+    assert preview == BulkPreview(would_change=1, skipped=1, sample=[dead.id])
+    assert preview_requeue(ids=[claimed.id, dead.id], now=claimed.claimed_until + MINUTE).would_change == 2
 
 
 @pytest.mark.postgres
 def test_a_bulk_requeue_skips_a_row_a_worker_has_locked_instead_of_waiting(transactional_db):
     locked, free = (
-        put_in_state(services.create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"renewal {n} failed")[0], "dead")
+        put_in_state(create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"renewal {n} failed")[0], "dead")
         for n in range(2)
     )
     db = connection.settings_dict
@@ -258,7 +260,7 @@ def test_a_bulk_requeue_skips_a_row_a_worker_has_locked_instead_of_waiting(trans
             # A requeue that waited for the lock would fail after this, instead of hanging the test.
             cursor.execute("SET lock_timeout = '2s'")
         try:
-            result = services.requeue_events(OPERATOR, ids=[locked.id, free.id])
+            result = requeue_events(OPERATOR, ids=[locked.id, free.id])
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("RESET lock_timeout")
@@ -274,7 +276,7 @@ def test_a_bulk_requeue_skips_a_row_a_worker_has_locked_instead_of_waiting(trans
 def test_bulk_requeue_takes_an_event_once_its_lease_has_expired(make_event):
     claimed, dead = leased_and_dead(make_event)
 
-    result = services.requeue_events(OPERATOR, ids=[claimed.id, dead.id], now=claimed.claimed_until + MINUTE)
+    result = requeue_events(OPERATOR, ids=[claimed.id, dead.id], now=claimed.claimed_until + MINUTE)
 
     assert (result.requeued, result.skipped) == (2, 0)
     requeued = reload(claimed)
@@ -286,7 +288,7 @@ def test_bulk_requeue_is_one_statement_whatever_the_number_of_events(make_event)
     dead = [put_in_state(make_event(), "dead") for _ in range(120)]
 
     with CaptureQueriesContext(connection) as queries:
-        result = services.requeue_events(OPERATOR, filters={"status": "dead"})
+        result = requeue_events(OPERATOR, filters={"status": "dead"})
 
     assert result.requeued == 120
     writes = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"] or "INSERT" in q["sql"]]

@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from django_q.models import Schedule
 
-from notifications import services
 from notifications.engine import upkeep
 from notifications.metrics import DatabaseCollector
 from notifications.models import MetricsFold, NotificationAttempt, NotificationEvent, OperatorAction
+from notifications.operations.events import mark_read
 from notifications.queries import counts
+from notifications.queries.summary import stats_summary
 from notifications.schedules import ensure_schedules
 from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import OPERATOR, T0, put_in_state
@@ -32,7 +33,7 @@ def history(webhook, make_event):
         event = make_event(message=name)
         assert deliver_now(event.id, now=NOW - age * DAY) == "sent"
         events[name] = event
-    services.mark_read(events["old_sent_read"].id, OPERATOR)
+    mark_read(events["old_sent_read"].id, OPERATOR)
     for status in ("dead", "failed", "pending"):
         events[f"old_{status}"] = put_in_state(make_event(message=status), status, now=NOW - 100 * DAY)
     upkeep.fold_delivery_totals(now=NOW)
@@ -66,7 +67,7 @@ def test_purge_removes_old_sent_events_with_their_attempts_and_actions_and_nothi
     assert NotificationAttempt.objects.filter(event_id=history["recent_sent"].id).count() == 1
     assert delivery_series() == totals
     assert counts.by_group() == NotificationEvent.objects.count_by_group()
-    assert services.stats_summary(now=NOW)["notifications_sent"] == 1
+    assert stats_summary(now=NOW)["notifications_sent"] == 1
 
 
 def test_a_dry_run_counts_and_deletes_nothing(history):

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 import pytest
 from django_q.models import Schedule
 
-from notifications import services
 from notifications.engine import passes
 from notifications.models import NotificationEvent, Status
+from notifications.operations.events import create_event
 from notifications.schedules import ensure_schedules
 from tests.lifecycle.conftest import T0
 
@@ -18,7 +18,7 @@ SWEEP = "certctl: notification retry sweep"
 
 
 def failed_event_due_at(when: datetime) -> None:
-    event, _ = services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="cert")
+    event, _ = create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="cert")
     NotificationEvent.objects.filter(id=event.id).update(status=Status.FAILED, retry_count=1, next_retry_at=when)
 
 

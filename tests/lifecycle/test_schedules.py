@@ -1,4 +1,5 @@
 """DESIGN §4: the two periodic passes and the housekeeping exist once, with the configured intervals, however often migrate runs."""
+import pydoc
 from datetime import timedelta
 
 import pytest
@@ -43,3 +44,20 @@ def test_a_changed_interval_updates_the_existing_schedule(settings, interval, mi
     assert Schedule.objects.count() == 3
     sweep = Schedule.objects.get(name=SWEEP)
     assert (sweep.pk, sweep.minutes) == (before, minutes)
+
+
+def test_a_schedule_stored_under_an_old_task_name_is_pointed_at_the_current_task():
+    ensure_schedules()
+    Schedule.objects.filter(name=HOUSEKEEPING).update(func="notifications.retention.housekeeping")  # before issue 22
+
+    ensure_schedules()
+
+    assert Schedule.objects.get(name=HOUSEKEEPING).func == "notifications.tasks.housekeeping"
+    assert Schedule.objects.count() == 3
+
+
+def test_every_schedule_names_a_task_that_exists():
+    ensure_schedules()
+    for schedule in Schedule.objects.all():
+        assert callable(pydoc.locate(schedule.func)), schedule.func
+

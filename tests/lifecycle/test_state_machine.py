@@ -3,8 +3,8 @@ from datetime import timedelta
 
 import pytest
 
-from notifications import services
 from notifications.engine import passes
+from notifications.queries.events import retry_display
 from tests.deliveries import deliver_now
 from tests.lifecycle.conftest import MINUTE, T0, fail_until_dead, reload
 from tests.receivers import Reply
@@ -78,7 +78,7 @@ def test_success_on_a_retry_keeps_retry_count_and_clears_next_retry_at(webhook, 
 
     event = reload(event)
     assert (event.status, event.retry_count, event.next_retry_at, event.sent_at) == ("sent", 2, None, delivered_at)
-    assert services.retry_display(event) == "Retry 2/5"
+    assert retry_display(event) == "Retry 2/5"
     assert [a.outcome for a in event.attempts.all()] == ["transient_failure", "transient_failure", "success"]
 
 
@@ -91,7 +91,7 @@ def test_the_cap_holds_when_base_and_max_attempts_are_raised(failing_webhook, ma
 
     assert waits == [timedelta(minutes=m) for m in (10, 20, 30, 30, 30, 30)]
     assert (event.status, event.retry_count) == ("dead", 7)
-    assert services.retry_display(event) == "Retry 7/7"
+    assert retry_display(event) == "Retry 7/7"
 
 
 def test_retry_after_from_the_receiver_pushes_the_retry_out(webhook, make_event):

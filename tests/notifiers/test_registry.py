@@ -1,6 +1,11 @@
-"""The channel registry: one notifier per Channel, each declaring its required and secret settings."""
+"""The channel registry: one notifier per Channel, each declaring its configuration fields (required, secret) once."""
+from dataclasses import replace
+
 from notifications.models import Channel
-from notifications.notifiers import build_notifier, channel_status, notifiers, secret_settings
+from notifications.notifiers import build_notifier, channel_status, configured_secrets, notifiers, secret_settings
+from notifications.notifiers.pagerduty import PagerDutyNotifier
+from notifications.notifiers.webhook import WebhookNotifier
+from notifications.redaction import redact
 
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/slAckT0kenSecretXyz"
 
@@ -43,3 +48,33 @@ def test_secret_settings_returns_every_configured_secret_and_secret_url(settings
     # Not secrets: where mail comes from, the Slack channel name.
     settings.CERTCTL_SMTP_FROM_ADDRESS = "certctl@example.com"
     assert "certctl@example.com" not in secret_settings().values
+
+
+def test_a_notifier_is_built_from_a_config_dict_keyed_by_its_fields():
+    notifier = PagerDutyNotifier.from_config(
+        {"routing_key": "pd-key-0123456789", "url": "https://events.example.com/v2/enqueue", "default_severity": "critical"}
+    )
+    assert (notifier.routing_key, notifier.url, notifier.default_severity) == (
+        "pd-key-0123456789", "https://events.example.com/v2/enqueue", "critical",
+    )
+    assert [field.name for field in PagerDutyNotifier.fields] == ["routing_key", "url", "default_severity"]
+
+
+def test_the_environments_config_dict_comes_from_the_settings_the_fields_name(settings):
+    settings.CERTCTL_WEBHOOK_URL = "https://receiver.example.com/hook"
+    settings.CERTCTL_WEBHOOK_SECRET = "whsec_c2VjcmV0"
+    assert WebhookNotifier.config_from_settings(settings) == {
+        "url": "https://receiver.example.com/hook", "secret": "whsec_c2VjcmV0",
+    }
+    for cls in notifiers().values():
+        assert set(cls.config_from_settings(settings)) == {field.name for field in cls.fields}
+
+
+def test_what_is_secret_comes_from_the_field_declarations(settings, monkeypatch):
+    settings.CERTCTL_SLACK_CHANNEL = "#pki-alerts-channel"
+    assert redact("posted to #pki-alerts-channel", configured_secrets()) == "posted to #pki-alerts-channel"
+    slack = notifiers()["Slack"]
+    declared = tuple(field if field.name != "channel_name" else replace(field, secret=True) for field in slack.fields)
+    monkeypatch.setattr(slack, "fields", declared)
+    assert redact("posted to #pki-alerts-channel", configured_secrets()) == "posted to [redacted]"
+

@@ -6,9 +6,9 @@ import time
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from notifications import services
 from notifications.notifiers import build_notifier
 from notifications.notifiers.webhook import WebhookNotifier
+from notifications.operations.events import create_event
 from tests.deliveries import deliver_now, send_once
 from tests.notifiers.conftest import make_event
 
@@ -36,7 +36,7 @@ def test_a_whsec_secret_is_the_base64_key(db, settings, receiver):
     secret = "whsec_" + base64.b64encode(key).decode()
     settings.CERTCTL_WEBHOOK_URL = receiver.url + "/hook"
     settings.CERTCTL_WEBHOOK_SECRET = secret
-    event = services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="m")[0]
+    event = create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="m")[0]
 
     assert deliver_now(event.id) == "sent"
     [request] = receiver.requests

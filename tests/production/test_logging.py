@@ -15,17 +15,18 @@ from rest_framework.test import APIClient
 
 from certctl.logging import SecretRedactionFilter
 from certctl.middleware import RequestIDLogFilter
-from notifications import services
+from notifications.actors import Actor
 from notifications.engine import passes
 from notifications.models import NotificationAttempt, NotificationEvent
 from notifications.notifiers.webhook import WebhookNotifier
+from notifications.operations.events import mark_read, requeue_events
 from tests.deliveries import deliver_now
 from tests.receivers import Reply
 
 PROJECT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 ADMIN_KEY = "oncall-api-key-7c2f9e1d0b8a"
-OPERATOR = services.Actor("oncall", "api")
+OPERATOR = Actor("oncall", "api")
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +53,7 @@ def test_each_state_change_and_each_attempt_is_one_line_with_its_fields(caplog, 
     event = make_event()
     passes.process_pending(now=T0)
     passes.retry_sweep(now=T0 + timedelta(minutes=1))
-    services.mark_read(event.id, OPERATOR, now=T0 + timedelta(minutes=2))
+    mark_read(event.id, OPERATOR, now=T0 + timedelta(minutes=2))
 
     lines = _lines_about(caplog, event.id)
     assert [r.getMessage().split(" ")[0] for r in lines] == ["created", "claimed", "attempt", "claimed", "attempt", "marked"]
@@ -80,7 +81,7 @@ def test_dead_letter_is_logged_per_event_and_a_bulk_requeue_in_one_line(caplog, 
         assert any("permanent_failure" in m and "now dead" in m and "CERTCTL_WEBHOOK_URL" in m for m in messages)
     caplog.clear()
 
-    services.requeue_events(OPERATOR, filters={"delivery_status": "dead"})
+    requeue_events(OPERATOR, filters={"delivery_status": "dead"})
 
     requeue_lines = [r for r in caplog.records if "requeue" in r.getMessage()]
     assert len(requeue_lines) == 1

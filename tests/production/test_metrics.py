@@ -12,9 +12,10 @@ from django.db import OperationalError, connection
 from django.db.models import Sum
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifications import services
+from notifications.actors import Actor
 from notifications.engine import claims, passes
 from notifications.models import DeliveryTotal, NotificationEvent
+from notifications.operations.events import create_event, mark_read, mark_read_events, requeue_events
 from tests.deliveries import deliver_now
 from tests.receivers import Reply
 
@@ -64,7 +65,7 @@ def sample(families, name, **labels):
 
 def _webhook_events(count):
     return [
-        services.create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
+        create_event(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}")[0]
         for n in range(count)
     ]
 
@@ -129,7 +130,7 @@ def test_dead_letter_depth_is_a_gauge_that_falls_on_requeue(client, no_dispatch)
     assert families["certctl_notification_dead_total"].type == "gauge"
     assert sample(families, "certctl_notification_dead_total") == 2
 
-    services.requeue_events(services.Actor("oncall", "api"), filters={"status": "dead"})
+    requeue_events(Actor("oncall", "api"), filters={"status": "dead"})
     families = scrape(client)
     assert sample(families, "certctl_notification_dead_total") == 0
     # The history is not rewritten: two attempts did dead-letter an event.
@@ -142,8 +143,8 @@ def test_dismissing_a_dead_event_lowers_the_unacknowledged_gauge_only(client, no
     for event in dead:
         deliver_now(event.id)
     assert sample(scrape(client), "certctl_notification_dead_unacknowledged") == 3
-    services.mark_read(dead[0].id, services.Actor("oncall", "api"))
-    services.mark_read_events(services.Actor("oncall", "api"), ids=[dead[1].id])
+    mark_read(dead[0].id, Actor("oncall", "api"))
+    mark_read_events(Actor("oncall", "api"), ids=[dead[1].id])
     families = scrape(client)
     assert families["certctl_notification_dead_unacknowledged"].type == "gauge"
     assert sample(families, "certctl_notification_dead_unacknowledged") == 1

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from notifications import services
 from notifications.notifiers import DeliveryResult
+from notifications.queries.events import get_event
 from tests import deliveries
 
 PASSWORD = "correct-horse-battery-staple"
@@ -49,7 +49,7 @@ def record(event_id, result, now):
     claimed = deliveries.claim(event_id, now=now)
     assert claimed is not None, f"{event_id} was not due at {now}"
     deliveries.record(claimed, result, now)
-    return services.get_event(event_id)
+    return get_event(event_id)
 
 
 @pytest.fixture

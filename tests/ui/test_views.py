@@ -9,9 +9,10 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.utils import timezone
 
-from notifications import services
+from notifications.actors import Actor
 from notifications.models import NotificationEvent, OperatorAction
 from notifications.notifiers import DeliveryResult
+from notifications.operations.events import mark_read
 from tests.ui.conftest import PASSWORD, record
 
 pytestmark = pytest.mark.django_db
@@ -501,7 +502,7 @@ def test_dismiss_needs_a_login_and_a_post(client, viewer, event_in):
 
 def test_dismiss_selected(viewer_client, event_in):
     dead_a, dead_b, sent = event_in("dead"), event_in("dead"), event_in("sent")
-    services.mark_read(dead_b.id, services.Actor("someone", "api"))
+    mark_read(dead_b.id, Actor("someone", "api"))
     back = "/notifications/?tab=dead"
     response = viewer_client.post("/notifications/dismiss-selected/", {"ids": [dead_a.id, dead_b.id, "notif-gone"], "next": back})
     assert response["Location"] == back
@@ -531,7 +532,7 @@ def test_dismiss_all_matching_confirms_the_count_then_dismisses(viewer_client, e
 
 def test_requeue_all_matching_on_the_dead_tab_leaves_dismissed_ones_unless_shown(operator_client, event_in):
     shown, dismissed = event_in("dead"), event_in("dead")
-    services.mark_read(dismissed.id, services.Actor("someone", "api"))
+    mark_read(dismissed.id, Actor("someone", "api"))
     assert texts(operator_client.post("/notifications/requeue-matching/", {"channel": "Webhook"})) == [
         "1 requeued, 0 skipped (not failed or dead)."
     ]

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.mcp_server import build_server, identity_from_settings
+from notifications.mcp.server import build_server, identity_from_settings
 
 LOOPBACK_NAMES = {"localhost"}
 

@@ -21,9 +21,9 @@ from django.db.models.lookups import In
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from notifications import services
+from notifications.filtersets import filters_given
 from notifications.models import ListedStatus, NotificationEvent
-from notifications.queries import counts
+from notifications.queries.events import LIST_ORDER, filter_events, matching_count
 
 COLUMNS = (
     "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
@@ -78,12 +78,12 @@ class CsvExport:
 
     `total` is how many rows follow the header. Iterating yields the header, then pieces of CHUNK_ROWS rows;
     `on_rows` hears how many rows each piece held. close() (StreamingHttpResponse calls it, also when the client
-    went away) ends the read. Bad filters raise services.InvalidInput before anything is read.
+    went away) ends the read. Bad filters raise InvalidInput before anything is read.
     """
 
     def __init__(self, filters: Mapping[str, str], on_rows: Callable[[int], None] | None = None):
-        filters = services.filters_given(dict(filters))
-        events = services.filter_events(NotificationEvent.objects.all(), filters).order_by("-created_at", "-id")
+        filters = filters_given(filters)
+        events = filter_events(NotificationEvent.objects.all(), filters).order_by(*LIST_ORDER)
         with ExitStack() as snapshot:
             # SQLite gets no transaction: there it would take the write lock (transaction_mode IMMEDIATE) and hold
             # up every writer for the length of the export.
@@ -91,8 +91,7 @@ class CsvExport:
                 snapshot.enter_context(transaction.atomic())
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            total = counts.matching(filters)
-            self.total = events.count() if total is None else total
+            self.total = matching_count(filters, events)
             self._snapshot = snapshot.pop_all()
         self._pieces = _pieces(events, on_rows)
 

@@ -45,4 +45,4 @@ def count_failed_login(sender: object, credentials: dict[str, Any], request: Htt
 
 
 def connect() -> None:
-    user_login_failed.connect(count_failed_login, dispatch_uid="notifications.logins.count_failed_login")
+    user_login_failed.connect(count_failed_login, dispatch_uid="notifications.web.logins.count_failed_login")

@@ -5,9 +5,9 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
-from notifications import services
 from notifications.filtersets import TimeField
 from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, NotificationEvent, Status
+from notifications.queries.events import filter_events
 
 TAB_ALL = "all"
 TAB_DEAD = "dead"
@@ -120,7 +120,7 @@ class NotificationFilterForm(forms.Form):
         return filters
 
     def queryset(self) -> QuerySet[NotificationEvent]:
-        return services.filter_events(NotificationEvent.objects.all(), self.service_filters())
+        return filter_events(NotificationEvent.objects.all(), self.service_filters())
 
     def describe(self):
         """The filters in words, for confirmations: "channel Webhook, text "timeout""."""

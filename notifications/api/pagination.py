@@ -1,18 +1,19 @@
-"""certctl's page/per_page envelope (the list's filters are notifications.filtersets)."""
+"""certctl's page/per_page envelope: `{"data": [...], "total": N, "page": P, "per_page": PP}`, total counting every
+match. The notification list is one page of notifications.queries.events.list_page (the stored counts, deep pages
+read through the index); other lists (an event's attempts) page their queryset the same way."""
+from typing import Any
+
 from django.db.models import QuerySet
 from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifications.filtersets import FILTER_NAMES
 from notifications.models import NotificationEvent
-from notifications.queries import counts
-
-DEFAULT_PER_PAGE = 50
-MAX_PER_PAGE = 500
+from notifications.queries.events import DEFAULT_PER_PAGE, MAX_PER_PAGE, list_page, page_of
 
 
-def _query_int(request, name, default):
+def _query_int(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
@@ -22,46 +23,34 @@ def _query_int(request, name, default):
         raise exceptions.ValidationError({name: f"must be a whole number, got {raw[:50]!r}"}) from None
 
 
-def page_of(queryset: QuerySet, offset: int, limit: int) -> list:
-    """queryset[offset:offset + limit], paying the offset in the index only: the page's keys first (an
-    index-only scan skips the rows before it), then the rows of those keys alone."""
-    keys = list(queryset.values_list("pk", flat=True)[offset : offset + limit])
-    return list(queryset.filter(pk__in=keys)) if keys else []
-
-
 class EnvelopePagination(BasePagination):
     """`{"data": [...], "total": N, "page": P, "per_page": PP}`; total counts every match, not the page."""
 
-    def paginate_queryset(self, queryset, request, view=None):
+    def _page_request(self, request: Request) -> tuple[int, int]:
         page = _query_int(request, "page", 1)
         if page < 1:
             raise exceptions.ValidationError({"page": f"must be 1 or more, got {page}"})
-        per_page = min(max(_query_int(request, "per_page", DEFAULT_PER_PAGE), 1), MAX_PER_PAGE)
-        self.page, self.per_page = page, per_page
-        self.total = self._count(queryset, request, view)
-        offset = (page - 1) * per_page
+        return page, _query_int(request, "per_page", DEFAULT_PER_PAGE)
+
+    def paginate_events(self, filters: dict[str, str], request: Request) -> list[NotificationEvent]:
+        """The page of the notification list the request asks for, under `filters`."""
+        page = list_page(filters, *self._page_request(request))
+        self.page, self.per_page, self.total = page.page, page.per_page, page.total
+        return page.rows
+
+    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any]:
+        page, per_page = self._page_request(request)
+        self.page, self.per_page = page, min(max(per_page, 1), MAX_PER_PAGE)
+        self.total = queryset.count()
+        offset = (page - 1) * self.per_page
         if offset >= self.total:
             return []
-        return page_of(queryset, offset, per_page)
+        return page_of(queryset, offset, self.per_page)
 
-    @staticmethod
-    def _count(queryset: QuerySet, request, view) -> int:
-        """Every match; for the notification list filtered by status, delivery_status, channel or read only, from
-        notifications.counts, so that its total is not a count(*) of a year of history on every page."""
-        if queryset.model is not NotificationEvent or getattr(view, "action", None) != "list":
-            return queryset.count()
-        filters = {
-            name: request.query_params[name]
-            for name in FILTER_NAMES
-            if request.query_params.get(name, "") != ""
-        }
-        total = counts.matching(filters)
-        return queryset.count() if total is None else total
-
-    def get_paginated_response(self, data):
+    def get_paginated_response(self, data: Any) -> Response:
         return Response({"data": data, "total": self.total, "page": self.page, "per_page": self.per_page})
 
-    def get_paginated_response_schema(self, schema):
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {
             "type": "object",
             "required": ["data", "total", "page", "per_page"],
@@ -73,7 +62,7 @@ class EnvelopePagination(BasePagination):
             },
         }
 
-    def get_schema_operation_parameters(self, view):
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         return [
             {
                 "name": "page",

@@ -9,7 +9,7 @@ A row keeps its id, times, counters and errors. Its status maps as follows:
   a last_error saying it was acknowledged in certctl before delivery (certctl would never have sent it).
 A dead row gets its cause (notifications.causes): transient, certctl having given up after its retries, or permanent
 for one read before delivery. Rows whose id is already here are left alone, so the import can be run again. A row
-that breaks a rule a create must keep (services.validate_event_input: the id rule, the column limits, the message
+that breaks a rule a create must keep (operations.events.validate_event_input: the id rule, the column limits, the message
 size) is refused with its reason.
 
 The source database is hostile input too: what the import reports of it has its control characters escaped and is
@@ -31,8 +31,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from notifications import causes, services
+from notifications import causes
+from notifications.errors import InvalidInput
 from notifications.models import Channel, EventType, NotificationEvent, Status
+from notifications.operations.events import validate_event_input
 from notifications.redaction import REDACTED, escape_controls
 
 log = logging.getLogger("notifications.certctl_import")
@@ -147,11 +149,11 @@ def convert(row: dict[str, Any], now: datetime) -> NotificationEvent | str:
         recipient=row["recipient"] or "", message=row["message"] or "",
     )
     try:
-        services.validate_event_input(
+        validate_event_input(
             type=event_type, channel=channel, recipient=fields["recipient"], message=fields["message"],
             certificate_id=fields["certificate_id"], event_id=fields["id"],
         )
-    except services.InvalidInput as exc:
+    except InvalidInput as exc:
         return exc.message
     source_status = str(row["status"] or "").lower()
     created_at = row.get("created_at") or now

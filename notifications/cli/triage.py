@@ -1,0 +1,207 @@
+"""`notifications requeue`, `read` and `groups`: triage of failed and dead notifications."""
+from typing import Any
+
+from django.core.management.base import CommandError
+from tabulate import tabulate
+
+from notifications.actors import Actor
+from notifications.cli.common import (
+    LIST_HINT,
+    NOT_FOUND_OR_REFUSED,
+    USAGE,
+    Subcommands,
+    add_selection_filters,
+    as_json,
+    delivery_hint,
+    filter_problem,
+    given_filters,
+    operator,
+    option,
+    shorten,
+    when,
+)
+from notifications.errors import EventNotFound, InvalidInput, RequeueRefused
+from notifications.models import NotificationEvent, Status
+from notifications.operations.events import mark_read_events, requeue_event, requeue_events
+from notifications.queries.events import preview_mark_read, preview_requeue
+from notifications.queries.groups import failure_groups
+from notifications.serializers import FailureGroupListSerializer
+
+
+class TriageCommands(Subcommands):
+    """requeue, read, groups"""
+
+    @staticmethod
+    def add_parsers(commands: Any) -> None:
+        requeue = commands.add_parser(
+            "requeue", help="move failed or dead notifications back to pending",
+            description="Requeue the given ids, or with --all-dead every dead notification not dismissed (the Dead letter "
+            "tab's content), narrowed by the filters (e.g. --failed-after 2026-11-29T08:00:00Z recovers what died since). "
+            "Dismissed dead ones are requeued by id.",
+        )
+        requeue.add_argument("ids", nargs="*", metavar="ID")
+        requeue.add_argument("--all-dead", action="store_true", help="requeue every dead notification not dismissed")
+        add_selection_filters(requeue, scope=" (with --all-dead)")
+        requeue.add_argument("--dry-run", action="store_true", help="change nothing: count what would be requeued")
+
+        read = commands.add_parser(
+            "read", help="mark notifications read; for dead ones this dismisses them from the dead-letter queue",
+            description="Mark the given ids read, or dismiss every undismissed dead notification with --all-dead "
+            "(narrowed by the filters). Reading never starts or stops a delivery.",
+        )
+        read.add_argument("ids", nargs="*", metavar="ID")
+        read.add_argument("--all-dead", action="store_true", help="dismiss every dead notification not yet dismissed")
+        add_selection_filters(read, scope=" (with --all-dead)")
+        read.add_argument("--dry-run", action="store_true", help="change nothing: count what would be dismissed")
+
+        groups = commands.add_parser(
+            "groups", help="the dead-letter queue grouped by cause",
+            description="Dead notifications not dismissed, grouped by channel, kind (permanent or transient) and cause: "
+            "the last error with ids, numbers, hex strings, UUIDs and times replaced by placeholders (an HTTP status "
+            "stays). Largest group first, then the one that failed last.",
+        )
+        add_selection_filters(groups)
+        groups.add_argument("--json", action="store_true", help="print the REST API's dead-letter/groups JSON")
+
+    # --- requeue --------------------------------------------------------------
+
+    def check_selection(self, verb: str, ids: list[str], all_dead: bool, filters: dict[str, str]) -> None:
+        if all_dead and ids:
+            raise CommandError("give either notification ids or --all-dead, not both", returncode=USAGE)
+        if filters and not all_dead:
+            names = ", ".join(option(name) for name in filters)
+            raise CommandError(
+                f"{names} only {'applies' if len(filters) == 1 else 'apply'} with --all-dead; to {verb} by id, give the ids alone",
+                returncode=USAGE,
+            )
+        if not all_dead and not ids:
+            raise CommandError(
+                f"give the ids to {verb}, or --all-dead; list dead ones with `manage.py notifications list --status dead`",
+                returncode=USAGE,
+            )
+
+    def handle_requeue(self, *, ids, all_dead, dry_run, **options):
+        filters = given_filters(options)
+        self.check_selection("requeue", ids, all_dead, filters)
+        if dry_run:
+            self.preview(preview_requeue, ids, all_dead, filters, "requeue")
+            return
+        actor = operator()
+        if all_dead:
+            self.requeue_all_dead(actor, filters)
+            return
+        unique_ids = list(dict.fromkeys(ids))
+        if len(unique_ids) == 1:
+            self.requeue_one(unique_ids[0], actor)
+        else:
+            not_requeued = 0
+            for event_id in unique_ids:
+                try:
+                    self.requeue_one(event_id, actor)
+                except CommandError as exc:
+                    not_requeued += 1
+                    self.stderr.write(str(exc))
+            if not_requeued:
+                raise CommandError(
+                    f"{not_requeued} of {len(unique_ids)} not requeued (see above)", returncode=NOT_FOUND_OR_REFUSED
+                )
+        self.out(f"Pending again: {delivery_hint('it' if len(unique_ids) == 1 else 'them')}.")
+
+    def requeue_one(self, event_id, actor):
+        try:
+            requeue_event(event_id, actor)
+        except EventNotFound as exc:
+            raise CommandError(f"{exc.message}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED) from None
+        except RequeueRefused as exc:
+            raise CommandError(f"not requeued: {exc.message}", returncode=NOT_FOUND_OR_REFUSED) from None
+        self.out(self.style.SUCCESS(f"{event_id}: requeued"))
+
+    def preview(self, preview: Any, ids: list[str], all_dead: bool, filters: dict[str, str], verb: str) -> None:
+        try:
+            if all_dead:
+                result = preview(filters={"status": Status.DEAD, **filters})
+            else:
+                result = preview(ids=ids)
+        except InvalidInput as exc:
+            raise filter_problem(exc) from None
+        line = f"dry run: would {verb} {result.would_change}, skip {result.skipped}; nothing was changed"
+        self.out(line)
+        if result.sample:
+            self.out(f"for example: {', '.join(result.sample)}")
+
+    def requeue_all_dead(self, actor: Actor, filters: dict[str, str]) -> None:
+        channel = filters.get("channel")
+        scope = f"dead {channel} notifications" if channel else "dead notifications"
+        if set(filters) - {"channel"}:
+            scope += " matching the filters"
+        try:
+            result = requeue_events(actor, filters={"status": Status.DEAD, **filters})
+        except InvalidInput as exc:
+            raise filter_problem(exc) from None
+        if not result.requeued and not result.skipped:
+            self.out(f"no {scope} to requeue")
+            return
+        line = f"requeued {result.requeued} {scope}"
+        if result.skipped:
+            line += f"; {result.skipped} skipped (changed by someone else meanwhile)"
+        self.out(self.style.SUCCESS(line))
+        self.out(f"Pending again: {delivery_hint('them')}.")
+
+    # --- read -----------------------------------------------------------------
+
+    def handle_read(self, *, ids: list[str], all_dead: bool, dry_run: bool, **options: Any) -> None:
+        filters = given_filters(options)
+        self.check_selection("mark read", ids, all_dead, filters)
+        if dry_run:
+            self.preview(preview_mark_read, ids, all_dead, filters, "mark read")
+            return
+        actor = operator()
+        if all_dead:
+            channel = filters.get("channel")
+            scope = f"dead {channel} notifications" if channel else "dead notifications"
+            if set(filters) - {"channel"}:
+                scope += " matching the filters"
+            try:
+                result = mark_read_events(actor, filters={"status": Status.DEAD, **filters})
+            except InvalidInput as exc:
+                raise filter_problem(exc) from None
+            self.out(self.style.SUCCESS(f"dismissed {result.marked_read} {scope}") if result.marked_read else f"no undismissed {scope}")
+            return
+        unique_ids = list(dict.fromkeys(ids))
+        known = set(NotificationEvent.objects.filter(id__in=unique_ids).values_list("id", flat=True))
+        missing = [event_id for event_id in unique_ids if event_id not in known]
+        result = mark_read_events(actor, ids=[event_id for event_id in unique_ids if event_id in known])
+        already = result.skipped
+        line = f"marked {result.marked_read} read"
+        if result.dismissed:
+            line += f" ({result.dismissed} dead, now dismissed)"
+        if already:
+            line += f"; {already} already read"
+        self.out(self.style.SUCCESS(line) if result.marked_read else line)
+        if missing:
+            raise CommandError(
+                f"not found: {', '.join(missing)}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED
+            )
+
+    # --- groups ---------------------------------------------------------------
+
+    def handle_groups(self, *, json: bool, **options: Any) -> None:
+        try:
+            groups = failure_groups(given_filters(options))
+        except InvalidInput as exc:
+            raise filter_problem(exc) from None
+        if json:
+            self.out(as_json(FailureGroupListSerializer({"data": groups, "total": len(groups)}).data))
+            return
+        if not groups:
+            self.out("the dead-letter queue is empty" + (" for these filters" if given_filters(options) else ""))
+            return
+        rows = [
+            (g.count, g.channel, g.kind, shorten(g.error, 80), when(g.first_at), when(g.last_at), g.sample_id) for g in groups
+        ]
+        self.out(tabulate(rows, headers=("Count", "Channel", "Kind", "Cause", "First", "Last", "Example")))
+        self.out(
+            f"\n{len(groups)} cause(s), {sum(g.count for g in groups)} notification(s); requeue one with "
+            "`manage.py notifications requeue --all-dead --channel CHANNEL --cause-kind KIND --cause 'CAUSE'` "
+            "(the whole cause: --json prints it uncut)"
+        )

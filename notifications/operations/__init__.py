@@ -1,0 +1,1 @@
+"""The operations layer: every state change an operator asks for, one function each, with its audit row."""

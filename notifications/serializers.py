@@ -1,0 +1,188 @@
+"""The JSON shapes shared by the interfaces, with certctl's field names: the REST API answers with them, the CLI's
+--json prints them, and the MCP tools build on them (adding their fences). Requests are the API's own
+(notifications.api.serializers)."""
+from typing import Any
+
+from rest_framework import serializers
+
+from notifications.models import (
+    AttemptOutcome,
+    CauseKind,
+    Channel,
+    ChannelCondition,
+    EventType,
+    ListedStatus,
+    NotificationAttempt,
+    NotificationEvent,
+    OperatorAction,
+    Severity,
+    Status,
+)
+from notifications.queries.events import EventHistory
+
+
+def choice_field(choices, name, **kwargs):
+    return serializers.ChoiceField(
+        choices=choices.choices,
+        error_messages={"invalid_choice": f'unknown {name} "{{input}}"; expected one of {", ".join(choices.values)}'},
+        **kwargs,
+    )
+
+
+class NotificationEventSerializer(serializers.ModelSerializer):
+    type = choice_field(EventType, "type")
+    channel = choice_field(Channel, "channel")
+    severity = choice_field(Severity, "severity", allow_null=True)
+    status = choice_field(
+        ListedStatus, "status", source="listed_status", read_only=True,
+        help_text='As certctl shows it: "read" once an operator acknowledged the event (read_at is set), '
+        "else its delivery state. Acknowledging never stops a delivery: see delivery_status.",
+    )
+    delivery_status = choice_field(
+        Status, "delivery_status", source="status", read_only=True,
+        help_text="Delivery state, whether read or not: pending, sent, failed or dead.",
+    )
+
+    class Meta:
+        model = NotificationEvent
+        fields = [
+            "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
+            "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at",
+            "dedup_key",
+        ]
+        read_only_fields = fields
+
+
+class NotificationAttemptSerializer(serializers.ModelSerializer):
+    notification_id = serializers.CharField(source="event_id")
+    outcome = choice_field(AttemptOutcome, "outcome")
+    resulting_status = choice_field(
+        Status, "status", allow_null=True,
+        help_text="The event's status after this attempt; null when a requeue or lease expiry overtook it.",
+    )
+
+    class Meta:
+        model = NotificationAttempt
+        fields = [
+            "notification_id", "number", "started_at", "duration_ms", "outcome", "error", "http_status",
+            "resulting_status",
+        ]
+        read_only_fields = fields
+
+
+class OperatorActionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OperatorAction
+        fields = ["created_at", "action", "actor", "source", "bulk", "previous_status"]
+
+
+def event_with_history_data(history: EventHistory) -> dict[str, Any]:
+    """An event with every delivery attempt (oldest first) and every operator action (queries.events.event_with_history)."""
+    return {
+        **NotificationEventSerializer(history.event).data,
+        "attempts": NotificationAttemptSerializer(history.attempts, many=True).data,
+        "operator_actions": OperatorActionSerializer(history.operator_actions, many=True).data,
+    }
+
+
+class BulkPreviewSerializer(serializers.Serializer):
+    """A bulk action's dry run (queries.events.BulkPreview), named for its action by the subclasses."""
+
+    skipped = serializers.IntegerField(min_value=0, help_text="Selected events that would be left alone.")
+    sample = serializers.ListField(
+        child=serializers.CharField(), max_length=20, help_text="Up to 20 ids of events that would change, newest first."
+    )
+
+
+class RequeuePreviewSerializer(BulkPreviewSerializer):
+    would_requeue = serializers.IntegerField(
+        source="would_change", min_value=0, help_text="Events that would move back to pending."
+    )
+
+
+class ReadPreviewSerializer(BulkPreviewSerializer):
+    would_mark_read = serializers.IntegerField(
+        source="would_change", min_value=0, help_text="Unread events that would be marked read."
+    )
+
+
+class FailureGroupSerializer(serializers.Serializer):
+    channel = choice_field(Channel, "channel")
+    kind = choice_field(
+        CauseKind, "kind",
+        help_text="permanent: the final failure was a refusal that retrying cannot fix (HTTP 4xx, a bad configuration); "
+        "transient: the retries ran out on failures that may pass (HTTP 5xx, timeouts).",
+    )
+    error = serializers.CharField(
+        help_text="The cause: the last error (its first 2,000 characters, HTML reduced to its text) with ids, numbers, "
+        "hex strings, UUIDs and timestamps replaced by <id>, <n>, <hex>, <uuid> and <time>, so that one cause is one "
+        "group; a three-digit HTTP status stays (HTTP 503). At most 240 characters; a cut one ends with …. Select the "
+        "group's events with the filters channel, cause_kind (= kind) and cause (= error)."
+    )
+    count = serializers.IntegerField(min_value=1)
+    first_at = serializers.DateTimeField(help_text="The earliest latest-attempt time in the group.")
+    last_at = serializers.DateTimeField(help_text="The latest attempt in the group.")
+    sample_id = serializers.CharField(help_text="The event of the group that failed last.")
+
+
+class FailureGroupListSerializer(serializers.Serializer):
+    data = FailureGroupSerializer(many=True)
+    total = serializers.IntegerField(min_value=0, help_text="Number of groups.")
+
+
+class BulkRequeueResultSerializer(serializers.Serializer):
+    requeued = serializers.IntegerField(min_value=0, help_text="Events moved back to pending.")
+    skipped = serializers.IntegerField(
+        min_value=0, help_text="Selected events left alone: unknown ids, not failed/dead, or being delivered right now."
+    )
+
+
+class BulkReadResultSerializer(serializers.Serializer):
+    marked_read = serializers.IntegerField(
+        min_value=0, help_text="Events acknowledged now (dead ones are thereby dismissed from the dead-letter queue)."
+    )
+    skipped = serializers.IntegerField(min_value=0, help_text="Selected events left alone: unknown ids or already read.")
+
+
+class MarkedReadSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["marked_as_read"])
+
+
+class RequeuedSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["requeued"])
+
+
+class StatsSummarySerializer(serializers.Serializer):
+    notifications_total = serializers.IntegerField(min_value=0)
+    notifications_pending = serializers.IntegerField(min_value=0)
+    notifications_sent = serializers.IntegerField(min_value=0)
+    notifications_failed = serializers.IntegerField(min_value=0)
+    notifications_dead = serializers.IntegerField(min_value=0, help_text="Every dead event, dismissed or not.")
+    notifications_dead_unacknowledged = serializers.IntegerField(
+        min_value=0, help_text="Dead events no operator has dismissed (marked read) yet: the Dead letter tab's size."
+    )
+    notifications_unread = serializers.IntegerField(min_value=0)
+    oldest_due_retry_at = serializers.DateTimeField(
+        allow_null=True, help_text="The earliest retry that is due but not yet taken; null when none is due."
+    )
+    oldest_due_retry_age_seconds = serializers.IntegerField(allow_null=True, min_value=0)
+    completed_at = serializers.DateTimeField(help_text="When these counts were taken.")
+
+
+class ChannelSerializer(serializers.Serializer):
+    name = choice_field(Channel, "channel")
+    configured = serializers.BooleanField(help_text="False when a required setting is missing: its events are dead-lettered.")
+    state = serializers.ChoiceField(
+        choices=ChannelCondition.choices,
+        help_text="closed: deliveries flow; open: the circuit breaker holds the channel's events after consecutive "
+        "transient failures and tries one per probe interval; paused: an operator holds them.",
+    )
+    since = serializers.DateTimeField(allow_null=True, help_text="When the channel was opened or paused; null when closed.")
+    paused_by = serializers.CharField(allow_null=True, help_text="Who paused it; null unless paused.")
+    consecutive_failures = serializers.IntegerField(min_value=0)
+    next_probe_at = serializers.DateTimeField(allow_null=True, help_text="When an open channel's next probe is tried.")
+
+
+class ChannelListSerializer(serializers.Serializer):
+    data = ChannelSerializer(many=True)
+    total = serializers.IntegerField(min_value=0)

@@ -1,0 +1,121 @@
+"""The dashboard: counts per status, attempts per hour over the last day, each channel's health and state, and
+pausing or resuming a channel."""
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from notifications.errors import ServiceError
+from notifications.models import Status
+from notifications.operations.channels import pause_channel, resume_channel
+from notifications.queries.channels import channel_states
+from notifications.queries.dashboard import CHANNEL_WINDOW, attempts_per_hour, channel_health
+from notifications.queries.summary import stats_summary
+from notifications.web.common import CHANGE_PERMISSION, actor_of, change_view, list_url
+from notifications.web.forms import TAB_DEAD
+
+CHART_HOURS = 24
+CHART_HEIGHT = 160
+CHART_SERIES = (
+    ("sent", "Sent", "series-sent"),
+    ("failed", "Failed attempts", "series-failed"),
+    ("dead", "Newly dead", "series-dead"),
+)
+
+
+def outcome_chart(now: datetime) -> dict[str, Any]:
+    """Attempts per hour over the last 24 hours, laid out as SVG bars (one group of three per hour)."""
+    hours = attempts_per_hour(now, CHART_HOURS)
+    peak = max([1] + [hour[key] for hour in hours for key, _, _ in CHART_SERIES])
+
+    group_width, bar_width, left, top = 30, 8, 36, 10
+    bars, ticks = [], []
+    for index, hour in enumerate(hours):
+        x = left + index * group_width + 3
+        for offset, (key, label, css) in enumerate(CHART_SERIES):
+            height = round(hour[key] / peak * CHART_HEIGHT, 1)
+            bars.append({
+                "x": x + offset * bar_width, "y": top + CHART_HEIGHT - height, "height": height,
+                "width": bar_width - 1, "css": css,
+                "title": f"{hour['start']:%H}:00 UTC: {hour[key]} {label.lower()}",
+            })
+        if index % 3 == 0:
+            ticks.append({"x": x + 12, "label": f"{hour['start']:%H}:00"})
+    return {
+        "hours": hours, "bars": bars, "ticks": ticks, "peak": peak,
+        "width": left + CHART_HOURS * group_width + 4, "height": top + CHART_HEIGHT + 24,
+        "axis_y": top + CHART_HEIGHT, "top": top, "left": left, "label_y": top + CHART_HEIGHT + 16,
+        "legend": [{"label": label, "css": css, "total": sum(h[key] for h in hours)} for key, label, css in CHART_SERIES],
+    }
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    summary = stats_summary(now=now)
+    oldest = summary["oldest_due_retry_at"]
+    cards = [
+        {"label": "Pending", "count": summary["notifications_pending"], "url": list_url({"status": Status.PENDING}), "css": "pending"},
+        {"label": "Failed (retrying)", "count": summary["notifications_failed"], "url": list_url({"status": Status.FAILED}), "css": "failed"},
+        {
+            "label": "Dead letter", "count": summary["notifications_dead_unacknowledged"],
+            "url": list_url({"tab": TAB_DEAD}), "css": "dead",
+            "dismissed": summary["notifications_dead"] - summary["notifications_dead_unacknowledged"],
+        },
+        {"label": "Sent", "count": summary["notifications_sent"], "url": list_url({"status": Status.SENT}), "css": "sent"},
+    ]
+    return render(request, "notifications/dashboard.html", {
+        "summary": summary,
+        "cards": cards,
+        "oldest_due_age": timesince(oldest, now, depth=2) if oldest else None,
+        "chart": outcome_chart(now),
+        "channels": _with_state(channel_health(now)),
+        "can_change": request.user.has_perm(CHANGE_PERMISSION),
+        "channel_window_days": CHANNEL_WINDOW.days,
+        "retention": retention_in_words(settings.CERTCTL_NOTIFICATION_RETENTION),
+    })
+
+
+def retention_in_words(retention: timedelta) -> str | None:
+    """CERTCTL_NOTIFICATION_RETENTION in words for the dashboard; None when everything is kept."""
+    if not retention:
+        return None
+    if retention % timedelta(days=1):
+        return timesince(timezone.now() - retention, timezone.now(), depth=2)
+    return f"{retention.days} day{'s' if retention.days != 1 else ''}"
+
+
+def _with_state(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The dashboard's channel rows with each channel's breaker or pause state."""
+    states = {state["name"]: state for state in channel_states()}
+    return [{**row, "breaker": states[str(row["channel"])]} for row in rows]
+
+
+@change_view
+def channel_pause(request: HttpRequest, channel: str) -> HttpResponse:
+    try:
+        if pause_channel(channel, actor_of(request)):
+            messages.success(request, f"Paused {channel}: its notifications wait, spending no retries, until you resume it.")
+        else:
+            messages.info(request, f"{channel} was already paused.")
+    except ServiceError as exc:
+        messages.error(request, f"Not paused: {exc.message}.")
+    return redirect("ui-dashboard")
+
+
+@change_view
+def channel_resume(request: HttpRequest, channel: str) -> HttpResponse:
+    try:
+        if resume_channel(channel, actor_of(request)):
+            messages.success(request, f"Resumed {channel}: its waiting notifications are delivered now.")
+        else:
+            messages.info(request, f"{channel} was not paused.")
+    except ServiceError as exc:
+        messages.error(request, f"Not resumed: {exc.message}.")
+    return redirect("ui-dashboard")
