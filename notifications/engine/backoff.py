@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+
 from notifications.models import Status
 
 
@@ -19,8 +21,6 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls) -> "RetryPolicy":
-        from django.conf import settings
-
         return cls(
             base=settings.CERTCTL_NOTIFICATION_BACKOFF_BASE,
             cap=settings.CERTCTL_NOTIFICATION_BACKOFF_CAP,

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from notifications.actors import Actor
 from notifications.errors import InvalidInput, ServiceError
-from notifications.filtersets import ISO_TIME_PATTERN
+from notifications.filtersets import ISO_TIME_PATTERN, filters_given
 from notifications.keys import match_named_key
 from notifications.mcp import answers
 from notifications.mcp.fencing import fence_note, new_nonce
@@ -125,7 +125,7 @@ def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool, dry_r
 
 
 def _filters(**given: str | None) -> dict[str, str]:
-    return {name: value for name, value in given.items() if value not in (None, "")}
+    return filters_given(given)
 
 
 def _bulk_arguments(ids: list[str] | None, filters: dict[str, str]) -> CallToolResult | None:
