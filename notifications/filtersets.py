@@ -5,16 +5,26 @@ operations, the CLI and the MCP tools all select events through NotificationFilt
 same everywhere (NetBox's pattern: one FilterSet per model, used by API views, UI views and bulk actions).
 """
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, cast
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Q, QuerySet
 from django_filters.fields import IsoDateTimeField
 
-from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, ListedStatus, NotificationEvent, Status
+from notifications.models import (
+    CAUSE_LENGTH,
+    CauseKind,
+    Channel,
+    EventQuerySet,
+    EventType,
+    ListedStatus,
+    NotificationEvent,
+    Status,
+)
 
 # What the time filters accept, as the OpenAPI schema states it (days up to 28 keep every match a real date).
 ISO_TIME_PATTERN = (
@@ -44,8 +54,8 @@ class TimeField(IsoDateTimeField):
 
     default_error_messages = {"out_of_range": TIME_RANGE_ERROR}
 
-    def to_python(self, value: Any) -> datetime | None:
-        moment: datetime | None = super().to_python(value)
+    def to_python(self, value: str | datetime | date | None) -> datetime | None:
+        moment = super().to_python(value)
         if moment is not None and not in_time_range(moment):
             raise ValidationError(self.error_messages["out_of_range"], code="out_of_range")
         return moment
@@ -63,13 +73,17 @@ def status_condition(value: str) -> Q:
     return Q(status=value, read_at__isnull=True)
 
 
-def _choice_filter(name: str, choices: Any, help_text: str | None = None, **kwargs: Any) -> django_filters.ChoiceFilter:
+def _choice_filter(
+    name: str, choices: type[models.TextChoices], help_text: str | None = None, *, field_name: str | None = None,
+    method: str | None = None,
+) -> django_filters.ChoiceFilter:
     expected = ", ".join(choices.values)
     return django_filters.ChoiceFilter(
+        field_name=field_name,
+        method=method,
         choices=[(value, value) for value in choices.values],
         help_text=help_text or f"Only events with this {name}.",
         error_messages={"invalid_choice": f"unknown {name} %(value)r; expected one of {expected}"},
-        **kwargs,
     )
 
 
@@ -88,7 +102,8 @@ class NotificationFilterSet(django_filters.FilterSet):
     )
     delivery_status = _choice_filter(
         "delivery_status", Status, field_name="status",
-        help_text="Only events in this delivery state, read or not (dead = the whole dead-letter queue, dismissed included).",
+        help_text="Only events in this delivery state, read or not "
+        "(dead = the whole dead-letter queue, dismissed included).",
     )
     channel = _choice_filter("channel", Channel)
     type = _choice_filter("type", EventType)
@@ -107,7 +122,9 @@ class NotificationFilterSet(django_filters.FilterSet):
     failed_after = _time_filter(
         "last_attempt_at", "gte", "Only failed or dead events whose latest attempt was at or after this time."
     )
-    failed_before = _time_filter("last_attempt_at", "lt", "Only failed or dead events whose latest attempt was before this time.")
+    failed_before = _time_filter(
+        "last_attempt_at", "lt", "Only failed or dead events whose latest attempt was before this time."
+    )
     error = django_filters.CharFilter(
         field_name="last_error", lookup_expr="icontains", max_length=200,
         help_text="Only events whose last error contains this text, in any letter case.",
@@ -120,7 +137,8 @@ class NotificationFilterSet(django_filters.FilterSet):
     )
     cause_kind = _choice_filter(
         "cause_kind", CauseKind,
-        help_text="Only dead events whose final failure was of this kind: permanent (refused) or transient (retries ran out).",
+        help_text="Only dead events whose final failure was of this kind: permanent (refused) or transient "
+        "(retries ran out).",
     )
     q = django_filters.CharFilter(
         method="filter_text", max_length=200,
@@ -135,6 +153,12 @@ class NotificationFilterSet(django_filters.FilterSet):
             "failed_after", "failed_before", "error", "cause", "cause_kind", "q",
         ]
 
+    @property
+    def qs(self) -> EventQuerySet:
+        # django-filter types its result as any QuerySet; filtering keeps the class of the queryset it was given
+        # (or of NotificationEvent's manager), which is EventQuerySet.
+        return cast(EventQuerySet, super().qs)
+
     def filter_queryset(self, queryset: QuerySet[NotificationEvent]) -> QuerySet[NotificationEvent]:
         events = super().filter_queryset(queryset)
         if self.form.cleaned_data.get("failed_after") or self.form.cleaned_data.get("failed_before"):
@@ -142,7 +166,9 @@ class NotificationFilterSet(django_filters.FilterSet):
             events = events.filter(status__in=(Status.FAILED, Status.DEAD))
         return events
 
-    def filter_status(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
+    def filter_status(
+        self, queryset: QuerySet[NotificationEvent], name: str, value: str
+    ) -> QuerySet[NotificationEvent]:
         return queryset.filter(status_condition(value))
 
     def filter_read(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:

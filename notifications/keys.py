@@ -31,7 +31,9 @@ def parse_named_keys(raw: str) -> tuple[NamedKey, ...]:
         if len(parts) == 3 and parts[2].strip().lower() != "admin":
             raise ImproperlyConfigured(f"{where} is not valid: the third part may only be 'admin', got {parts[2]!r}.")
         if name in names:
-            raise ImproperlyConfigured(f"{where} repeats the name {name!r}: each key needs its own name (it is the actor).")
+            raise ImproperlyConfigured(
+                f"{where} repeats the name {name!r}: each key needs its own name (it is the actor)."
+            )
         names.add(name)
         keys.append(NamedKey(name=name, key=parts[1], admin=len(parts) == 3))
     return tuple(keys)

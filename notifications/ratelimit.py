@@ -14,7 +14,8 @@ from django.http import HttpRequest
 
 
 def _tokens(key: str, rate: float, burst: int, now: float) -> float:
-    tokens, updated = cache.get(key, (float(burst), now))
+    bucket: tuple[float, float] = cache.get(key, (float(burst), now))  # (tokens, when counted), as take_token stores it
+    tokens, updated = bucket
     return min(float(burst), tokens + max(now - updated, 0) * rate)
 
 
@@ -45,7 +46,8 @@ def _failures_bucket(request: HttpRequest) -> tuple[str, float, int] | None:
     per_minute = settings.CERTCTL_AUTH_FAILURES_PER_MINUTE
     if per_minute <= 0:
         return None
-    return f"certctl:authfail:{request.META.get('REMOTE_ADDR') or 'unknown'}", per_minute / 60, settings.CERTCTL_AUTH_FAILURE_BURST
+    key = f"certctl:authfail:{request.META.get('REMOTE_ADDR') or 'unknown'}"
+    return key, per_minute / 60, settings.CERTCTL_AUTH_FAILURE_BURST
 
 
 def failed_authentication_wait(request: HttpRequest) -> float | None:

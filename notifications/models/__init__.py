@@ -21,6 +21,7 @@ from notifications.models.events import (
     RESERVED_EVENT_IDS,
     CauseKind,
     Channel,
+    ColumnValue,
     EventQuerySet,
     EventType,
     Group,
@@ -39,8 +40,8 @@ from notifications.models.history import ActionKind, AttemptOutcome, Notificatio
 __all__ = [
     "CAUSE_LENGTH", "EVENT_ID_PATTERN", "EVENT_ID_RULE", "LEASE_RELEASED", "REQUEUE_RESET", "RESERVED_EVENT_IDS",
     "ActionKind", "AttemptOutcome", "CauseKind", "Channel", "ChannelAction", "ChannelActionKind", "ChannelCondition",
-    "ChannelState", "DeliveryKick", "DeliveryTotal", "EventQuerySet", "EventType", "Group", "LastPass", "ListedStatus",
-    "MetricsFold", "NotificationAttempt", "NotificationCount", "NotificationCountQuerySet", "NotificationEvent",
-    "OperatorAction", "PassKind", "Severity", "Status", "event_id_problem", "event_subject", "new_event_id", "one_of",
-    "set_clause",
+    "ChannelState", "ColumnValue", "DeliveryKick", "DeliveryTotal", "EventQuerySet", "EventType", "Group", "LastPass",
+    "ListedStatus", "MetricsFold", "NotificationAttempt", "NotificationCount", "NotificationCountQuerySet",
+    "NotificationEvent", "OperatorAction", "PassKind", "Severity", "Status", "event_id_problem", "event_subject",
+    "new_event_id", "one_of", "set_clause",
 ]

@@ -22,7 +22,7 @@ class LastPass(models.Model):
     class Meta:
         db_table = "notification_last_passes"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.kind} pass at {self.finished_at}: {self.claimed} events in {self.duration_seconds:.3f}s"
 
 
@@ -40,7 +40,7 @@ class DeliveryKick(models.Model):
         db_table = "notification_delivery_kick"
         constraints = [models.CheckConstraint(condition=Q(id=1), name="notification_delivery_kick_single_row")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"delivery kick queued at {self.queued_at}" if self.queued_at else "no delivery kick queued"
 
 
@@ -64,7 +64,7 @@ class DeliveryTotal(models.Model):
             models.UniqueConstraint(fields=["channel", "outcome"], name="notification_delivery_total_unique"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.channel} {self.outcome}: {self.attempts}"
 
 
@@ -77,7 +77,7 @@ class MetricsFold(models.Model):
     class Meta:
         db_table = "notification_metrics_fold"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"attempts folded before {self.attempts_folded_before}"
 
 
@@ -113,5 +113,5 @@ class NotificationCount(models.Model):
     class Meta:
         db_table = "notification_counts"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.channel} {self.status} {'unread' if self.unread else 'read'}: {self.events:+d}"

@@ -38,7 +38,9 @@ class ChannelState(models.Model):
     class Meta:
         db_table = "notification_channel_states"
         constraints = [
-            models.CheckConstraint(condition=one_of("channel", Channel), name="notification_channel_state_channel_valid"),
+            models.CheckConstraint(
+                condition=one_of("channel", Channel), name="notification_channel_state_channel_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(opened_at__isnull=True) | Q(next_probe_at__isnull=False),
                 name="notification_channel_state_open_has_probe",
@@ -50,7 +52,7 @@ class ChannelState(models.Model):
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.channel}: {self.state}"
 
     @property
@@ -84,8 +86,10 @@ class ChannelAction(models.Model):
         db_table = "notification_channel_actions"
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=one_of("action", ChannelActionKind), name="notification_channel_action_valid"),
+            models.CheckConstraint(
+                condition=one_of("action", ChannelActionKind), name="notification_channel_action_valid"
+            ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.channel}"

@@ -5,7 +5,6 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from django.db import connections, models
 from django.db.models import Count, F, Q
@@ -15,7 +14,7 @@ from django.utils import timezone
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def new_event_id():
+def new_event_id() -> str:
     """`notif-` + a ULID: 48-bit millisecond time then 80 random bits, so ids sort by creation."""
     value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
     chars = []
@@ -82,7 +81,8 @@ CAUSE_LENGTH = 240
 # letters, digits and . _ ~ : - only, starting with a letter or digit (never "." or ".."), at most 64.
 EVENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~:-]{0,63}$"
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
-# Ids that are paths of their own in the REST API (/notifications/requeue) or the web UI (/notifications/requeue-group/).
+# Ids that are paths of their own in the REST API (/notifications/requeue) or the web UI
+# (/notifications/requeue-group/).
 RESERVED_EVENT_IDS = frozenset({
     "requeue", "read", "requeue-selected", "requeue-matching", "dismiss-selected", "dismiss-matching", "requeue-group",
     "dismiss-group",
@@ -107,24 +107,35 @@ def one_of(field: str, choices: type[models.TextChoices]) -> Q:
 # (channel, delivery status, unread): the groups events are counted in (notifications.models.NotificationCount).
 Group = tuple[str, str, bool]
 
+# A value an UPDATE sets a column of notification_events to.
+ColumnValue = str | int | datetime | None
+
 # Releasing a lease: the event goes back to whoever claims it next. The one statement of it, used wherever a lease
 # ends (a pass giving back claims it will not start, the engine recording an outcome, a requeue), on every backend.
-LEASE_RELEASED: dict[str, Any] = {"claimed_until": None, "claim_token": None}
+LEASE_RELEASED: dict[str, ColumnValue] = {"claimed_until": None, "claim_token": None}
 
 # A requeue starts a new delivery cycle: pending with fresh counters, unread again, no dead-letter cause; its lease
 # is released too (LEASE_RELEASED). Both of requeue's statements (the ORM's on SQLite, PostgreSQL's set-based one)
 # are made from this.
-REQUEUE_RESET: dict[str, Any] = {
-    "status": Status.PENDING, "retry_count": 0, "next_retry_at": None, "last_error": None, "read_at": None, "cause": None,
-    "cause_kind": None,
+REQUEUE_RESET: dict[str, ColumnValue] = {
+    "status": Status.PENDING, "retry_count": 0, "next_retry_at": None, "last_error": None, "read_at": None,
+    "cause": None, "cause_kind": None,
 }
 
 
-def set_clause(changes: Mapping[str, Any], connection_alias: str = "default") -> tuple[str, list[Any]]:
+def set_clause(changes: Mapping[str, ColumnValue], connection_alias: str = "default") -> tuple[str, list[ColumnValue]]:
     """`changes` ({field: value} of NotificationEvent) as the SET list of an UPDATE: ("col = %s, …", values)."""
     quote = connections[connection_alias].ops.quote_name
-    columns = [quote(NotificationEvent._meta.get_field(name).column) for name in changes]
+    columns = [quote(_column(name)) for name in changes]
     return ", ".join(f"{column} = %s" for column in columns), list(changes.values())
+
+
+def _column(name: str) -> str:
+    """The column of NotificationEvent's field `name`."""
+    field = NotificationEvent._meta.get_field(name)
+    if not isinstance(field, models.Field) or field.column is None:
+        raise ValueError(f"{name} is not a column of notification_events")
+    return field.column
 
 
 class EventQuerySet(models.QuerySet["NotificationEvent"]):
@@ -146,7 +157,9 @@ class EventQuerySet(models.QuerySet["NotificationEvent"]):
         rows = (
             self.order_by()
             .values("channel", "status")
-            .annotate(unread=Count("id", filter=Q(read_at__isnull=True)), read=Count("id", filter=Q(read_at__isnull=False)))
+            .annotate(
+                unread=Count("id", filter=Q(read_at__isnull=True)), read=Count("id", filter=Q(read_at__isnull=False))
+            )
         )
         counts: dict[Group, int] = {}
         for row in rows:
@@ -164,8 +177,8 @@ class NotificationEvent(models.Model):
     recipient = models.CharField(max_length=1024)
     message = models.TextField()
     severity = models.CharField(max_length=16, choices=Severity.choices, null=True, blank=True)
-    # Written only by notifications.operations and the engine. The database defaults let rows inserted by plain SQL with certctl's
-    # columns only (its tests, data migrations) arrive as pending events.
+    # Written only by notifications.operations and the engine. The database defaults let rows inserted by plain SQL
+    # with certctl's columns only (its tests, data migrations) arrive as pending events.
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING)
     retry_count = models.PositiveIntegerField(default=0, db_default=0, help_text="Failed delivery attempts so far.")
     # The number of the latest NotificationAttempt (0: none yet), kept here so that recording a result needs
@@ -225,7 +238,8 @@ class NotificationEvent(models.Model):
                 name="notification_events_sent_has_sent_at",
             ),
             models.CheckConstraint(
-                condition=Q(cause_kind__isnull=True) | one_of("cause_kind", CauseKind), name="notification_events_cause_kind_valid"
+                condition=Q(cause_kind__isnull=True) | one_of("cause_kind", CauseKind),
+                name="notification_events_cause_kind_valid",
             ),
             models.CheckConstraint(
                 condition=Q(status=Status.DEAD, cause__isnull=False, cause_kind__isnull=False)
@@ -252,17 +266,20 @@ class NotificationEvent(models.Model):
             models.Index(fields=["sent_at", "id"], name="notif_sent_at_idx", condition=Q(status="sent")),
             models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),
             models.Index(fields=["certificate_id"], name="notif_certificate_idx"),
-            models.Index(fields=["-last_attempt_at"], name="notif_last_attempt_idx", condition=Q(last_attempt_at__isnull=False)),
+            models.Index(
+                fields=["-last_attempt_at"], name="notif_last_attempt_idx", condition=Q(last_attempt_at__isnull=False)
+            ),
             # The dead-letter groups (queries.groups.failure_groups): the dead events not dismissed, by cause; within a
             # cause the latest failure first, so that a group's sample is the first entry. Dismissed events leave
             # it, so it holds the queue operators triage, not the history of dismissals.
             models.Index(
-                "channel", "cause_kind", "cause", Coalesce("last_attempt_at", "created_at").desc(), F("created_at").desc(),
-                F("id").desc(), name="notif_dead_cause_idx", condition=Q(status="dead", read_at__isnull=True),
+                "channel", "cause_kind", "cause", Coalesce("last_attempt_at", "created_at").desc(),
+                F("created_at").desc(), F("id").desc(), name="notif_dead_cause_idx",
+                condition=Q(status="dead", read_at__isnull=True),
             ),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.id} {self.type} via {self.channel} ({self.status})"
 
     @property
@@ -270,11 +287,11 @@ class NotificationEvent(models.Model):
         return ListedStatus.READ if self.read_at else self.status
 
     @property
-    def subject(self):
+    def subject(self) -> str:
         return event_subject(self.type, self.certificate_id)
 
 
-_SUBJECTS = {
+_SUBJECTS: dict[str, str] = {
     EventType.EXPIRATION_WARNING: "Certificate expiring",
     EventType.RENEWAL_SUCCESS: "Certificate renewed",
     EventType.RENEWAL_FAILURE: "Certificate renewal failed",
@@ -285,6 +302,6 @@ _SUBJECTS = {
 }
 
 
-def event_subject(event_type, certificate_id):
+def event_subject(event_type: str, certificate_id: str | None) -> str:
     title = _SUBJECTS.get(event_type, str(event_type))
     return f"{title}: {certificate_id}" if certificate_id else title

@@ -25,11 +25,13 @@ class NotificationAttempt(models.Model):
         ordering = ["event", "number"]
         constraints = [
             models.UniqueConstraint(fields=["event", "number"], name="notification_attempt_number_unique"),
-            models.CheckConstraint(condition=one_of("outcome", AttemptOutcome), name="notification_attempt_outcome_valid"),
+            models.CheckConstraint(
+                condition=one_of("outcome", AttemptOutcome), name="notification_attempt_outcome_valid"
+            ),
         ]
         indexes = [models.Index(fields=["started_at", "outcome"], name="notif_attempt_time_idx")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"attempt {self.number} of {self.event_id}: {self.outcome}"
 
 
@@ -56,5 +58,5 @@ class OperatorAction(models.Model):
             models.CheckConstraint(condition=one_of("action", ActionKind), name="notification_action_kind_valid")
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.event_id}"

@@ -9,12 +9,13 @@ A row keeps its id, times, counters and errors. Its status maps as follows:
   a last_error saying it was acknowledged in certctl before delivery (certctl would never have sent it).
 A dead row gets its cause (notifications.causes): transient, certctl having given up after its retries, or permanent
 for one read before delivery. Rows whose id is already here are left alone, so the import can be run again. A row
-that breaks a rule a create must keep (operations.events.validate_event_input: the id rule, the column limits, the message
-size) is refused with its reason.
+that breaks a rule a create must keep (operations.events.validate_event_input: the id rule, the column limits, the
+message size) is refused with its reason.
 
 The source database is hostile input too: what the import reports of it has its control characters escaped and is
 cut to a length, and the password of --database-url never appears in a message.
 """
+import contextlib
 import logging
 import re
 from collections import Counter
@@ -81,10 +82,8 @@ def password_forms(database_url: str) -> list[str]:
     it, as written (percent-encoded or not, even where libpq cannot parse the URL), and its pieces between @ and /
     (libpq ends the user part at the first of them)."""
     forms: set[str] = set()
-    try:
-        forms.add(conninfo_to_dict(database_url).get("password") or "")
-    except (psycopg.ProgrammingError, UnicodeError):
-        pass
+    with contextlib.suppress(psycopg.ProgrammingError, UnicodeError):
+        forms.add(str(conninfo_to_dict(database_url).get("password") or ""))
     scheme_end = database_url.find("://")
     if scheme_end >= 0:
         rest = database_url[scheme_end + 3 :]
@@ -112,11 +111,12 @@ def without_password(message: str, database_url: str) -> str:
 @dataclass
 class ImportReport:
     rows: int = 0
-    imported: Counter = field(default_factory=Counter)
+    imported: Counter[str] = field(default_factory=Counter)
     marked_read: int = 0
     read_before_delivery: int = 0
     already_present: int = 0
-    invalid: list = field(default_factory=list)
+    # (id, reason) of each row refused, as shown().
+    invalid: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def imported_total(self) -> int:
@@ -184,7 +184,8 @@ def convert(row: dict[str, Any], now: datetime) -> NotificationEvent | str:
 def _select(connection: psycopg.Connection) -> tuple[sql.Composed, int]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND table_schema = ANY(current_schemas(false))",
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = %s AND table_schema = ANY(current_schemas(false))",
             [SOURCE_TABLE],
         )
         present = {name for (name,) in cursor.fetchall()}

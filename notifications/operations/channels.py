@@ -19,10 +19,14 @@ def pause_channel(name: str, actor: Actor, now: datetime | None = None) -> bool:
     with transaction.atomic():
         changed = breaker.pause(channel, actor.name, now)
         if changed:
-            ChannelAction.objects.create(channel=channel, action=ChannelActionKind.PAUSE, actor=actor.name, source=actor.source, created_at=now)
+            ChannelAction.objects.create(
+                channel=channel, action=ChannelActionKind.PAUSE, actor=actor.name, source=actor.source, created_at=now
+            )
     if changed:
-        log.warning("channel %s paused by %s via %s: its events wait until it is resumed", channel, actor.name, actor.source,
-                    extra={"channel": channel})
+        log.warning(
+            "channel %s paused by %s via %s: its events wait until it is resumed", channel, actor.name, actor.source,
+            extra={"channel": channel},
+        )
     return changed
 
 
@@ -32,7 +36,9 @@ def resume_channel(name: str, actor: Actor, now: datetime | None = None) -> bool
     with transaction.atomic():
         changed = breaker.resume(channel)
         if changed:
-            ChannelAction.objects.create(channel=channel, action=ChannelActionKind.RESUME, actor=actor.name, source=actor.source, created_at=now)
+            ChannelAction.objects.create(
+                channel=channel, action=ChannelActionKind.RESUME, actor=actor.name, source=actor.source, created_at=now
+            )
     if changed:
         log.warning("channel %s resumed by %s via %s", channel, actor.name, actor.source, extra={"channel": channel})
         dispatch.deliver_soon()

@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -25,6 +24,8 @@ from notifications.models import (
     REQUEUE_RESET,
     ActionKind,
     Channel,
+    ColumnValue,
+    EventQuerySet,
     EventType,
     NotificationEvent,
     OperatorAction,
@@ -40,7 +41,7 @@ from notifications.queries.groups import failure_group
 log = logging.getLogger("notifications.services")
 
 
-def _requeue_changes(now: datetime) -> dict[str, Any]:
+def _requeue_changes(now: datetime) -> dict[str, ColumnValue]:
     """A requeue's reset (REQUEUE_RESET) with the lease released (LEASE_RELEASED), stamped `now`: both of requeue's
     statements, the ORM's and PostgreSQL's, are made from it."""
     return {**REQUEUE_RESET, **LEASE_RELEASED, "updated_at": now}
@@ -49,8 +50,13 @@ def _requeue_changes(now: datetime) -> dict[str, Any]:
 # --- create --------------------------------------------------------------------
 
 
-def validate_event_input(*, type, channel, recipient, message, certificate_id=None, severity=None, dedup_key=None, event_id=None):
-    errors = {}
+def validate_event_input(
+    *, type: str | None, channel: str | None, recipient: str | None, message: str | None,
+    certificate_id: str | None = None, severity: str | None = None, dedup_key: str | None = None,
+    event_id: str | None = None,
+) -> None:
+    """Raise InvalidInput naming every field of a new or edited event that breaks a rule."""
+    errors: dict[str, str] = {}
     if type not in EventType.values:
         errors["type"] = f"unknown type {type!r}; expected one of {', '.join(EventType.values)}"
     if channel not in Channel.values:
@@ -65,7 +71,9 @@ def validate_event_input(*, type, channel, recipient, message, certificate_id=No
     if message is None or not str(message).strip():
         errors["message"] = "must not be empty"
     elif len(str(message).encode()) > limit:
-        errors["message"] = f"is {len(str(message).encode())} bytes; the limit is {limit} (CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES)"
+        errors["message"] = (
+            f"is {len(str(message).encode())} bytes; the limit is {limit} (CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES)"
+        )
     if severity not in (None, "") and severity not in Severity.values:
         errors["severity"] = f"unknown severity {severity!r}; expected one of {', '.join(Severity.values)}"
     if certificate_id is not None and len(certificate_id) > 255:
@@ -78,7 +86,10 @@ def validate_event_input(*, type, channel, recipient, message, certificate_id=No
         raise InvalidInput(errors)
 
 
-def create_event(*, type, channel, recipient, message, certificate_id=None, severity=None, dedup_key=None, event_id=None):
+def create_event(
+    *, type: str, channel: str, recipient: str, message: str, certificate_id: str | None = None,
+    severity: str | None = None, dedup_key: str | None = None, event_id: str | None = None,
+) -> tuple[NotificationEvent, bool]:
     """Create a pending event and hand it to the workers once committed.
 
     Returns (event, created). With a `dedup_key` already known, returns the existing event and created=False.
@@ -123,7 +134,7 @@ def create_event(*, type, channel, recipient, message, certificate_id=None, seve
 # --- requeue -----------------------------------------------------------------
 
 
-def requeue_event(event_id, actor, now=None):
+def requeue_event(event_id: str, actor: Actor, now: datetime | None = None) -> NotificationEvent:
     """Move a failed or dead event back to pending with fresh counters; its history stays."""
     if impossible_id(event_id):
         raise EventNotFound(event_id)
@@ -138,11 +149,13 @@ def requeue_event(event_id, actor, now=None):
             if status in REQUEUEABLE:
                 raise RequeueRefused(
                     event_id, status,
-                    f"notification {event_id} is being delivered right now; try again after {claimed_until:%H:%M:%S} UTC",
+                    f"notification {event_id} is being delivered right now; "
+                    f"try again after {claimed_until:%H:%M:%S} UTC",
                 )
             raise RequeueRefused(event_id, status)
         OperatorAction.objects.create(
-            event_id=event_id, action=ActionKind.REQUEUE, actor=actor.name, source=actor.source, previous_status=current[0]
+            event_id=event_id, action=ActionKind.REQUEUE, actor=actor.name, source=actor.source,
+            previous_status=current[0],
         )
     log.info(
         "requeued event %s (was %s) by %s via %s", event_id, current[0], actor.name, actor.source,
@@ -162,7 +175,10 @@ class BulkRequeueResult:
 LOG_SAMPLE = 10
 
 
-def requeue_events(actor, ids=None, filters=None, now=None):
+def requeue_events(
+    actor: Actor, ids: Iterable[str] | None = None, filters: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> BulkRequeueResult:
     """Requeue many events by id list or by filter; anything not failed/dead (or unknown), or leased to a worker
     right now, is skipped.
 
@@ -177,7 +193,7 @@ def requeue_events(actor, ids=None, filters=None, now=None):
 
 
 def _requeue_selection(
-    actor: Actor, chosen: QuerySet[NotificationEvent], considered: int, now: datetime
+    actor: Actor, chosen: EventQuerySet, considered: int, now: datetime
 ) -> BulkRequeueResult:
     eligible = requeueable(chosen, now).order_by()
     with transaction.atomic():
@@ -213,7 +229,7 @@ SELECT (SELECT count(*) FROM changed), ARRAY(SELECT id FROM changed LIMIT %s)
 """
 
 
-def _requeue_postgresql(eligible: QuerySet[NotificationEvent], actor: Actor, now: datetime) -> tuple[int, list[str]]:
+def _requeue_postgresql(eligible: EventQuerySet, actor: Actor, now: datetime) -> tuple[int, list[str]]:
     """One statement: lock the eligible rows, move them, write an operator action for each."""
     table = connection.ops.quote_name(NotificationEvent._meta.db_table)
     try:
@@ -242,7 +258,7 @@ def _requeue_postgresql(eligible: QuerySet[NotificationEvent], actor: Actor, now
     return requeued, list(sample)
 
 
-def _requeue_each_chunk(eligible: QuerySet[NotificationEvent], actor: Actor, now: datetime) -> tuple[int, list[str]]:
+def _requeue_each_chunk(eligible: EventQuerySet, actor: Actor, now: datetime) -> tuple[int, list[str]]:
     """The same for SQLite (no data-modifying WITH), a thousand events per UPDATE.
 
     The caller's transaction holds SQLite's write lock from its start (transaction_mode IMMEDIATE in settings), so
@@ -265,7 +281,7 @@ def _requeue_each_chunk(eligible: QuerySet[NotificationEvent], actor: Actor, now
 # --- mark read -----------------------------------------------------------------
 
 
-def mark_read(event_id, actor, now=None):
+def mark_read(event_id: str, actor: Actor, now: datetime | None = None) -> NotificationEvent:
     """Record the operator's acknowledgement (for a dead event: dismiss it from the dead-letter queue).
 
     Delivery state is untouched: unlike certctl, acknowledging never cancels a pending e-mail or page.
@@ -278,7 +294,7 @@ def mark_read(event_id, actor, now=None):
         current = NotificationEvent.objects.filter(id=event_id).values_list("status", flat=True).first()
         if current is None:
             raise EventNotFound(event_id)
-        updated = NotificationEvent.objects.filter(id=event_id, read_at__isnull=True).update(read_at=now, updated_at=now)
+        updated = unread(NotificationEvent.objects.filter(id=event_id)).update(read_at=now, updated_at=now)
         if updated:
             OperatorAction.objects.create(
                 event_id=event_id, action=ActionKind.MARK_READ, actor=actor.name, source=actor.source,
@@ -297,7 +313,8 @@ class BulkReadResult:
 
 
 def mark_read_events(
-    actor: Actor, ids: Iterable[str] | None = None, filters: dict[str, str] | None = None, now: datetime | None = None
+    actor: Actor, ids: Iterable[str] | None = None, filters: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> BulkReadResult:
     """Mark many events read (dismiss, for dead ones) by id list or by filter; unknown or already read ones are skipped.
 
@@ -309,10 +326,10 @@ def mark_read_events(
 
 
 def _mark_read_selection(
-    actor: Actor, chosen: QuerySet[NotificationEvent], considered: int | None, now: datetime
+    actor: Actor, chosen: EventQuerySet, considered: int | None, now: datetime
 ) -> BulkReadResult:
     table = connection.ops.quote_name(NotificationEvent._meta.db_table)
-    rows = []
+    rows: list[tuple[str, str]] = []
     with transaction.atomic():
         if considered is None:
             considered = chosen.count()

@@ -4,12 +4,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from notifications.errors import InvalidInput
 from notifications.filtersets import filters_given
-from notifications.models import CauseKind, NotificationEvent, Status
+from notifications.models import CauseKind, EventQuerySet, NotificationEvent, Status
 from notifications.queries.events import filter_events
 
 
@@ -24,7 +24,7 @@ class FailureGroup:
     sample_id: str
 
 
-def dead_letter(filters: Mapping[str, Any] | None = None) -> QuerySet[NotificationEvent]:
+def dead_letter(filters: Mapping[str, Any] | None = None) -> EventQuerySet:
     """Dead events matching the list filters; without a `status`, `delivery_status` or `read` filter, only those
     not dismissed (the Dead letter tab's content)."""
     filters = filters_given(filters)
@@ -64,7 +64,9 @@ def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGrou
     rows = (
         events.order_by()
         .values("channel", "cause_kind", "cause")
-        .annotate(count=Count("*"), first_at=Min(_failed_at()), last_at=Max(_failed_at()), sample_id=_OncePerGroup(sample))
+        .annotate(
+            count=Count("*"), first_at=Min(_failed_at()), last_at=Max(_failed_at()), sample_id=_OncePerGroup(sample)
+        )
         .order_by("-count", "-last_at", "channel", "cause_kind", "cause")
     )
     # Every dead event has its cause and kind (notification_events_cause_when_dead).
@@ -80,7 +82,7 @@ def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGrou
 
 def failure_group(
     channel: str, kind: str, cause: str, filters: Mapping[str, Any] | None = None
-) -> QuerySet[NotificationEvent]:
+) -> EventQuerySet:
     """The dead events of one failure group (as failure_groups names it) under the list filters."""
     if kind not in CauseKind.values:
         raise InvalidInput({"kind": f"unknown kind {kind!r}; expected one of {', '.join(CauseKind.values)}"})

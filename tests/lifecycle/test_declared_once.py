@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from notifications.engine import claims
 from notifications.engine.recording import record_results
 from notifications.engine.sender import Delivery
-from notifications.models import LEASE_RELEASED, REQUEUE_RESET
+from notifications.models import LEASE_RELEASED, REQUEUE_RESET, set_clause
 from notifications.notifiers import DeliveryResult
 from notifications.operations.events import requeue_event, requeue_events
 from tests.lifecycle.conftest import OPERATOR, T0, put_in_state, reload
@@ -80,3 +80,8 @@ def test_postgresqls_requeue_and_apply_set_exactly_the_declared_columns(make_eve
 
     apply_sql = next(q["sql"] for q in queries.captured_queries if "FROM unnest(" in q["sql"])
     assert set(re.findall(r'"(\w+)" = NULL', apply_sql)) == set(LEASE_RELEASED)
+
+
+def test_a_declaration_naming_no_column_of_the_events_table_is_refused_when_its_statement_is_made():
+    with pytest.raises(ValueError, match="attempts is not a column of notification_events"):
+        set_clause({"attempts": None})
