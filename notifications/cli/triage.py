@@ -1,6 +1,6 @@
 """`notifications requeue`, `read` and `groups`: triage of failed and dead notifications."""
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.management.base import CommandError
 from tabulate import tabulate
@@ -25,15 +25,10 @@ from notifications.errors import EventNotFound, InvalidInput, RequeueRefused
 from notifications.filtersets import STATE_FILTERS
 from notifications.models import NotificationEvent, Status
 from notifications.operations.events import mark_read_events, requeue_event, requeue_events
-from notifications.queries.events import BulkPreview, preview_mark_read, preview_requeue
 from notifications.queries.groups import failure_groups
-from notifications.serializers import (
-    BulkPreviewSerializer,
-    FailureGroupListSerializer,
-    ReadPreviewSerializer,
-    RequeuePreviewSerializer,
-)
+from notifications.serializers import BULK_MARK_READ, BULK_REQUEUE, BulkAction, FailureGroupListSerializer
 
+Result = TypeVar("Result")
 # The help of the subcommands that select by id or, with --all-dead, the dead-letter queue.
 BULK_SUBCOMMANDS = {
     "requeue": (
@@ -52,6 +47,19 @@ BULK_SUBCOMMANDS = {
         "dismissed",
     ),
 }
+
+
+def dead_letter(filters: Mapping[str, str]) -> dict[str, str]:
+    """What --all-dead selects: the dead notifications not dismissed, narrowed by `filters`."""
+    return {"status": Status.DEAD, **filters}
+
+
+def on_dead_letter(change: Callable[..., Result], actor: Actor, filters: Mapping[str, str]) -> Result:
+    """`change` (an operation) on what --all-dead and `filters` select, in one bulk operation."""
+    try:
+        return change(actor, filters=dead_letter(filters))
+    except InvalidInput as exc:
+        raise filter_problem(exc) from None
 
 
 def dead_scope(filters: Mapping[str, str]) -> str:
@@ -115,15 +123,14 @@ class TriageCommands(Subcommands):
         return filters
 
     def preview(
-        self, preview: Callable[..., BulkPreview], shape: type[BulkPreviewSerializer], verb: str,
-        ids: list[str], all_dead: bool, filters: dict[str, str], json: bool,
+        self, action: BulkAction, verb: str, ids: list[str], all_dead: bool, filters: dict[str, str], json: bool
     ) -> None:
         try:
-            result = preview(filters={"status": Status.DEAD, **filters}) if all_dead else preview(ids=ids)
+            result = action.preview(filters=dead_letter(filters)) if all_dead else action.preview(ids=ids)
         except InvalidInput as exc:
             raise filter_problem(exc) from None
         if json:
-            self.out(as_json(shape(result).data))
+            self.out(as_json(action.preview_answer(result).data))
             return
         self.out(f"dry run: would {verb} {result.would_change}, skip {result.skipped}; nothing was changed")
         if result.sample:
@@ -134,14 +141,11 @@ class TriageCommands(Subcommands):
     def handle_requeue(self, *, ids: list[str], all_dead: bool, dry_run: bool, json: bool, **options: Any) -> None:
         filters = self.selection("requeue", ids, all_dead, dry_run, json, options)
         if dry_run:
-            self.preview(preview_requeue, RequeuePreviewSerializer, "requeue", ids, all_dead, filters, json)
+            self.preview(BULK_REQUEUE, "requeue", ids, all_dead, filters, json)
             return
         actor = operator()
         if all_dead:
-            try:
-                result = requeue_events(actor, filters={"status": Status.DEAD, **filters})
-            except InvalidInput as exc:
-                raise filter_problem(exc) from None
+            result = on_dead_letter(requeue_events, actor, filters)
             if not result.requeued and not result.skipped:
                 self.out(f"no {dead_scope(filters)} to requeue")
                 return
@@ -182,17 +186,14 @@ class TriageCommands(Subcommands):
     def handle_read(self, *, ids: list[str], all_dead: bool, dry_run: bool, json: bool, **options: Any) -> None:
         filters = self.selection("mark read", ids, all_dead, dry_run, json, options)
         if dry_run:
-            self.preview(preview_mark_read, ReadPreviewSerializer, "mark read", ids, all_dead, filters, json)
+            self.preview(BULK_MARK_READ, "mark read", ids, all_dead, filters, json)
             return
         actor = operator()
         if all_dead:
-            try:
-                result = mark_read_events(actor, filters={"status": Status.DEAD, **filters})
-            except InvalidInput as exc:
-                raise filter_problem(exc) from None
+            read = on_dead_letter(mark_read_events, actor, filters)
             scope = dead_scope(filters)
-            if result.marked_read:
-                self.out(self.style.SUCCESS(f"dismissed {result.marked_read} {scope}"))
+            if read.marked_read:
+                self.out(self.style.SUCCESS(f"dismissed {read.marked_read} {scope}"))
             else:
                 self.out(f"no undismissed {scope}")
             return
