@@ -24,6 +24,8 @@ from notifications.mcp.arguments import offering_filters
 from notifications.mcp.server import MCP_ACTOR, Identity, build_server
 from notifications.models import NotificationCount, NotificationEvent, Severity
 from tests.cli.conftest import cli
+from tests.deliveries import deliver_now
+from tests.receivers import Receiver
 
 # Where the filters are offered, and the ones each place leaves out: the dead-letter queue sets the states itself.
 CLI_SUBCOMMANDS = {"list": frozenset(), "requeue": STATE_FILTERS, "read": STATE_FILTERS, "groups": STATE_FILTERS}
@@ -141,18 +143,22 @@ def api(settings: Settings) -> APIClient:
     return APIClient(headers={"Authorization": f"Bearer {API_KEY}"})
 
 
-def mcp_list(filters: dict[str, str], page: int, per_page: int) -> dict[str, Any]:
-    """MCP's list answer with its fences and its retry display taken off: the API's body, if all is well."""
-    nonce = "0123456789abcdef"
-    answer = answers.list_page(page, per_page, filters, nonce)
-    fence = re.compile(f"<untrusted-data-{nonce}>(.*)</untrusted-data-{nonce}>", re.DOTALL)
+NONCE = "0123456789abcdef"
+FENCE = re.compile(f"<untrusted-data-{NONCE}>(.*)</untrusted-data-{NONCE}>", re.DOTALL)
 
-    def unfenced(value: Any) -> Any:
-        match = fence.fullmatch(value) if isinstance(value, str) else None
-        return match.group(1) if match else value
 
-    shown = [{key: unfenced(value) for key, value in e.items() if key != "retry_display"} for e in answer["data"]]
-    return {**answer, "data": shown}
+def unfenced(value: Any) -> Any:
+    """An MCP answer with its fences and its events' retry display taken off: the shape the API and the CLI print."""
+    if isinstance(value, dict):
+        return {key: unfenced(item) for key, item in value.items() if key != "retry_display"}
+    if isinstance(value, list):
+        return [unfenced(item) for item in value]
+    match = FENCE.fullmatch(value) if isinstance(value, str) else None
+    return match.group(1) if match else value
+
+
+def mcp_list(filters: dict[str, str], page: int, per_page: int) -> Any:
+    return unfenced(answers.list_page(page, per_page, filters, NONCE))
 
 
 @pytest.mark.postgres
@@ -192,3 +198,21 @@ def test_a_deep_page_of_the_cli_and_mcp_reads_its_rows_by_key_as_the_api_does(
     offsets = [query["sql"] for query in queries.captured_queries if "OFFSET" in query["sql"]]
     assert len(offsets) == 3
     assert not [sql for sql in offsets if selects_rows_after_an_offset(sql)]
+
+
+def test_mcp_answers_an_event_with_its_history_in_the_shape_the_cli_prints(
+    webhook: Receiver, make_event: MakeEvent
+) -> None:
+    event = make_event(channel="Webhook")
+    assert deliver_now(event.id) == "sent"
+    cli("read", event.id)
+
+    shown = cli("show", event.id, "--json").json()
+    answer = answers.event_with_its_history(event.id, NONCE)
+
+    assert unfenced(answer) == shown
+    assert [(a["outcome"], a["notification_id"]) for a in shown["attempts"]] == [("success", event.id)]
+    assert [a["action"] for a in shown["operator_actions"]] == ["mark_read"]
+    # Text from outside is fenced; an attempt without an error has none.
+    assert answer["attempts"][0]["notification_id"] == f"<untrusted-data-{NONCE}>{event.id}</untrusted-data-{NONCE}>"
+    assert answer["attempts"][0]["error"] == ""
