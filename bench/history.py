@@ -6,136 +6,81 @@
 Builds issue 12's data set straight into the tables with SQL (generate_series) in a database of its own,
 BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/certctl_history_bench, created if missing;
 its tables are emptied): created_at spread over a year, 87 % sent (1 attempt each), 10 % dead (5), 1 % failed
-and due, 1 % failed and not due (2 each), 1 % pending; certificate ids over 5,000 values, six channels.
-Then it prints every figure of the issue beside a baseline from the same run where one exists:
+and due, 1 % failed and not due (2 each), 1 % pending; certificate ids over 5,000 values, six channels
+(bench/history_parts.py). Then it prints every figure of the issue beside a baseline from the same run where one
+exists:
 - the claim of 1,000 due retries (claim_due_events("retry"), median of 7, rolled back each time) beside the
   same call with index scans disabled, and the claim statement's plan;
 - HTTP figures (p50/p95) against gunicorn with 2 workers started by the script: the REST list filtered by
-  status=dead and unfiltered, page 200 of the UI's Dead letter tab, /api/v1/stats/summary, the dashboard and
-  /metrics, each beside the count it no longer makes where there is one (timed in this process);
+  status=dead, unfiltered and its page 200, page 200 of the UI's Dead letter tab, /api/v1/stats/summary, the
+  dashboard and /metrics, each beside the count it no longer makes where there is one (timed in this process);
+- page 200 of the list through the CLI (`manage.py notifications list --page 200 --json`: its handler in this
+  process, and the command in a process of its own) and through MCP's certctl_list_notifications (`manage.py mcp`
+  on stdio, through the SDK's client), beside the count(*) and OFFSET they made before (issue 22);
 - bulk requeue of the 100,000 dead events through POST /api/v1/notifications/requeue, and the log lines it wrote;
 - the purge of 500,000 expired sent events (notifications.engine.upkeep.purge): total time, slowest statement,
   and whether the counts and the /metrics delivery totals are exact afterwards.
 Not part of the test run. Figures and the command: docs/performance.md, "A year of history".
 """
 import argparse
+import io
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import uuid
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-PROJECT = Path(__file__).resolve().parent.parent
+import anyio
+import httpx
+from history_parts import (
+    ADMIN_KEY,
+    DEEP_PAGE,
+    DEFAULT_DATABASE_URL,
+    PROJECT,
+    SECRET_KEY,
+    all_count,
+    build,
+    dead_count,
+    ensure_database,
+    gunicorn,
+    mcp_session,
+    median_ms,
+    old_channel_table,
+    old_deep_page,
+    old_metrics_counts,
+    old_summary,
+    percentiles,
+    service_env,
+    timed_ms,
+    ui_session_cookie,
+)
+
 sys.path.insert(0, str(PROJECT))
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/certctl_history_bench"
-ADMIN_KEY = "bench-admin-" + uuid.uuid4().hex
-# Shared with gunicorn: the UI session this script writes is signed with it.
-SECRET_KEY = "bench-secret-" + uuid.uuid4().hex
-CHANNELS = ("Email", "Webhook", "Slack", "Teams", "PagerDuty", "OpsGenie")
-TYPES = ("ExpirationWarning", "RenewalSuccess", "RenewalFailure", "DeploymentSuccess", "DeploymentFailure",
-         "PolicyViolation", "Revocation")
-
-# n % 100 decides the state: 0-86 sent, 87-96 dead, 97 failed and due, 98 failed and not due, 99 pending.
-EVENTS_SQL = """
-INSERT INTO notification_events (id, type, certificate_id, channel, recipient, message, status, retry_count,
-    attempt_count, next_retry_at, last_error, sent_at, created_at, updated_at, cause, cause_kind)
-SELECT 'notif-h' || lpad(n::text, 12, '0'),
-    (%(types)s::varchar[])[1 + n %% 7],
-    'cert-' || (n %% 5000),
-    (%(channels)s::varchar[])[1 + (n / 100) %% 6],
-    'ops@example.com',
-    'Certificate cert-' || (n %% 5000) || ' expires in 14 days',
-    CASE WHEN b < 87 THEN 'sent' WHEN b < 97 THEN 'dead' WHEN b < 99 THEN 'failed' ELSE 'pending' END,
-    CASE WHEN b < 87 THEN 0 WHEN b < 97 THEN 5 WHEN b < 99 THEN 2 ELSE 0 END,
-    CASE WHEN b < 87 THEN 1 WHEN b < 97 THEN 5 WHEN b < 99 THEN 2 ELSE 0 END,
-    CASE WHEN b = 97 THEN %(now)s - (n %% 600) * interval '1 second'
-         WHEN b = 98 THEN %(now)s + interval '30 minutes' END,
-    CASE WHEN b BETWEEN 87 AND 98 THEN 'HTTP 503 from receiver: maintenance' END,
-    CASE WHEN b < 87 THEN created + interval '2 seconds' END,
-    created, created,
-    -- A dead event's cause, as the engine stores it (notifications.causes): its retries ran out.
-    CASE WHEN b BETWEEN 87 AND 96 THEN 'HTTP 503 from receiver: maintenance' END,
-    CASE WHEN b BETWEEN 87 AND 96 THEN 'transient' END
-FROM (
-    SELECT n, n %% 100 AS b, %(now)s - (%(events)s - n) * (interval '365 days' / %(events)s) AS created
-    FROM generate_series(1, %(events)s) AS n
-) AS s
-"""
-
-ATTEMPTS_SQL = """
-INSERT INTO notification_attempts (event_id, number, started_at, duration_ms, outcome, error, http_status,
-    resulting_status)
-SELECT e.id, g, e.created_at + (g - 1) * interval '1 minute', 40 + (g * 37) %% 200,
-    CASE WHEN e.status = 'sent' THEN 'success' ELSE 'transient_failure' END,
-    CASE WHEN e.status = 'sent' THEN '' ELSE 'HTTP 503 from receiver: maintenance' END,
-    CASE WHEN e.status = 'sent' THEN 200 ELSE 503 END,
-    CASE WHEN e.status = 'sent' THEN 'sent' WHEN e.status = 'dead' AND g = 5 THEN 'dead' ELSE 'failed' END
-FROM notification_events AS e CROSS JOIN LATERAL generate_series(1, e.attempt_count) AS g
-WHERE e.attempt_count > 0
-"""
+# A statement as Django runs it: what a database execute wrapper is given (connection.execute_wrapper).
+Execute = Callable[[str, Any, bool, dict[str, Any]], Any]
 
 
-def ensure_database(url: str) -> None:
-    import psycopg
+def timing_updates(statements: list[float]) -> Callable[[Execute, str, Any, bool, dict[str, Any]], Any]:
+    """An execute wrapper that adds the ms of each UPDATE to `statements`."""
 
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-            print(f"created database {name}")
-
-
-def build(events: int) -> dict[str, float]:
-    from django.db import connection
-    from django.utils import timezone
-
-    from notifications.engine import upkeep
-
-    timings = {}
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE notification_attempts, notification_operator_actions, notification_events, notification_counts, "
-            "notification_delivery_totals, notification_metrics_fold, notification_last_passes CASCADE"
-        )
+    def timed(execute: Execute, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         started = time.perf_counter()
-        cursor.execute(EVENTS_SQL, {"types": list(TYPES), "channels": list(CHANNELS), "now": now, "events": events})
-        timings["events"] = time.perf_counter() - started
-        started = time.perf_counter()
-        cursor.execute(ATTEMPTS_SQL, [])
-        timings["attempts"] = time.perf_counter() - started
-        started = time.perf_counter()
-        cursor.execute("VACUUM ANALYZE notification_events")
-        cursor.execute("VACUUM ANALYZE notification_attempts")
-        timings["vacuum analyze"] = time.perf_counter() - started
-    started = time.perf_counter()
-    upkeep.fold_delivery_totals(now)
-    upkeep.fold_counts()
-    timings["first fold"] = time.perf_counter() - started
-    return timings
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            if sql.lstrip().startswith("UPDATE"):
+                statements.append((time.perf_counter() - started) * 1000)
+
+    return timed
 
 
-def median_ms(run, times: int = 7) -> float:
-    samples = []
-    for _ in range(times):
-        started = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[max(0, round(0.95 * len(ordered)) - 1)]
+def disable_index_scans(cursor: Any) -> None:
+    """For the rest of the transaction, the planner may not use an index (the claim's baseline)."""
+    for kind in ("indexscan", "bitmapscan", "indexonlyscan"):
+        cursor.execute(f"SET LOCAL enable_{kind} = off")
 
 
 # --- the claim ----------------------------------------------------------------
@@ -152,22 +97,11 @@ def claim_figures(size: int) -> dict[str, float]:
     for label, disable_indexes in (("indexed", False), ("scanned", True)):
         calls: list[float] = []
         statements: list[float] = []
-
-        def timed(execute, sql, params, many, context, statements=statements):
-            started = time.perf_counter()
-            try:
-                return execute(sql, params, many, context)
-            finally:
-                if sql.lstrip().startswith("UPDATE"):
-                    statements.append((time.perf_counter() - started) * 1000)
-
         for _ in range(7):
-            with transaction.atomic(), connection.execute_wrapper(timed):
+            with transaction.atomic(), connection.execute_wrapper(timing_updates(statements)):
                 if disable_indexes:
                     with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL enable_indexscan = off")
-                        cursor.execute("SET LOCAL enable_bitmapscan = off")
-                        cursor.execute("SET LOCAL enable_indexonlyscan = off")
+                        disable_index_scans(cursor)
                 started = time.perf_counter()
                 claimed = claims.claim_due_events("retry", limit=size)
                 calls.append((time.perf_counter() - started) * 1000)
@@ -197,9 +131,7 @@ def claim_select_figures(size: int) -> tuple[float, float]:
             with transaction.atomic(), connection.cursor() as cursor:
                 sql, params = candidates.select_for_update(skip_locked=True).query.sql_with_params()
                 if disable_indexes:
-                    cursor.execute("SET LOCAL enable_indexscan = off")
-                    cursor.execute("SET LOCAL enable_bitmapscan = off")
-                    cursor.execute("SET LOCAL enable_indexonlyscan = off")
+                    disable_index_scans(cursor)
                 started = time.perf_counter()
                 cursor.execute(sql, params)
                 assert len(cursor.fetchall()) == size
@@ -213,7 +145,9 @@ def release_claims() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE notification_events SET claimed_until = NULL, claim_token = NULL WHERE claim_token IS NOT NULL")
+        cursor.execute(
+            "UPDATE notification_events SET claimed_until = NULL, claim_token = NULL WHERE claim_token IS NOT NULL"
+        )
         cursor.execute("VACUUM ANALYZE notification_events")
 
 
@@ -225,7 +159,7 @@ def claim_plan(size: int) -> str:
 
     statements: list[tuple[str, Any]] = []
 
-    def capture(execute, sql, params, many, context):
+    def capture(execute: Execute, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         if sql.lstrip().startswith("UPDATE"):
             statements.append((sql, params))
         return execute(sql, params, many, context)
@@ -242,87 +176,53 @@ def claim_plan(size: int) -> str:
     return plan
 
 
-# --- HTTP ---------------------------------------------------------------------
+# --- page 200 of the list, through every interface ---------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def cli_in_process() -> None:
+    """`manage.py notifications list --page 200 --json`, its handler in this process."""
+    from django.core.management import call_command
+
+    call_command("notifications", "list", "--page", str(DEEP_PAGE), "--json", stdout=io.StringIO())
 
 
-@contextmanager
-def gunicorn(database_url: str, log: Path):
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CERTCTL_")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="certctl.settings", SECRET_KEY=SECRET_KEY,
-        DATABASE_URL=database_url, CERTCTL_API_KEYS_NAMED=f"bench:{ADMIN_KEY}:admin", CERTCTL_RATE_LIMIT_RPS="0",
-        PORT=str(port), WEB_CONCURRENCY="2", PYTHONUNBUFFERED="1",
-    )
-    with log.open("ab") as out:
-        web = subprocess.Popen(
-            [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-             "certctl.wsgi"],
-            cwd=PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or web.poll() is not None:
-                        raise SystemExit(f"gunicorn did not start; see {log}") from None
-                    time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            os.killpg(web.pid, signal.SIGTERM)
-            try:
-                web.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(web.pid, signal.SIGKILL)
-
-
-def ui_session_cookie() -> dict[str, str]:
-    """A logged-in session of a bench superuser, written straight into the session store."""
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
-
-    user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return {settings.SESSION_COOKIE_NAME: session.session_key}
-
-
-def http_figures(client, path: str, requests: int, **kwargs: Any) -> tuple[float, float]:
-    for _ in range(5):  # warm the workers' connections and caches
-        client.get(path, **kwargs).raise_for_status()
+def cli_process_seconds(database_url: str, page: int, runs: int = 5) -> float:
+    """Median seconds of `manage.py notifications list --page PAGE --json` in a process of its own."""
+    command = [sys.executable, "manage.py", "notifications", "list", "--page", str(page), "--json"]
+    env = service_env(database_url, CERTCTL_LOG_LEVEL="WARNING")
     samples = []
-    for _ in range(requests):
+    for _ in range(runs):
         started = time.perf_counter()
-        client.get(path, **kwargs).raise_for_status()
-        samples.append((time.perf_counter() - started) * 1000)
-    return percentiles(samples)
+        subprocess.run(command, cwd=PROJECT, env=env, check=True, capture_output=True)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
 
 
-def in_process_ms(query) -> float:
-    return median_ms(query, times=5)
+def mcp_figures(database_url: str, requests: int) -> tuple[float, float]:
+    """p50/p95 ms of certctl_list_notifications page 200 over one stdio session, after 5 warm-up calls."""
+
+    async def measure() -> tuple[float, float]:
+        async with mcp_session(database_url) as session:
+            samples = []
+            for n in range(5 + requests):
+                started = time.perf_counter()
+                result = await session.call_tool("certctl_list_notifications", {"page": DEEP_PAGE})
+                assert not result.is_error, result.content
+                if n >= 5:
+                    samples.append((time.perf_counter() - started) * 1000)
+            return percentiles(samples)
+
+    return anyio.run(measure)
 
 
 # --- purge --------------------------------------------------------------------
 
 
-def delivery_totals() -> dict[tuple[str, ...], float]:
+def delivery_totals() -> dict[tuple[object, ...], float]:
     """The /metrics delivery counters and histograms as a scrape computes them."""
     from notifications.metrics import DatabaseCollector
 
-    totals = {}
+    totals: dict[tuple[object, ...], float] = {}
     for family in DatabaseCollector().collect():
         if family.type not in ("counter", "histogram"):
             continue
@@ -343,18 +243,20 @@ def purge_figures(to_purge: int) -> dict[str, Any]:
         NotificationEvent.objects.filter(status="sent").order_by("sent_at", "id")
         .values_list("sent_at", flat=True)[to_purge:to_purge + 1].first()
     )
+    assert oldest is not None, f"fewer than {to_purge + 1} sent events"
     now = timezone.now()
     totals_before = delivery_totals()
-    slowest = [0.0, ""]
+    slowest_ms, slowest_sql = 0.0, ""
 
-    def timed(execute, sql, params, many, context):
+    def timed(execute: Execute, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        nonlocal slowest_ms, slowest_sql
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            elapsed = time.perf_counter() - started
-            if elapsed > slowest[0]:
-                slowest[:] = [elapsed, sql[:80]]
+            elapsed = (time.perf_counter() - started) * 1000
+            if elapsed > slowest_ms:
+                slowest_ms, slowest_sql = elapsed, sql[:80]
 
     started = time.perf_counter()
     with connection.execute_wrapper(timed):
@@ -363,16 +265,26 @@ def purge_figures(to_purge: int) -> dict[str, Any]:
     counted = counts.by_group()
     recounted = NotificationEvent.objects.count_by_group()
     return {
-        "report": report, "seconds": elapsed, "slowest_ms": slowest[0] * 1000, "slowest_sql": slowest[1],
+        "report": report, "seconds": elapsed, "slowest_ms": slowest_ms, "slowest_sql": slowest_sql,
         "counts_exact": counted == recounted, "totals_exact": delivery_totals() == totals_before,
     }
+
+
+def fetch(client: httpx.Client, path: str, headers: dict[str, str], cookies: dict[str, str]) -> Callable[[], object]:
+    return lambda: client.get(path, headers=headers, cookies=cookies).raise_for_status()
+
+
+def row(label: str, figure: str, baseline: str = "") -> None:
+    print(f"{label:<58} {figure:<24} {baseline}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=100, help="requests per HTTP figure (p50/p95 over them)")
-    parser.add_argument("--purge", type=int, default=None, help="expired sent events to purge (default: half the events)")
+    parser.add_argument(
+        "--purge", type=int, default=None, help="expired sent events to purge (default: half the events)"
+    )
     args = parser.parse_args()
     to_purge = args.purge if args.purge is not None else args.events // 2
 
@@ -386,21 +298,16 @@ def main() -> None:
     django.setup()
     import logging
 
-    import httpx
     from django.core.management import call_command
     from django.db import connection
-    from django.db.models import Count, Max, Q
 
-    from notifications.models import NotificationAttempt, NotificationEvent
+    from notifications.models import NotificationAttempt
     from notifications.queries import counts
 
     logging.getLogger("notifications").setLevel(logging.WARNING)
     call_command("migrate", verbosity=0)
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"certctl-history-bench-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
-
-    def row(label: str, figure: str, baseline: str = "") -> None:
-        print(f"{label:<58} {figure:<24} {baseline}", flush=True)
 
     started = time.perf_counter()
     timings = build(args.events)
@@ -423,46 +330,38 @@ def main() -> None:
 
     log = tmp / "gunicorn.log"
     with gunicorn(database_url, log) as base, httpx.Client(base_url=base, timeout=60) as client:
-        api = {"headers": {"Authorization": f"Bearer {ADMIN_KEY}"}}
-        ui = {"cookies": ui_session_cookie()}
+        api = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        ui = ui_session_cookie()
 
-        def dead_count() -> None:
-            NotificationEvent.objects.filter(status="dead", read_at__isnull=True).count()
-
-        def all_count() -> None:
-            NotificationEvent.objects.count()
-
-        def old_summary() -> None:
-            list(NotificationEvent.objects.order_by().values("status").annotate(n=Count("id")))
-            NotificationEvent.objects.filter(status="dead", read_at__isnull=True).count()
-            NotificationEvent.objects.filter(read_at__isnull=True).count()
-
-        def old_channel_table() -> None:
-            list(NotificationAttempt.objects.order_by().values("event__channel").annotate(
-                last_success=Max("started_at", filter=Q(outcome="success")),
-                last_failure=Max("started_at", filter=~Q(outcome="success")),
-            ))
-
-        def old_metrics_counts() -> None:
-            list(NotificationEvent.objects.order_by().values("status", "channel").annotate(n=Count("id")))
-            NotificationEvent.objects.filter(status="dead", read_at__isnull=True).count()
-
-        for label, path, options, baseline_label, baseline in (
-            ("GET /api/v1/notifications?status=dead", "/api/v1/notifications?status=dead", api,
-             "its count(*)", dead_count),
-            ("GET /api/v1/notifications", "/api/v1/notifications", api, "its count(*)", all_count),
-            ("UI Dead letter tab, page 200", "/notifications/?tab=dead&page=200", ui, "its count(*)", dead_count),
-            ("GET /api/v1/stats/summary", "/api/v1/stats/summary", api, "the counts it made", old_summary),
-            ("UI dashboard /", "/", ui, "its channel table over all attempts", old_channel_table),
-            ("GET /metrics (after the fold)", "/metrics", {}, "the event counts it made", old_metrics_counts),
+        old_page = ("count(*) and OFFSET, as CLI and MCP read before", old_deep_page)
+        for label, path, headers, cookies, (baseline_label, baseline) in (
+            ("GET /api/v1/notifications?status=dead", "/api/v1/notifications?status=dead", api, {},
+             ("its count(*)", dead_count)),
+            ("GET /api/v1/notifications", "/api/v1/notifications", api, {}, ("its count(*)", all_count)),
+            (f"GET /api/v1/notifications?page={DEEP_PAGE}", f"/api/v1/notifications?page={DEEP_PAGE}", api, {},
+             old_page),
+            ("UI Dead letter tab, page 200", "/notifications/?tab=dead&page=200", {}, ui, ("its count(*)", dead_count)),
+            ("GET /api/v1/stats/summary", "/api/v1/stats/summary", api, {}, ("the counts it made", old_summary)),
+            ("UI dashboard /", "/", {}, ui, ("its channel table over all attempts", old_channel_table)),
+            ("GET /metrics (after the fold)", "/metrics", {}, {}, ("the event counts it made", old_metrics_counts)),
         ):
-            p50, p95 = http_figures(client, path, args.requests, **options)
-            row(label, f"p50 {p50:.1f} / p95 {p95:.1f} ms", f"{baseline_label}: {in_process_ms(baseline):.1f} ms")
+            p50, p95 = timed_ms(fetch(client, path, headers, cookies), args.requests)
+            row(label, f"p50 {p50:.1f} / p95 {p95:.1f} ms", f"{baseline_label}: {median_ms(baseline):.1f} ms")
+
+        p50, p95 = timed_ms(cli_in_process, args.requests)
+        row(f"CLI list --page {DEEP_PAGE} --json, in this process", f"p50 {p50:.1f} / p95 {p95:.1f} ms",
+            f"{old_page[0]}: {median_ms(old_deep_page):.1f} ms")
+        deep, first = cli_process_seconds(database_url, DEEP_PAGE), cli_process_seconds(database_url, 1)
+        row(f"CLI list --page {DEEP_PAGE} --json, its own process", f"median {deep:.2f} s",
+            f"--page 1, start-up included: {first:.2f} s")
+        p50, p95 = mcp_figures(database_url, args.requests)
+        row(f"MCP certctl_list_notifications page {DEEP_PAGE}, stdio", f"p50 {p50:.1f} / p95 {p95:.1f} ms",
+            f"{old_page[0]}: {median_ms(old_deep_page):.1f} ms")
 
         dead = counts.matching({"status": "dead"})
         lines_before = log.read_text().count("\n")
         started = time.perf_counter()
-        response = client.post("/api/v1/notifications/requeue", json={"status": "dead"}, **api)
+        response = client.post("/api/v1/notifications/requeue", json={"status": "dead"}, headers=api)
         elapsed = time.perf_counter() - started
         response.raise_for_status()
         time.sleep(0.5)  # the access log line

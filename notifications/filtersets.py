@@ -4,7 +4,8 @@ The REST list and CSV export, the web UI's list and its "… all matching" actio
 operations, the CLI and the MCP tools all select events through NotificationFilterSet, so that a filter means the
 same everywhere (NetBox's pattern: one FilterSet per model, used by API views, UI views and bulk actions).
 """
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -190,3 +191,41 @@ def form_errors(form: forms.Form) -> dict[str, str]:
 def filters_given(filters: Mapping[str, Any] | None) -> dict[str, Any]:
     """The filters that were given a value: None and "" mean "no filter", in every interface."""
     return {name: value for name, value in (filters or {}).items() if value not in (None, "")}
+
+
+# --- the filters as the interfaces offer them -------------------------------------
+
+# A time filter's longest value, with room to spare (ISO_TIME_PATTERN's longest match has 32 characters).
+TIME_MAX_LENGTH = 40
+# The filters that select by delivery or read state; a dead-letter selection (the CLI's --all-dead, the dead-letter
+# groups of the CLI and MCP) sets those itself.
+STATE_FILTERS = frozenset({"status", "delivery_status", "read"})
+
+
+@dataclass(frozen=True)
+class FilterOption:
+    """One filter of NotificationFilterSet as an interface offers it (a CLI --option, an MCP tool argument): read
+    from the filter's declaration, so that adding a filter to the FilterSet adds it to every interface. Values are
+    strings; the FilterSet judges them when it selects, these are hints for a parser or a schema."""
+
+    name: str
+    help: str
+    choices: tuple[str, ...] = ()  # a choice filter's values
+    max_length: int | None = None
+    time: bool = False  # an ISO 8601 time: TIME_HELP, ISO_TIME_PATTERN, TIME_MAX_LENGTH
+
+
+def filter_options(excluded: Iterable[str] = ()) -> list[FilterOption]:
+    """The filters of NotificationFilterSet in declaration order, but `excluded`, read when called."""
+    options = []
+    for name, declared in NotificationFilterSet.base_filters.items():
+        if name in excluded:
+            continue
+        help_text = str(declared.extra.get("help_text", ""))
+        if isinstance(declared, TimeFilter):
+            options.append(FilterOption(name, help_text, max_length=TIME_MAX_LENGTH, time=True))
+        elif isinstance(declared, django_filters.ChoiceFilter):
+            options.append(FilterOption(name, help_text, choices=tuple(str(v) for v, _ in declared.extra["choices"])))
+        else:
+            options.append(FilterOption(name, help_text, max_length=declared.extra.get("max_length")))
+    return options

@@ -1,10 +1,14 @@
 """The JSON shapes shared by the interfaces, with certctl's field names: the REST API answers with them, the CLI's
 --json prints them, and the MCP tools build on them (adding their fences). Requests are the API's own
 (notifications.api.serializers)."""
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
 
+from django.db.models import TextChoices
 from rest_framework import serializers
 
+from notifications.actors import Actor
 from notifications.models import (
     AttemptOutcome,
     CauseKind,
@@ -18,10 +22,19 @@ from notifications.models import (
     Severity,
     Status,
 )
-from notifications.queries.events import EventHistory
+from notifications.operations.events import BulkReadResult, BulkRequeueResult, mark_read_events, requeue_events
+from notifications.queries.events import (
+    MAX_PER_PAGE,
+    SAMPLE_SIZE,
+    BulkPreview,
+    EventHistory,
+    preview_mark_read,
+    preview_requeue,
+)
+from notifications.queries.groups import FailureGroup
 
 
-def choice_field(choices, name, **kwargs):
+def choice_field(choices: type[TextChoices], name: str, **kwargs: Any) -> serializers.ChoiceField:
     return serializers.ChoiceField(
         choices=choices.choices,
         error_messages={"invalid_choice": f'unknown {name} "{{input}}"; expected one of {", ".join(choices.values)}'},
@@ -29,7 +42,7 @@ def choice_field(choices, name, **kwargs):
     )
 
 
-class NotificationEventSerializer(serializers.ModelSerializer):
+class NotificationEventSerializer(serializers.ModelSerializer[NotificationEvent]):
     type = choice_field(EventType, "type")
     channel = choice_field(Channel, "channel")
     severity = choice_field(Severity, "severity", allow_null=True)
@@ -53,7 +66,7 @@ class NotificationEventSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NotificationAttemptSerializer(serializers.ModelSerializer):
+class NotificationAttemptSerializer(serializers.ModelSerializer[NotificationAttempt]):
     notification_id = serializers.CharField(source="event_id")
     outcome = choice_field(AttemptOutcome, "outcome")
     resulting_status = choice_field(
@@ -70,14 +83,34 @@ class NotificationAttemptSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OperatorActionSerializer(serializers.ModelSerializer):
+class OperatorActionSerializer(serializers.ModelSerializer[OperatorAction]):
     class Meta:
         model = OperatorAction
         fields = ["created_at", "action", "actor", "source", "bulk", "previous_status"]
 
 
+def envelope(
+    name: str, items: serializers.BaseSerializer[Any], **fields: serializers.Field[Any, Any, Any, Any]
+) -> type[serializers.Serializer[Any]]:
+    """The serializer class `name` of certctl's list answers, `{"data": [items…], **fields}`. Built, not declared:
+    a field named `data` in a class body would stand for Serializer.data to a type checker."""
+    namespace = {"data": items, **fields, "__module__": __name__}
+    built = serializers.SerializerMetaclass(name, (serializers.Serializer,), namespace)
+    return cast(type[serializers.Serializer[Any]], built)
+
+
+# A page of the notification list (queries.events.list_page).
+EventPageSerializer = envelope(
+    "EventPageSerializer", NotificationEventSerializer(source="rows", many=True),
+    total=serializers.IntegerField(min_value=0, help_text="Every match, not just this page."),
+    page=serializers.IntegerField(min_value=1),
+    per_page=serializers.IntegerField(min_value=1, max_value=MAX_PER_PAGE),
+)
+
+
 def event_with_history_data(history: EventHistory) -> dict[str, Any]:
-    """An event with every delivery attempt (oldest first) and every operator action (queries.events.event_with_history)."""
+    """An event with every delivery attempt (oldest first) and every operator action
+    (queries.events.event_with_history): `manage.py notifications show --json` and MCP's certctl_get_notification."""
     return {
         **NotificationEventSerializer(history.event).data,
         "attempts": NotificationAttemptSerializer(history.attempts, many=True).data,
@@ -85,12 +118,13 @@ def event_with_history_data(history: EventHistory) -> dict[str, Any]:
     }
 
 
-class BulkPreviewSerializer(serializers.Serializer):
+class BulkPreviewSerializer(serializers.Serializer[BulkPreview]):
     """A bulk action's dry run (queries.events.BulkPreview), named for its action by the subclasses."""
 
     skipped = serializers.IntegerField(min_value=0, help_text="Selected events that would be left alone.")
     sample = serializers.ListField(
-        child=serializers.CharField(), max_length=20, help_text="Up to 20 ids of events that would change, newest first."
+        child=serializers.CharField(), max_length=SAMPLE_SIZE,
+        help_text=f"Up to {SAMPLE_SIZE} ids of events that would change, newest first.",
     )
 
 
@@ -106,12 +140,12 @@ class ReadPreviewSerializer(BulkPreviewSerializer):
     )
 
 
-class FailureGroupSerializer(serializers.Serializer):
+class FailureGroupSerializer(serializers.Serializer[FailureGroup]):
     channel = choice_field(Channel, "channel")
     kind = choice_field(
         CauseKind, "kind",
-        help_text="permanent: the final failure was a refusal that retrying cannot fix (HTTP 4xx, a bad configuration); "
-        "transient: the retries ran out on failures that may pass (HTTP 5xx, timeouts).",
+        help_text="permanent: the final failure was a refusal that retrying cannot fix (HTTP 4xx, a bad "
+        "configuration); transient: the retries ran out on failures that may pass (HTTP 5xx, timeouts).",
     )
     error = serializers.CharField(
         help_text="The cause: the last error (its first 2,000 characters, HTML reduced to its text) with ids, numbers, "
@@ -125,34 +159,61 @@ class FailureGroupSerializer(serializers.Serializer):
     sample_id = serializers.CharField(help_text="The event of the group that failed last.")
 
 
-class FailureGroupListSerializer(serializers.Serializer):
-    data = FailureGroupSerializer(many=True)
-    total = serializers.IntegerField(min_value=0, help_text="Number of groups.")
+FailureGroupListSerializer = envelope(
+    "FailureGroupListSerializer", FailureGroupSerializer(many=True),
+    total=serializers.IntegerField(min_value=0, help_text="Number of groups."),
+)
 
 
-class BulkRequeueResultSerializer(serializers.Serializer):
+class BulkRequeueResultSerializer(serializers.Serializer[BulkRequeueResult]):
     requeued = serializers.IntegerField(min_value=0, help_text="Events moved back to pending.")
     skipped = serializers.IntegerField(
         min_value=0, help_text="Selected events left alone: unknown ids, not failed/dead, or being delivered right now."
     )
 
 
-class BulkReadResultSerializer(serializers.Serializer):
+class BulkReadResultSerializer(serializers.Serializer[BulkReadResult]):
     marked_read = serializers.IntegerField(
         min_value=0, help_text="Events acknowledged now (dead ones are thereby dismissed from the dead-letter queue)."
     )
-    skipped = serializers.IntegerField(min_value=0, help_text="Selected events left alone: unknown ids or already read.")
+    skipped = serializers.IntegerField(
+        min_value=0, help_text="Selected events left alone: unknown ids or already read."
+    )
 
 
-class MarkedReadSerializer(serializers.Serializer):
+@dataclass(frozen=True)
+class BulkAction:
+    """A bulk action as the API, the CLI and MCP offer it: the change (notifications.operations) and its dry run
+    (notifications.queries), each with the shape of its answer."""
+
+    change: Callable[..., Any]
+    answer: type[serializers.Serializer[Any]]
+    preview: Callable[..., BulkPreview]
+    preview_answer: type[BulkPreviewSerializer]
+
+    def run(
+        self, actor: Actor, *, ids: Iterable[str] | None = None, filters: Mapping[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """The answer to the action on the events `ids` or `filters` select; with `dry_run`, what it would do."""
+        if dry_run:
+            return dict(self.preview_answer(self.preview(ids=ids, filters=filters)).data)
+        return dict(self.answer(self.change(actor, ids=ids, filters=filters)).data)
+
+
+BULK_REQUEUE = BulkAction(requeue_events, BulkRequeueResultSerializer, preview_requeue, RequeuePreviewSerializer)
+BULK_MARK_READ = BulkAction(mark_read_events, BulkReadResultSerializer, preview_mark_read, ReadPreviewSerializer)
+
+
+class MarkedReadSerializer(serializers.Serializer[dict[str, str]]):
     status = serializers.ChoiceField(choices=["marked_as_read"])
 
 
-class RequeuedSerializer(serializers.Serializer):
+class RequeuedSerializer(serializers.Serializer[dict[str, str]]):
     status = serializers.ChoiceField(choices=["requeued"])
 
 
-class StatsSummarySerializer(serializers.Serializer):
+class StatsSummarySerializer(serializers.Serializer[dict[str, Any]]):
     notifications_total = serializers.IntegerField(min_value=0)
     notifications_pending = serializers.IntegerField(min_value=0)
     notifications_sent = serializers.IntegerField(min_value=0)
@@ -169,20 +230,24 @@ class StatsSummarySerializer(serializers.Serializer):
     completed_at = serializers.DateTimeField(help_text="When these counts were taken.")
 
 
-class ChannelSerializer(serializers.Serializer):
+class ChannelSerializer(serializers.Serializer[dict[str, object]]):
     name = choice_field(Channel, "channel")
-    configured = serializers.BooleanField(help_text="False when a required setting is missing: its events are dead-lettered.")
+    configured = serializers.BooleanField(
+        help_text="False when a required setting is missing: its events are dead-lettered."
+    )
     state = serializers.ChoiceField(
         choices=ChannelCondition.choices,
         help_text="closed: deliveries flow; open: the circuit breaker holds the channel's events after consecutive "
         "transient failures and tries one per probe interval; paused: an operator holds them.",
     )
-    since = serializers.DateTimeField(allow_null=True, help_text="When the channel was opened or paused; null when closed.")
+    since = serializers.DateTimeField(
+        allow_null=True, help_text="When the channel was opened or paused; null when closed."
+    )
     paused_by = serializers.CharField(allow_null=True, help_text="Who paused it; null unless paused.")
     consecutive_failures = serializers.IntegerField(min_value=0)
     next_probe_at = serializers.DateTimeField(allow_null=True, help_text="When an open channel's next probe is tried.")
 
 
-class ChannelListSerializer(serializers.Serializer):
-    data = ChannelSerializer(many=True)
-    total = serializers.IntegerField(min_value=0)
+ChannelListSerializer = envelope(
+    "ChannelListSerializer", ChannelSerializer(many=True), total=serializers.IntegerField(min_value=0)
+)

@@ -2,15 +2,17 @@
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
 class Reply:
     status: int = 200
     body: str = "ok"
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
 
 
@@ -18,12 +20,12 @@ class Reply:
 class Received:
     method: str
     path: str
-    headers: dict
+    headers: dict[str, str]
     body: bytes
     received_at: float = field(default_factory=time.time)
     client_port: int = 0  # the sender's end of the connection: requests with the same one came over one connection
 
-    def json(self):
+    def json(self) -> Any:
         return json.loads(self.body)
 
 
@@ -37,10 +39,10 @@ class Receiver:
     """ThreadingHTTPServer on 127.0.0.1 with a free port. `replies` are used in order, the last one repeats;
     or `decide(request)` answers each request (reply_by), whatever order concurrent requests arrive in."""
 
-    def __init__(self):
-        self.requests = []
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
         self.replies = [Reply()]
-        self.decide = None
+        self.decide: Callable[[Received], Reply] | None = None
         self._lock = threading.Lock()
         receiver = self
 
@@ -49,7 +51,7 @@ class Receiver:
             # Headers and body go out in two writes; with Nagle each keep-alive reply waits for a delayed ACK (~40 ms).
             disable_nagle_algorithm = True
 
-            def do_POST(self):
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 received = Received("POST", self.path, dict(self.headers), body, client_port=self.client_address[1])
@@ -72,7 +74,7 @@ class Receiver:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-            def log_message(self, *args):
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self.server = _Server(("127.0.0.1", 0), Handler)
@@ -80,24 +82,23 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
-    def url(self):
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
 
-    def reply_with(self, *replies):
+    def reply_with(self, *replies: Reply) -> None:
         with self._lock:
             self.replies = list(replies)
             self.decide = None
 
-    def reply_by(self, decide):
+    def reply_by(self, decide: Callable[[Received], Reply]) -> None:
         """Answer each request with decide(request), called under the lock after the request was recorded."""
         with self._lock:
             self.decide = decide
 
-    def start(self):
+    def start(self) -> "Receiver":
         self.thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

@@ -1,16 +1,20 @@
 """certctl's page/per_page envelope: `{"data": [...], "total": N, "page": P, "per_page": PP}`, total counting every
-match. The notification list is one page of notifications.queries.events.list_page (the stored counts, deep pages
-read through the index); other lists (an event's attempts) page their queryset the same way."""
-from typing import Any
+match. The notification list answers one page of notifications.queries.events.list_page (the stored counts, deep
+pages read through the index) in that envelope (notifications.serializers.EventPageSerializer); other lists (an
+event's attempts) page their queryset the same way here."""
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from rest_framework import exceptions
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from notifications.models import NotificationEvent
-from notifications.queries.events import DEFAULT_PER_PAGE, MAX_PER_PAGE, list_page, page_of
+from notifications.queries.events import DEFAULT_PER_PAGE, MAX_PER_PAGE, page_of
+
+_Row = TypeVar("_Row")
 
 
 def _query_int(request: Request, name: str, default: int) -> int:
@@ -26,20 +30,18 @@ def _query_int(request: Request, name: str, default: int) -> int:
 class EnvelopePagination(BasePagination):
     """`{"data": [...], "total": N, "page": P, "per_page": PP}`; total counts every match, not the page."""
 
-    def _page_request(self, request: Request) -> tuple[int, int]:
+    def page_request(self, request: Request) -> tuple[int, int]:
+        """The page and per_page the request asks for (per_page is clamped where the page is read)."""
         page = _query_int(request, "page", 1)
         if page < 1:
             raise exceptions.ValidationError({"page": f"must be 1 or more, got {page}"})
         return page, _query_int(request, "per_page", DEFAULT_PER_PAGE)
 
-    def paginate_events(self, filters: dict[str, str], request: Request) -> list[NotificationEvent]:
-        """The page of the notification list the request asks for, under `filters`."""
-        page = list_page(filters, *self._page_request(request))
-        self.page, self.per_page, self.total = page.page, page.per_page, page.total
-        return page.rows
-
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any]:
-        page, per_page = self._page_request(request)
+    def paginate_queryset(
+        self, queryset: QuerySet[Any, _Row] | Sequence[_Row], request: Request, view: APIView | None = None
+    ) -> list[_Row]:
+        assert isinstance(queryset, QuerySet), "the API pages querysets only"
+        page, per_page = self.page_request(request)
         self.page, self.per_page = page, min(max(per_page, 1), MAX_PER_PAGE)
         self.total = queryset.count()
         offset = (page - 1) * self.per_page
@@ -75,7 +77,8 @@ class EnvelopePagination(BasePagination):
                 "name": "per_page",
                 "in": "query",
                 "required": False,
-                "description": f"Items per page, default {DEFAULT_PER_PAGE}; values outside 1..{MAX_PER_PAGE} are clamped.",
+                "description": f"Items per page, default {DEFAULT_PER_PAGE}; values outside 1..{MAX_PER_PAGE} are "
+                "clamped.",
                 "schema": {"type": "integer", "default": DEFAULT_PER_PAGE},
             },
         ]

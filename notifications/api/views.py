@@ -24,17 +24,20 @@ from notifications.errors import EventIdTaken
 from notifications.filtersets import FILTER_NAMES, NotificationFilterSet
 from notifications.models import NotificationEvent
 from notifications.operations.channels import pause_channel, resume_channel
-from notifications.operations.events import create_event, mark_read, mark_read_events, requeue_event, requeue_events
+from notifications.operations.events import create_event, mark_read, requeue_event
 from notifications.queries.channels import channel_states
-from notifications.queries.events import get_event, preview_mark_read, preview_requeue
+from notifications.queries.events import get_event, list_page
 from notifications.queries.export import CsvExport, csv_response
 from notifications.queries.groups import failure_groups
 from notifications.queries.summary import stats_summary
 from notifications.serializers import (
+    BULK_MARK_READ,
+    BULK_REQUEUE,
     BulkReadResultSerializer,
     BulkRequeueResultSerializer,
     ChannelListSerializer,
     ChannelSerializer,
+    EventPageSerializer,
     FailureGroupListSerializer,
     MarkedReadSerializer,
     NotificationAttemptSerializer,
@@ -248,8 +251,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if isinstance(request.accepted_renderer, CSVRenderer):
             return csv_response(CsvExport(_filters(request)))
         assert isinstance(self.paginator, EnvelopePagination)
-        rows = self.paginator.paginate_events(_filters(request), request)
-        return self.get_paginated_response(NotificationEventSerializer(rows, many=True).data)
+        page, per_page = self.paginator.page_request(request)
+        return Response(EventPageSerializer(list_page(_filters(request), page, per_page)).data)
 
     def retrieve(self, request, id):
         return Response(NotificationEventSerializer(get_event(id)).data)
@@ -277,10 +280,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def bulk_requeue(self, request):
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        selection = serializer.validated_data
-        if selection.pop("dry_run"):
-            return Response(RequeuePreviewSerializer(preview_requeue(**selection)).data)
-        return Response(BulkRequeueResultSerializer(requeue_events(actor_for(request), **selection)).data)
+        return Response(BULK_REQUEUE.run(actor_for(request), **serializer.validated_data))
 
     @action(
         detail=False, methods=["post"], url_path="read", url_name="bulk-read",
@@ -289,10 +289,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def bulk_read(self, request: Request) -> Response:
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        selection = serializer.validated_data
-        if selection.pop("dry_run"):
-            return Response(ReadPreviewSerializer(preview_mark_read(**selection)).data)
-        return Response(BulkReadResultSerializer(mark_read_events(actor_for(request), **selection)).data)
+        return Response(BULK_MARK_READ.run(actor_for(request), **serializer.validated_data))
 
     @extend_schema(
         summary="Dead letter grouped by cause",
@@ -333,7 +330,7 @@ class ChannelListView(APIView):
     )
     def get(self, request):
         channels = channel_states()
-        return Response({"data": ChannelSerializer(channels, many=True).data, "total": len(channels)})
+        return Response(ChannelListSerializer({"data": channels, "total": len(channels)}).data)
 
 
 class ChannelPauseView(APIView):

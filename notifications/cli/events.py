@@ -13,9 +13,10 @@ from notifications.cli.common import (
     TYPE_CHOICE,
     USAGE,
     Subcommands,
-    add_selection_filters,
+    add_filter_options,
     as_json,
-    choice_of,
+    choice,
+    counter,
     delivery_hint,
     filter_problem,
     given_filters,
@@ -25,11 +26,11 @@ from notifications.cli.common import (
     when,
 )
 from notifications.errors import EventNotFound, InvalidInput
-from notifications.models import NotificationEvent, Severity, Status
+from notifications.models import Severity, Status
 from notifications.operations.events import create_event
-from notifications.queries.events import DEFAULT_PER_PAGE, LIST_ORDER, MAX_PER_PAGE, event_with_history, filter_events, retry_display
+from notifications.queries.events import DEFAULT_PER_PAGE, MAX_PER_PAGE, event_with_history, list_page, retry_display
 from notifications.queries.export import CsvExport
-from notifications.serializers import NotificationEventSerializer, event_with_history_data
+from notifications.serializers import EventPageSerializer, event_with_history_data
 
 
 class EventCommands(Subcommands):
@@ -38,8 +39,7 @@ class EventCommands(Subcommands):
     @staticmethod
     def add_parsers(commands: Any) -> None:
         listing = commands.add_parser("list", help="list notifications, newest first")
-        listing.add_argument("--status", type=choice_of(Status), choices=Status.values, help="only this delivery state")
-        add_selection_filters(listing)
+        add_filter_options(listing)
         listing.add_argument("--page", type=int_between(1), default=1)
         listing.add_argument(
             "--per-page", type=int_between(1, MAX_PER_PAGE), default=DEFAULT_PER_PAGE,
@@ -49,7 +49,9 @@ class EventCommands(Subcommands):
             "--format", choices=("table", "json", "csv"), default="table",
             help='json: {"data","total","page","per_page"} as the REST API; csv: every matching row (no paging)',
         )
-        listing.add_argument("--json", action="store_const", const="json", dest="format", help="the same as --format json")
+        listing.add_argument(
+            "--json", action="store_const", const="json", dest="format", help="the same as --format json"
+        )
 
         show = commands.add_parser("show", help="one notification with its attempts and operator actions")
         show.add_argument("id")
@@ -62,31 +64,27 @@ class EventCommands(Subcommands):
         send.add_argument("--message", required=True)
         send.add_argument("--certificate-id")
         send.add_argument("--dedup-key", help="a second send with the same key returns the first notification")
-        send.add_argument("--severity", type=choice_of(Severity), choices=Severity.values)
+        send.add_argument("--severity", **choice(Severity.values))
 
     # --- list -----------------------------------------------------------------
 
-    def handle_list(self, *, status, page, per_page, format, **options):
+    def handle_list(self, *, page: int, per_page: int, format: str, **options: Any) -> None:
         filters = given_filters(options)
-        if status:
-            filters["delivery_status"] = status
         if format == "csv":
             self.write_csv(filters)
             return
         try:
-            selection = filter_events(NotificationEvent.objects.all(), filters).order_by(*LIST_ORDER)
+            listed = list_page(filters, page, per_page)
         except InvalidInput as exc:
             raise filter_problem(exc) from None
-        total = selection.count()
-        offset = (page - 1) * per_page
-        events = list(selection[offset : offset + per_page])
         if format == "json":
-            data = NotificationEventSerializer(events, many=True).data
-            self.out(as_json({"data": data, "total": total, "page": page, "per_page": per_page}))
+            self.out(as_json(EventPageSerializer(listed).data))
             return
+        events, total = listed.rows, listed.total
         if not total:
             self.out(
-                "no notifications match" if filters else "no notifications yet; create one with `manage.py notifications send`"
+                "no notifications match" if filters
+                else "no notifications yet; create one with `manage.py notifications send`"
             )
             return
         pages = -(-total // per_page)
@@ -100,8 +98,11 @@ class EventCommands(Subcommands):
             )
             for e in events
         ]
-        headers = ("ID", "Status", "Retry", "Type", "Channel", "Recipient", "Created", "Next retry", "Message", "Last error")
+        headers = (
+            "ID", "Status", "Retry", "Type", "Channel", "Recipient", "Created", "Next retry", "Message", "Last error"
+        )
         self.out(tabulate(rows, headers=headers))
+        offset = (page - 1) * per_page
         footer = f"\n{offset + 1}-{offset + len(events)} of {total} (page {page} of {pages})"
         if page < pages:
             footer += f"; next: --page {page + 1}"
@@ -111,7 +112,7 @@ class EventCommands(Subcommands):
         """Every matching row, streamed; a progress bar on stderr when it is a terminal (tqdm's default)."""
         bar = tqdm(desc="notifications", unit="row", file=sys.stderr, disable=None)
         try:
-            with CsvExport(filters, on_rows=bar.update) as export:
+            with CsvExport(filters, on_rows=counter(bar)) as export:
                 bar.reset(total=export.total)
                 for piece in export:
                     self.stdout.write(piece, ending="")
@@ -122,7 +123,7 @@ class EventCommands(Subcommands):
 
     # --- show -----------------------------------------------------------------
 
-    def handle_show(self, *, id, json, **_):
+    def handle_show(self, *, id: str, json: bool, **_: Any) -> None:
         try:
             history = event_with_history(id)
         except EventNotFound as exc:
@@ -152,7 +153,7 @@ class EventCommands(Subcommands):
         self.out(tabulate(fields, tablefmt="plain", maxcolwidths=[None, 100]))
         self.out(f"\nAttempts ({len(attempts)})")
         if attempts:
-            rows = [
+            attempt_rows = [
                 (
                     a.number, when(a.started_at), f"{a.duration_ms} ms", a.outcome, a.http_status or "",
                     a.resulting_status or "lease lost", a.error,
@@ -160,7 +161,7 @@ class EventCommands(Subcommands):
                 for a in attempts
             ]
             headers = ("#", "Started", "Took", "Outcome", "HTTP", "Became", "Error")
-            self.out(tabulate(rows, headers=headers, maxcolwidths=[None] * 6 + [70]))
+            self.out(tabulate(attempt_rows, headers=headers, maxcolwidths=[None] * 6 + [70]))
         else:
             self.out("none yet")
         self.out(f"\nOperator actions ({len(actions)})")
@@ -176,11 +177,16 @@ class EventCommands(Subcommands):
             dismiss = "" if event.read_at else f", or dismiss it: `manage.py notifications read {event.id}`"
             self.out(f"\nDead: fix the cause above, then `manage.py notifications requeue {event.id}`{dismiss}.")
         elif event.status == Status.FAILED:
-            self.out(f"\nNext attempt at {when(event.next_retry_at)}; `manage.py notifications sweep` runs due retries now.")
+            self.out(
+                f"\nNext attempt at {when(event.next_retry_at)}; `manage.py notifications sweep` runs due retries now."
+            )
 
     # --- send -----------------------------------------------------------------
 
-    def handle_send(self, *, type, channel, recipient, message, certificate_id, dedup_key, severity, **_):
+    def handle_send(
+        self, *, type: str, channel: str, recipient: str, message: str, certificate_id: str | None,
+        dedup_key: str | None, severity: str | None, **_: Any,
+    ) -> None:
         try:
             event, created = create_event(
                 type=type, channel=channel, recipient=recipient, message=message,
@@ -195,5 +201,6 @@ class EventCommands(Subcommands):
                 "nothing was created"
             )
             return
-        self.out(self.style.SUCCESS(f"created notification {event.id} ({event.type} via {event.channel} to {event.recipient})"))
+        created_line = f"created notification {event.id} ({event.type} via {event.channel} to {event.recipient})"
+        self.out(self.style.SUCCESS(created_line))
         self.out(f"Pending: {delivery_hint('it')}; `manage.py notifications show {event.id}` shows its attempts.")

@@ -1,5 +1,6 @@
 """`notifications requeue`, `read` and `groups`: triage of failed and dead notifications."""
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from django.core.management.base import CommandError
 from tabulate import tabulate
@@ -10,7 +11,7 @@ from notifications.cli.common import (
     NOT_FOUND_OR_REFUSED,
     USAGE,
     Subcommands,
-    add_selection_filters,
+    add_filter_options,
     as_json,
     delivery_hint,
     filter_problem,
@@ -21,11 +22,53 @@ from notifications.cli.common import (
     when,
 )
 from notifications.errors import EventNotFound, InvalidInput, RequeueRefused
+from notifications.filtersets import STATE_FILTERS
 from notifications.models import NotificationEvent, Status
 from notifications.operations.events import mark_read_events, requeue_event, requeue_events
-from notifications.queries.events import preview_mark_read, preview_requeue
 from notifications.queries.groups import failure_groups
-from notifications.serializers import FailureGroupListSerializer
+from notifications.serializers import BULK_MARK_READ, BULK_REQUEUE, BulkAction, FailureGroupListSerializer
+
+Result = TypeVar("Result")
+# The help of the subcommands that select by id or, with --all-dead, the dead-letter queue.
+BULK_SUBCOMMANDS = {
+    "requeue": (
+        "move failed or dead notifications back to pending",
+        "Requeue the given ids, or with --all-dead every dead notification not dismissed (the Dead letter tab's "
+        "content), narrowed by the filters (e.g. --failed-after 2026-11-29T08:00:00Z recovers what died since). "
+        "Dismissed dead ones are requeued by id.",
+        "requeue every dead notification not dismissed",
+        "requeued",
+    ),
+    "read": (
+        "mark notifications read; for dead ones this dismisses them from the dead-letter queue",
+        "Mark the given ids read, or dismiss every undismissed dead notification with --all-dead (narrowed by the "
+        "filters). Reading never starts or stops a delivery.",
+        "dismiss every dead notification not yet dismissed",
+        "dismissed",
+    ),
+}
+
+
+def dead_letter(filters: Mapping[str, str]) -> dict[str, str]:
+    """What --all-dead selects: the dead notifications not dismissed, narrowed by `filters`."""
+    return {"status": Status.DEAD, **filters}
+
+
+def on_dead_letter(change: Callable[..., Result], actor: Actor, filters: Mapping[str, str]) -> Result:
+    """`change` (an operation) on what --all-dead and `filters` select, in one bulk operation."""
+    try:
+        return change(actor, filters=dead_letter(filters))
+    except InvalidInput as exc:
+        raise filter_problem(exc) from None
+
+
+def dead_scope(filters: Mapping[str, str]) -> str:
+    """The dead-letter queue that --all-dead and `filters` select, in words."""
+    channel = filters.get("channel")
+    scope = f"dead {channel} notifications" if channel else "dead notifications"
+    if set(filters) - {"channel"}:
+        scope += " matching the filters"
+    return scope
 
 
 class TriageCommands(Subcommands):
@@ -33,62 +76,84 @@ class TriageCommands(Subcommands):
 
     @staticmethod
     def add_parsers(commands: Any) -> None:
-        requeue = commands.add_parser(
-            "requeue", help="move failed or dead notifications back to pending",
-            description="Requeue the given ids, or with --all-dead every dead notification not dismissed (the Dead letter "
-            "tab's content), narrowed by the filters (e.g. --failed-after 2026-11-29T08:00:00Z recovers what died since). "
-            "Dismissed dead ones are requeued by id.",
-        )
-        requeue.add_argument("ids", nargs="*", metavar="ID")
-        requeue.add_argument("--all-dead", action="store_true", help="requeue every dead notification not dismissed")
-        add_selection_filters(requeue, scope=" (with --all-dead)")
-        requeue.add_argument("--dry-run", action="store_true", help="change nothing: count what would be requeued")
-
-        read = commands.add_parser(
-            "read", help="mark notifications read; for dead ones this dismisses them from the dead-letter queue",
-            description="Mark the given ids read, or dismiss every undismissed dead notification with --all-dead "
-            "(narrowed by the filters). Reading never starts or stops a delivery.",
-        )
-        read.add_argument("ids", nargs="*", metavar="ID")
-        read.add_argument("--all-dead", action="store_true", help="dismiss every dead notification not yet dismissed")
-        add_selection_filters(read, scope=" (with --all-dead)")
-        read.add_argument("--dry-run", action="store_true", help="change nothing: count what would be dismissed")
+        for name, (summary, description, all_dead, counted) in BULK_SUBCOMMANDS.items():
+            bulk = commands.add_parser(name, help=summary, description=description)
+            bulk.add_argument("ids", nargs="*", metavar="ID")
+            bulk.add_argument("--all-dead", action="store_true", help=all_dead)
+            # --all-dead selects by state itself: the dead ones not dismissed.
+            add_filter_options(bulk, excluded=STATE_FILTERS, scope=" (with --all-dead)")
+            bulk.add_argument(
+                "--dry-run", action="store_true", help=f"change nothing: count what would be {counted}"
+            )
+            bulk.add_argument(
+                "--json", action="store_true",
+                help=f"with --dry-run: print the REST API's dry-run answer (POST /api/v1/notifications/{name})",
+            )
 
         groups = commands.add_parser(
             "groups", help="the dead-letter queue grouped by cause",
-            description="Dead notifications not dismissed, grouped by channel, kind (permanent or transient) and cause: "
-            "the last error with ids, numbers, hex strings, UUIDs and times replaced by placeholders (an HTTP status "
-            "stays). Largest group first, then the one that failed last.",
+            description="Dead notifications not dismissed, grouped by channel, kind (permanent or transient) and "
+            "cause: the last error with ids, numbers, hex strings, UUIDs and times replaced by placeholders (an HTTP "
+            "status stays). Largest group first, then the one that failed last.",
         )
-        add_selection_filters(groups)
+        add_filter_options(groups, excluded=STATE_FILTERS)
         groups.add_argument("--json", action="store_true", help="print the REST API's dead-letter/groups JSON")
 
-    # --- requeue --------------------------------------------------------------
-
-    def check_selection(self, verb: str, ids: list[str], all_dead: bool, filters: dict[str, str]) -> None:
+    def selection(
+        self, verb: str, ids: list[str], all_dead: bool, dry_run: bool, json: bool, options: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The filters of a bulk subcommand, once its options are known to fit together."""
+        filters = given_filters(options)
         if all_dead and ids:
             raise CommandError("give either notification ids or --all-dead, not both", returncode=USAGE)
         if filters and not all_dead:
             names = ", ".join(option(name) for name in filters)
+            applies = "applies" if len(filters) == 1 else "apply"
             raise CommandError(
-                f"{names} only {'applies' if len(filters) == 1 else 'apply'} with --all-dead; to {verb} by id, give the ids alone",
-                returncode=USAGE,
+                f"{names} only {applies} with --all-dead; to {verb} by id, give the ids alone", returncode=USAGE
             )
         if not all_dead and not ids:
             raise CommandError(
-                f"give the ids to {verb}, or --all-dead; list dead ones with `manage.py notifications list --status dead`",
+                f"give the ids to {verb}, or --all-dead; "
+                "list dead ones with `manage.py notifications list --status dead`",
                 returncode=USAGE,
             )
+        if json and not dry_run:
+            raise CommandError("--json only applies with --dry-run", returncode=USAGE)
+        return filters
 
-    def handle_requeue(self, *, ids, all_dead, dry_run, **options):
-        filters = given_filters(options)
-        self.check_selection("requeue", ids, all_dead, filters)
+    def preview(
+        self, action: BulkAction, verb: str, ids: list[str], all_dead: bool, filters: dict[str, str], json: bool
+    ) -> None:
+        try:
+            result = action.preview(filters=dead_letter(filters)) if all_dead else action.preview(ids=ids)
+        except InvalidInput as exc:
+            raise filter_problem(exc) from None
+        if json:
+            self.out(as_json(action.preview_answer(result).data))
+            return
+        self.out(f"dry run: would {verb} {result.would_change}, skip {result.skipped}; nothing was changed")
+        if result.sample:
+            self.out(f"for example: {', '.join(result.sample)}")
+
+    # --- requeue --------------------------------------------------------------
+
+    def handle_requeue(self, *, ids: list[str], all_dead: bool, dry_run: bool, json: bool, **options: Any) -> None:
+        filters = self.selection("requeue", ids, all_dead, dry_run, json, options)
         if dry_run:
-            self.preview(preview_requeue, ids, all_dead, filters, "requeue")
+            self.preview(BULK_REQUEUE, "requeue", ids, all_dead, filters, json)
             return
         actor = operator()
         if all_dead:
-            self.requeue_all_dead(actor, filters)
+            result = on_dead_letter(requeue_events, actor, filters)
+            if not result.requeued and not result.skipped:
+                self.out(f"no {dead_scope(filters)} to requeue")
+                return
+            line = f"requeued {result.requeued} {dead_scope(filters)}"
+            if result.skipped:
+                line += f"; {result.skipped} skipped (changed by someone else meanwhile)"
+            self.out(self.style.SUCCESS(line))
+            self.out(f"Pending again: {delivery_hint('them')}.")
             return
         unique_ids = list(dict.fromkeys(ids))
         if len(unique_ids) == 1:
@@ -107,7 +172,7 @@ class TriageCommands(Subcommands):
                 )
         self.out(f"Pending again: {delivery_hint('it' if len(unique_ids) == 1 else 'them')}.")
 
-    def requeue_one(self, event_id, actor):
+    def requeue_one(self, event_id: str, actor: Actor) -> None:
         try:
             requeue_event(event_id, actor)
         except EventNotFound as exc:
@@ -116,88 +181,52 @@ class TriageCommands(Subcommands):
             raise CommandError(f"not requeued: {exc.message}", returncode=NOT_FOUND_OR_REFUSED) from None
         self.out(self.style.SUCCESS(f"{event_id}: requeued"))
 
-    def preview(self, preview: Any, ids: list[str], all_dead: bool, filters: dict[str, str], verb: str) -> None:
-        try:
-            if all_dead:
-                result = preview(filters={"status": Status.DEAD, **filters})
-            else:
-                result = preview(ids=ids)
-        except InvalidInput as exc:
-            raise filter_problem(exc) from None
-        line = f"dry run: would {verb} {result.would_change}, skip {result.skipped}; nothing was changed"
-        self.out(line)
-        if result.sample:
-            self.out(f"for example: {', '.join(result.sample)}")
-
-    def requeue_all_dead(self, actor: Actor, filters: dict[str, str]) -> None:
-        channel = filters.get("channel")
-        scope = f"dead {channel} notifications" if channel else "dead notifications"
-        if set(filters) - {"channel"}:
-            scope += " matching the filters"
-        try:
-            result = requeue_events(actor, filters={"status": Status.DEAD, **filters})
-        except InvalidInput as exc:
-            raise filter_problem(exc) from None
-        if not result.requeued and not result.skipped:
-            self.out(f"no {scope} to requeue")
-            return
-        line = f"requeued {result.requeued} {scope}"
-        if result.skipped:
-            line += f"; {result.skipped} skipped (changed by someone else meanwhile)"
-        self.out(self.style.SUCCESS(line))
-        self.out(f"Pending again: {delivery_hint('them')}.")
-
     # --- read -----------------------------------------------------------------
 
-    def handle_read(self, *, ids: list[str], all_dead: bool, dry_run: bool, **options: Any) -> None:
-        filters = given_filters(options)
-        self.check_selection("mark read", ids, all_dead, filters)
+    def handle_read(self, *, ids: list[str], all_dead: bool, dry_run: bool, json: bool, **options: Any) -> None:
+        filters = self.selection("mark read", ids, all_dead, dry_run, json, options)
         if dry_run:
-            self.preview(preview_mark_read, ids, all_dead, filters, "mark read")
+            self.preview(BULK_MARK_READ, "mark read", ids, all_dead, filters, json)
             return
         actor = operator()
         if all_dead:
-            channel = filters.get("channel")
-            scope = f"dead {channel} notifications" if channel else "dead notifications"
-            if set(filters) - {"channel"}:
-                scope += " matching the filters"
-            try:
-                result = mark_read_events(actor, filters={"status": Status.DEAD, **filters})
-            except InvalidInput as exc:
-                raise filter_problem(exc) from None
-            self.out(self.style.SUCCESS(f"dismissed {result.marked_read} {scope}") if result.marked_read else f"no undismissed {scope}")
+            read = on_dead_letter(mark_read_events, actor, filters)
+            scope = dead_scope(filters)
+            if read.marked_read:
+                self.out(self.style.SUCCESS(f"dismissed {read.marked_read} {scope}"))
+            else:
+                self.out(f"no undismissed {scope}")
             return
         unique_ids = list(dict.fromkeys(ids))
         known = set(NotificationEvent.objects.filter(id__in=unique_ids).values_list("id", flat=True))
         missing = [event_id for event_id in unique_ids if event_id not in known]
         result = mark_read_events(actor, ids=[event_id for event_id in unique_ids if event_id in known])
-        already = result.skipped
         line = f"marked {result.marked_read} read"
         if result.dismissed:
             line += f" ({result.dismissed} dead, now dismissed)"
-        if already:
-            line += f"; {already} already read"
+        if result.skipped:
+            line += f"; {result.skipped} already read"
         self.out(self.style.SUCCESS(line) if result.marked_read else line)
         if missing:
-            raise CommandError(
-                f"not found: {', '.join(missing)}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED
-            )
+            raise CommandError(f"not found: {', '.join(missing)}; {LIST_HINT}", returncode=NOT_FOUND_OR_REFUSED)
 
     # --- groups ---------------------------------------------------------------
 
     def handle_groups(self, *, json: bool, **options: Any) -> None:
+        filters = given_filters(options)
         try:
-            groups = failure_groups(given_filters(options))
+            groups = failure_groups(filters)
         except InvalidInput as exc:
             raise filter_problem(exc) from None
         if json:
             self.out(as_json(FailureGroupListSerializer({"data": groups, "total": len(groups)}).data))
             return
         if not groups:
-            self.out("the dead-letter queue is empty" + (" for these filters" if given_filters(options) else ""))
+            self.out("the dead-letter queue is empty" + (" for these filters" if filters else ""))
             return
         rows = [
-            (g.count, g.channel, g.kind, shorten(g.error, 80), when(g.first_at), when(g.last_at), g.sample_id) for g in groups
+            (g.count, g.channel, g.kind, shorten(g.error, 80), when(g.first_at), when(g.last_at), g.sample_id)
+            for g in groups
         ]
         self.out(tabulate(rows, headers=("Count", "Channel", "Kind", "Cause", "First", "Last", "Example")))
         self.out(

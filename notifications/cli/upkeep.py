@@ -13,6 +13,7 @@ from notifications.cli.common import (
     USAGE,
     Subcommands,
     as_json,
+    counter,
     delivery_hint,
     int_between,
     positive_duration,
@@ -37,9 +38,13 @@ class UpkeepCommands(Subcommands):
             "are skipped, so it can be run again. Pending and failed rows are delivered by this service's workers "
             "afterwards: stop certctl's scheduler first.",
         )
-        importing.add_argument("--database-url", required=True, help="certctl's database, postgres://user:password@host:port/name")
+        importing.add_argument(
+            "--database-url", required=True, help="certctl's database, postgres://user:password@host:port/name"
+        )
         importing.add_argument("--dry-run", action="store_true", help="read and count everything, write nothing")
-        importing.add_argument("--batch-size", type=int_between(1, 10_000), default=1000, help="rows per read and write (default 1000)")
+        importing.add_argument(
+            "--batch-size", type=int_between(1, 10_000), default=1000, help="rows per read and write (default 1000)"
+        )
 
         commands.add_parser("sweep", help="deliver pending notifications and due retries once, now")
 
@@ -47,7 +52,8 @@ class UpkeepCommands(Subcommands):
         stats.add_argument("--json", action="store_true", help="print the REST API's /api/v1/stats/summary JSON")
         stats.add_argument(
             "--recount", action="store_true",
-            help="count the events again and repair the stored counts (PostgreSQL keeps them); prints any that were wrong",
+            help="count the events again and repair the stored counts (PostgreSQL keeps them); "
+            "prints any that were wrong",
         )
 
         purge = commands.add_parser(
@@ -70,7 +76,7 @@ class UpkeepCommands(Subcommands):
         try:
             report = certctl_import.import_certctl(
                 database_url, dry_run=dry_run, batch_size=batch_size,
-                on_total=lambda total: bar.reset(total=total), on_progress=bar.update,
+                on_total=lambda total: bar.reset(total=total), on_progress=counter(bar),
             )
         except certctl_import.SourceError as exc:
             raise CommandError(f"nothing imported: {exc}", returncode=NOT_FOUND_OR_REFUSED) from None
@@ -82,10 +88,10 @@ class UpkeepCommands(Subcommands):
         self.out(f"certctl database {source}: {report.rows} notification events read")
         self.out(f"{verb} {report.imported_total} ({states})")
         if report.marked_read:
-            self.out(
-                f"  {report.marked_read} of them read in certctl, now marked read"
-                + (f"; {report.read_before_delivery} were read before delivery and are dead (never sent)" if report.read_before_delivery else "")
-            )
+            line = f"  {report.marked_read} of them read in certctl, now marked read"
+            if report.read_before_delivery:
+                line += f"; {report.read_before_delivery} were read before delivery and are dead (never sent)"
+            self.out(line)
         self.out(f"already here, left alone: {report.already_present}")
         if report.invalid:
             self.stderr.write(f"not importable, skipped: {len(report.invalid)}")
@@ -100,10 +106,11 @@ class UpkeepCommands(Subcommands):
 
     # --- sweep ----------------------------------------------------------------
 
-    def handle_sweep(self, **_):
+    def handle_sweep(self, **_: Any) -> None:
         # One pass takes pending events first, then due retries, until none is left.
         report = passes.process_pending()
-        counts = ", ".join(f"{report.outcomes.get(status, 0)} {status}" for status in (Status.SENT, Status.FAILED, Status.DEAD))
+        outcomes = (Status.SENT, Status.FAILED, Status.DEAD)
+        counts = ", ".join(f"{report.outcomes.get(status, 0)} {status}" for status in outcomes)
         if report.outcomes.get(LEASE_LOST):
             # Another worker or an operator changed the event while we sent it; our result was not applied.
             counts += f", {report.outcomes[LEASE_LOST]} overtaken by a requeue or another worker"
@@ -111,7 +118,7 @@ class UpkeepCommands(Subcommands):
             counts += f", {report.outcomes[RELEASED]} not started in time and released for the next pass"
         self.out(f"sweep: {report.claimed} claimed (pending and due retries): {counts} ({report.duration_s:.2f}s)")
 
-    def handle_stats(self, *, json, recount, **_):
+    def handle_stats(self, *, json: bool, recount: bool, **_: Any) -> None:
         if recount:
             self._recount()
         summary = stats_summary()
@@ -127,7 +134,10 @@ class UpkeepCommands(Subcommands):
             ("dead, not dismissed", summary["notifications_dead_unacknowledged"]),
             ("total", summary["notifications_total"]),
             ("unread", summary["notifications_unread"]),
-            ("oldest due retry", f"{when(oldest)} ({summary['oldest_due_retry_age_seconds']}s overdue)" if oldest else "none"),
+            (
+                "oldest due retry",
+                f"{when(oldest)} ({summary['oldest_due_retry_age_seconds']}s overdue)" if oldest else "none",
+            ),
         ]
         self.out(tabulate(rows, headers=("Notifications", "Count")))
 
@@ -142,7 +152,10 @@ class UpkeepCommands(Subcommands):
                 f"repaired {channel} {status} {'unread' if unread else 'read'}: was {repair.counted}, "
                 f"counted {repair.actual}"
             )
-        self.out(f"recounted: {len(repairs)} stored counts were wrong and are repaired" if repairs else "recounted: every stored count was right")
+        if repairs:
+            self.out(f"recounted: {len(repairs)} stored counts were wrong and are repaired")
+        else:
+            self.out("recounted: every stored count was right")
 
     # --- purge ----------------------------------------------------------------
 

@@ -14,9 +14,12 @@ def new_nonce() -> str:
 
 
 def fence(text: object, nonce: str) -> str | None:
-    """Wrap untrusted text; any fence tag inside it is escaped so that it cannot close (or fake) a fence."""
+    """Wrap untrusted text; any fence tag inside it is escaped so that it cannot close (or fake) a fence. None and ""
+    stay as they are: they hold no text from outside."""
     if text is None:
         return None
+    if text == "":
+        return ""
     neutral = _FENCE_TAG.sub(r"&lt;\1", str(text))
     return f"<untrusted-data-{nonce}>{neutral}</untrusted-data-{nonce}>"
 

@@ -7,32 +7,37 @@ as Actor("mcp", "mcp"). Every string that came from outside is untrusted: each t
 a random per-call nonce (notifications.mcp.fencing), so an alert cannot pose as instructions to the assistant.
 """
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import Field
 
 from notifications.actors import Actor
 from notifications.errors import InvalidInput, ServiceError
-from notifications.filtersets import ISO_TIME_PATTERN, filters_given
+from notifications.filtersets import STATE_FILTERS
 from notifications.keys import match_named_key
 from notifications.mcp import answers
+from notifications.mcp.arguments import offering_filters
 from notifications.mcp.fencing import fence_note, new_nonce
-from notifications.models import Channel, EventType, ListedStatus, Status
-from notifications.queries.events import DEFAULT_PER_PAGE, MAX_BULK_IDS, MAX_PER_PAGE
+from notifications.models import Channel
+from notifications.queries.events import DEFAULT_PER_PAGE, MAX_BULK_IDS, MAX_PER_PAGE, SAMPLE_SIZE
+from notifications.serializers import BULK_MARK_READ, BULK_REQUEUE, BulkAction
 
 MCP_ACTOR = Actor("mcp", "mcp")
+# What the functions of notifications.mcp.answers return: a JSON object.
+Answer = dict[str, Any]
 
-StatusName = Literal[tuple(ListedStatus.values)]
-DeliveryStatusName = Literal[tuple(Status.values)]
-ChannelName = Literal[tuple(Channel.values)]
-TypeName = Literal[tuple(EventType.values)]
+if TYPE_CHECKING:
+    ChannelName = str
+else:  # the SDK reads the choices from the annotation
+    ChannelName = Literal[tuple(Channel.values)]
 EventId = Annotated[str, Field(min_length=1, max_length=64, description="Notification id, e.g. notif-01J…")]
 
 INSTRUCTIONS = (
@@ -66,8 +71,8 @@ def identity_from_settings() -> Identity:
     return Identity(Actor(named.name, "mcp"), admin=named.admin, key_name=named.name)
 
 
-def _with_fresh_connection(function):
-    def run(*args):
+def _with_fresh_connection(function: Callable[..., Answer]) -> Callable[..., Answer]:
+    def run(*args: Any) -> Answer:
         close_old_connections()
         try:
             return function(*args)
@@ -77,7 +82,7 @@ def _with_fresh_connection(function):
     return run
 
 
-async def _db(function, *args):
+async def _db(function: Callable[..., Answer], *args: Any) -> Answer:
     """Django forbids the sync ORM on the event loop; one dedicated thread keeps its connection."""
     return await sync_to_async(_with_fresh_connection(function), thread_sensitive=True)(*args)
 
@@ -85,18 +90,18 @@ async def _db(function, *args):
 # --- tool results ---------------------------------------------------------------
 
 
-def _result(payload, nonce=None):
-    content = [TextContent(type="text", text=json.dumps(payload, ensure_ascii=False, indent=1))]
+def _result(payload: Answer, nonce: str | None = None) -> CallToolResult:
+    content: list[ContentBlock] = [TextContent(type="text", text=json.dumps(payload, ensure_ascii=False, indent=1))]
     if nonce:
         content.insert(0, TextContent(type="text", text=fence_note(nonce)))
     return CallToolResult(content=content, structured_content=payload)
 
 
-def _error(message):
+def _error(message: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
-async def _call(function, *args, fenced=True):
+async def _call(function: Callable[..., Answer], *args: Any, fenced: bool = True) -> CallToolResult:
     """`function(*args, nonce)` on the database thread (without the nonce when not `fenced`: its result holds no
     text from outside), as a tool result that starts with the fence note."""
     nonce = new_nonce() if fenced else None
@@ -107,9 +112,12 @@ async def _call(function, *args, fenced=True):
     return _result(payload, nonce)
 
 
-def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool, dry_run: bool = False) -> CallToolResult | None:
+def _writes_refused(
+    tool_name: str, identity: Identity, needs_admin: bool, dry_run: bool = False
+) -> CallToolResult | None:
     """Writes need CERTCTL_MCP_ALLOW_WRITES=true (a dry run changes nothing, so it does not); requeueing also needs
-    an admin key when the server acts as a key. Marking read does not: a read-only key may do it, as in the REST API."""
+    an admin key when the server acts as a key. Marking read does not: a read-only key may do it, as in the REST
+    API."""
     if not settings.CERTCTL_MCP_ALLOW_WRITES and not dry_run:
         return _error(
             f"{tool_name} changes data, and writes through MCP are disabled. To enable them, set "
@@ -124,32 +132,36 @@ def _writes_refused(tool_name: str, identity: Identity, needs_admin: bool, dry_r
     return None
 
 
-def _filters(**given: str | None) -> dict[str, str]:
-    return filters_given(given)
-
-
-def _bulk_arguments(ids: list[str] | None, filters: dict[str, str]) -> CallToolResult | None:
+async def _bulk(
+    action: BulkAction, actor: Actor, ids: list[str] | None, filters: dict[str, str], dry_run: bool
+) -> CallToolResult:
     if ids is not None and filters:
         return _error(InvalidInput({"ids": "give either a list of ids or a filter, not both"}).message)
-    return None
+    return await _call(answers.bulk, action, actor, ids, None if ids is not None else filters, dry_run)
 
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 CHANGES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
 
+PAGE = Annotated[int, Field(ge=1, description="Page number, from 1.")]
+PER_PAGE = Annotated[
+    int, Field(ge=1, description=f"Events per page, 1 to {MAX_PER_PAGE}; larger values are clamped to {MAX_PER_PAGE}.")
+]
+DRY_RUN = Annotated[
+    bool,
+    Field(description=f"true: change nothing; answer how many would change, how many would be skipped and up to "
+          f"{SAMPLE_SIZE} of their ids."),
+]
 
-STATUS_FILTER = (
-    'As certctl filters: "read" = events an operator acknowledged; pending, sent, failed or dead = events in that '
-    "delivery state not yet read ('dead' is the dead-letter queue awaiting an operator)."
-)
-DELIVERY_STATUS_FILTER = "Only events in this delivery state, read or not."
-TIME = Annotated[str | None, Field(max_length=40, pattern=ISO_TIME_PATTERN)]
-CREATED_AFTER = "Only events created at or after this time (ISO 8601, e.g. 2026-11-29T09:00:00Z; UTC without offset)."
-CREATED_BEFORE = "Only events created before this time (ISO 8601)."
-FAILED_AFTER = "Only failed or dead events whose last attempt was at or after this time (ISO 8601)."
-FAILED_BEFORE = "Only failed or dead events whose last attempt was before this time (ISO 8601)."
-ERROR_FILTER = "Only events whose last error contains this text, in any letter case."
-DRY_RUN = "true: change nothing; answer how many would change, how many would be skipped and up to 20 of their ids."
+
+IDS_TO_MARK_READ = Annotated[
+    list[EventId] | None,
+    Field(max_length=MAX_BULK_IDS, description="Notification ids to mark read; or give filters instead."),
+]
+IDS_TO_REQUEUE = Annotated[
+    list[EventId] | None,
+    Field(max_length=MAX_BULK_IDS, description="Notification ids to requeue; or give filters instead."),
+]
 
 
 def build_server(identity: Identity | None = None) -> MCPServer:
@@ -158,30 +170,14 @@ def build_server(identity: Identity | None = None) -> MCPServer:
     server = MCPServer("certctl-notifications", instructions=INSTRUCTIONS)
 
     @server.tool(name="certctl_list_notifications", annotations=READ_ONLY)
+    @offering_filters()
     async def list_notifications(
-        page: Annotated[int, Field(ge=1, description="Page number, from 1.")] = 1,
-        per_page: Annotated[
-            int, Field(ge=1, description=f"Events per page, 1 to {MAX_PER_PAGE}; larger values are clamped to {MAX_PER_PAGE}.")
-        ] = DEFAULT_PER_PAGE,
-        status: Annotated[StatusName | None, Field(description=STATUS_FILTER)] = None,
-        delivery_status: Annotated[DeliveryStatusName | None, Field(description=DELIVERY_STATUS_FILTER)] = None,
-        channel: Annotated[ChannelName | None, Field(description="Only events for this channel.")] = None,
-        type: Annotated[TypeName | None, Field(description="Only events of this type.")] = None,
-        certificate_id: Annotated[str | None, Field(max_length=255, description="Only events about this certificate.")] = None,
-        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
-        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
-        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
-        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
-        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
+        filters: dict[str, str], page: PAGE = 1, per_page: PER_PAGE = DEFAULT_PER_PAGE
     ) -> CallToolResult:
-        """List notification events, newest first, as {"data", "total", "page", "per_page"} like the REST API.
-        Each event's status is "read" once acknowledged (as in certctl); delivery_status is always its delivery state."""
-        filters = _filters(
-            status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id,
-            created_after=created_after, created_before=created_before, failed_after=failed_after,
-            failed_before=failed_before, error=error,
-        )
-        return await _call(answers.list_page, page, min(per_page, MAX_PER_PAGE), filters)
+        """List notification events, newest first, as {"data", "total", "page", "per_page"} like the REST API, with
+        the REST API's filters. Each event's status is "read" once acknowledged (as in certctl); delivery_status is
+        always its delivery state."""
+        return await _call(answers.list_page, page, per_page, filters)
 
     @server.tool(name="certctl_get_notification", annotations=READ_ONLY)
     async def get_notification(id: EventId) -> CallToolResult:
@@ -192,93 +188,49 @@ def build_server(identity: Identity | None = None) -> MCPServer:
     async def mark_notification_read(id: EventId) -> CallToolResult:
         """Acknowledge a notification: its status becomes "read"; a dead one is dismissed from the dead-letter queue.
         Delivery is untouched (a pending one is still sent). Needs CERTCTL_MCP_ALLOW_WRITES=true."""
-        return _writes_refused("certctl_mark_notification_read", identity, needs_admin=False) or await _call(answers.mark_read, actor, id)
+        refused = _writes_refused("certctl_mark_notification_read", identity, needs_admin=False)
+        return refused or await _call(answers.mark_read, actor, id)
 
     @server.tool(name="certctl_mark_notifications_read", annotations=CHANGES)
+    @offering_filters()
     async def mark_notifications_read(
-        ids: Annotated[
-            list[EventId] | None, Field(max_length=MAX_BULK_IDS, description="Notification ids to mark read; or give a filter instead.")
-        ] = None,
-        status: Annotated[StatusName | None, Field(description="Filter, as in the list; 'dead' dismisses the dead-letter queue.")] = None,
-        delivery_status: Annotated[DeliveryStatusName | None, Field(description=DELIVERY_STATUS_FILTER)] = None,
-        channel: Annotated[ChannelName | None, Field(description="Filter: only this channel.")] = None,
-        type: Annotated[TypeName | None, Field(description="Filter: only this event type.")] = None,
-        certificate_id: Annotated[str | None, Field(max_length=255, description="Filter: only this certificate.")] = None,
-        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
-        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
-        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
-        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
-        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
-        dry_run: Annotated[bool, Field(description=DRY_RUN)] = False,
+        filters: dict[str, str], ids: IDS_TO_MARK_READ = None, dry_run: DRY_RUN = False
     ) -> CallToolResult:
-        """Mark many notifications read (dismiss dead ones) by id list or by filter; unknown or already read ones are
-        skipped. Returns {"marked_read", "skipped"}, or with dry_run {"would_mark_read", "skipped", "sample"}.
-        Delivery is untouched. Needs CERTCTL_MCP_ALLOW_WRITES=true, except for a dry run."""
-        filters = _filters(
-            status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id,
-            created_after=created_after, created_before=created_before, failed_after=failed_after,
-            failed_before=failed_before, error=error,
-        )
+        """Mark many notifications read (dismiss dead ones) by id list or by the list's filters (status="dead"
+        dismisses the dead-letter queue); unknown or already read ones are skipped. Returns {"marked_read",
+        "skipped"}, or with dry_run {"would_mark_read", "skipped", "sample"}. Delivery is untouched. Needs
+        CERTCTL_MCP_ALLOW_WRITES=true, except for a dry run."""
         refused = _writes_refused("certctl_mark_notifications_read", identity, needs_admin=False, dry_run=dry_run)
-        refused = refused or _bulk_arguments(ids, filters)
-        return refused or await _call(answers.mark_read_many, actor, ids, None if ids is not None else filters, dry_run)
+        return refused or await _bulk(BULK_MARK_READ, actor, ids, filters, dry_run)
 
     @server.tool(name="certctl_requeue_notification", annotations=CHANGES)
     async def requeue_notification(id: EventId) -> CallToolResult:
-        """Send a failed or dead notification again: back to pending with fresh retry counters, unread (history is kept).
-        Sent or pending notifications are refused. Needs CERTCTL_MCP_ALLOW_WRITES=true and, when CERTCTL_API_KEY is
-        set, an admin key."""
-        return _writes_refused("certctl_requeue_notification", identity, needs_admin=True) or await _call(answers.requeue, actor, id)
+        """Send a failed or dead notification again: back to pending with fresh retry counters, unread (history is
+        kept). Sent or pending notifications are refused. Needs CERTCTL_MCP_ALLOW_WRITES=true and, when
+        CERTCTL_API_KEY is set, an admin key."""
+        refused = _writes_refused("certctl_requeue_notification", identity, needs_admin=True)
+        return refused or await _call(answers.requeue, actor, id)
 
     @server.tool(name="certctl_requeue_notifications", annotations=CHANGES)
+    @offering_filters()
     async def requeue_notifications(
-        ids: Annotated[
-            list[EventId] | None, Field(max_length=MAX_BULK_IDS, description="Notification ids to requeue; or give a filter instead.")
-        ] = None,
-        status: Annotated[StatusName | None, Field(description="Filter, as in the list: requeue matching events (failed or dead).")] = None,
-        delivery_status: Annotated[DeliveryStatusName | None, Field(description=DELIVERY_STATUS_FILTER)] = None,
-        channel: Annotated[ChannelName | None, Field(description="Filter: only this channel.")] = None,
-        type: Annotated[TypeName | None, Field(description="Filter: only this event type.")] = None,
-        certificate_id: Annotated[str | None, Field(max_length=255, description="Filter: only this certificate.")] = None,
-        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
-        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
-        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
-        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
-        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
-        dry_run: Annotated[bool, Field(description=DRY_RUN)] = False,
+        filters: dict[str, str], ids: IDS_TO_REQUEUE = None, dry_run: DRY_RUN = False
     ) -> CallToolResult:
-        """Requeue many notifications by id list or by filter; events not failed/dead (or unknown) are skipped.
-        status="dead" with failed_after recovers everything that died since then. Returns {"requeued", "skipped"}, or
-        with dry_run {"would_requeue", "skipped", "sample"}. Needs CERTCTL_MCP_ALLOW_WRITES=true (not for a dry run)
-        and, when CERTCTL_API_KEY is set, an admin key."""
-        filters = _filters(
-            status=status, delivery_status=delivery_status, channel=channel, type=type, certificate_id=certificate_id,
-            created_after=created_after, created_before=created_before, failed_after=failed_after,
-            failed_before=failed_before, error=error,
-        )
+        """Requeue many notifications by id list or by the list's filters; events not failed/dead (or unknown) are
+        skipped. status="dead" with failed_after recovers everything that died since then. Returns {"requeued",
+        "skipped"}, or with dry_run {"would_requeue", "skipped", "sample"}. Needs CERTCTL_MCP_ALLOW_WRITES=true (not
+        for a dry run) and, when CERTCTL_API_KEY is set, an admin key."""
         refused = _writes_refused("certctl_requeue_notifications", identity, needs_admin=True, dry_run=dry_run)
-        refused = refused or _bulk_arguments(ids, filters)
-        return refused or await _call(answers.requeue_many, actor, ids, None if ids is not None else filters, dry_run)
+        return refused or await _bulk(BULK_REQUEUE, actor, ids, filters, dry_run)
 
     @server.tool(name="certctl_dead_letter_groups", annotations=READ_ONLY)
-    async def dead_letter_groups(
-        channel: Annotated[ChannelName | None, Field(description="Only this channel.")] = None,
-        type: Annotated[TypeName | None, Field(description="Only this event type.")] = None,
-        certificate_id: Annotated[str | None, Field(max_length=255, description="Only this certificate.")] = None,
-        created_after: Annotated[TIME, Field(description=CREATED_AFTER)] = None,
-        created_before: Annotated[TIME, Field(description=CREATED_BEFORE)] = None,
-        failed_after: Annotated[TIME, Field(description=FAILED_AFTER)] = None,
-        failed_before: Annotated[TIME, Field(description=FAILED_BEFORE)] = None,
-        error: Annotated[str | None, Field(max_length=200, description=ERROR_FILTER)] = None,
-    ) -> CallToolResult:
+    @offering_filters(excluded=STATE_FILTERS)
+    async def dead_letter_groups(filters: dict[str, str]) -> CallToolResult:
         """The dead-letter queue (dead, not dismissed) grouped by channel, kind and cause, largest group first:
         {"data": [{"channel", "kind", "error", "count", "first_at", "last_at", "sample_id"}], "total"}. kind is
         permanent (a refusal retrying cannot fix) or transient (retries ran out). In `error`, the cause, ids, numbers,
-        hex strings, UUIDs and times are replaced by <id>, <n>, <hex>, <uuid> and <time>; an HTTP status stays."""
-        filters = _filters(
-            channel=channel, type=type, certificate_id=certificate_id, created_after=created_after,
-            created_before=created_before, failed_after=failed_after, failed_before=failed_before, error=error,
-        )
+        hex strings, UUIDs and times are replaced by <id>, <n>, <hex>, <uuid> and <time>; an HTTP status stays.
+        Takes the list's filters but the states."""
         return await _call(answers.groups, filters)
 
     @server.tool(name="certctl_list_channels", annotations=READ_ONLY)
@@ -291,13 +243,15 @@ def build_server(identity: Identity | None = None) -> MCPServer:
     async def pause_channel(channel: ChannelName) -> CallToolResult:
         """Pause a channel for a maintenance window: its alerts wait, spending no retries, until it is resumed.
         Needs CERTCTL_MCP_ALLOW_WRITES=true and, when CERTCTL_API_KEY is set, an admin key."""
-        return _writes_refused("certctl_pause_channel", identity, needs_admin=True) or await _call(answers.pause_or_resume, actor, channel, True)
+        refused = _writes_refused("certctl_pause_channel", identity, needs_admin=True)
+        return refused or await _call(answers.pause_or_resume, actor, channel, True)
 
     @server.tool(name="certctl_resume_channel", annotations=CHANGES)
     async def resume_channel(channel: ChannelName) -> CallToolResult:
         """Resume a paused channel: its waiting alerts are delivered at once. Needs CERTCTL_MCP_ALLOW_WRITES=true and,
         when CERTCTL_API_KEY is set, an admin key."""
-        return _writes_refused("certctl_resume_channel", identity, needs_admin=True) or await _call(answers.pause_or_resume, actor, channel, False)
+        refused = _writes_refused("certctl_resume_channel", identity, needs_admin=True)
+        return refused or await _call(answers.pause_or_resume, actor, channel, False)
 
     @server.tool(name="certctl_dashboard_summary", annotations=READ_ONLY)
     async def dashboard_summary() -> CallToolResult:

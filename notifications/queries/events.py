@@ -3,14 +3,17 @@ bulk action selects and what it would do to them (its dry run)."""
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.paginator import Page as DjangoPage
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from notifications.errors import EventNotFound, InvalidInput
-from notifications.filtersets import FILTER_NAMES, NotificationFilterSet, filters_given, form_errors
+from notifications.filtersets import NotificationFilterSet, filters_given, form_errors
 from notifications.models import EventQuerySet, NotificationAttempt, NotificationEvent, OperatorAction, Status
 from notifications.queries import counts
 
@@ -63,9 +66,10 @@ def retry_display(event: NotificationEvent) -> str:
 def filter_events(events: EventQuerySet, filters: Mapping[str, Any]) -> EventQuerySet:
     """Apply list filters (notifications.filtersets, the same set as every list): unknown names or bad values raise
     InvalidInput naming the field."""
-    errors = {name: f"not a notification filter; use {', '.join(FILTER_NAMES)}" for name in sorted(set(filters) - set(FILTER_NAMES))}
-    if errors:
-        raise InvalidInput(errors)
+    known = NotificationFilterSet.base_filters
+    unknown = sorted(set(filters) - set(known))
+    if unknown:
+        raise InvalidInput({name: f"not a notification filter; use {', '.join(known)}" for name in unknown})
     filterset = NotificationFilterSet(data={name: str(value) for name, value in filters.items()}, queryset=events)
     if not filterset.is_valid():
         raise InvalidInput(form_errors(filterset.form))
@@ -74,14 +78,6 @@ def filter_events(events: EventQuerySet, filters: Mapping[str, Any]) -> EventQue
 
 
 # --- pages --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[NotificationEvent]
-    total: int  # every match, not just this page
-    page: int
-    per_page: int
 
 
 def matching_count(filters: Mapping[str, Any], events: EventQuerySet) -> int:
@@ -98,17 +94,57 @@ def page_of(queryset: QuerySet[Any], offset: int, limit: int) -> list[Any]:
     return list(queryset.filter(pk__in=keys)) if keys else []
 
 
-def list_page(filters: Mapping[str, Any], page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
-    """One page of the events `filters` select, newest first, with the total of every match. `per_page` is clamped
-    to 1..MAX_PER_PAGE; a page past the end is empty, with the real total."""
+if TYPE_CHECKING:
+    _Paginator = Paginator[NotificationEvent]
+else:  # Django's Paginator is generic in its stubs only.
+    _Paginator = Paginator
+
+
+class EventPaginator(_Paginator):
+    """The events `filters` select, newest first, in pages of `per_page`: the count from the stored counts
+    (matching_count), a page read through the index (page_of). Django's paginator, for the UI's page links;
+    list_page is the same for the API, the CLI and MCP."""
+
+    def __init__(self, filters: Mapping[str, Any] | None, per_page: int):
+        self.filters = filters_given(filters)
+        self.events = filter_events(NotificationEvent.objects.all(), self.filters).order_by(*LIST_ORDER)
+        super().__init__(self.events, per_page)
+
+    @cached_property
+    def count(self) -> int:
+        return matching_count(self.filters, self.events)
+
+    def rows(self, offset: int) -> list[NotificationEvent]:
+        """The page of events from `offset`; none past the end."""
+        return page_of(self.events, offset, self.per_page) if offset < self.count else []
+
+    def page(self, number: int | str) -> "DjangoPage[NotificationEvent]":
+        number = self.validate_number(number)
+        return DjangoPage(self.rows((number - 1) * self.per_page), number, self)
+
+
+def count_events(filters: Mapping[str, Any] | None) -> int:
+    """How many events `filters` select, as list_page counts them (what the UI's "… all matching" would consider)."""
     filters = filters_given(filters)
-    events = filter_events(NotificationEvent.objects.all(), filters).order_by(*LIST_ORDER)
+    return matching_count(filters, filter_events(NotificationEvent.objects.all(), filters))
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[NotificationEvent]
+    total: int  # every match, not just this page
+    page: int
+    per_page: int
+
+
+def list_page(filters: Mapping[str, Any] | None, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    """One page of the events `filters` select, newest first, with the total of every match: the one read of the
+    notification list behind the API, the CLI and MCP. `per_page` is clamped to 1..MAX_PER_PAGE; a page past the
+    end is empty, with the real total."""
+    pages = EventPaginator(filters, min(max(per_page, 1), MAX_PER_PAGE))
     if page < 1:
         raise InvalidInput({"page": f"must be 1 or more, got {page}"})
-    per_page = min(max(per_page, 1), MAX_PER_PAGE)
-    total = matching_count(filters, events)
-    offset = (page - 1) * per_page
-    return Page(page_of(events, offset, per_page) if offset < total else [], total, page, per_page)
+    return Page(pages.rows((page - 1) * pages.per_page), pages.count, page, pages.per_page)
 
 
 # --- bulk selections and their dry runs ------------------------------------------
@@ -124,7 +160,8 @@ def selection(ids: Iterable[str] | None, filters: Mapping[str, Any] | None) -> t
         return NotificationEvent.objects.filter(id__in=[i for i in ids if not impossible_id(i)]), len(ids)
     filters = filters_given(filters)
     if not filters:
-        raise InvalidInput({"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"})
+        known = ", ".join(NotificationFilterSet.base_filters)
+        raise InvalidInput({"ids": f"give a list of ids or at least one filter ({known})"})
     return filter_events(NotificationEvent.objects.all(), filters), None
 
 

@@ -3,11 +3,9 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
 
 from notifications.filtersets import TimeField
-from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, NotificationEvent, Status
-from notifications.queries.events import filter_events
+from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, Status
 
 TAB_ALL = "all"
 TAB_DEAD = "dead"
@@ -118,9 +116,6 @@ class NotificationFilterForm(forms.Form):
             if not show_dismissed:
                 filters["read"] = "false"
         return filters
-
-    def queryset(self) -> QuerySet[NotificationEvent]:
-        return filter_events(NotificationEvent.objects.all(), self.service_filters())
 
     def describe(self):
         """The filters in words, for confirmations: "channel Webhook, text "timeout""."""

@@ -3,15 +3,13 @@ download of what the list shows."""
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils.functional import cached_property
 
 from notifications.errors import EventNotFound
-from notifications.models import NotificationEvent
-from notifications.queries.events import EventHistory, event_with_history, matching_count, page_of
+from notifications.queries.events import EventHistory, EventPaginator, count_events, event_with_history
 from notifications.queries.export import CsvExport, csv_response
 from notifications.queries.groups import FailureGroup, failure_groups
 from notifications.web.common import CHANGE_PERMISSION, list_url
@@ -20,27 +18,9 @@ from notifications.web.forms import TAB_DEAD, NotificationFilterForm
 PAGE_SIZE = 50
 
 
-class CountedPaginator(Paginator):
-    """A paginator told its count, so that a page of a year of history does not count it all, and reading
-    a deep page through the index (queries.events.page_of, as queries.events.list_page does)."""
-
-    def __init__(self, object_list: Any, per_page: int, count: int):
-        super().__init__(object_list, per_page)
-        self.known_count = count
-
-    @cached_property
-    def count(self) -> int:
-        return self.known_count
-
-    def page(self, number: Any) -> Page:
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        return self._get_page(page_of(self.object_list, bottom, self.per_page), number, self)
-
-
 def matching(form: NotificationFilterForm) -> int:
-    """How many events the form's filters select: from the stored counts when they are status, channel and tab only."""
-    return matching_count(form.service_filters(), form.queryset())
+    """How many events the form's filters select, as the list counts them."""
+    return count_events(form.service_filters())
 
 
 @login_required
@@ -52,8 +32,8 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     groups = _with_list_urls(failure_groups(form.service_filters()), form) if grouped else []
     page = None
     if not grouped:
-        events = form.queryset() if valid else NotificationEvent.objects.none()
-        page = CountedPaginator(events, PAGE_SIZE, matching(form) if valid else 0).get_page(request.GET.get("page"))
+        pages = EventPaginator(form.service_filters(), PAGE_SIZE) if valid else Paginator([], PAGE_SIZE)
+        page = pages.get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("fragment", None)
     return_to = request.path + (f"?{params.urlencode()}" if params else "")

@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.receivers import Reply
+from tests.receivers import Receiver, Reply
 
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 
 
 @pytest.fixture(scope="module")
-def database_url(tmp_path_factory):
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.sqlite3'}"
     run_manage(["migrate", "--verbosity", "0"], url).check_returncode()
     return url
 
 
-def run_manage(args, database_url, **env):
+def run_manage(args: list[str], database_url: str, **env: str) -> subprocess.CompletedProcess[str]:
     # Only what this run needs: no broker (REDIS_URL), no channel settings from the developer's shell.
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CERTCTL_", "REDIS_", "DATABASE_", "DJANGO_"))}
     clean.update(
@@ -30,11 +30,12 @@ def run_manage(args, database_url, **env):
         DATABASE_URL=database_url, CERTCTL_LOG_LEVEL="WARNING", **env,
     )
     return subprocess.run(
-        [sys.executable, str(MANAGE_PY), *args], env=clean, capture_output=True, text=True, timeout=60, cwd=MANAGE_PY.parent
+        [sys.executable, str(MANAGE_PY), *args], env=clean, capture_output=True, text=True, timeout=60,
+        cwd=MANAGE_PY.parent,
     )
 
 
-def test_usage_errors_exit_2_with_argparse_usage(database_url):
+def test_usage_errors_exit_2_with_argparse_usage(database_url: str) -> None:
     bad_type = run_manage(
         ["notifications", "send", "--type", "Expired", "--channel", "Webhook", "--recipient", "r", "--message", "m"],
         database_url,
@@ -48,11 +49,11 @@ def test_usage_errors_exit_2_with_argparse_usage(database_url):
     assert "the following arguments are required: SUBCOMMAND" in no_subcommand.stderr
 
 
-def test_send_fail_requeue_sweep_sent_and_the_exit_code_of_each_step(database_url, receiver):
+def test_send_fail_requeue_sweep_sent_and_the_exit_code_of_each_step(database_url: str, receiver: Receiver) -> None:
     """The issue's walkthrough with one attempt allowed, so that the first failure is final and nothing waits."""
     receiver.reply_with(Reply(status=500, body="receiver broken"))
 
-    def cli(*args):
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return run_manage(
             ["notifications", *args], database_url,
             CERTCTL_WEBHOOK_URL=receiver.url + "/hook", CERTCTL_NOTIFICATION_MAX_ATTEMPTS="1",
@@ -85,7 +86,8 @@ def test_send_fail_requeue_sweep_sent_and_the_exit_code_of_each_step(database_ur
     refused = cli("requeue", event_id)
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        f"CommandError: not requeued: notification {event_id} is sent; only failed or dead notifications can be requeued"
+        f"CommandError: not requeued: notification {event_id} is sent; "
+        "only failed or dead notifications can be requeued"
     )
     unknown = cli("show", "notif-unknown")
     assert unknown.returncode == 1

@@ -2,26 +2,29 @@
 import csv
 import io
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from notifications.engine import passes
 from notifications.filtersets import TIME_RANGE_ERROR
+from notifications.models import NotificationEvent
 from notifications.queries import export
 from notifications.queries.events import get_event
-from tests.cli.conftest import cli, cli_error
+from tests.cli.conftest import MakeEvent, cli, cli_error
 from tests.deliveries import deliver_now
-from tests.receivers import Reply
+from tests.receivers import Receiver, Reply
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 API_KEY = "cli-test-reader-7c41"
 
 
 @pytest.fixture
-def events(make_event):
+def events(make_event: MakeEvent) -> list[NotificationEvent]:
     """Five events, oldest first: two dead Slack, one dead Webhook, two pending Webhook."""
     made = []
     for minute, channel in enumerate(["Slack", "Slack", "Webhook", "Webhook", "Webhook"]):
@@ -32,7 +35,7 @@ def events(make_event):
     return [get_event(event.id) for event in made]
 
 
-def test_list_table_is_newest_first_with_status_retry_and_the_real_total(events):
+def test_list_table_is_newest_first_with_status_retry_and_the_real_total(events: list[NotificationEvent]) -> None:
     run = cli("list", "--per-page", "2")
 
     rows = [line for line in run.out.splitlines() if line.startswith("notif-")]
@@ -41,13 +44,13 @@ def test_list_table_is_newest_first_with_status_retry_and_the_real_total(events)
     assert "1-2 of 5 (page 1 of 3); next: --page 2" in run.out
 
 
-def test_list_second_page_continues_where_the_first_ended(events):
+def test_list_second_page_continues_where_the_first_ended(events: list[NotificationEvent]) -> None:
     run = cli("list", "--per-page", "2", "--page", "2", "--json")
 
     assert [e["id"] for e in run.json()["data"]] == [events[2].id, events[1].id]
 
 
-def test_list_filters_by_status_and_channel_in_any_letter_case(events):
+def test_list_filters_by_status_and_channel_in_any_letter_case(events: list[NotificationEvent]) -> None:
     run = cli("list", "--status", "DEAD", "--channel", "slack", "--json")
 
     body = run.json()
@@ -56,10 +59,10 @@ def test_list_filters_by_status_and_channel_in_any_letter_case(events):
     assert {(e["status"], e["channel"]) for e in body["data"]} == {("dead", "Slack")}
 
 
-def test_list_json_is_the_rest_api_envelope_and_body(events, settings):
+def test_list_json_is_the_rest_api_envelope_and_body(events: list[NotificationEvent], settings: Settings) -> None:
     settings.CERTCTL_API_KEYS_NAMED = f"cli-test:{API_KEY}"
     rest = APIClient(headers={"Authorization": f"Bearer {API_KEY}"}).get(
-        "/api/v1/notifications", {"status": "dead", "per_page": 2, "page": 1}
+        "/api/v1/notifications", {"status": "dead", "per_page": "2", "page": "1"}
     )
 
     run = cli("list", "--status", "dead", "--per-page", "2", "--json")
@@ -70,27 +73,30 @@ def test_list_json_is_the_rest_api_envelope_and_body(events, settings):
     assert run.json()["per_page"] == 2
 
 
-def test_list_past_the_last_page_says_so_and_keeps_the_total(events):
+def test_list_past_the_last_page_says_so_and_keeps_the_total(events: list[NotificationEvent]) -> None:
     assert cli("list", "--page", "9", "--json").json() == {"data": [], "total": 5, "page": 9, "per_page": 50}
     assert "page 9 is past the end: 5 notifications make 1 page(s) of 50" in cli("list", "--page", "9").out
 
 
-def test_list_with_nothing_to_show(db):
+def test_list_with_nothing_to_show(db: None) -> None:
     assert "no notifications yet" in cli("list").out
     assert cli("list", "--status", "dead").out.strip() == "no notifications match"
 
 
 @pytest.mark.parametrize(
-    "args, complaint",
+    ("args", "complaint"),
     [
-        (["--status", "lost"], "argument --status: invalid choice: 'lost' (choose from 'pending', 'sent', 'failed', 'dead')"),
+        (
+            ["--status", "lost"],
+            "argument --status: invalid choice: 'lost' (choose from 'pending', 'sent', 'failed', 'dead')",
+        ),
         (["--channel", "Fax"], "argument --channel: invalid choice: 'Fax'"),
         (["--per-page", "501"], "argument --per-page: 501 is outside 1..500"),
         (["--page", "0"], "argument --page: 0 is less than 1"),
         (["--page", "two"], "argument --page: 'two' is not a whole number"),
     ],
 )
-def test_list_rejects_bad_arguments_as_usage_errors(db, args, complaint):
+def test_list_rejects_bad_arguments_as_usage_errors(db: None, args: Sequence[str], complaint: str) -> None:
     run = cli_error("list", *args)
 
     assert run.returncode == 2
@@ -98,15 +104,17 @@ def test_list_rejects_bad_arguments_as_usage_errors(db, args, complaint):
 
 
 class Terminal(io.StringIO):
-    def isatty(self):
+    def isatty(self) -> bool:
         return True
 
 
-def csv_rows(text):
+def csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_list_csv_streams_every_row_in_order_with_a_progress_bar_on_a_terminal(events, monkeypatch):
+def test_list_csv_streams_every_row_in_order_with_a_progress_bar_on_a_terminal(
+    events: list[NotificationEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(export, "CHUNK_ROWS", 2)
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
@@ -114,10 +122,13 @@ def test_list_csv_streams_every_row_in_order_with_a_progress_bar_on_a_terminal(e
     run = cli("list", "--format", "csv", "--per-page", "1")
 
     assert [row["id"] for row in csv_rows(run.out)] == [event.id for event in reversed(events)]
-    assert "notifications: 100%" in terminal.getvalue() and "5/5" in terminal.getvalue()
+    assert "notifications: 100%" in terminal.getvalue()
+    assert "5/5" in terminal.getvalue()
 
 
-def test_list_csv_prints_no_progress_bar_into_a_file_or_pipe(events, monkeypatch):
+def test_list_csv_prints_no_progress_bar_into_a_file_or_pipe(
+    events: list[NotificationEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
     not_a_terminal = io.StringIO()
     monkeypatch.setattr(sys, "stderr", not_a_terminal)
 
@@ -127,7 +138,7 @@ def test_list_csv_prints_no_progress_bar_into_a_file_or_pipe(events, monkeypatch
     assert not_a_terminal.getvalue() == ""
 
 
-def test_list_csv_with_a_bad_filter_exits_2_naming_it(db):
+def test_list_csv_with_a_bad_filter_exits_2_naming_it(db: None) -> None:
     run = cli_error("list", "--format", "csv", "--created-after", "0001-01-01")
 
     assert run.returncode == 2
@@ -135,7 +146,7 @@ def test_list_csv_with_a_bad_filter_exits_2_naming_it(db):
 
 
 @pytest.fixture
-def failed_once(webhook, make_event):
+def failed_once(webhook: Receiver, make_event: MakeEvent) -> NotificationEvent:
     """An event whose first delivery met a 500 from the local receiver."""
     webhook.reply_with(Reply(status=500, body="upstream broken"))
     event = make_event(channel="Webhook", certificate_id="mc-api-prod")
@@ -144,7 +155,7 @@ def failed_once(webhook, make_event):
     return get_event(event.id)
 
 
-def test_show_lists_the_failed_attempt_and_when_the_next_comes(failed_once):
+def test_show_lists_the_failed_attempt_and_when_the_next_comes(failed_once: NotificationEvent) -> None:
     with time_machine.travel(T0, tick=False):
         run = cli("show", failed_once.id)
 
@@ -154,13 +165,17 @@ def test_show_lists_the_failed_attempt_and_when_the_next_comes(failed_once):
     assert "Next retry   2026-11-28 12:01:00 UTC" in run.out
     assert "Attempts (1)" in run.out
     [attempt] = [line for line in run.out.splitlines() if line.lstrip().startswith("1  2026-11-28")]
-    assert "transient_failure" in attempt and "500" in attempt and "failed" in attempt
+    assert "transient_failure" in attempt
+    assert "500" in attempt
+    assert "failed" in attempt
     assert "Webhook receiver answered HTTP 500" in attempt
     assert "Operator actions (0)" in run.out
     assert "Next attempt at 2026-11-28 12:01:00 UTC" in run.out
 
 
-def test_show_json_has_the_event_its_attempts_and_operator_actions(failed_once, webhook):
+def test_show_json_has_the_event_its_attempts_and_operator_actions(
+    failed_once: NotificationEvent, webhook: Receiver
+) -> None:
     webhook.reply_with(Reply(status=404))
     with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
         passes.retry_sweep()  # a 404 is permanent: dead
@@ -177,11 +192,12 @@ def test_show_json_has_the_event_its_attempts_and_operator_actions(failed_once, 
     ]
     assert shown["attempts"][0]["started_at"] == "2026-11-28T12:00:00Z"
     [action] = shown["operator_actions"]
-    assert (action["action"], action["source"], action["previous_status"], action["bulk"]) == ("requeue", "cli", "dead", False)
+    assert (action["action"], action["source"], action["previous_status"]) == ("requeue", "cli", "dead")
+    assert action["bulk"] is False
     assert action["actor"]
 
 
-def test_show_dead_event_says_how_to_requeue_it(events):
+def test_show_dead_event_says_how_to_requeue_it(events: list[NotificationEvent]) -> None:
     run = cli("show", events[0].id)
 
     assert "Status       dead (Retry 1/5)" in run.out
@@ -189,7 +205,7 @@ def test_show_dead_event_says_how_to_requeue_it(events):
     assert f"then `manage.py notifications requeue {events[0].id}`" in run.out
 
 
-def test_show_unknown_id_exits_1_naming_it(db):
+def test_show_unknown_id_exits_1_naming_it(db: None) -> None:
     run = cli_error("show", "notif-missing")
 
     assert run.returncode == 1

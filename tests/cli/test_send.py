@@ -7,7 +7,7 @@ from tests.cli.conftest import cli, cli_error
 SEND = ["send", "--type", "ExpirationWarning", "--channel", "Webhook", "--recipient", "ops@example.com"]
 
 
-def test_send_creates_a_pending_event_with_every_field(db):
+def test_send_creates_a_pending_event_with_every_field(db: None) -> None:
     run = cli(
         *SEND, "--message", "api.example.com expires in 7 days", "--certificate-id", "mc-api-prod",
         "--severity", "critical", "--dedup-key", "mc-api-prod-7d",
@@ -20,7 +20,7 @@ def test_send_creates_a_pending_event_with_every_field(db):
     assert (event.certificate_id, event.severity, event.dedup_key) == ("mc-api-prod", "critical", "mc-api-prod-7d")
 
 
-def test_send_accepts_choices_in_any_letter_case(db):
+def test_send_accepts_choices_in_any_letter_case(db: None) -> None:
     cli(
         "send", "--type", "renewalfailure", "--channel", "PAGERDUTY", "--recipient", "svc", "--message", "m",
         "--severity", "Warning",
@@ -30,25 +30,28 @@ def test_send_accepts_choices_in_any_letter_case(db):
     assert (event.type, event.channel, event.severity) == ("RenewalFailure", "PagerDuty", "warning")
 
 
-def test_send_with_a_known_dedup_key_returns_the_existing_event(db):
+def test_send_with_a_known_dedup_key_returns_the_existing_event(db: None) -> None:
     cli(*SEND, "--message", "first", "--dedup-key", "k-1")
     first = NotificationEvent.objects.get()
 
     run = cli(*SEND, "--message", "second", "--dedup-key", "k-1")
 
-    assert f"notification {first.id} already exists with dedup key 'k-1' (status pending); nothing was created" in run.out
+    already = f"notification {first.id} already exists with dedup key 'k-1' (status pending); nothing was created"
+    assert already in run.out
     assert NotificationEvent.objects.get().message == "first"
 
 
-def test_send_unknown_type_is_a_usage_error_listing_the_types(db):
+def test_send_unknown_type_is_a_usage_error_listing_the_types(db: None) -> None:
     run = cli_error("send", "--type", "Expired", "--channel", "Webhook", "--recipient", "r", "--message", "m")
 
     assert run.returncode == 2
-    assert "argument --type: invalid choice: 'Expired' (choose from 'ExpirationWarning', 'RenewalSuccess'" in run.message
+    assert (
+        "argument --type: invalid choice: 'Expired' (choose from 'ExpirationWarning', 'RenewalSuccess'" in run.message
+    )
     assert not NotificationEvent.objects.exists()
 
 
-def test_send_without_required_options_is_a_usage_error(db):
+def test_send_without_required_options_is_a_usage_error(db: None) -> None:
     run = cli_error("send", "--channel", "Webhook")
 
     assert run.returncode == 2
@@ -56,7 +59,7 @@ def test_send_without_required_options_is_a_usage_error(db):
 
 
 @pytest.mark.parametrize(
-    "recipient, message, complaint",
+    ("recipient", "message", "complaint"),
     [
         ("  ", "m", "--recipient must not be empty"),
         ("ops@example.com", " ", "--message must not be empty"),
@@ -66,8 +69,10 @@ def test_send_without_required_options_is_a_usage_error(db):
         ),
     ],
 )
-def test_send_invalid_values_exit_2_naming_the_option(db, recipient, message, complaint):
-    run = cli_error("send", "--type", "Revocation", "--channel", "Email", "--recipient", recipient, "--message", message)
+def test_send_invalid_values_exit_2_naming_the_option(db: None, recipient: str, message: str, complaint: str) -> None:
+    run = cli_error(
+        "send", "--type", "Revocation", "--channel", "Email", "--recipient", recipient, "--message", message
+    )
 
     assert run.returncode == 2
     assert run.message == f"invalid input: {complaint}; nothing was created"

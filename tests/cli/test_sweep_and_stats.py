@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from notifications.engine import passes
@@ -12,14 +13,14 @@ from notifications.models import ChannelState, NotificationEvent
 from notifications.queries.events import get_event
 from notifications.queries.summary import stats_summary
 from notifications.serializers import StatsSummarySerializer
-from tests.cli.conftest import cli
-from tests.receivers import Reply
+from tests.cli.conftest import MakeEvent, cli
+from tests.receivers import Receiver, Reply
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 API_KEY = "cli-test-reader-7c41"
 
 
-def test_sweep_delivers_every_pending_event_once_to_the_receiver(webhook, make_event):
+def test_sweep_delivers_every_pending_event_once_to_the_receiver(webhook: Receiver, make_event: MakeEvent) -> None:
     events = [make_event(channel="Webhook", message=f"event {n}") for n in range(3)]
 
     run = cli("sweep")
@@ -30,7 +31,7 @@ def test_sweep_delivers_every_pending_event_once_to_the_receiver(webhook, make_e
     assert set(NotificationEvent.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def test_sweep_runs_retries_that_are_due_and_leaves_the_others(webhook, make_event):
+def test_sweep_runs_retries_that_are_due_and_leaves_the_others(webhook: Receiver, make_event: MakeEvent) -> None:
     webhook.reply_with(Reply(status=500))
     with time_machine.travel(T0, tick=False):
         due, not_due = make_event(channel="Webhook"), make_event(channel="Webhook")
@@ -47,7 +48,7 @@ def test_sweep_runs_retries_that_are_due_and_leaves_the_others(webhook, make_eve
     assert get_event(not_due.id).status == "failed"
 
 
-def test_sweep_counts_failures_and_dead_letters(webhook, make_event):
+def test_sweep_counts_failures_and_dead_letters(webhook: Receiver, make_event: MakeEvent) -> None:
     webhook.reply_with(Reply(status=503))
     make_event(channel="Webhook")
     make_event(channel="Teams")  # not configured: dead at once
@@ -58,7 +59,9 @@ def test_sweep_counts_failures_and_dead_letters(webhook, make_event):
 
 
 @pytest.mark.timeout(60)
-def test_sweep_returns_once_a_down_channels_events_wait_for_its_breakers_probe(webhook, make_event, settings):
+def test_sweep_returns_once_a_down_channels_events_wait_for_its_breakers_probe(
+    webhook: Receiver, make_event: MakeEvent, settings: Settings
+) -> None:
     settings.CERTCTL_CHANNEL_BREAKER_FAILURES, settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS = 5, 3
     settings.CERTCTL_CHANNEL_BREAKER_PROBE = timedelta(seconds=2)
     webhook.reply_with(Reply(status=503))
@@ -79,13 +82,15 @@ def test_sweep_returns_once_a_down_channels_events_wait_for_its_breakers_probe(w
     assert len(webhook.requests) == 6
 
 
-def test_sweep_with_nothing_to_do(db):
+def test_sweep_with_nothing_to_do(db: None) -> None:
     run = cli("sweep")
 
     assert "sweep: 0 claimed (pending and due retries): 0 sent, 0 failed, 0 dead" in run.out
 
 
-def test_stats_json_has_the_service_and_rest_field_names_and_counts(webhook, make_event, settings):
+def test_stats_json_has_the_service_and_rest_field_names_and_counts(
+    webhook: Receiver, make_event: MakeEvent, settings: Settings
+) -> None:
     webhook.reply_with(Reply(status=500))
     with time_machine.travel(T0, tick=False):
         make_event(channel="Webhook")
@@ -114,7 +119,7 @@ def test_stats_json_has_the_service_and_rest_field_names_and_counts(webhook, mak
     }
 
 
-def test_stats_table(make_event):
+def test_stats_table(make_event: MakeEvent) -> None:
     make_event()
     with time_machine.travel(T0, tick=False):
         run = cli("stats")
@@ -123,6 +128,7 @@ def test_stats_table(make_event):
     assert header.split() == ["Notifications", "Count"]
     counts = dict(row.rsplit(None, 1) for row in rows)
     assert counts == {
-        "pending": "1", "sent": "0", "failed": "0", "dead": "0", "dead, not dismissed": "0", "total": "1", "unread": "1",
+        "pending": "1", "sent": "0", "failed": "0", "dead": "0", "dead, not dismissed": "0", "total": "1",
+        "unread": "1",
         "oldest due retry": "none",
     }
