@@ -20,7 +20,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def measure(project: str, events: int, requests: int) -> None:
     spec = importlib.util.spec_from_file_location("delivery_speed", f"{project}/bench/delivery_speed.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)  # puts `project` first on sys.path
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certctl.settings")

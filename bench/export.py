@@ -79,10 +79,13 @@ def copy_csv(dsn: str) -> int:
 
     sql, params = export_query()
     lines = 0
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH CSV HEADER", params) as copy:
-            for block in copy:
-                lines += bytes(block).count(b"\n")
+    with (
+        psycopg.connect(dsn) as conn,
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY ({sql}) TO STDOUT WITH CSV HEADER", params) as copy,
+    ):
+        for block in copy:
+            lines += bytes(block).count(b"\n")
     return lines - 1
 
 

@@ -208,11 +208,11 @@ if CERTCTL_NOTIFICATION_BACKOFF_CAP < CERTCTL_NOTIFICATION_BACKOFF_BASE:
         f"CERTCTL_NOTIFICATION_BACKOFF_CAP ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_CAP', '1h')}) is shorter than "
         f"CERTCTL_NOTIFICATION_BACKOFF_BASE ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_BASE', '1m')}): raise the cap."
     )
-_delivery_bound = CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT
-if CERTCTL_NOTIFICATION_LEASE <= _delivery_bound:
+_DELIVERY_BOUND = CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT
+if CERTCTL_NOTIFICATION_LEASE <= _DELIVERY_BOUND:
     raise ImproperlyConfigured(
         f"CERTCTL_NOTIFICATION_LEASE must be longer than one delivery's connect + read timeout "
-        f"({_delivery_bound.total_seconds():g}s), or a slow send could be claimed twice."
+        f"({_DELIVERY_BOUND.total_seconds():g}s), or a slow send could be claimed twice."
     )
 
 # --- Channels (DESIGN §3) ---
@@ -265,11 +265,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CERTCTL_API_MAX_BODY_BYTES)
 _TASK_TIMEOUT = max(1, int(CERTCTL_NOTIFICATION_LEASE.total_seconds() * 0.9))
 _WORKER_PROCESSES = env_int("CERTCTL_WORKER_PROCESSES", 2, minimum=1, maximum=64)
 # The default is held to the start window where the lease is short; a value set on purpose is not.
-_start_window = timedelta(seconds=_TASK_TIMEOUT) - _delivery_bound
-if os.environ.get("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "").strip() and CERTCTL_NOTIFICATION_PASS_MAX_DURATION > _start_window:
+_START_WINDOW = timedelta(seconds=_TASK_TIMEOUT) - _DELIVERY_BOUND
+if os.environ.get("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "").strip() and CERTCTL_NOTIFICATION_PASS_MAX_DURATION > _START_WINDOW:
     raise ImproperlyConfigured(
         f"CERTCTL_NOTIFICATION_PASS_MAX_DURATION ({os.environ['CERTCTL_NOTIFICATION_PASS_MAX_DURATION'].strip()}) is longer "
-        f"than a pass may start deliveries ({_start_window.total_seconds():g}s: the task timeout, 90 % of "
+        f"than a pass may start deliveries ({_START_WINDOW.total_seconds():g}s: the task timeout, 90 % of "
         "CERTCTL_NOTIFICATION_LEASE, less one delivery's connect + read timeout); lower it or raise CERTCTL_NOTIFICATION_LEASE."
     )
 Q_CLUSTER = {

@@ -9,6 +9,7 @@ The mark is a database row, so the rule holds across web processes, workers and 
 brokers. A mark older than KICK_STALE is ignored: a kick lost with its broker, or queued behind long
 passes, costs one more kick rather than a wait for the next scheduled pass.
 """
+import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -42,10 +43,8 @@ def request_kick(now: datetime | None = None) -> bool:
         log.warning("could not read the delivery kick mark (%s); queueing a kick anyway", exc)
     if enqueue(KICK_TASK):
         return True
-    try:
+    with contextlib.suppress(DatabaseError):  # stale after KICK_STALE anyway
         DeliveryKick.objects.filter(id=1, queued_at=now).update(queued_at=None)
-    except DatabaseError:
-        pass  # stale after KICK_STALE anyway
     return False
 
 

@@ -16,7 +16,14 @@ from notifications.engine import breaker
 from notifications.engine.backoff import RetryPolicy, after_failure
 from notifications.engine.claims import DATABASE_RETRY_FOR, is_probe
 from notifications.engine.sender import Delivery
-from notifications.models import LEASE_RELEASED, AttemptOutcome, NotificationAttempt, NotificationEvent, Status, set_clause
+from notifications.models import (
+    LEASE_RELEASED,
+    AttemptOutcome,
+    NotificationAttempt,
+    NotificationEvent,
+    Status,
+    set_clause,
+)
 
 log = logging.getLogger("notifications.delivery")
 
@@ -111,10 +118,7 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
 def _apply(attempts: Sequence[tuple[Delivery, _Outcome]]) -> tuple[dict[str, int], set[str]]:
     """Apply the outcomes to events still holding our claim; count an attempt on every event.
     Returns ({event id: its new attempt number}, ids whose outcome was applied)."""
-    if connection.vendor == "postgresql":
-        applied_numbers = _apply_postgresql(attempts)
-    else:
-        applied_numbers = _apply_each(attempts)
+    applied_numbers = _apply_postgresql(attempts) if connection.vendor == "postgresql" else _apply_each(attempts)
     lost = [delivery.event.id for delivery, _ in attempts if delivery.event.id not in applied_numbers]
     numbers = dict(applied_numbers)
     if lost:
