@@ -41,7 +41,9 @@ def _mutation_slot() -> int | None:
     if "MUTANT_UNDER_TEST" not in os.environ:
         return None
     for slot in range(64):
-        handle = open(os.path.join(tempfile.gettempdir(), f"certctl-mutmut-{_mutation_run_tag()}-{slot}.lock"), "w")
+        lock_path = os.path.join(tempfile.gettempdir(), f"certctl-mutmut-{_mutation_run_tag()}-{slot}.lock")
+        # Left open on purpose: the lock lasts as long as the file, which a `with` block would close at once.
+        handle = open(lock_path, "w")  # noqa: SIM115
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

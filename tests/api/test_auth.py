@@ -74,7 +74,7 @@ def call(client, method, path, body, event_id):
 
 
 @pytest.mark.parametrize("caller", CALLERS)
-@pytest.mark.parametrize("name,method,path,body,success,who_may", ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
+@pytest.mark.parametrize(("name", "method", "path", "body", "success", "who_may"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS])
 def test_auth_matrix(caller, name, method, path, body, success, who_may, dead_event, operator_user):
     client = client_for(caller, operator_user)
     before = (NotificationEvent.objects.count(), OperatorAction.objects.count())
@@ -141,7 +141,7 @@ def test_token_of_a_deactivated_user_is_refused(operator_user):
 
 
 @pytest.mark.parametrize(
-    "header,message",
+    ("header", "message"),
     [
         ("Bearer", "malformed Authorization header"),
         ("Bearer two words", "malformed Authorization header"),
@@ -183,7 +183,7 @@ def test_named_keys_format():
 
 
 @pytest.mark.parametrize(
-    "raw,message",
+    ("raw", "message"),
     [
         ("ci", "entry 1 (ci) is not valid: expected name:key"),
         ("ci:k1,:k2", "entry 2 (no name)"),
@@ -196,7 +196,8 @@ def test_malformed_named_keys_stop_start_up_without_showing_the_key(raw, message
     with pytest.raises(ImproperlyConfigured) as error:
         parse_named_keys(raw)
     assert message in str(error.value)
-    assert "k1" not in str(error.value) and "secret-value" not in str(error.value)
+    assert "k1" not in str(error.value)
+    assert "secret-value" not in str(error.value)
 
 
 def test_start_up_check_refuses_malformed_keys(settings):

@@ -51,7 +51,8 @@ def test_a_bulk_requeue_of_the_most_ids_fits_the_default_size_limit(admin):
 
     response = admin.post("/api/v1/notifications/requeue", {"ids": ids}, format="json")
 
-    assert response.status_code == 200 and response.json() == {"requeued": 0, "skipped": 10_000}
+    assert response.status_code == 200
+    assert response.json() == {"requeued": 0, "skipped": 10_000}
 
 
 def test_create_names_every_unknown_and_read_only_field(admin):
@@ -62,7 +63,8 @@ def test_create_names_every_unknown_and_read_only_field(admin):
     assert_error(response, 400, "Bad Request")
     fields = response.json()["fields"]
     assert set(fields) == {"status", "retry_count", "bogus"}
-    assert fields["status"].startswith("read-only") and fields["retry_count"].startswith("read-only")
+    assert fields["status"].startswith("read-only")
+    assert fields["retry_count"].startswith("read-only")
     assert fields["bogus"].startswith("unknown field")
     assert NotificationEvent.objects.count() == 0
 

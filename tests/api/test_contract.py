@@ -100,7 +100,7 @@ def test_list_page_past_the_end_is_empty_with_the_real_total(admin, make_event):
     assert body == {"data": [], "total": 1, "page": 99, "per_page": 50}
 
 
-@pytest.mark.parametrize("given,used", [("0", 1), ("-3", 1), ("1", 1), ("500", 500), ("501", 500)])
+@pytest.mark.parametrize(("given", "used"), [("0", 1), ("-3", 1), ("1", 1), ("500", 500), ("501", 500)])
 def test_per_page_is_clamped_to_1_through_500(admin, make_event, given, used):
     make_event()
     assert admin.get(f"/api/v1/notifications?per_page={given}").json()["per_page"] == used
@@ -129,7 +129,7 @@ def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, 
 
 
 @pytest.mark.parametrize(
-    "query,field,message",
+    ("query", "field", "message"),
     [
         ("status=bogus", "status", "unknown status 'bogus'; expected one of pending, sent, failed, dead, read"),
         ("delivery_status=read", "delivery_status", "unknown delivery_status 'read'; expected one of pending, sent, failed, dead"),
@@ -185,7 +185,7 @@ def test_create_accepts_a_client_id(admin):
 
 
 @pytest.mark.parametrize(
-    "change,field,message",
+    ("change", "field", "message"),
     [
         ({"type": "Expired"}, "type", 'unknown type "Expired"; expected one of ExpirationWarning'),
         ({"channel": "Fax"}, "channel", 'unknown channel "Fax"; expected one of Email, Webhook'),
@@ -253,7 +253,8 @@ def test_get_returns_the_event(admin, dead_event):
     body = response.json()
     assert set(body) == EVENT_FIELDS
     assert (body["id"], body["status"], body["retry_count"]) == (dead_event.id, "dead", 1)
-    assert "Webhook" in body["last_error"] and body["next_retry_at"] is None
+    assert "Webhook" in body["last_error"]
+    assert body["next_retry_at"] is None
 
 
 @pytest.mark.parametrize("suffix", ["", "/attempts"])
@@ -276,7 +277,9 @@ def test_attempts_lists_every_attempt_oldest_first(admin, failed_event, settings
     assert (first["notification_id"], first["number"], first["outcome"], first["resulting_status"]) == (
         failed_event.id, 1, "transient_failure", "failed",
     )
-    assert second["number"] == 2 and first["error"] and first["http_status"] is None
+    assert second["number"] == 2
+    assert first["error"]
+    assert first["http_status"] is None
 
 
 def test_attempts_of_a_new_event_is_empty(admin, make_event):
@@ -391,7 +394,7 @@ def test_bulk_requeue_by_filter(admin, dead_event, make_event):
 
 
 @pytest.mark.parametrize(
-    "body,field,message",
+    ("body", "field", "message"),
     [
         ({}, "ids", "give a list of ids, or at least one filter"),
         ({"ids": ["a"], "status": "dead"}, "ids", "not both"),
@@ -486,7 +489,7 @@ def test_bulk_read_by_filter_dismisses_the_dead_letter_queue(admin, dead_event, 
 
 
 @pytest.mark.parametrize(
-    "body,field,message",
+    ("body", "field", "message"),
     [
         ({}, "ids", "give a list of ids, or at least one filter"),
         ({"ids": ["a"], "status": "dead"}, "ids", "not both"),

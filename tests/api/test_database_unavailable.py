@@ -46,7 +46,8 @@ def test_api_answers_503_with_retry_after_while_postgresql_refuses_connections(l
 
     for path in ("/", "/notifications/", "/admin/"):
         page = logged_in_browser.get(path)
-        assert page.status_code == 503 and page["Retry-After"] == "10"
+        assert page.status_code == 503
+        assert page["Retry-After"] == "10"
         assert "The database is not answering" in page.content.decode()
 
 

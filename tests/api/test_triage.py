@@ -74,7 +74,7 @@ def test_error_is_case_insensitive_text_in_the_last_error(reader, dead_at):
 
 
 @pytest.mark.parametrize(
-    "query,field,message",
+    ("query", "field", "message"),
     [
         ({"failed_after": "yesterday"}, "failed_after", "must be an ISO 8601 time"),
         ({"created_before": "2026-13-01"}, "created_before", "must be an ISO 8601 time"),
@@ -110,8 +110,10 @@ def test_dry_run_requeue_counts_and_samples_and_changes_nothing(admin, dead_at, 
         "/api/v1/notifications/requeue", {"delivery_status": "dead", "channel": "Slack", "dry_run": True}, format="json"
     )
     body = response.json()
-    assert body["would_requeue"] == 25 and body["skipped"] == 0
-    assert len(body["sample"]) == 20 and set(body["sample"]) <= {e.id for e in dead}
+    assert body["would_requeue"] == 25
+    assert body["skipped"] == 0
+    assert len(body["sample"]) == 20
+    assert set(body["sample"]) <= {e.id for e in dead}
     assert NotificationEvent.objects.filter(status="dead").count() == 25
     by_ids = admin.post("/api/v1/notifications/requeue", {"ids": [dead[0].id, pending.id, "nope"], "dry_run": True}, format="json")
     assert by_ids.json() == {"would_requeue": 1, "skipped": 2, "sample": [dead[0].id]}
@@ -163,7 +165,9 @@ def test_groups_merge_errors_that_differ_only_in_ids_numbers_and_times(reader, d
 
     assert body["total"] == 2
     first, second = body["data"]
-    assert first["channel"] == "Webhook" and first["count"] == 3 and first["kind"] == "permanent"
+    assert first["channel"] == "Webhook"
+    assert first["count"] == 3
+    assert first["kind"] == "permanent"
     assert first["error"] == "HTTP 503 from receiver at <time> after <n> ms (request <uuid>)"
     assert (first["first_at"], first["last_at"]) == ("2026-11-29T08:00:00Z", "2026-11-29T08:09:00Z")
     assert second == {
@@ -270,7 +274,7 @@ def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(mak
 
 
 @pytest.mark.parametrize(
-    "filters, listed",
+    ("filters", "listed"),
     [
         ({}, {"open"}),
         ({"status": "", "channel": None}, {"open"}),
@@ -318,10 +322,12 @@ def test_groups_of_2000_dead_events_read_the_stored_causes_in_a_few_queries_neve
 
     assert response.status_code == 200
     body = response.json()
-    assert body["total"] == 4 and sum(g["count"] for g in body["data"]) == 2000
+    assert body["total"] == 4
+    assert sum(g["count"] for g in body["data"]) == 2000
     assert [g["count"] for g in body["data"]] == [667, 666, 666, 1]
     [cut] = [g for g in body["data"] if g["sample_id"] == huge.id]
-    assert cut["error"].startswith("Webhook receiver answered HTTP 500: a-a-a-") and cut["error"].endswith("…")
+    assert cut["error"].startswith("Webhook receiver answered HTTP 500: a-a-a-")
+    assert cut["error"].endswith("…")
     assert len(cut["error"]) == CAUSE_LENGTH
     event_queries = [q["sql"] for q in queries.captured_queries if "notification_events" in q["sql"]]
     assert len(event_queries) == 1
@@ -403,7 +409,8 @@ def test_a_group_action_takes_only_the_events_the_list_filters_select(dead_at, a
         assert requeue_group(OPERATOR, *GROUP, filters).requeued == 2
     else:
         assert dismiss_group(OPERATOR, *GROUP, filters).marked_read == 2
-    assert get_event(group[0].id).status == "dead" and get_event(group[0].id).read_at is None
+    assert get_event(group[0].id).status == "dead"
+    assert get_event(group[0].id).read_at is None
 
 
 def test_a_group_action_leaves_dismissed_events_alone_unless_the_filters_bring_them_in(dead_at):
@@ -448,12 +455,14 @@ def test_csv_is_every_matching_row_streamed(reader, make_event):
     make_event(channel="Slack")
     response = reader.get("/api/v1/notifications", {"format": "csv", "channel": "Webhook", "per_page": "10"})
 
-    assert response.status_code == 200 and response.streaming
+    assert response.status_code == 200
+    assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="notifications-')
     data = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(data) == 60
-    assert data[0]["status"] == "pending" and data[0]["delivery_status"] == "pending"
+    assert data[0]["status"] == "pending"
+    assert data[0]["delivery_status"] == "pending"
     assert [row["certificate_id"] for row in data[:2]] == ["cert-59", "cert-58"]  # newest first
 
 

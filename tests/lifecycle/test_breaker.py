@@ -84,7 +84,8 @@ def test_a_poison_event_still_goes_dead_after_its_own_attempts(failing_webhook):
         passes.process_pending(now=now)
         event.refresh_from_db()
         now = event.next_retry_at or now
-    assert event.status == Status.DEAD and event.retry_count == 5
+    assert event.status == Status.DEAD
+    assert event.retry_count == 5
     assert state().state == "closed"  # five failures, but of one event: not an outage
 
 
@@ -119,7 +120,8 @@ def test_an_open_channel_holds_its_events_and_lets_other_channels_through(failin
     held.refresh_from_db()
     other.refresh_from_db()
     assert (held.status, held.attempt_count) == (Status.PENDING, 0)
-    assert other.status == Status.SENT and len(slack.requests) == 1
+    assert other.status == Status.SENT
+    assert len(slack.requests) == 1
     # The failed ones wait for the probe instead of coming due on their own backoff.
     assert set(NotificationEvent.objects.filter(status=Status.FAILED).values_list("next_retry_at", flat=True)) == {T0 + MINUTE}
 
@@ -138,7 +140,8 @@ def test_a_failed_probe_costs_no_retry_and_a_successful_one_closes_the_breaker(f
 
     failing_webhook.reply_with(Reply(status=200))
     report = passes.process_pending(now=T0 + 2 * MINUTE)
-    assert report.claimed == 5 and report.outcomes == {"sent": 5}
+    assert report.claimed == 5
+    assert report.outcomes == {"sent": 5}
     assert state().state == "closed"
 
 
@@ -289,7 +292,7 @@ SIXTEEN_OF_TWENTY_FAIL = [*[failure("a"), failure("b"), failure("c"), failure("d
 FIFTEEN_OF_TWENTY_FAIL = [*SIXTEEN_OF_TWENTY_FAIL[:16], success("e"), success("f"), failure("d"), failure("a")]
 
 
-@pytest.mark.parametrize("outcomes, opened_by", [
+@pytest.mark.parametrize(("outcomes", "opened_by"), [
     (SIXTEEN_OF_TWENTY_FAIL, 20),  # 16 of 20: the rate, at the volume; after 19 attempts it was below the volume
     (FIFTEEN_OF_TWENTY_FAIL, None),  # 15 of 20 attempts, then 16 of 21: below the rate
 ])
@@ -299,7 +302,7 @@ def test_the_failure_rate_opens_it_at_the_threshold_once_the_window_holds_the_mi
         assert "Webhook circuit breaker opened with 16 of 20 attempts failed within 0:01:00" in caplog.text
 
 
-@pytest.mark.parametrize("later, opened_by", [
+@pytest.mark.parametrize(("later", "opened_by"), [
     (MINUTE / 2, 8),  # the same bucket: 10 + 8 failures of 20 attempts
     (MINUTE + MINUTE / 4, 11),  # the bucket before counts three quarters: 7.5 + 11 failures of 1.5 + 7.5 + 11 attempts
     (2 * MINUTE, None),  # gone: 20 failures in a row would be needed
@@ -337,7 +340,7 @@ def longest_run_of_failures(outcomes):
     return max(len(list(run)) for failed, run in itertools.groupby(o.transient_failure for o in outcomes) if failed)
 
 
-@pytest.mark.parametrize("seed, chunk, every", [
+@pytest.mark.parametrize(("seed", "chunk", "every"), [
     (1, 5, timedelta(seconds=0.25)),  # 1,200 attempts a minute, a chunk every 250 ms as a busy pass records them
     (2, 3, timedelta(seconds=3)),  # 60 a minute
     (3, 5, timedelta(seconds=30)),  # 10 a minute
@@ -546,7 +549,7 @@ def test_a_failed_probe_waits_for_the_next_probe_or_one_interval_when_the_breake
     assert breaker.probe_wait_for("Slack", T0) == T0 + MINUTE
 
 
-@pytest.mark.parametrize("breaker_meanwhile, due_again", [
+@pytest.mark.parametrize(("breaker_meanwhile", "due_again"), [
     # Taking the probe at T0 set the next one for T0 + 1 minute; the probe failed 20 s later.
     ("still open", T0 + MINUTE), ("closed by another worker", T0 + STEP + MINUTE),
 ])
@@ -682,7 +685,8 @@ def test_an_unknown_channel_is_refused_naming_the_channels(db, change):
         change("Pigeon", OPERATOR, now=T0)
 
     assert unknown.value.message == "no channel 'Pigeon'; channels are Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
-    assert not ChannelAction.objects.exists() and not ChannelState.objects.exists()
+    assert not ChannelAction.objects.exists()
+    assert not ChannelState.objects.exists()
 
 
 def test_an_open_channel_is_listed_with_when_it_opened_and_its_next_probe(db):

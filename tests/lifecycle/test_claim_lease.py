@@ -195,7 +195,7 @@ def held_by_a_pass_killed_at_its_first_send(
     return NotificationEvent.objects.filter(claim_token__isnull=False)
 
 
-@pytest.mark.parametrize("kind, limit, claimed_kind, claimed", [
+@pytest.mark.parametrize(("kind", "limit", "claimed_kind", "claimed"), [
     ("pending", 10, Status.PENDING, 4), ("retry", 10, Status.FAILED, 4), ("pending", 3, Status.PENDING, 3), ("retry", 3, Status.FAILED, 3),
 ])
 def test_a_pass_claims_its_own_kind_first_and_no_more_than_two_rounds_of_its_send_slots(

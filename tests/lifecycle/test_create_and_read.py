@@ -36,7 +36,8 @@ def test_different_dedup_keys_make_different_events():
     create_event(**VALID, dedup_key="expiry:api.example.com:7d")
     event, created = create_event(**VALID, dedup_key="expiry:api.example.com:1d")
 
-    assert created and event.id != without_key.id
+    assert created
+    assert event.id != without_key.id
     assert NotificationEvent.objects.count() == 3
 
 
@@ -65,7 +66,7 @@ def test_a_create_that_loses_the_race_for_a_dedup_key_returns_the_winners_event(
 
 
 @pytest.mark.parametrize(
-    "change, field, text",
+    ("change", "field", "text"),
     [
     ({"type": "CertificateExploded"}, "type", "unknown type 'CertificateExploded'"),
     ({"channel": "Fax"}, "channel", "unknown channel 'Fax'"),
@@ -113,7 +114,7 @@ REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize("change, errors", REFUSALS)
+@pytest.mark.parametrize(("change", "errors"), REFUSALS)
 def test_each_rule_refuses_with_its_whole_message(settings, change, errors):
     settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
 
@@ -124,7 +125,7 @@ def test_each_rule_refuses_with_its_whole_message(settings, change, errors):
 
 
 # create_event takes an empty dedup key for none; every other refusal is the same.
-@pytest.mark.parametrize("change, errors", [case for case in REFUSALS if case[0] != {"dedup_key": ""}])
+@pytest.mark.parametrize(("change", "errors"), [case for case in REFUSALS if case[0] != {"dedup_key": ""}])
 def test_create_refuses_what_validation_refuses_and_stores_nothing(settings, change, errors):
     settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
 

@@ -45,10 +45,13 @@ def test_a_new_event_is_enqueued_only_after_commit(broker, django_capture_on_com
 
 
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(broker, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(Rollback), transaction.atomic():
+    def create_then_roll_back():
+        with transaction.atomic():
             create_event(**VALID)
             raise Rollback
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(Rollback):
+        create_then_roll_back()
 
     assert callbacks == []
     assert broker == []
@@ -95,7 +98,8 @@ def test_the_kick_clears_its_mark_before_it_claims(broker, monkeypatch):
     assert dispatch.request_kick(now=T0)
     tasks.deliver_pending()
     # An event committed while the kick claims asks for a kick of its own; none waits for the schedule.
-    assert seen and set(seen) == {None}
+    assert seen
+    assert set(seen) == {None}
 
 
 def test_a_kick_queued_long_ago_does_not_hold_back_a_new_one(broker):
@@ -141,9 +145,11 @@ def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(webhook, monk
 
     monkeypatch.setattr("django_q.tasks.async_task", broker_down)
 
-    with caplog.at_level(logging.WARNING, logger="notifications.tasks"):
-        with django_capture_on_commit_callbacks(execute=True):
-            event, created = create_event(**VALID)
+    with (
+        caplog.at_level(logging.WARNING, logger="notifications.tasks"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        event, created = create_event(**VALID)
 
     assert created
     assert reload(event).status == "pending"

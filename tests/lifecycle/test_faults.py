@@ -53,7 +53,7 @@ def test_fault_02_requeue_of_sent_is_refused_and_not_redelivered(webhook, make_e
 
 
 @pytest.mark.parametrize(
-    "channel, variable",
+    ("channel", "variable"),
     [("Slack", "CERTCTL_SLACK_WEBHOOK_URL"), ("PagerDuty", "CERTCTL_PAGERDUTY_ROUTING_KEY")],
 )
 def test_fault_08_missing_notifier_dead_letters_naming_the_variable_never_sent(make_event, channel, variable):

@@ -108,7 +108,7 @@ def test_bulk_filters_follow_certctl_status_meaning(dead_event):
 
 
 @pytest.mark.parametrize(
-    "filters,field",
+    ("filters", "field"),
     [({"status": "archived"}, "status"), ({"delivery_status": "read"}, "delivery_status"), ({"colour": "red"}, "colour")],
 )
 def test_bulk_filters_with_unknown_names_or_values_are_refused(filters, field):

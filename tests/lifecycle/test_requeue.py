@@ -184,7 +184,7 @@ def test_bulk_requeue_takes_10000_ids(make_event):
 
 
 @pytest.mark.parametrize(
-    "filters, errors",
+    ("filters", "errors"),
     [
         ({}, {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"}),
         ({"channel": "", "status": None}, {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"}),
@@ -320,5 +320,6 @@ def test_a_bulk_requeue_of_more_than_a_thousand_resets_and_records_every_event(d
     [record] = caplog.records
     summary, _, sample = record.getMessage().partition("; e.g. ")
     assert summary == "bulk requeue by alice via api: 1001 requeued (was failed or dead), 0 skipped"
-    assert len(sample.split(", ")) == 10 and set(sample.split(", ")) <= {e.id for e in dead}
+    assert len(sample.split(", ")) == 10
+    assert set(sample.split(", ")) <= {e.id for e in dead}
     assert (record.requeued, record.sample_event_ids, record.status) == (1001, sample.split(", "), "pending")

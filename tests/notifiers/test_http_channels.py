@@ -81,7 +81,8 @@ def test_webhook_posts_the_event_signed_with_hmac_of_the_exact_body(settings, re
     configure(settings, "Webhook", receiver.url)
     event, result = send("Webhook")
 
-    assert result.ok and result.http_status == 200
+    assert result.ok
+    assert result.http_status == 200
     [request] = receiver.requests
     assert request.path == "/hook"
     assert request.headers["Content-Type"] == "application/json"
@@ -157,7 +158,8 @@ def test_pagerduty_triggers_with_the_event_id_as_dedup_key(settings, receiver):
     receiver.reply_with(Reply(status=202, body='{"status":"success","dedup_key":"x"}'))
     event, result = send("PagerDuty", severity="critical")
 
-    assert result.ok and result.http_status == 202
+    assert result.ok
+    assert result.http_status == 202
     request = receiver.requests[0]
     assert request.path == "/v2/enqueue"
     body = request.json()
@@ -210,7 +212,8 @@ def test_429_with_retry_after_seconds_is_transient_with_that_wait(channel, setti
     receiver.reply_with(Reply(status=429, body="slow down", headers={"Retry-After": "120"}))
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.http_status == 429
     assert result.retry_after == timedelta(seconds=120)
     assert "HTTP 429" in result.error
@@ -224,7 +227,8 @@ def test_429_with_retry_after_http_date_is_transient_until_that_date(channel, se
     receiver.reply_with(Reply(status=429, headers={"Retry-After": format_datetime(when, usegmt=True)}))
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     # The date has whole seconds, and a little time passes between building it and parsing it.
     assert timedelta(minutes=9) < result.retry_after <= timedelta(minutes=10)
 
@@ -235,7 +239,8 @@ def test_503_with_retry_after_is_transient_with_that_wait(channel, settings, rec
     receiver.reply_with(Reply(status=503, body="maintenance", headers={"Retry-After": "300"}))
     _, result = send(channel)
 
-    assert not result.permanent and result.retry_after == timedelta(seconds=300)
+    assert not result.permanent
+    assert result.retry_after == timedelta(seconds=300)
     assert "HTTP 503: maintenance" in result.error
 
 
@@ -245,7 +250,8 @@ def test_500_is_transient_and_quotes_the_receiver(channel, settings, receiver):
     receiver.reply_with(Reply(status=500, body="database down"))
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.http_status == 500
     assert result.retry_after is None
     assert "HTTP 500: database down" in result.error
@@ -259,7 +265,8 @@ def test_4xx_is_permanent(channel, status, settings, receiver):
     receiver.reply_with(Reply(status=status, body="no_such_endpoint"))
     _, result = send(channel)
 
-    assert not result.ok and result.permanent
+    assert not result.ok
+    assert result.permanent
     assert result.http_status == status
     assert f"HTTP {status}: no_such_endpoint" in result.error
     assert_no_secret(result.error, secrets)
@@ -283,7 +290,8 @@ def test_redirect_is_permanent_and_not_followed(channel, settings, receiver):
     receiver.reply_with(Reply(status=301, headers={"Location": receiver.url + "/elsewhere"}))
     _, result = send(channel)
 
-    assert result.permanent and result.http_status == 301
+    assert result.permanent
+    assert result.http_status == 301
     assert "redirect" in result.error
     assert len(receiver.requests) == 1
     assert_no_secret(result.error, secrets)
@@ -324,7 +332,8 @@ def test_receiver_slower_than_the_read_timeout_is_transient(channel, settings, r
     receiver.reply_with(Reply(status=200, delay=30))
     _, result = finishes_within(5, lambda: send(channel))
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.http_status is None
     assert "no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT)" in result.error
     assert_no_secret(result.error, secrets)
@@ -335,13 +344,14 @@ def test_connection_refused_is_transient(channel, settings, closed_port):
     secrets = configure(settings, channel, f"http://127.0.0.1:{closed_port}")
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert "could not connect" in result.error
     assert_no_secret(result.error, secrets)
 
 
 @pytest.mark.parametrize(
-    "channel, setting",
+    ("channel", "setting"),
     [
         ("Webhook", "CERTCTL_WEBHOOK_URL"),
         ("Slack", "CERTCTL_SLACK_WEBHOOK_URL"),
@@ -366,7 +376,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    "header, expected",
+    ("header", "expected"),
     [
         ("30", timedelta(seconds=30)),
         (" 0 ", timedelta(0)),
@@ -477,12 +487,13 @@ def test_no_answer_within_the_read_timeout_is_transient_and_names_that_setting(s
 
     result = post_failing_with(error)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.error == "Slack webhook: no answer within the read timeout of 2s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
 
 
 @pytest.mark.parametrize(
-    "error, message",
+    ("error", "message"),
     [
         (httpx.ConnectError("[Errno 111] Connection refused"), "Slack webhook: could not connect ([Errno 111] Connection refused); will retry"),
         (httpx.ConnectError(""), "Slack webhook: could not connect (ConnectError); will retry"),
@@ -520,7 +531,8 @@ def test_a_receiver_that_stops_reading_the_request_cannot_hold_the_send_past_the
 
         result = finishes_within(15, lambda: asyncio.run(post()))
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.error == "Webhook receiver: no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
 
 

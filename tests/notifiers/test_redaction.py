@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from notifications import redaction
 from notifications.models import Status
 from notifications.notifiers import build_notifier, configured_secrets
-from notifications.redaction import EXCERPT_SOURCE_LENGTH, MAX_ERROR_LENGTH, REDACTED, redact, redacted_excerpt, secret_fragments
+from notifications.redaction import (
+    EXCERPT_SOURCE_LENGTH,
+    MAX_ERROR_LENGTH,
+    REDACTED,
+    redact,
+    redacted_excerpt,
+    secret_fragments,
+)
 from tests.deliveries import deliver_now, send_once
 from tests.notifiers import conftest as smtp_fixtures
 from tests.notifiers.conftest import SMTP_PASSWORD, SMTP_USER
@@ -143,7 +150,8 @@ def test_a_short_token_echoed_alone_or_json_escaped_is_hidden(settings, receiver
     error = send(build_notifier("Slack"), unsaved_event(channel="Slack")).error
 
     assert "SECRETTOKEN123" not in error
-    assert "hooks" not in error and "T0CERT42" not in error
+    assert "hooks" not in error
+    assert "T0CERT42" not in error
     assert error.startswith("Slack webhook answered HTTP 403: invalid token [redacted]")
 
 
@@ -207,7 +215,7 @@ def test_every_base64_character_that_depends_on_the_secret_alone_is_hidden(head,
     assert redacted_excerpt(encoded, secret_fragments("", secret)) == before + "[redacted]" + after
 
 
-@pytest.mark.parametrize("echo, hidden", [
+@pytest.mark.parametrize(("echo", "hidden"), [
     (lambda secret: json.dumps({"error": f"bad key {secret}"}), '{"error": "bad key [redacted]"}'),
     (lambda secret: f"bad key {quote(secret, safe='')}", "bad key [redacted]"),
     (lambda secret: f"bad key {quote(secret)}", "bad key [redacted]"),
@@ -251,7 +259,7 @@ def test_redacted_excerpt_hides_a_secret_inside_any_base64_string(secret, head, 
 
 
 @pytest.mark.parametrize(
-    "piece, hidden",
+    ("piece", "hidden"),
     [
         ("abcdefghijklmnop", True),  # 16 characters: hidden even when it looks like a word
         ("abcdefghijklmno", False),  # 15 lower-case letters: a word, kept readable
@@ -369,7 +377,7 @@ def test_lowercase_url_pieces_and_a_short_secret_echoed_by_the_channels_receiver
     assert error == "Webhook receiver answered HTTP 404: no [redacted] [redacted] here; your [redacted] signature was wrong"
 
 
-@pytest.mark.parametrize("channel, reply", [("PagerDuty", "could not enqueue"), ("OpsGenie", "too many alerts")])
+@pytest.mark.parametrize(("channel", "reply"), [("PagerDuty", "could not enqueue"), ("OpsGenie", "too many alerts")])
 def test_the_words_of_a_url_that_is_not_secret_stay_readable_in_its_receivers_reply(channel, reply, settings, receiver):
     configure(settings, channel, receiver.url)  # …/v2/enqueue, …/v2/alerts: where every PagerDuty or OpsGenie user posts
     receiver.reply_with(Reply(status=400, body=reply))
@@ -401,7 +409,8 @@ def test_an_excerpt_of_a_long_reply_looks_only_at_a_bounded_head_of_it(monkeypat
     text = redacted_excerpt(f"{ROUTING_KEY} " * 500_000, hidden)
 
     assert text == " ".join([REDACTED] * 46)[: MAX_ERROR_LENGTH - 1] + "…"
-    assert looked_at and max(looked_at) <= EXCERPT_SOURCE_LENGTH + hidden.reach
+    assert looked_at
+    assert max(looked_at) <= EXCERPT_SOURCE_LENGTH + hidden.reach
 
 
 @pytest.mark.parametrize("spaces", [0, 1, 7])

@@ -33,5 +33,6 @@ def test_compose_runs_web_workers_and_prometheus_from_one_image():
         assert compose[service]["environment"]["DATABASE_URL"].startswith("postgres://")
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     (job,) = prometheus["scrape_configs"]
-    assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == ["web:8000"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["web:8000"]
     assert job["authorization"]["type"] == "Bearer"

@@ -149,7 +149,7 @@ def configured_keys(settings):
     settings.CERTCTL_METRICS_TOKEN = METRICS_TOKEN
 
 
-@pytest.mark.parametrize("target, headers", [
+@pytest.mark.parametrize(("target", "headers"), [
     (f"/api/v1/notifications?bearer={API_KEY}", ()),
     (f"/api/v1/notifications?k={API_KEY}&page=2", ()),
     (f"/api/v1/notifications/{API_KEY}", ()),
@@ -192,7 +192,8 @@ def test_the_access_log_escapes_every_control_character_in_every_atom(configured
 
     assert not any(ch in line for ch in "\x85\t\n")
     assert '"probe\\x85127.0.0.1 - - [29/Nov/2026] \\"GET /admin\\" 200\\tx"' in line
-    assert '"https://a.example/\\x85b"' in line and " /api/v1/notifications/x\\nforged " in line
+    assert '"https://a.example/\\x85b"' in line
+    assert " /api/v1/notifications/x\\nforged " in line
 
 
 # --- real servers ---------------------------------------------------------------
@@ -252,4 +253,6 @@ def test_gunicorn_access_log_and_django_logs_never_show_a_query_key_or_a_forged_
     for secret in (API_KEY, METRICS_TOKEN):
         assert secret.lower() not in unquote(output).lower()
     assert not [line for line in output.splitlines() if line.startswith("2026-11-29 06:00:00")]
-    assert '"probe\\x85forged\\tline"' in output and "\x85" not in output and "\t" not in output
+    assert '"probe\\x85forged\\tline"' in output
+    assert "\x85" not in output
+    assert "\t" not in output

@@ -58,11 +58,13 @@ def test_each_state_change_and_each_attempt_is_one_line_with_its_fields(caplog, 
     lines = _lines_about(caplog, event.id)
     assert [r.getMessage().split(" ")[0] for r in lines] == ["created", "claimed", "attempt", "claimed", "attempt", "marked"]
     created, _, failed, _, delivered, marked = lines
-    assert created.channel == "Webhook" and created.status == "pending"
+    assert created.channel == "Webhook"
+    assert created.status == "pending"
 
     assert failed.levelno == logging.WARNING
     assert (failed.attempt, failed.outcome, failed.status, failed.http_status) == (1, "transient_failure", "failed", 503)
-    assert isinstance(failed.duration_ms, int) and failed.channel == "Webhook"
+    assert isinstance(failed.duration_ms, int)
+    assert failed.channel == "Webhook"
     assert f"attempt 1 of event {event.id} via Webhook: transient_failure" in failed.getMessage()
     assert "HTTP 503" in failed.getMessage()
 
@@ -88,7 +90,8 @@ def test_dead_letter_is_logged_per_event_and_a_bulk_requeue_in_one_line(caplog, 
     [line] = requeue_lines
     assert line.getMessage().startswith("bulk requeue by oncall via api: 25 requeued (was failed or dead), 0 skipped; e.g. ")
     sample = line.getMessage().rsplit("e.g. ", 1)[1].split(", ")
-    assert len(sample) == 10 and set(sample) <= {event.id for event in events}
+    assert len(sample) == 10
+    assert set(sample) <= {event.id for event in events}
     assert (line.requeued, line.sample_event_ids) == (25, sample)
 
 
@@ -122,10 +125,14 @@ def test_json_lines_carry_the_event_fields_and_the_request_id_of_the_request_tha
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     event_id = response.json()["id"]
     created = next(line for line in lines if line["message"].startswith("created event"))
-    assert created["event_id"] == event_id and created["request_id"] == "req-create-42"
-    assert created["level"] == "INFO" and created["logger"] == "notifications.services" and created["time"]
+    assert created["event_id"] == event_id
+    assert created["request_id"] == "req-create-42"
+    assert created["level"] == "INFO"
+    assert created["logger"] == "notifications.services"
+    assert created["time"]
     attempt = next(line for line in lines if line["message"].startswith("attempt 1"))
-    assert attempt["event_id"] == event_id and attempt["request_id"] == "-"  # a worker pass, not a request
+    assert attempt["event_id"] == event_id
+    assert attempt["request_id"] == "-"  # a worker pass, not a request
     assert {attempt[key] for key in ("channel", "attempt", "outcome", "status")} == {"Webhook", 1, "success", "sent"}
     assert isinstance(attempt["duration_ms"], int)
 
@@ -160,7 +167,9 @@ def test_certctl_log_format_json_makes_the_process_write_json_lines():
     )
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stderr.strip().splitlines()[-1])
-    assert line["message"] == "created event notif-X" and line["event_id"] == "notif-X" and line["level"] == "INFO"
+    assert line["message"] == "created event notif-X"
+    assert line["event_id"] == "notif-X"
+    assert line["level"] == "INFO"
 
 
 # --- secrets ------------------------------------------------------------------
@@ -242,6 +251,6 @@ def test_a_notifier_crash_quoting_its_url_leaks_it_neither_to_logs_nor_to_last_e
 
     event.refresh_from_db()
     assert event.status == "failed"
-    assert "internal error in the Webhook notifier: RuntimeError: cannot build a request for [redacted]" == event.last_error
+    assert event.last_error == "internal error in the Webhook notifier: RuntimeError: cannot build a request for [redacted]"
     assert any(r.exc_text and "[redacted]" in r.exc_text for r in caplog.records)
     assert _leaks(caplog, secrets_everywhere) == []

@@ -258,7 +258,9 @@ def test_a_remote_client_without_a_token_is_told_how_to_get_access(client, metri
     response = client.get("/metrics", REMOTE_ADDR=REMOTE)
     assert response.status_code == 403
     text = response.content.decode()
-    assert "CERTCTL_METRICS_TOKEN" in text and "Authorization: Bearer" in text and "CERTCTL_METRICS_PUBLIC=true" in text
+    assert "CERTCTL_METRICS_TOKEN" in text
+    assert "Authorization: Bearer" in text
+    assert "CERTCTL_METRICS_PUBLIC=true" in text
     assert "certctl_notifications" not in text
 
 

@@ -121,7 +121,8 @@ def test_first_start_then_the_readme_commands_in_a_second_shell_then_sigterm(clo
         capture_output=True, text=True, timeout=60,
     )
     assert refused.returncode != 0
-    assert "SECRET_KEY is not set and DJANGO_DEBUG is off" in refused.stderr and str(clone / ".env") in refused.stderr
+    assert "SECRET_KEY is not set and DJANGO_DEBUG is off" in refused.stderr
+    assert str(clone / ".env") in refused.stderr
 
     # The user's own setting in .env: bin/run adds what it generates next to it.
     (clone / ".env").write_text(f"CERTCTL_WEBHOOK_URL={receiver.url}/hook\n")
@@ -138,14 +139,16 @@ def test_first_start_then_the_readme_commands_in_a_second_shell_then_sigterm(clo
         start_up = "\n".join(before)
         assert '"GET /health HTTP/1.1" 200' in start_up
         assert re.search(r"Q Cluster \S+ \[certctl\] running\.", start_up)
-        assert "Applying notifications.0001_initial... OK" in start_up and "Starting development server" in start_up
+        assert "Applying notifications.0001_initial... OK" in start_up
+        assert "Starting development server" in start_up
         assert all(LOG_RECORD.match(line) for line in after if line), after
         password = (clone / ".admin_password").read_text().strip()
         assert f"log in with password {password} (kept in {clone / '.admin_password'})" in "\n".join(banner)
         assert banner[0] == f"certctl notifications is up: {run.url}/"
         assert f"kill {run.process.pid}" in banner[-1]
         # SQLite's W040 (an index column only PostgreSQL uses) is expected there, and not shown.
-        assert "W040" not in run.output() and "System check identified some issues" not in run.output()
+        assert "W040" not in run.output()
+        assert "System check identified some issues" not in run.output()
 
         env_file = clone / ".env"
         assert env_file.stat().st_mode & 0o777 == 0o600
@@ -209,5 +212,6 @@ def test_when_the_web_server_cannot_start_the_worker_is_stopped_too(clone, tmp_p
             if group_members(run.process.pid):
                 os.killpg(run.process.pid, signal.SIGKILL)
     output = run.output()
-    assert "That port is already in use" in output and "stopped while starting" in output
+    assert "That port is already in use" in output
+    assert "stopped while starting" in output
     assert RULE not in output

@@ -34,9 +34,13 @@ class PostForms(HTMLParser):
         if tag == "form" and (attributes.get("method") or "get").lower() == "post":
             self.current = PostForm(action=attributes.get("action") or "")
             self.forms.append(self.current)
-        elif tag == "input" and self.current is not None and attributes.get("name") == TOKEN_FIELD:
-            if (attributes.get("type") or "").lower() == "hidden":
-                self.current.token = attributes.get("value") or ""
+        elif (
+            tag == "input"
+            and self.current is not None
+            and attributes.get("name") == TOKEN_FIELD
+            and (attributes.get("type") or "").lower() == "hidden"
+        ):
+            self.current.token = attributes.get("value") or ""
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":

@@ -41,7 +41,8 @@ def test_an_all_matching_action_posted_with_an_out_of_range_time_changes_nothing
 
     response = operator_client.post(path, {"created_before": "9999-12-31T23:59-05:00"})
 
-    assert response.status_code == 400 and TIME_RANGE_ERROR in response.content.decode()
+    assert response.status_code == 400
+    assert TIME_RANGE_ERROR in response.content.decode()
     dead.refresh_from_db()
     assert (dead.status, dead.read_at) == ("dead", None)
 
@@ -75,4 +76,5 @@ def test_the_csv_download_says_how_many_rows_it_holds(operator_client, event_in)
     response = operator_client.get("/notifications/export.csv", {"tab": "dead"})
 
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert response["X-Total-Count"] == "3" and len(rows) == 1 + 3
+    assert response["X-Total-Count"] == "3"
+    assert len(rows) == 1 + 3

@@ -61,7 +61,9 @@ def test_group_by_cause_lists_groups_with_counts(viewer_client, event_in):
     assert "2 causes, 3 notifications in the dead-letter queue" in body
     assert "Webhook receiver answered HTTP 503: request &lt;hex&gt; failed" in body
     assert body.count('data-group-channel="Webhook" data-group-kind="transient"') == 1
-    assert "Dismiss group" in body and "Requeue group" not in body  # a viewer may dismiss, not requeue
+    # A viewer may dismiss, not requeue.
+    assert "Dismiss group" in body
+    assert "Requeue group" not in body
 
 
 def test_group_by_cause_shows_every_group_on_one_page_without_the_lists_paging(viewer_client, make_event):
@@ -82,7 +84,8 @@ def test_group_by_cause_shows_every_group_on_one_page_without_the_lists_paging(v
 
     assert "59 causes, 60 notifications in the dead-letter queue" in body
     assert body.count("data-group-channel=") == 59
-    assert "Page 1 of" not in body and "page 2 of" not in body
+    assert "Page 1 of" not in body
+    assert "page 2 of" not in body
     # Largest first, then the one that failed last.
     causes = re.findall(r'<span class="error-text mono">([^<]*)</span>', body)
     assert causes[:3] == ["cause number 8", "cause number 0", "cause number 1"]
@@ -110,7 +113,8 @@ def test_requeue_group_requeues_only_that_group(operator_client, event_in):
             "next": "/notifications/?tab=dead&view=groups",
         },
     )
-    assert response.status_code == 302 and response["Location"] == "/notifications/?tab=dead&view=groups"
+    assert response.status_code == 302
+    assert response["Location"] == "/notifications/?tab=dead&view=groups"
     assert texts(response) == ["2 requeued, 0 skipped (not failed or dead)."]
     assert {NotificationEvent.objects.get(id=e.id).status for e in same} == {"pending"}
     assert NotificationEvent.objects.get(id=other.id).status == "dead"
@@ -175,17 +179,20 @@ def test_export_is_every_matching_row_not_one_page(viewer_client, make_event, se
     make_event(channel="Webhook")
     response = viewer_client.get("/notifications/export.csv", {"channel": "Slack", "page": "1"})
 
-    assert response.status_code == 200 and response.streaming
+    assert response.status_code == 200
+    assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="notifications-')
     data = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert len(data) == 60 and {row["channel"] for row in data} == {"Slack"}
+    assert len(data) == 60
+    assert {row["channel"] for row in data} == {"Slack"}
 
 
 def test_export_needs_a_login_and_valid_filters(viewer_client):
     assert Client().get("/notifications/export.csv")["Location"].startswith("/login/")
     response = viewer_client.get("/notifications/export.csv", {"failed_after": "soon"})
-    assert response.status_code == 400 and "failed_after" in response.content.decode()
+    assert response.status_code == 400
+    assert "failed_after" in response.content.decode()
 
 
 def test_the_list_links_to_the_export_with_its_filters(viewer_client, event_in):
@@ -200,4 +207,5 @@ def test_group_by_cause_with_show_dismissed_counts_dismissed_ones(viewer_client,
     viewer_client.post(f"/notifications/{dismissed.id}/read/")
     hidden = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups"}).content.decode()
     shown = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups", "dismissed": "on"}).content.decode()
-    assert re.search(r'class="group-count"><a [^>]*>1<', hidden) and re.search(r'class="group-count"><a [^>]*>2<', shown)
+    assert re.search(r'class="group-count"><a [^>]*>1<', hidden)
+    assert re.search(r'class="group-count"><a [^>]*>2<', shown)
