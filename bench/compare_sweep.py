@@ -39,7 +39,10 @@ def measure(project: str, events: int, requests: int) -> None:
         sweep = bench.sweep(url, events)
     finally:
         receiver.terminate()
-    print(f"{project:<40} bare loop {bare:7.0f}/s   sweep {sweep:7.0f}/s   sweep/bare {100 * sweep / bare:5.1f} %", flush=True)
+    print(
+        f"{project:<40} bare loop {bare:7.0f}/s   sweep {sweep:7.0f}/s   sweep/bare {100 * sweep / bare:5.1f} %",
+        flush=True,
+    )
 
 
 def main() -> None:

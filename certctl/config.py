@@ -42,7 +42,9 @@ def parse_duration(text, days=False):
     while position < len(value):
         match = (_PART_WITH_DAYS if days else _GO_PART).match(value, position)
         if not match:
-            units, examples = ("ns, us, ms, s, m, h, d", "90s, 2m, 1h30m, 90d") if days else ("ns, us, ms, s, m, h", "90s, 2m, 1h30m")
+            units, examples = (
+                ("ns, us, ms, s, m, h, d", "90s, 2m, 1h30m, 90d") if days else ("ns, us, ms, s, m, h", "90s, 2m, 1h30m")
+            )
             raise ValueError(f"invalid duration {text!r}: use a number and a unit ({units}), e.g. {examples}")
         seconds += float(match.group(1)) * (_DAYS if match.group(2) == "d" else _GO_UNITS[match.group(2)])
         position = match.end()

@@ -27,7 +27,9 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "a
 
 def mask_query_secrets(text: str) -> str:
     """`text` with the value of every credential-like query parameter replaced by [redacted]."""
-    return _PARAMETER.sub(lambda match: match["name"] + MASK if _CREDENTIAL_NAME.search(match["name"]) else match.group(), text)
+    return _PARAMETER.sub(
+        lambda match: match["name"] + MASK if _CREDENTIAL_NAME.search(match["name"]) else match.group(), text
+    )
 
 
 def describe_request(request: "HttpRequest") -> str:

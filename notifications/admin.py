@@ -70,7 +70,9 @@ class NotificationEventForm(forms.ModelForm):
 @admin.register(NotificationEvent)
 class NotificationEventAdmin(admin.ModelAdmin):
     form = NotificationEventForm
-    list_display = ("id", "status", "read_at", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at")
+    list_display = (
+        "id", "status", "read_at", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at",
+    )
     list_filter = ("status", "channel", "type")
     search_fields = ("id", "recipient", "certificate_id", "message")
     date_hierarchy = "created_at"
@@ -83,11 +85,17 @@ class NotificationEventAdmin(admin.ModelAdmin):
         "claimed_until", "claim_token", "created_at", "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("id", "type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key")}),
-        ("Delivery (read-only: use the Requeue selected and Mark read / dismiss selected actions)", {
-            "fields": ("status", "retry_count", "next_retry_at", "last_error", "cause_kind", "cause", "sent_at", "read_at"),
+        (None, {
+            "fields": ("id", "type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key"),
         }),
-        ("Bookkeeping", {"fields": ("created_at", "updated_at", "claimed_until", "claim_token"), "classes": ("collapse",)}),
+        ("Delivery (read-only: use the Requeue selected and Mark read / dismiss selected actions)", {
+            "fields": (
+                "status", "retry_count", "next_retry_at", "last_error", "cause_kind", "cause", "sent_at", "read_at",
+            ),
+        }),
+        ("Bookkeeping", {
+            "fields": ("created_at", "updated_at", "claimed_until", "claim_token"), "classes": ("collapse",),
+        }),
     )
 
     def has_add_permission(self, request):

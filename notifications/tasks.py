@@ -35,5 +35,6 @@ def retry_sweep() -> dict[str, Any]:
 
 
 def housekeeping(now: datetime | None = None) -> dict[str, Any]:
-    """Fold the /metrics totals and the event counts, then purge what retention lets go (notifications.engine.upkeep)."""
+    """Fold the /metrics totals and the event counts, then purge what retention lets go
+    (notifications.engine.upkeep)."""
     return upkeep.housekeeping(now)

@@ -97,8 +97,8 @@ def exception_handler(exc, context):
         response.data = error_body(response.status_code, message, request)
     elif isinstance(exc, exceptions.Throttled):
         message = (
-            f"rate limit of {settings.CERTCTL_RATE_LIMIT_RPS:g} requests/s (bursts of {settings.CERTCTL_RATE_LIMIT_BURST}) "
-            f"reached for this caller; retry in {exc.wait or 1} s"
+            f"rate limit of {settings.CERTCTL_RATE_LIMIT_RPS:g} requests/s "
+            f"(bursts of {settings.CERTCTL_RATE_LIMIT_BURST}) reached for this caller; retry in {exc.wait or 1} s"
         )
         response.data = error_body(response.status_code, message, request)
     elif isinstance(exc, exceptions.ValidationError):
@@ -122,7 +122,9 @@ def bad_request(request, exception=None):
     if isinstance(exception, RequestDataTooBig):
         return payload_too_large(request)
     if _is_api(request):
-        return _json_error(request, 400, "the request could not be read (malformed or too large); check its headers and body")
+        return _json_error(
+            request, 400, "the request could not be read (malformed or too large); check its headers and body"
+        )
     return defaults.bad_request(request, exception)
 
 

@@ -82,14 +82,16 @@ def add_common_responses(result, generator, request, public):
 
 
 _ERROR_DESCRIPTIONS = {
-    400: f"Invalid input: a query value, the JSON body (also when nested deeper than {MAX_JSON_DEPTH} levels) or a field; "
-    "`fields` says which, and names unknown or read-only fields.",
-    401: 'No key, or an unknown key. Send `Authorization: Bearer <key>`. Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
+    400: f"Invalid input: a query value, the JSON body (also when nested deeper than {MAX_JSON_DEPTH} levels) or a "
+    "field; `fields` says which, and names unknown or read-only fields.",
+    401: "No key, or an unknown key. Send `Authorization: Bearer <key>`. "
+    'Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
     403: "Creating and requeueing need an admin key (a read-only key may list, get and mark read), "
     "or a browser session sent no CSRF token.",
     404: "No notification with this id.",
     405: "Method not allowed here; the `Allow` header lists the allowed ones.",
-    409: "The notification is not failed or dead (the message names its current status), or it is being delivered right now.",
+    409: "The notification is not failed or dead (the message names its current status), "
+    "or it is being delivered right now.",
     413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
     415: "The body is not JSON: send `Content-Type: application/json`.",
 }
@@ -158,12 +160,18 @@ def bulk_request(what: str) -> dict:
 # midnight UTC.
 TIME_PARAMETERS = [
     OpenApiParameter(
-        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY, description=NotificationFilterSet.base_filters[name].extra["help_text"],
+        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY,
+        description=NotificationFilterSet.base_filters[name].extra["help_text"],
         examples=[OpenApiExample("A time", value="2026-11-29T09:00:00Z")],
     )
     for name in TIME_FILTERS
 ]
 
 
-EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
-CHANNEL_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case).")
+EVENT_ID = OpenApiParameter(
+    "id", OpenApiTypes.STR, OpenApiParameter.PATH,
+    description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.",
+)
+CHANNEL_NAME = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case)."
+)

@@ -63,7 +63,8 @@ class NotificationCreateSerializer(serializers.Serializer):
     type = choice_field(EventType, "type")
     channel = choice_field(Channel, "channel")
     recipient = StrictCharField(
-        max_length=1024, trim_whitespace=False, validators=[ONE_LINE_TEXT], help_text="E-mail address or channel-specific target.",
+        max_length=1024, trim_whitespace=False, validators=[ONE_LINE_TEXT],
+        help_text="E-mail address or channel-specific target.",
         error_messages={"blank": "must not be empty"},
     )
     message = StrictCharField(
@@ -121,7 +122,9 @@ class BulkSelectionSerializer(serializers.Serializer):
     """
 
     ids = serializers.ListField(
-        child=StrictCharField(max_length=64, trim_whitespace=False, validators=[NO_NUL]), required=False, max_length=MAX_BULK_IDS,
+        child=StrictCharField(max_length=64, trim_whitespace=False, validators=[NO_NUL]),
+        required=False,
+        max_length=MAX_BULK_IDS,
         help_text=f"Events to select, at most {MAX_BULK_IDS}. Give either ids or filters, not both.",
         error_messages={"max_length": f"at most {MAX_BULK_IDS} ids per call; split the list into several calls"},
     )
@@ -134,7 +137,9 @@ class BulkSelectionSerializer(serializers.Serializer):
         given = set(self.initial_data) if isinstance(self.initial_data, dict) else set()
         unknown = sorted(given - set(self.fields) - set(FILTER_NAMES))
         if unknown:
-            raise serializers.ValidationError({name: f"unknown field; give ids, or filters among {FILTER_LIST}" for name in unknown})
+            raise serializers.ValidationError(
+                {name: f"unknown field; give ids, or filters among {FILTER_LIST}" for name in unknown}
+            )
         filters = {}
         for name in sorted(given & set(FILTER_NAMES)):
             value = self.initial_data[name]

@@ -26,7 +26,9 @@ class TokenBucketThrottle(BaseThrottle):
         self.wait_seconds = None
         if rate <= 0:
             return True
-        self.wait_seconds = take_token(self.cache_prefix + caller_identity(request), rate, settings.CERTCTL_RATE_LIMIT_BURST)
+        self.wait_seconds = take_token(
+            self.cache_prefix + caller_identity(request), rate, settings.CERTCTL_RATE_LIMIT_BURST
+        )
         return self.wait_seconds is None
 
     def wait(self):

@@ -107,7 +107,9 @@ class IdTaken(APIException):
         request=NotificationCreateSerializer,
         responses={
             201: OpenApiResponse(NotificationEventSerializer, description="Created; `Location` points at it."),
-            200: OpenApiResponse(NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."),
+            200: OpenApiResponse(
+                NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."
+            ),
             **errors(400, 403, 409, 413, 415, d409="The client-chosen `id` belongs to another notification."),
         },
         examples=[
@@ -159,7 +161,9 @@ class IdTaken(APIException):
         responses={
             200: OpenApiResponse(
                 PolymorphicProxySerializer(
-                    "BulkRequeueAnswer", [BulkRequeueResultSerializer, RequeuePreviewSerializer], resource_type_field_name=None
+                    "BulkRequeueAnswer",
+                    [BulkRequeueResultSerializer, RequeuePreviewSerializer],
+                    resource_type_field_name=None,
                 ),
                 description="`{requeued, skipped}`, or with dry_run `{would_requeue, skipped, sample}`.",
             ),
@@ -193,7 +197,9 @@ class IdTaken(APIException):
         },
         examples=[
             OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
-            OpenApiExample("Dismiss every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
+            OpenApiExample(
+                "Dismiss every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}
+            ),
         ],
     ),
 )
@@ -243,7 +249,9 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             wanted = request.query_params.get("format", "")[:50]
             raise ValidationError({"format": f"unknown format {wanted!r}; expected one of {formats}"}) from None
 
-    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def finalize_response(
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         # An error answering a CSV request is still the API's JSON error body.
         if isinstance(response, Response) and response.status_code >= 400 and isinstance(
             getattr(request, "accepted_renderer", None), CSVRenderer
@@ -314,7 +322,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         responses={200: FailureGroupListSerializer, **errors(400)},
     )
     @action(
-        detail=False, methods=["get"], url_path="dead-letter/groups", url_name="dead-letter-groups", pagination_class=None,
+        detail=False, methods=["get"], url_path="dead-letter/groups", url_name="dead-letter-groups",
+        pagination_class=None,
     )
     def dead_letter_groups(self, request: Request) -> Response:
         groups = failure_groups(_filters(request))

@@ -55,7 +55,8 @@ def _mark_queued(now: datetime) -> bool:
     stamp, fresh = (connection.ops.adapt_datetimefield_value(moment) for moment in (now, now - KICK_STALE))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (id, queued_at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET queued_at = excluded.queued_at "
+            f"INSERT INTO {table} (id, queued_at) VALUES (1, %s) "
+            f"ON CONFLICT (id) DO UPDATE SET queued_at = excluded.queued_at "
             f"WHERE {table}.queued_at IS NULL OR {table}.queued_at < %s RETURNING id",
             [stamp, fresh],
         )

@@ -64,7 +64,9 @@ def failure_groups(filters: Mapping[str, Any] | None = None) -> list[FailureGrou
     rows = (
         events.order_by()
         .values("channel", "cause_kind", "cause")
-        .annotate(count=Count("*"), first_at=Min(_failed_at()), last_at=Max(_failed_at()), sample_id=_OncePerGroup(sample))
+        .annotate(
+            count=Count("*"), first_at=Min(_failed_at()), last_at=Max(_failed_at()), sample_id=_OncePerGroup(sample)
+        )
         .order_by("-count", "-last_at", "channel", "cause_kind", "cause")
     )
     # Every dead event has its cause and kind (notification_events_cause_when_dead).

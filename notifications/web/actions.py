@@ -55,7 +55,9 @@ def mark_read(request, event_id):
         messages.error(request, f"Not marked read: {exc.message}.")
     else:
         if event.status == Status.DEAD:
-            messages.success(request, f"Dismissed {event_id}: it left the Dead letter tab (Show dismissed brings it back).")
+            messages.success(
+                request, f"Dismissed {event_id}: it left the Dead letter tab (Show dismissed brings it back)."
+            )
         else:
             messages.success(request, f"Marked {event_id} as read.")
     return back(request, reverse("ui-notifications"))
@@ -101,7 +103,12 @@ def _dead_tab_form(request: HttpRequest, ignore: tuple[str, ...] = ()) -> Notifi
 
 
 def _on_matching(
-    request: HttpRequest, form: NotificationFilterForm, template: str, bulk_action: Callable, report: Callable, done: str
+    request: HttpRequest,
+    form: NotificationFilterForm,
+    template: str,
+    bulk_action: Callable,
+    report: Callable,
+    done: str,
 ) -> HttpResponse:
     """GET: confirm with the count of what the Dead letter tab shows for these filters. POST: run the bulk
     service action on it."""
@@ -127,7 +134,9 @@ def _on_matching(
 def dismiss_matching(request: HttpRequest) -> HttpResponse:
     # Dismissing what is already dismissed would change nothing.
     form = _dead_tab_form(request, ignore=("dismissed",))
-    return _on_matching(request, form, "notifications/dismiss_matching.html", mark_read_events, _report_dismissed, "dismissed")
+    return _on_matching(
+        request, form, "notifications/dismiss_matching.html", mark_read_events, _report_dismissed, "dismissed"
+    )
 
 
 @login_required
@@ -153,7 +162,9 @@ def requeue_group(request: HttpRequest) -> HttpResponse:
     """Requeue every dead notification of one failure group (channel, kind and cause) under the tab's filters."""
     form, channel, kind, cause = _group_form(request)
     if not form.is_valid() or not channel or kind not in CauseKind.values:
-        messages.error(request, "Nothing requeued: the group or its filters were not valid; reload the page and try again.")
+        messages.error(
+            request, "Nothing requeued: the group or its filters were not valid; reload the page and try again."
+        )
     else:
         _report_bulk(request, requeue_failure_group(actor_of(request), channel, kind, cause, form.service_filters()))
     return back(request, _groups_url(form))
@@ -164,7 +175,11 @@ def dismiss_group(request: HttpRequest) -> HttpResponse:
     """Dismiss every dead notification of one failure group under the tab's filters."""
     form, channel, kind, cause = _group_form(request)
     if not form.is_valid() or not channel or kind not in CauseKind.values:
-        messages.error(request, "Nothing dismissed: the group or its filters were not valid; reload the page and try again.")
+        messages.error(
+            request, "Nothing dismissed: the group or its filters were not valid; reload the page and try again."
+        )
     else:
-        _report_dismissed(request, dismiss_failure_group(actor_of(request), channel, kind, cause, form.service_filters()))
+        _report_dismissed(
+            request, dismiss_failure_group(actor_of(request), channel, kind, cause, form.service_filters())
+        )
     return back(request, _groups_url(form))

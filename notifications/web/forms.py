@@ -86,7 +86,8 @@ class NotificationFilterForm(forms.Form):
         return self.selected_tab == TAB_DEAD and self.is_valid() and self.cleaned_data.get("view") == VIEW_GROUPS
 
     def active_filters(self) -> dict[str, Any]:
-        """The filters the operator set, without the tab: {name: value}. "Show dismissed" counts on the Dead letter tab only."""
+        """The filters the operator set, without the tab: {name: value}. "Show dismissed" counts on the Dead letter
+        tab only."""
         filters = {name: self.cleaned_data[name] for name in self.FILTER_FIELDS if self.cleaned_data.get(name)}
         if self.selected_tab != TAB_DEAD:
             filters.pop("dismissed", None)

@@ -70,6 +70,10 @@ class Command(BaseCommand):
             self.stderr.write(f"warning: MCP on {host}:{port} is reachable from the network without authentication")
         writes = "enabled" if settings.CERTCTL_MCP_ALLOW_WRITES else "disabled (CERTCTL_MCP_ALLOW_WRITES)"
         display_host = f"[{host}]" if ":" in host else host
-        acting_as = f"key {identity.key_name!r}" + ("" if identity.admin else " (read-only)") if identity.key_name else '"mcp"'
-        self.stderr.write(f"MCP streamable HTTP on http://{display_host}:{port}/mcp, writes {writes}, acting as {acting_as}")
+        acting_as = (
+            f"key {identity.key_name!r}" + ("" if identity.admin else " (read-only)") if identity.key_name else '"mcp"'
+        )
+        self.stderr.write(
+            f"MCP streamable HTTP on http://{display_host}:{port}/mcp, writes {writes}, acting as {acting_as}"
+        )
         server.run("streamable-http", host=host, port=port)
