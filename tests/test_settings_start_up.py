@@ -25,7 +25,8 @@ def start(tmp_path, code="print(s.SECRET_KEY)", **env):
 def manage(tmp_path, *arguments, **env):
     base = {"PATH": os.environ["PATH"], "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "CERTCTL_ENV_FILE": ""}
     return subprocess.run(
-        [sys.executable, "manage.py", *arguments], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60,
     )
 
 

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.django_db
 
 KEYS = {"admin": ADMIN_KEY, "viewer": READ_KEY}
 # What NotificationsPage and NotificationRow read from each event.
-FIELDS_THE_PAGE_READS = {"id", "type", "status", "channel", "message", "recipient", "created_at", "certificate_id", "retry_count", "last_error"}
+FIELDS_THE_PAGE_READS = {
+    "id", "type", "status", "channel", "message", "recipient", "created_at", "certificate_id", "retry_count",
+    "last_error",
+}
 
 
 class CertctlWebClient:

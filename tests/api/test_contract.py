@@ -15,8 +15,8 @@ from tests.deliveries import deliver_now
 pytestmark = pytest.mark.django_db
 
 EVENT_FIELDS = {
-    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status", "retry_count",
-    "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
+    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
+    "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
 }
 NEW_EVENT = {
     "type": "ExpirationWarning",
@@ -132,7 +132,8 @@ def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, 
     ("query", "field", "message"),
     [
         ("status=bogus", "status", "unknown status 'bogus'; expected one of pending, sent, failed, dead, read"),
-        ("delivery_status=read", "delivery_status", "unknown delivery_status 'read'; expected one of pending, sent, failed, dead"),
+        ("delivery_status=read", "delivery_status",
+         "unknown delivery_status 'read'; expected one of pending, sent, failed, dead"),
         ("channel=Fax", "channel", "unknown channel 'Fax'"),
         ("type=Expired", "type", "unknown type 'Expired'"),
         ("read=maybe", "read", "read must be true or false"),
@@ -461,7 +462,9 @@ def test_ids_with_dots_and_colons_route(admin, make_event):
 def test_bulk_read_by_ids_counts_marked_and_skipped(reader, dead_event, make_event):
     pending = make_event()
     mark_read(pending.id, Actor("t", "test"))
-    response = reader.post("/api/v1/notifications/read", {"ids": [dead_event.id, pending.id, "notif-nope"]}, format="json")
+    response = reader.post(
+        "/api/v1/notifications/read", {"ids": [dead_event.id, pending.id, "notif-nope"]}, format="json"
+    )
     assert (response.status_code, response.json()) == (200, {"marked_read": 1, "skipped": 2})
     action = OperatorAction.objects.get(event_id=dead_event.id)
     assert (action.action, action.actor, action.source, action.bulk, action.previous_status) == (

@@ -51,7 +51,10 @@ def moment(text):
 
 @pytest.mark.parametrize(
     "filters",
-    [{}, {"channel": "Slack"}, {"status": "dead"}, {"q": "expires", "channel": "Slack"}, {"read": "false", "type": "Revocation"}],
+    [
+        {}, {"channel": "Slack"}, {"status": "dead"}, {"q": "expires", "channel": "Slack"},
+        {"read": "false", "type": "Revocation"},
+    ],
     ids=["all", "counted-by-channel", "counted-by-status", "text-search", "counted-then-type"],
 )
 def test_x_total_count_is_the_number_of_rows_that_follow(reader, make_event, filters):

@@ -73,7 +73,8 @@ def test_schema_documents_filters_and_enums(openapi):
     }
     assert set(parameters) == {"page", "per_page", "format", *filters}
     assert sorted(parameters["cause_kind"]["enum"]) == ["", "permanent", "transient"]
-    assert "ISO 8601" in next(p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"] if p["name"] == "failed_after")
+    listing = openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]
+    assert "ISO 8601" in next(p["description"] for p in listing if p["name"] == "failed_after")
     assert "csv" in parameters["format"]["enum"]
     assert sorted(parameters["status"]["enum"]) == ["", "dead", "failed", "pending", "read", "sent"]
     assert sorted(parameters["delivery_status"]["enum"]) == ["", "dead", "failed", "pending", "sent"]
@@ -103,7 +104,8 @@ def test_schema_documents_filters_and_enums(openapi):
     assert "not yet read" in descriptions["status"]
     assert "read or not" in descriptions["delivery_status"]
     for path in ("/api/v1/notifications/requeue", "/api/v1/notifications/read"):
-        by_ids, by_filter = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+        body = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        by_ids, by_filter = body["schema"]["oneOf"]
         assert (by_ids["required"], by_ids["properties"]["ids"]["maxItems"]) == (["ids"], 10_000)
         assert set(by_filter["properties"]) == {*filters, "dry_run"}
         assert by_ids["properties"]["dry_run"]["type"] == "boolean"
@@ -112,7 +114,9 @@ def test_schema_documents_filters_and_enums(openapi):
     group = schemas["FailureGroup"]
     assert set(group["properties"]) == {"channel", "kind", "error", "count", "first_at", "last_at", "sample_id"}
     read_result = schemas["BulkReadResult"]
-    assert (read_result["required"], set(read_result["properties"])) == (["marked_read", "skipped"], {"marked_read", "skipped"})
+    assert (read_result["required"], set(read_result["properties"])) == (
+        ["marked_read", "skipped"], {"marked_read", "skipped"},
+    )
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""New and requeued events are handed to the cluster once committed, a burst as one kick, and a broker outage loses nothing."""
+"""New and requeued events are handed to the cluster once committed, a burst as one kick, and a broker outage
+loses nothing."""
 import importlib
 import logging
 from datetime import timedelta
@@ -14,7 +15,9 @@ from tests.lifecycle.conftest import OPERATOR, T0, put_in_state, reload
 
 pytestmark = pytest.mark.django_db
 
-VALID = dict(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message="renewal of api.example.com failed")
+VALID = dict(
+    type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message="renewal of api.example.com failed"
+)
 
 
 class Rollback(Exception):
@@ -109,7 +112,9 @@ def test_a_kick_queued_long_ago_does_not_hold_back_a_new_one(broker):
     assert broker == [KICK, KICK]
 
 
-def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create(monkeypatch, django_capture_on_commit_callbacks):
+def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create(
+    monkeypatch, django_capture_on_commit_callbacks
+):
     handed = []
 
     def broker_down(func, *args, **options):
@@ -125,7 +130,9 @@ def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create
     assert handed == ["notifications.tasks.deliver_pending"]
 
 
-def test_the_enqueued_task_delivers_without_waiting_for_a_tick(webhook, monkeypatch, django_capture_on_commit_callbacks):
+def test_the_enqueued_task_delivers_without_waiting_for_a_tick(
+    webhook, monkeypatch, django_capture_on_commit_callbacks
+):
     def run_now(func, *args, **options):
         module, name = func.rsplit(".", 1)
         getattr(importlib.import_module(module), name)(*args)
@@ -139,7 +146,9 @@ def test_the_enqueued_task_delivers_without_waiting_for_a_tick(webhook, monkeypa
     assert [r.headers["X-Certctl-Event-ID"] for r in webhook.requests] == [event.id]
 
 
-def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(webhook, monkeypatch, caplog, django_capture_on_commit_callbacks):
+def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(
+    webhook, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
     def broker_down(func, *args, **options):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 

@@ -66,7 +66,8 @@ def test_fault_08_missing_notifier_dead_letters_naming_the_variable_never_sent(m
     assert (event.status, event.retry_count, event.sent_at, event.next_retry_at) == ("dead", 1, None, None)
     assert event.last_error == f"{channel} channel is not configured: set {variable}"
     attempt = event.attempts.get()
-    assert (attempt.outcome, attempt.started_at, attempt.duration_ms) == ("permanent_failure", T0, 0)  # nothing was sent
+    # Nothing was sent.
+    assert (attempt.outcome, attempt.started_at, attempt.duration_ms) == ("permanent_failure", T0, 0)
     summary = stats_summary(now=T0 + 60 * MINUTE)
     assert (summary["notifications_sent"], summary["notifications_dead"]) == (0, 1)
 

@@ -23,7 +23,9 @@ def test_pending_delivered_becomes_sent(webhook, make_event):
     assert event.claimed_until is None
     assert event.claim_token is None
     [attempt] = event.attempts.all()
-    assert (attempt.number, attempt.outcome, attempt.http_status, attempt.resulting_status) == (1, "success", 200, "sent")
+    assert (attempt.number, attempt.outcome, attempt.http_status, attempt.resulting_status) == (
+        1, "success", 200, "sent",
+    )
     assert [r.headers["X-Certctl-Event-ID"] for r in webhook.requests] == [event.id]
 
 

@@ -62,7 +62,9 @@ def test_starttls_with_a_trusted_ca_delivers_over_tls(settings, smtp_server, tru
     assert parsed(recorded)["To"] == "ops@example.com"
 
 
-def test_starttls_with_an_untrusted_certificate_is_transient_and_sends_nothing(settings, smtp_server, tmp_path, monkeypatch):
+def test_starttls_with_an_untrusted_certificate_is_transient_and_sends_nothing(
+    settings, smtp_server, tmp_path, monkeypatch
+):
     port, mailbox = smtp_server(starttls=True)
     configure_email(settings, port, use_tls=True)
     empty_store = tmp_path / "empty.pem"

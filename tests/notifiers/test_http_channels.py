@@ -313,7 +313,9 @@ def test_every_3xx_is_a_redirect_to_fix_in_the_setting(status, settings, receive
     _, result = send("Webhook")
 
     assert (result.ok, result.permanent, result.http_status) == (False, True, status)
-    assert result.error == f"Webhook receiver answered HTTP {status} (a redirect, which is not followed); fix CERTCTL_WEBHOOK_URL"
+    assert result.error == (
+        f"Webhook receiver answered HTTP {status} (a redirect, which is not followed); fix CERTCTL_WEBHOOK_URL"
+    )
 
 
 def test_a_4xx_without_a_body_quotes_only_the_status(settings, receiver):
@@ -446,7 +448,8 @@ def test_a_receiver_that_never_completes_the_connection_is_given_up_after_the_co
                 connection.close()
 
     assert result.error == (
-        "Webhook receiver: no answer within the connect timeout of 0.5s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); will retry"
+        "Webhook receiver: no answer within the connect timeout of 0.5s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); "
+        "will retry"
     )
 
 
@@ -489,15 +492,23 @@ def test_no_answer_within_the_read_timeout_is_transient_and_names_that_setting(s
 
     assert not result.ok
     assert not result.permanent
-    assert result.error == "Slack webhook: no answer within the read timeout of 2s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    assert result.error == (
+        "Slack webhook: no answer within the read timeout of 2s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    )
 
 
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (httpx.ConnectError("[Errno 111] Connection refused"), "Slack webhook: could not connect ([Errno 111] Connection refused); will retry"),
+        (
+            httpx.ConnectError("[Errno 111] Connection refused"),
+            "Slack webhook: could not connect ([Errno 111] Connection refused); will retry",
+        ),
         (httpx.ConnectError(""), "Slack webhook: could not connect (ConnectError); will retry"),
-        (httpx.RemoteProtocolError("peer closed connection"), "Slack webhook: request failed (peer closed connection); will retry"),
+        (
+            httpx.RemoteProtocolError("peer closed connection"),
+            "Slack webhook: request failed (peer closed connection); will retry",
+        ),
         (httpx.RemoteProtocolError(""), "Slack webhook: request failed (RemoteProtocolError); will retry"),
     ],
 )
@@ -527,13 +538,17 @@ def test_a_receiver_that_stops_reading_the_request_cannot_hold_the_send_past_the
         async def post() -> DeliveryResult:
             async with new_http_client() as client:
                 # Far more than the socket buffers hold: the upload stalls once they are full.
-                return await post_json(client, url, {"text": "x" * 64_000_000}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
+                return await post_json(
+                    client, url, {"text": "x" * 64_000_000}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD
+                )
 
         result = finishes_within(15, lambda: asyncio.run(post()))
 
     assert not result.ok
     assert not result.permanent
-    assert result.error == "Webhook receiver: no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    assert result.error == (
+        "Webhook receiver: no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    )
 
 
 def test_a_send_waiting_for_the_clients_one_connection_gives_up_after_the_connect_timeout(settings, receiver):
@@ -542,13 +557,20 @@ def test_a_send_waiting_for_the_clients_one_connection_gives_up_after_the_connec
 
     async def two_at_once() -> list[DeliveryResult]:
         async with new_http_client() as client:
-            first = asyncio.create_task(post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD))
+            first = asyncio.create_task(
+                post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
+            )
             await asyncio.sleep(0.1)  # the first holds the connection, waiting for its answer
-            second = await post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
+            second = await post_json(
+                client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD
+            )
             return [await first, second]
 
     first, second = finishes_within(15, lambda: asyncio.run(two_at_once()))
 
     assert first.ok
-    assert second.error == "Webhook receiver: no answer within the connect timeout of 0.2s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); will retry"
+    assert second.error == (
+        "Webhook receiver: no answer within the connect timeout of 0.2s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); "
+        "will retry"
+    )
     assert len(receiver.requests) == 1

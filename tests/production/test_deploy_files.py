@@ -10,13 +10,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_alert_rules_use_only_exported_metric_names():
-    rules = [rule for group in yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())["groups"] for rule in group["rules"]]
+    rules = [
+        rule for group in yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())["groups"] for rule in group["rules"]
+    ]
     alerts = {rule["alert"]: rule for rule in rules}
     assert alerts["CertctlNotificationsDeadLettered"]["expr"] == "certctl_notification_dead_unacknowledged > 0"
     assert alerts["CertctlNotificationsDeadLettered"]["labels"]["severity"] == "warning"
     assert alerts["CertctlNotificationsDeadLetteredMany"]["expr"] == "certctl_notification_dead_unacknowledged > 10"
     assert alerts["CertctlNotificationsDeadLetteredMany"]["labels"]["severity"] == "critical"
-    assert alerts["CertctlNotificationRetriesStuck"]["expr"] == "certctl_notification_oldest_due_retry_age_seconds > 15 * 60"
+    assert alerts["CertctlNotificationRetriesStuck"]["expr"] == (
+        "certctl_notification_oldest_due_retry_age_seconds > 15 * 60"
+    )
     used = {name for rule in rules for name in re.findall(r"\bcertctl_[a-z_]+", rule["expr"])}
     assert used <= EXPECTED_SAMPLE_NAMES
 

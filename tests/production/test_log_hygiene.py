@@ -164,7 +164,9 @@ def configured_keys(settings):
     ("/api/v1/notifications", [("Authorization", b"Basic " + base64.b64encode(f"{API_KEY}:x".encode()))]),
 ], ids=["bearer", "k", "in-path", "encoded-equals", "percent-escaped", "upper-cased", "metrics-token", "referer",
         "user-agent", "x-api-key", "basic-user"])
-def test_the_access_log_hides_every_configured_key_wherever_and_however_it_appears(target, headers, configured_keys, tmp_path):
+def test_the_access_log_hides_every_configured_key_wherever_and_however_it_appears(
+    target, headers, configured_keys, tmp_path
+):
     line = access_line(tmp_path, target, headers)
 
     assert "[redacted]" in line
@@ -225,7 +227,8 @@ def test_gunicorn_access_log_and_django_logs_never_show_a_query_key_or_a_forged_
     env = {
         **os.environ, "DJANGO_SETTINGS_MODULE": "certctl.settings", "SECRET_KEY": "gunicorn-log-test-key",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PORT": str(port), "WEB_CONCURRENCY": "1",
-        "CERTCTL_LOG_FORMAT": log_format, "CERTCTL_API_KEYS_NAMED": f"oncall:{API_KEY}", "CERTCTL_METRICS_TOKEN": METRICS_TOKEN,
+        "CERTCTL_LOG_FORMAT": log_format, "CERTCTL_API_KEYS_NAMED": f"oncall:{API_KEY}",
+        "CERTCTL_METRICS_TOKEN": METRICS_TOKEN,
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "certctl.wsgi"],
@@ -236,13 +239,15 @@ def test_gunicorn_access_log_and_django_logs_never_show_a_query_key_or_a_forged_
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as client:
             assert client.get(f"/api/v1/notifications?api_key={QUERY_KEY}").status_code == 401
-            assert client.get(f"/api/v1/nothing?token={QUERY_KEY}", headers={"Referer": f"{base}/?key={QUERY_KEY}"}).status_code == 404
+            referred = client.get(f"/api/v1/nothing?token={QUERY_KEY}", headers={"Referer": f"{base}/?key={QUERY_KEY}"})
+            assert referred.status_code == 404
             assert client.get("/api/v1/notifications/x%0A" + FORGED.replace(" ", "%20")).status_code == 401
             # Keys where no parameter name gives them away, and controls in a header.
             assert client.get(f"/api/v1/notifications?bearer={API_KEY}").status_code == 401
             assert client.get(f"/api/v1/notifications/{API_KEY}").status_code == 401
             assert client.get(f"/api/v1/notifications?q={percent_escaped(API_KEY)}").status_code == 401
-            assert client.get(f"/metrics?t={METRICS_TOKEN}", headers={"User-Agent": b"probe\x85forged\tline"}).status_code < 500
+            probe = client.get(f"/metrics?t={METRICS_TOKEN}", headers={"User-Agent": b"probe\x85forged\tline"})
+            assert probe.status_code < 500
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)

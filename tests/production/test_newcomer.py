@@ -31,7 +31,9 @@ LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 def clone(tmp_path_factory):
     home = tmp_path_factory.mktemp("newcomer")
     project = home / "certctl-notifications"
-    snapshot = subprocess.run(["git", "stash", "create"], cwd=PROJECT, capture_output=True, text=True, check=True).stdout.strip()
+    snapshot = subprocess.run(
+        ["git", "stash", "create"], cwd=PROJECT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     subprocess.run(["git", "clone", "--quiet", "--shared", "--no-checkout", str(PROJECT), str(project)], check=True)
     subprocess.run(["git", "checkout", "--quiet", "--detach", snapshot or "HEAD"], cwd=project, check=True)
     install_this_virtualenv(project)
@@ -70,7 +72,10 @@ class Run:
         """Send a signal; every process of bin/run's group (web server, worker processes) must be gone soon."""
         try:
             send_signal(self.process.pid)
-            wait_for(lambda: not group_members(self.process.pid), EXIT_WITHIN_S, "bin/run's processes did not all exit", self.log)
+            wait_for(
+                lambda: not group_members(self.process.pid), EXIT_WITHIN_S, "bin/run's processes did not all exit",
+                self.log,
+            )
             self.process.wait(timeout=5)
         finally:
             if group_members(self.process.pid):
@@ -91,7 +96,8 @@ class WorkerStartingLate:
         self.interpreter = os.path.realpath(self.python)
         self.python.unlink()
         self.python.write_text(
-            f'#!/bin/bash\n[[ " $* " == *" qcluster "* ]] && sleep {self.seconds}\nexec -a "$0" {self.interpreter} "$@"\n'
+            f'#!/bin/bash\n[[ " $* " == *" qcluster "* ]] && sleep {self.seconds}\n'
+            f'exec -a "$0" {self.interpreter} "$@"\n'
         )
         self.python.chmod(0o755)
 
@@ -186,7 +192,9 @@ def test_first_start_then_the_readme_commands_in_a_second_shell_then_sigterm(clo
     [lambda pid: os.kill(pid, signal.SIGINT), lambda pid: os.killpg(pid, signal.SIGINT)],
     ids=["SIGINT to bin/run", "Ctrl-C: SIGINT to its process group"],
 )
-def test_a_later_start_says_where_the_password_is_kept_and_sigint_stops_web_server_and_worker(clone, tmp_path, send_signal):
+def test_a_later_start_says_where_the_password_is_kept_and_sigint_stops_web_server_and_worker(
+    clone, tmp_path, send_signal
+):
     if not (clone / ".admin_password").exists():  # this test runs alone: a first start's steps
         python_in_a_second_shell(clone, "-m", "certctl.env_file")
         second_shell(clone, "migrate", "--noinput", "-v0")

@@ -63,7 +63,9 @@ class Cluster:
         self.label = label
         self.log_path = tmp_path / f"qcluster-{label}.log"
         environment = {
-            key: value for key, value in os.environ.items() if not key.startswith(("CERTCTL_", "REDIS_URL", "Q_CLUSTER"))
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("CERTCTL_", "REDIS_URL", "Q_CLUSTER"))
         }
         environment.update(
             DJANGO_SETTINGS_MODULE="certctl.settings",
@@ -234,12 +236,15 @@ def test_a_cluster_killed_mid_batch_loses_no_event_and_resends_only_what_was_in_
     # lands while deliveries are in flight.
     env = dict(
         CERTCTL_NOTIFICATION_LEASE="10s", CERTCTL_NOTIFICATION_CONNECT_TIMEOUT="2s",
-        CERTCTL_NOTIFICATION_READ_TIMEOUT="5s", CERTCTL_NOTIFICATION_CONCURRENCY="4", CERTCTL_NOTIFICATION_BATCH_SIZE="20",
+        CERTCTL_NOTIFICATION_READ_TIMEOUT="5s", CERTCTL_NOTIFICATION_CONCURRENCY="4",
+        CERTCTL_NOTIFICATION_BATCH_SIZE="20",
     )
     webhook.reply_with(Reply(delay=1.5))
     try:
         victim = clusters("victim", victim_broker.list_key.split(":")[1], broker_url, webhook.url + "/hook", **env)
-        survivor = clusters("survivor", survivor_broker.list_key.split(":")[1], broker_url, webhook.url + "/hook", **env)
+        survivor = clusters(
+            "survivor", survivor_broker.list_key.split(":")[1], broker_url, webhook.url + "/hook", **env
+        )
         victim.wait_until_running()
         survivor.wait_until_running()
         event_ids = create_events(20)
@@ -299,7 +304,8 @@ def test_a_cluster_stopped_with_sigterm_mid_batch_finishes_its_deliveries_first(
     broker = RedisQueue(broker_url, unique_queue())
     env = dict(
         CERTCTL_NOTIFICATION_LEASE="20s", CERTCTL_NOTIFICATION_CONNECT_TIMEOUT="2s",
-        CERTCTL_NOTIFICATION_READ_TIMEOUT="5s", CERTCTL_NOTIFICATION_CONCURRENCY="4", CERTCTL_NOTIFICATION_BATCH_SIZE="12",
+        CERTCTL_NOTIFICATION_READ_TIMEOUT="5s", CERTCTL_NOTIFICATION_CONCURRENCY="4",
+        CERTCTL_NOTIFICATION_BATCH_SIZE="12",
     )
     webhook.reply_with(Reply(delay=1.0))
     try:

@@ -76,7 +76,8 @@ def test_change_page_shows_attempts_and_keeps_delivery_state_read_only(admin_cli
     response = admin_client.post(url, {
         "type": dead.type, "channel": dead.channel, "recipient": "new@example.com", "message": dead.message,
         "status": "sent", "retry_count": "0",
-        "attempts-TOTAL_FORMS": "0", "attempts-INITIAL_FORMS": "5", "attempts-MIN_NUM_FORMS": "0", "attempts-MAX_NUM_FORMS": "0",
+        "attempts-TOTAL_FORMS": "0", "attempts-INITIAL_FORMS": "5",
+        "attempts-MIN_NUM_FORMS": "0", "attempts-MAX_NUM_FORMS": "0",
         "operator_actions-TOTAL_FORMS": "0", "operator_actions-INITIAL_FORMS": "0",
         "operator_actions-MIN_NUM_FORMS": "0", "operator_actions-MAX_NUM_FORMS": "0",
     })
@@ -96,7 +97,9 @@ def staff_client(client: Client, django_user_model: type[User]) -> Callable[...,
 
     def login(*kinds: str) -> Client:
         user = django_user_model.objects.create_user("-".join(("staff",) + kinds), password=PASSWORD, is_staff=True)
-        user.user_permissions.add(*Permission.objects.filter(codename__in=[f"{kind}_notificationevent" for kind in kinds]))
+        user.user_permissions.add(
+            *Permission.objects.filter(codename__in=[f"{kind}_notificationevent" for kind in kinds])
+        )
         client.force_login(user)
         return client
 
@@ -133,7 +136,9 @@ def test_mark_read_selected_dismisses_dead_ones_and_skips_read_ones(admin_client
     dead, pending = event_in("dead"), event_in("pending")
     already = event_in("sent")
     admin_client.post(CHANGELIST, {"action": "mark_read_selected", "_selected_action": [already.id]})
-    response = admin_client.post(CHANGELIST, {"action": "mark_read_selected", "_selected_action": [dead.id, pending.id, already.id]})
+    response = admin_client.post(
+        CHANGELIST, {"action": "mark_read_selected", "_selected_action": [dead.id, pending.id, already.id]}
+    )
     assert [str(m) for m in get_messages(response.wsgi_request)][-1] == (
         "2 marked read (dead ones are dismissed from the dead-letter queue), 1 skipped (already read)."
     )
@@ -177,4 +182,6 @@ def test_channels_are_paused_and_resumed_through_admin_actions_by_staff_who_may_
     assert ChannelState.objects.get(channel="Webhook").state == "paused"
     operator.post(states, {"action": "resume_selected", "_selected_action": ["Webhook"]})
     assert ChannelState.objects.get(channel="Webhook").state == "closed"
-    assert list(ChannelAction.objects.order_by("id").values_list("action", "source")) == [("pause", "admin"), ("resume", "admin")]
+    assert list(ChannelAction.objects.order_by("id").values_list("action", "source")) == [
+        ("pause", "admin"), ("resume", "admin"),
+    ]

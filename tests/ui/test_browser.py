@@ -23,7 +23,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
-DEAD_ERROR = "HTTP 503 from https://hooks.example.com/certctl: Service Unavailable (receiver in maintenance until 03:30 UTC)"
+DEAD_ERROR = (
+    "HTTP 503 from https://hooks.example.com/certctl: Service Unavailable (receiver in maintenance until 03:30 UTC)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,9 @@ def seed_history(event_in):
             event = event_in("pending", channel=channel, certificate_id=f"cert-{hours_ago:02d}")
             when = now - timedelta(hours=hours_ago, minutes=10)
             if hours_ago % 6 == 1 and channel != "Email":
-                event = record(event.id, DeliveryResult.transient("HTTP 502 from receiver: Bad Gateway", http_status=502), when)
+                event = record(
+                    event.id, DeliveryResult.transient("HTTP 502 from receiver: Bad Gateway", http_status=502), when
+                )
                 when = event.next_retry_at
             record(event.id, DeliveryResult.success(http_status=200), when)
 
@@ -108,7 +112,10 @@ def test_dashboard_dead_card_leads_to_the_dead_letter_tab(page, live_server, eve
 
 def test_requeue_one_dead_event_from_the_tab(page, live_server, event_in):
     dead = event_in("dead", certificate_id="cert-api-prod", error=DEAD_ERROR)
-    other = event_in("dead", channel="PagerDuty", certificate_id="cert-vpn", error="PagerDuty channel is not configured: set CERTCTL_PAGERDUTY_ROUTING_KEY")
+    other = event_in(
+        "dead", channel="PagerDuty", certificate_id="cert-vpn",
+        error="PagerDuty channel is not configured: set CERTCTL_PAGERDUTY_ROUTING_KEY",
+    )
     event_in("sent")
     page.get_by_role("link", name="Notifications", exact=True).click()
     page.get_by_role("tab", name="Dead letter").click()

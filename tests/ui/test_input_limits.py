@@ -12,7 +12,10 @@ from notifications.filtersets import TIME_RANGE_ERROR
 pytestmark = pytest.mark.django_db
 
 OUT_OF_RANGE = ["0001-01-01", "0001-01-01T00:00", "9999-12-31T23:59-05:00"]
-PAGES = ["/notifications/", "/notifications/export.csv", "/notifications/requeue-matching/", "/notifications/dismiss-matching/"]
+PAGES = [
+    "/notifications/", "/notifications/export.csv",
+    "/notifications/requeue-matching/", "/notifications/dismiss-matching/",
+]
 
 
 @pytest.fixture
@@ -62,7 +65,9 @@ def test_a_time_given_with_an_offset_travels_on_in_that_offset(operator_client, 
 
 def test_a_form_over_djangos_size_limit_is_a_413_page(operator_client, event_in):
     event_in("dead")
-    response = operator_client.post("/notifications/dismiss-selected/", {"ids": ["x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE]})
+    response = operator_client.post(
+        "/notifications/dismiss-selected/", {"ids": ["x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE]}
+    )
 
     assert response.status_code == 413
     assert "The request is too large" in response.content.decode()

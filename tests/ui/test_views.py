@@ -66,12 +66,15 @@ def test_dashboard_counts_and_red_dead_card_linking_to_the_tab(viewer_client, ev
     event_in("pending")
     event_in("pending")
     body = viewer_client.get("/").content.decode()
-    dead_card = re.search(r'<a class="([^"]*)" href="([^"]*)" data-testid="card-dead">\s*<span class="card-count">(\d+)', body)
+    dead_card = re.search(
+        r'<a class="([^"]*)" href="([^"]*)" data-testid="card-dead">\s*<span class="card-count">(\d+)', body
+    )
     assert dead_card.groups() == ("card card-dead card-alert", "/notifications/?tab=dead", "1")
     assert re.search(r'data-testid="card-pending">\s*<span class="card-count">2<', body)
     assert re.search(r'data-testid="card-failed">\s*<span class="card-count">1<', body)
     assert re.search(r'data-testid="card-sent">\s*<span class="card-count">1<', body)
-    assert re.search(r"<strong>1\shour, 59\sminutes</strong> overdue", body)  # the failed event came due 1 min after its failure 2 h ago
+    # The failed event came due 1 min after its failure 2 h ago.
+    assert re.search(r"<strong>1\shour, 59\sminutes</strong> overdue", body)
 
 
 def test_dead_card_is_not_red_when_the_queue_is_empty(viewer_client, event_in):
@@ -392,13 +395,17 @@ def test_mark_read(operator_client, event_in):
     assert event.read_at is not None
     assert event.status == "sent"
     assert f'action="/notifications/{event.id}/read/"' not in operator_client.get("/notifications/").content.decode()
-    assert texts(operator_client.post("/notifications/notif-gone/read/")) == ["Not marked read: notification notif-gone not found."]
+    assert texts(operator_client.post("/notifications/notif-gone/read/")) == [
+        "Not marked read: notification notif-gone not found."
+    ]
 
 
 def test_requeue_selected(operator_client, event_in):
     dead_a, dead_b, sent = event_in("dead"), event_in("dead"), event_in("sent")
     back = "/notifications/?tab=dead"
-    response = operator_client.post("/notifications/requeue-selected/", {"ids": [dead_a.id, dead_b.id, sent.id], "next": back})
+    response = operator_client.post(
+        "/notifications/requeue-selected/", {"ids": [dead_a.id, dead_b.id, sent.id], "next": back}
+    )
     assert response["Location"] == back
     assert texts(response) == ["2 requeued, 1 skipped (not failed or dead)."]
     statuses = dict(NotificationEvent.objects.values_list("id", "status"))
@@ -466,8 +473,13 @@ def test_static_files_are_served_by_whitenoise_with_debug_off(viewer_client, set
 
     assert settings.DEBUG is False
     settings.STATIC_ROOT = tmp_path
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-    call_command("collectstatic", "--noinput", "--verbosity", "0", "--ignore", "admin", "--ignore", "drf-spectacular-sidecar", "--ignore", "rest_framework")
+    settings.STORAGES = {
+        **settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    call_command(
+        "collectstatic", "--noinput", "--verbosity", "0",
+        "--ignore", "admin", "--ignore", "drf-spectacular-sidecar", "--ignore", "rest_framework",
+    )
     page = viewer_client.get("/notifications/").content.decode()
     assert '<link rel="stylesheet" href="/static/css/certctl.css">' in page
     client = type(viewer_client)()  # a new handler, so WhiteNoise indexes the collected files
@@ -507,7 +519,9 @@ def test_viewer_may_not_requeue_even_after_dismissing(viewer_client, event_in):
 
 def test_dismiss_needs_a_login_and_a_post(client, viewer, event_in):
     event = event_in("dead")
-    for path in (f"/notifications/{event.id}/read/", "/notifications/dismiss-selected/", "/notifications/dismiss-matching/"):
+    for path in (
+        f"/notifications/{event.id}/read/", "/notifications/dismiss-selected/", "/notifications/dismiss-matching/"
+    ):
         assert client.post(path, {"ids": [event.id]})["Location"].startswith("/login/")
     client.force_login(viewer)
     assert client.get("/notifications/dismiss-selected/").status_code == 405
@@ -519,17 +533,22 @@ def test_dismiss_selected(viewer_client, event_in):
     dead_a, dead_b, sent = event_in("dead"), event_in("dead"), event_in("sent")
     mark_read(dead_b.id, Actor("someone", "api"))
     back = "/notifications/?tab=dead"
-    response = viewer_client.post("/notifications/dismiss-selected/", {"ids": [dead_a.id, dead_b.id, "notif-gone"], "next": back})
+    response = viewer_client.post(
+        "/notifications/dismiss-selected/", {"ids": [dead_a.id, dead_b.id, "notif-gone"], "next": back}
+    )
     assert response["Location"] == back
     assert texts(response) == ["1 dismissed, 2 skipped (already dismissed or gone)."]
     read = dict(NotificationEvent.objects.values_list("id", "read_at"))
     assert read[dead_a.id]
     assert read[dead_b.id]
     assert read[sent.id] is None
-    assert set(OperatorAction.objects.filter(bulk=True).values_list("event_id", "source", "previous_status")) == {(dead_a.id, "ui", "dead")}
+    bulk_actions = OperatorAction.objects.filter(bulk=True)
+    assert set(bulk_actions.values_list("event_id", "source", "previous_status")) == {(dead_a.id, "ui", "dead")}
     assert rows(viewer_client.get(back)) == []
     empty = viewer_client.post("/notifications/dismiss-selected/", {"next": back})
-    assert texts(empty) == ["Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected."]
+    assert texts(empty) == [
+        "Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected."
+    ]
 
 
 def test_dismiss_all_matching_confirms_the_count_then_dismisses(viewer_client, event_in):
@@ -593,7 +612,9 @@ def test_the_dashboard_shows_each_channels_state_and_an_operator_pauses_and_resu
 
     response = operator_client.post("/channels/Webhook/pause/")
     assert response.status_code == 302
-    assert texts(operator_client.get("/")) == ["Paused Webhook: its notifications wait, spending no retries, until you resume it."]
+    assert texts(operator_client.get("/")) == [
+        "Paused Webhook: its notifications wait, spending no retries, until you resume it."
+    ]
     state = ChannelState.objects.get(channel="Webhook")
     assert (state.state, state.paused_by) == ("paused", "operator")
     page = operator_client.get("/").content.decode()
@@ -651,7 +672,9 @@ def test_every_page_shows_an_event_whose_stored_id_breaks_the_rule(operator_clie
     assert detail.status_code == 200
     assert f'<dd class="mono">{event_id}</dd>' in unescape(body)
 
-    requeue_url, read_url = (unescape(url) for url in re.findall(r'<form method="post" action="([^"]+/(?:requeue|read)/)"', body))
+    requeue_url, read_url = (
+        unescape(url) for url in re.findall(r'<form method="post" action="([^"]+/(?:requeue|read)/)"', body)
+    )
     back_to = unescape(re.search(r'name="next" value="([^"]+)"', body)[1])
     for url in (read_url, requeue_url):
         # Each action comes back to the detail page, which opens again.
@@ -670,7 +693,9 @@ def test_an_odd_id_round_trips_through_a_real_server(live_server, operator):
     [link] = detail_links(body)
     assert link == "/notifications/imp-slash%252F..%252Fx/"
 
-    request = urllib.request.Request(live_server.url + link, headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}"})
+    request = urllib.request.Request(
+        live_server.url + link, headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}"}
+    )
     with urllib.request.urlopen(request) as response:
         assert response.status == 200
         assert "imp-slash/../x" in unescape(response.read().decode())
