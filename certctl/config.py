@@ -6,7 +6,10 @@ that a typo stops start-up with a message instead of a surprise at 3 a.m.
 import os
 import re
 import tempfile
+from collections.abc import Collection
 from datetime import timedelta
+from pathlib import Path
+from typing import NoReturn
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
@@ -26,7 +29,7 @@ _DAYS = 86400.0
 _PART_WITH_DAYS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 
 
-def parse_duration(text, days=False):
+def parse_duration(text: str, days: bool = False) -> timedelta:
     """Parse a Go duration string ("90s", "2m", "1h30m", "1.5h") into a timedelta; with `days`, "90d" too."""
     value = text.strip()
     if not value:
@@ -51,22 +54,22 @@ def parse_duration(text, days=False):
     return timedelta(seconds=sign * seconds)
 
 
-def _raw(name, default):
+def _raw(name: str, default: str) -> str:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
     return value.strip()
 
 
-def _refuse(name, value, expected):
+def _refuse(name: str, value: str, expected: str) -> NoReturn:
     raise ImproperlyConfigured(f"{name}={value!r} is not valid: expected {expected}.")
 
 
-def env_str(name, default=""):
+def env_str(name: str, default: str = "") -> str:
     return _raw(name, default)
 
 
-def env_duration(name, default, minimum=timedelta(0), days=False):
+def env_duration(name: str, default: str, minimum: timedelta = timedelta(0), days: bool = False) -> timedelta:
     expected = "a Go duration such as 30s, 2m, 1h or 1h30m" + (", or days such as 90d" if days else "")
     # Set but empty is an unfilled template (`X=${X}`) more often than a wish for the default.
     if name in os.environ and not os.environ[name].strip():
@@ -81,7 +84,7 @@ def env_duration(name, default, minimum=timedelta(0), days=False):
     return duration
 
 
-def env_int(name, default, minimum=None, maximum=None):
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _raw(name, str(default))
     try:
         number = int(value)
@@ -93,7 +96,9 @@ def env_int(name, default, minimum=None, maximum=None):
     return number
 
 
-def env_float(name, default, minimum=None, maximum=None):
+def env_float(
+    name: str, default: float, minimum: float | None = None, maximum: float | None = None
+) -> float:
     value = _raw(name, str(default))
     try:
         number = float(value)
@@ -108,7 +113,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def env_bool(name, default):
+def env_bool(name: str, default: bool) -> bool:
     value = _raw(name, "true" if default else "false")
     lowered = value.lower()
     if lowered in _TRUE:
@@ -118,14 +123,14 @@ def env_bool(name, default):
     _refuse(name, value, "true or false")
 
 
-def env_choice(name, default, choices):
+def env_choice(name: str, default: str, choices: Collection[str]) -> str:
     value = _raw(name, default)
     if value not in choices:
         _refuse(name, value, "one of " + ", ".join(choices))
     return value
 
 
-def dev_secret_key(path):
+def dev_secret_key(path: Path) -> str:
     """The debug-mode secret key, generated once and kept in `path` so that logins survive restarts
     and the web server, the worker and CLI commands sign alike."""
     if not path.exists():

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from certctl import env_file
@@ -19,6 +20,9 @@ from certctl.config import (
     env_int,
     env_str,
 )
+
+# ModelAdmin[NotificationEvent] and the like: generic at run time as they are for mypy.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
