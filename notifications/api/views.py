@@ -26,7 +26,7 @@ from notifications.api.auth import actor_for
 from notifications.api.pagination import EnvelopePagination
 from notifications.api.parsers import LimitedJSONParser
 from notifications.api.schema import CHANNEL_NAME, EVENT_ID, TIME_PARAMETERS, bulk_request, errors
-from notifications.api.serializers import BulkSelectionSerializer, NotificationCreateSerializer
+from notifications.api.serializers import BulkSelection, BulkSelectionSerializer, NotificationCreateSerializer
 from notifications.errors import EventIdTaken
 from notifications.filtersets import FILTER_NAMES, NotificationFilterSet
 from notifications.models import NotificationEvent
@@ -203,7 +203,7 @@ class IdTaken(APIException):
         ],
     ),
 )
-class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[NotificationEvent]):
     queryset = NotificationEvent.objects.order_by("-created_at", "-id")
     serializer_class = NotificationEventSerializer
     filter_backends = [DjangoFilterBackend]
@@ -213,14 +213,17 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_field = "id"
     lookup_value_regex = r"[^/\x00]+"
 
-    def get_serializer_class(self):
+    # The create and the bulk actions read request bodies, not events: DRF's stubs allow one model per view.
+    def get_serializer_class(  # type: ignore[override]
+        self,
+    ) -> type[NotificationEventSerializer | NotificationCreateSerializer | BulkSelectionSerializer]:
         if self.action == "create":
             return NotificationCreateSerializer
         if self.action in ("bulk_requeue", "bulk_read"):
             return BulkSelectionSerializer
         return NotificationEventSerializer
 
-    def create(self, request):
+    def create(self, request: Request) -> Response:
         serializer = NotificationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -233,12 +236,12 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         location = reverse("api:notification-detail", kwargs={"id": event.id}, request=request)
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
 
-    def get_renderers(self) -> list:
+    def get_renderers(self) -> list[BaseRenderer]:
         if self.action == "list":
             return [*super().get_renderers(), CSVRenderer()]
         return super().get_renderers()
 
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[BaseRenderer, str]:
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:
@@ -249,7 +252,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             wanted = request.query_params.get("format", "")[:50]
             raise ValidationError({"format": f"unknown format {wanted!r}; expected one of {formats}"}) from None
 
-    def finalize_response(
+    # DRF finalizes any HttpResponseBase (the CSV streams); its stubs say Response.
+    def finalize_response(  # type: ignore[override]
         self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
         # An error answering a CSV request is still the API's JSON error body.
@@ -257,31 +261,33 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             getattr(request, "accepted_renderer", None), CSVRenderer
         ):
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[arg-type]
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    # A CSV list streams (a StreamingHttpResponse, not a DRF Response).
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(request.accepted_renderer, CSVRenderer):
             return csv_response(CsvExport(_filters(request)))
         assert isinstance(self.paginator, EnvelopePagination)
         rows = self.paginator.paginate_events(_filters(request), request)
         return self.get_paginated_response(NotificationEventSerializer(rows, many=True).data)
 
-    def retrieve(self, request, id):
+    def retrieve(self, request: Request, id: str) -> Response:
         return Response(NotificationEventSerializer(get_event(id)).data)
 
     @action(detail=True, methods=["get"], filter_backends=[])
-    def attempts(self, request, id):
+    def attempts(self, request: Request, id: str) -> Response:
         event = get_event(id)
-        page = self.paginate_queryset(event.attempts.order_by("number"))
+        assert isinstance(self.paginator, EnvelopePagination)
+        page = self.paginator.paginate_queryset(event.attempts.order_by("number"), request, view=self)
         return self.get_paginated_response(NotificationAttemptSerializer(page, many=True).data)
 
     @action(detail=True, methods=["post"])
-    def read(self, request, id):
+    def read(self, request: Request, id: str) -> Response:
         mark_read(id, actor_for(request))
         return Response({"status": "marked_as_read"})
 
     @action(detail=True, methods=["post"])
-    def requeue(self, request, id):
+    def requeue(self, request: Request, id: str) -> Response:
         requeue_event(id, actor_for(request))
         return Response({"status": "requeued"})
 
@@ -289,13 +295,14 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         detail=False, methods=["post"], url_path="requeue", url_name="bulk-requeue",
         filter_backends=[], pagination_class=None,
     )
-    def bulk_requeue(self, request):
+    def bulk_requeue(self, request: Request) -> Response:
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        selection = serializer.validated_data
-        if selection.pop("dry_run"):
-            return Response(RequeuePreviewSerializer(preview_requeue(**selection)).data)
-        return Response(BulkRequeueResultSerializer(requeue_events(actor_for(request), **selection)).data)
+        selection: BulkSelection = serializer.validated_data
+        ids, filters = selection["ids"], selection["filters"]
+        if selection["dry_run"]:
+            return Response(RequeuePreviewSerializer(preview_requeue(ids=ids, filters=filters)).data)
+        return Response(BulkRequeueResultSerializer(requeue_events(actor_for(request), ids=ids, filters=filters)).data)
 
     @action(
         detail=False, methods=["post"], url_path="read", url_name="bulk-read",
@@ -304,10 +311,11 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def bulk_read(self, request: Request) -> Response:
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        selection = serializer.validated_data
-        if selection.pop("dry_run"):
-            return Response(ReadPreviewSerializer(preview_mark_read(**selection)).data)
-        return Response(BulkReadResultSerializer(mark_read_events(actor_for(request), **selection)).data)
+        selection: BulkSelection = serializer.validated_data
+        ids, filters = selection["ids"], selection["filters"]
+        if selection["dry_run"]:
+            return Response(ReadPreviewSerializer(preview_mark_read(ids=ids, filters=filters)).data)
+        return Response(BulkReadResultSerializer(mark_read_events(actor_for(request), ids=ids, filters=filters)).data)
 
     @extend_schema(
         summary="Dead letter grouped by cause",
@@ -337,7 +345,7 @@ class StatsSummaryView(APIView):
         "(`notifications_dead_unacknowledged`) and the oldest retry that is due but not yet taken.",
         responses={200: StatsSummarySerializer},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(StatsSummarySerializer(stats_summary()).data)
 
 
@@ -347,7 +355,7 @@ class ChannelListView(APIView):
         description="Each channel with its circuit breaker or pause state (closed, open, paused).",
         responses={200: ChannelListSerializer},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         channels = channel_states()
         return Response({"data": ChannelSerializer(channels, many=True).data, "total": len(channels)})
 
@@ -363,7 +371,7 @@ class ChannelPauseView(APIView):
         parameters=[CHANNEL_NAME], request=None,
         responses={200: ChannelSerializer, **errors(403, 404, 405, d404="No channel of this name.")},
     )
-    def post(self, request, name):
+    def post(self, request: Request, name: str) -> Response:
         change = pause_channel if self.pause else resume_channel
         change(name, actor_for(request))
         state = next(channel for channel in channel_states() if channel["name"].lower() == name.lower())
