@@ -1,6 +1,7 @@
 """The UI's changes, all through notifications.operations: requeue and mark read (dismiss) one notification, the
 ticked ones, all that match the Dead letter tab's filters, or a failure group."""
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -9,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from notifications.actors import Actor
 from notifications.errors import InvalidInput, ServiceError
 from notifications.models import CauseKind, Status
 from notifications.operations.events import (
@@ -34,9 +36,19 @@ from notifications.web.pages import matching
 SKIPPED_NOTE = "skipped (not failed or dead)"
 SKIPPED_READ_NOTE = "skipped (already dismissed or gone)"
 
+Result = TypeVar("Result", BulkRequeueResult, BulkReadResult)
+Result_co = TypeVar("Result_co", BulkRequeueResult, BulkReadResult, covariant=True)
+
+
+class BulkAction(Protocol[Result_co]):
+    """operations.events.requeue_events or mark_read_events: by ids or by filters."""
+
+    def __call__(self, actor: Actor, ids: list[str] | None = None, filters: dict[str, str] | None = None) -> Result_co:
+        ...
+
 
 @change_view
-def requeue(request, event_id):
+def requeue(request: HttpRequest, event_id: str) -> HttpResponse:
     try:
         requeue_event(event_id, actor=actor_of(request))
     except ServiceError as exc:
@@ -47,7 +59,7 @@ def requeue(request, event_id):
 
 
 @acknowledge_view
-def mark_read(request, event_id):
+def mark_read(request: HttpRequest, event_id: str) -> HttpResponse:
     """Mark read; for a dead event this is "Dismiss": it leaves the Dead letter tab. Delivery is untouched."""
     try:
         event = mark_event_read(event_id, actor=actor_of(request))
@@ -67,7 +79,13 @@ def _report_bulk(request: HttpRequest, result: BulkRequeueResult) -> None:
     messages.success(request, f"{result.requeued} requeued, {result.skipped} {SKIPPED_NOTE}.")
 
 
-def _on_selected(request: HttpRequest, bulk_action: Callable, report: Callable, done: str, button: str) -> HttpResponse:
+def _on_selected(
+    request: HttpRequest,
+    bulk_action: BulkAction[Result],
+    report: Callable[[HttpRequest, Result], None],
+    done: str,
+    button: str,
+) -> HttpResponse:
     """Run a bulk service action on the ticked rows, say what it did, and go back to the list."""
     ids = request.POST.getlist("ids")
     if not ids:
@@ -81,7 +99,7 @@ def _on_selected(request: HttpRequest, bulk_action: Callable, report: Callable, 
 
 
 @change_view
-def requeue_selected(request):
+def requeue_selected(request: HttpRequest) -> HttpResponse:
     return _on_selected(request, requeue_events, _report_bulk, "requeued", "Requeue selected")
 
 
@@ -106,8 +124,8 @@ def _on_matching(
     request: HttpRequest,
     form: NotificationFilterForm,
     template: str,
-    bulk_action: Callable,
-    report: Callable,
+    bulk_action: BulkAction[Result],
+    report: Callable[[HttpRequest, Result], None],
     done: str,
 ) -> HttpResponse:
     """GET: confirm with the count of what the Dead letter tab shows for these filters. POST: run the bulk
@@ -142,7 +160,7 @@ def dismiss_matching(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 @permission_required(CHANGE_PERMISSION, raise_exception=True)
-def requeue_matching(request):
+def requeue_matching(request: HttpRequest) -> HttpResponse:
     form = _dead_tab_form(request)
     return _on_matching(request, form, "notifications/requeue_matching.html", requeue_events, _report_bulk, "requeued")
 
@@ -150,7 +168,8 @@ def requeue_matching(request):
 def _group_form(request: HttpRequest) -> tuple[NotificationFilterForm, str, str, str]:
     """The tab's filters, and the group a Requeue group or Dismiss group button names: channel, kind, cause."""
     form = _dead_tab_form(request, ignore=("channel_group", "kind_group", "error_group", "next", "view"))
-    return form, *(request.POST.get(name, "") for name in ("channel_group", "kind_group", "error_group"))
+    channel, kind, cause = (request.POST.get(name, "") for name in ("channel_group", "kind_group", "error_group"))
+    return form, channel, kind, cause
 
 
 def _groups_url(form: NotificationFilterForm) -> str:

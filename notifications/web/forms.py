@@ -1,12 +1,12 @@
 """The filters of the operator UI's notification list: how they are shown; notifications.filtersets selects."""
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
 
 from notifications.filtersets import TimeField
-from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, NotificationEvent, Status
+from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventQuerySet, EventType, NotificationEvent, Status
 from notifications.queries.events import filter_events
 
 TAB_ALL = "all"
@@ -15,7 +15,7 @@ VIEW_LIST = "list"
 VIEW_GROUPS = "groups"
 
 
-def _with_any(choices, label):
+def _with_any(choices: Sequence[tuple[str, str]], label: str) -> list[tuple[str, str]]:
     return [("", label), *choices]
 
 
@@ -25,8 +25,9 @@ class TimeInput(forms.DateTimeInput):
     def format_value(self, value: Any) -> str | None:
         # What the operator typed, as a browser's datetime-local field sends it back (UTC, to the minute).
         if hasattr(value, "strftime"):
-            return value.strftime("%Y-%m-%dT%H:%M")
-        return value
+            typed: str = value.strftime("%Y-%m-%dT%H:%M")
+            return typed
+        return None if value is None else str(value)
 
 
 def _query_value(value: Any) -> str:
@@ -78,7 +79,7 @@ class NotificationFilterForm(forms.Form):
     GROUP_FIELDS = ("cause_kind", "cause")
 
     @property
-    def selected_tab(self):
+    def selected_tab(self) -> str:
         return (self.cleaned_data.get("tab") if self.is_bound and self.is_valid() else None) or TAB_ALL
 
     @property
@@ -120,15 +121,15 @@ class NotificationFilterForm(forms.Form):
                 filters["read"] = "false"
         return filters
 
-    def queryset(self) -> QuerySet[NotificationEvent]:
+    def queryset(self) -> EventQuerySet:
         return filter_events(NotificationEvent.objects.all(), self.service_filters())
 
-    def describe(self):
+    def describe(self) -> str:
         """The filters in words, for confirmations: "channel Webhook, text "timeout""."""
         parts = []
         for name, value in self.query_values().items():
             if name == "dismissed":
                 parts.append("dismissed ones included")
             else:
-                parts.append(f'{self.fields[name].label.lower()} "{value}"')
+                parts.append(f'{(self.fields[name].label or name).lower()} "{value}"')
         return ", ".join(parts)

@@ -4,13 +4,13 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.functional import cached_property
 
 from notifications.errors import EventNotFound
-from notifications.models import NotificationEvent
+from notifications.models import EventQuerySet, NotificationEvent
 from notifications.queries.events import EventHistory, event_with_history, matching_count, page_of
 from notifications.queries.export import CsvExport, csv_response
 from notifications.queries.groups import FailureGroup, failure_groups
@@ -20,22 +20,23 @@ from notifications.web.forms import TAB_DEAD, NotificationFilterForm
 PAGE_SIZE = 50
 
 
-class CountedPaginator(Paginator):
+class CountedPaginator(Paginator[NotificationEvent]):
     """A paginator told its count, so that a page of a year of history does not count it all, and reading
     a deep page through the index (queries.events.page_of, as queries.events.list_page does)."""
 
-    def __init__(self, object_list: Any, per_page: int, count: int):
-        super().__init__(object_list, per_page)
+    def __init__(self, events: EventQuerySet, per_page: int, count: int):
+        super().__init__(events, per_page)
+        self.events = events
         self.known_count = count
 
     @cached_property
     def count(self) -> int:
         return self.known_count
 
-    def page(self, number: Any) -> Page:
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        return self._get_page(page_of(self.object_list, bottom, self.per_page), number, self)
+    def page(self, number: int | str) -> Page[NotificationEvent]:
+        valid = self.validate_number(number)
+        bottom = (valid - 1) * self.per_page
+        return Page(page_of(self.events, bottom, self.per_page), valid, self)
 
 
 def matching(form: NotificationFilterForm) -> int:
@@ -101,11 +102,11 @@ def _with_list_urls(groups: list[FailureGroup], form: NotificationFilterForm) ->
 
 
 @login_required
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponseBase:
     """Every notification the list shows for these filters (all pages), as CSV."""
     form = NotificationFilterForm(request.GET)
     if not form.is_valid():
-        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        problems = "; ".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items())
         return HttpResponse(f"Not exported: {problems}", status=400, content_type="text/plain; charset=utf-8")
     name = "dead-letter" if form.selected_tab == TAB_DEAD else "notifications"
     return csv_response(CsvExport(form.service_filters()), name)

@@ -11,7 +11,7 @@ class Command(BaseCommand):
         "First run: create the superuser 'admin' with a random password if no superuser exists, and say how to log in."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: object, **options: object) -> None:
         users = get_user_model()
         password_file = Path(settings.BASE_DIR) / ".admin_password"
         if users.objects.filter(is_superuser=True).exists():
