@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Collection
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypedDict
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
@@ -144,3 +144,21 @@ def dev_secret_key(path: Path) -> str:
         finally:
             os.unlink(staged)
     return path.read_text().strip()
+
+
+class QClusterSettings(TypedDict, total=False):
+    """settings.Q_CLUSTER: the keys of django-q2's configuration that certctl sets."""
+
+    name: str
+    workers: int
+    timeout: int
+    retry: int
+    max_attempts: int
+    catch_up: bool
+    ack_failures: bool
+    save_limit: int
+    queue_limit: int
+    ALT_CLUSTERS: dict[str, dict[str, object]]
+    label: str
+    redis: str
+    orm: str

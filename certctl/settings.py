@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from certctl import env_file
 from certctl.config import (
+    QClusterSettings,
     dev_secret_key,
     env_bool,
     env_choice,
@@ -284,7 +285,7 @@ if _PASS_MAX_DURATION_SET and CERTCTL_NOTIFICATION_PASS_MAX_DURATION > _START_WI
         f"deliveries ({_START_WINDOW.total_seconds():g}s: the task timeout, 90 % of CERTCTL_NOTIFICATION_LEASE, "
         "less one delivery's connect + read timeout); lower it or raise CERTCTL_NOTIFICATION_LEASE."
     )
-Q_CLUSTER = {
+Q_CLUSTER: QClusterSettings = {
     "name": "certctl",
     "workers": _WORKER_PROCESSES,
     "timeout": _TASK_TIMEOUT,
