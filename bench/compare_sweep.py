@@ -20,7 +20,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def measure(project: str, events: int, requests: int) -> None:
     spec = importlib.util.spec_from_file_location("delivery_speed", f"{project}/bench/delivery_speed.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)  # puts `project` first on sys.path
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certctl.settings")
@@ -38,7 +39,10 @@ def measure(project: str, events: int, requests: int) -> None:
         sweep = bench.sweep(url, events)
     finally:
         receiver.terminate()
-    print(f"{project:<40} bare loop {bare:7.0f}/s   sweep {sweep:7.0f}/s   sweep/bare {100 * sweep / bare:5.1f} %", flush=True)
+    print(
+        f"{project:<40} bare loop {bare:7.0f}/s   sweep {sweep:7.0f}/s   sweep/bare {100 * sweep / bare:5.1f} %",
+        flush=True,
+    )
 
 
 def main() -> None:

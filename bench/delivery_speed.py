@@ -130,8 +130,12 @@ def make_pending(count: int) -> None:
     from notifications.models import NotificationEvent
 
     NotificationEvent.objects.bulk_create(
-        (NotificationEvent(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"event {n}")
-         for n in range(count)),
+        (
+            NotificationEvent(
+                type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"event {n}"
+            )
+            for n in range(count)
+        ),
         batch_size=5000,
     )
 
@@ -176,7 +180,10 @@ class Service:
         )
         self.log = (tmp / "service.log").open("ab")
         self.web = subprocess.Popen(
-            [str(PROJECT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}", "certctl.wsgi"],
+            [
+                str(PROJECT / ".venv/bin/gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
+                "certctl.wsgi",
+            ],
             cwd=PROJECT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.worker = subprocess.Popen(
@@ -225,7 +232,10 @@ def create_through_api(port: int, count: int, clients: int) -> tuple[float, floa
     def create(n: int) -> None:
         with_client.post(
             f"http://127.0.0.1:{port}/api/v1/notifications",
-            json={"type": "RenewalFailure", "channel": "Webhook", "recipient": "ops@example.com", "message": f"renewal {n} failed"},
+            json={
+                "type": "RenewalFailure", "channel": "Webhook", "recipient": "ops@example.com",
+                "message": f"renewal {n} failed",
+            },
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         ).raise_for_status()
 
@@ -326,7 +336,8 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    logging.getLogger("notifications").setLevel(logging.WARNING)  # the sweep's per-attempt lines would go to this terminal
+    # The sweep's per-attempt lines would go to this terminal.
+    logging.getLogger("notifications").setLevel(logging.WARNING)
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"certctl-bench-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
@@ -355,7 +366,10 @@ def main() -> None:
             row(f"[{ms}]   sweep / 64-thread loop", f"{100 * rate / best_bare:7.0f} %")
             service = Service(url, tmp)
             creating, after_last, overall = end_to_end(service, args.burst)
-            row(f"[{ms}] end to end, {args.burst} created through the API by 8 clients: creates took", f"{creating:8.2f} s")
+            row(
+                f"[{ms}] end to end, {args.burst} created through the API by 8 clients: creates took",
+                f"{creating:8.2f} s",
+            )
             row(f"[{ms}]   all sent after the last create returned", f"{after_last:8.2f} s")
             row(f"[{ms}]   overall", f"{overall:8.1f}/s")
             if latency == args.latencies[0] and args.singles:

@@ -44,8 +44,9 @@ os.environ.setdefault("SECRET_KEY", "bench-secret-" + uuid.uuid4().hex)
 KEY = "bench-export-" + uuid.uuid4().hex
 
 FILL = """
-INSERT INTO notification_events (id, type, certificate_id, channel, recipient, message, severity, status, retry_count,
-    next_retry_at, last_error, sent_at, read_at, created_at, updated_at, attempt_count, last_attempt_at, cause, cause_kind)
+INSERT INTO notification_events (id, type, certificate_id, channel, recipient, message, severity, status,
+    retry_count, next_retry_at, last_error, sent_at, read_at, created_at, updated_at, attempt_count, last_attempt_at,
+    cause, cause_kind)
 SELECT 'bench-' || lpad(n::text, 8, '0'),
     (ARRAY['ExpirationWarning', 'RenewalSuccess', 'RenewalFailure', 'DeploymentSuccess'])[1 + n %% 4],
     'mc-' || n %% 5000,
@@ -79,10 +80,13 @@ def copy_csv(dsn: str) -> int:
 
     sql, params = export_query()
     lines = 0
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        with cursor.copy(f"COPY ({sql}) TO STDOUT WITH CSV HEADER", params) as copy:
-            for block in copy:
-                lines += bytes(block).count(b"\n")
+    with (
+        psycopg.connect(dsn) as conn,
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY ({sql}) TO STDOUT WITH CSV HEADER", params) as copy,
+    ):
+        for block in copy:
+            lines += bytes(block).count(b"\n")
     return lines - 1
 
 

@@ -33,7 +33,10 @@ CHANNELS = ("Webhook", "Slack", "Teams")
 
 # The normaliser before issue 21 (notifications/services.py at 865aec9), for the side-by-side figure only.
 OLD_VARIABLE_PARTS = (
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b", re.IGNORECASE), "<time>"),
+    (
+        re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\b", re.IGNORECASE),
+        "<time>",
+    ),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "<uuid>"),
     (re.compile(r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.IGNORECASE), "<hex>"),
     (re.compile(r"\b(?=[\w-]*[a-z])(?=[\w-]*\d)[\w-]{6,}\b", re.IGNORECASE), "<id>"),
@@ -92,10 +95,14 @@ def build(sent: int) -> None:
 
     now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE notification_attempts, notification_operator_actions, notification_events, notification_counts CASCADE")
+        cursor.execute(
+            "TRUNCATE notification_attempts, notification_operator_actions, notification_events, notification_counts "
+            "CASCADE"
+        )
         cursor.execute(
             """
-            INSERT INTO notification_events (id, type, channel, recipient, message, status, sent_at, created_at, updated_at)
+            INSERT INTO notification_events
+                (id, type, channel, recipient, message, status, sent_at, created_at, updated_at)
             SELECT 'notif-s' || lpad(n::text, 10, '0'), 'ExpirationWarning', 'Webhook', 'ops@example.com', 'expires',
                 'sent', %(now)s, %(now)s - n * interval '1 minute', %(now)s
             FROM generate_series(1, %(sent)s) AS n
@@ -104,7 +111,9 @@ def build(sent: int) -> None:
         )
     dead = []
     for n in range(2000):
-        error = HUGE_ERROR if n == 0 else f"Webhook receiver answered HTTP 503: upstream unavailable (request {n:04d}a81kx0q2)"
+        error = f"Webhook receiver answered HTTP 503: upstream unavailable (request {n:04d}a81kx0q2)"
+        if n == 0:
+            error = HUGE_ERROR
         cause, kind = dead_cause(error, permanent=False)
         dead.append(NotificationEvent(
             id=f"notif-d{n:05d}", type="ExpirationWarning", channel=CHANNELS[n % 3], recipient="ops@example.com",
@@ -169,13 +178,20 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
     build(args.sent)
-    print(f"built {args.sent:,} sent and 2,000 dead events (one with a {len(HUGE_ERROR) // 1000} KB error) in {time.perf_counter() - started:.1f} s")
+    print(
+        f"built {args.sent:,} sent and 2,000 dead events (one with a {len(HUGE_ERROR) // 1000} KB error) "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
 
     client = Client(headers={"Authorization": f"Bearer {READ_KEY}"}, SERVER_NAME="localhost")
     response = client.get("/api/v1/notifications/dead-letter/groups")
     assert response.status_code == 200, response.content[:300]
     body = response.json()
-    print(f"groups: {body['total']}, events: {sum(g['count'] for g in body['data'])}; largest: {body['data'][0]['count']} × {body['data'][0]['error'][:60]}…")
+    largest = body["data"][0]
+    print(
+        f"groups: {body['total']}, events: {sum(g['count'] for g in body['data'])}; "
+        f"largest: {largest['count']} × {largest['error'][:60]}…"
+    )
 
     def endpoint() -> None:
         assert client.get("/api/v1/notifications/dead-letter/groups").status_code == 200
@@ -183,7 +199,8 @@ def main() -> None:
     def plain_count() -> None:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT channel, count(*) FROM notification_events WHERE status = 'dead' AND read_at IS NULL GROUP BY channel"
+                "SELECT channel, count(*) FROM notification_events WHERE status = 'dead' AND read_at IS NULL "
+                "GROUP BY channel"
             )
             cursor.fetchall()
 
@@ -194,8 +211,9 @@ def main() -> None:
     ):
         median, slowest = median_ms(run, args.requests)
         print(f"{label:<70} {median:>7.1f} ms {slowest:>7.1f} ms", flush=True)
-    print(f"{'before issue 21: every last error normalised, without the 50 KB one':<70} {old_figure(True, args.old_timeout):>21}", flush=True)
-    print(f"{'before issue 21: every last error normalised, with the 50 KB one':<70} {old_figure(False, args.old_timeout):>21}", flush=True)
+    for without_huge, label in ((True, "without the 50 KB one"), (False, "with the 50 KB one")):
+        figure = old_figure(without_huge, args.old_timeout)
+        print(f"{'before issue 21: every last error normalised, ' + label:<70} {figure:>21}", flush=True)
 
     from django.test.utils import CaptureQueriesContext
 

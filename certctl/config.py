@@ -6,7 +6,10 @@ that a typo stops start-up with a message instead of a surprise at 3 a.m.
 import os
 import re
 import tempfile
+from collections.abc import Collection
 from datetime import timedelta
+from pathlib import Path
+from typing import NoReturn, TypedDict
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
@@ -26,7 +29,7 @@ _DAYS = 86400.0
 _PART_WITH_DAYS = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 
 
-def parse_duration(text, days=False):
+def parse_duration(text: str, days: bool = False) -> timedelta:
     """Parse a Go duration string ("90s", "2m", "1h30m", "1.5h") into a timedelta; with `days`, "90d" too."""
     value = text.strip()
     if not value:
@@ -42,29 +45,31 @@ def parse_duration(text, days=False):
     while position < len(value):
         match = (_PART_WITH_DAYS if days else _GO_PART).match(value, position)
         if not match:
-            units, examples = ("ns, us, ms, s, m, h, d", "90s, 2m, 1h30m, 90d") if days else ("ns, us, ms, s, m, h", "90s, 2m, 1h30m")
+            units, examples = (
+                ("ns, us, ms, s, m, h, d", "90s, 2m, 1h30m, 90d") if days else ("ns, us, ms, s, m, h", "90s, 2m, 1h30m")
+            )
             raise ValueError(f"invalid duration {text!r}: use a number and a unit ({units}), e.g. {examples}")
         seconds += float(match.group(1)) * (_DAYS if match.group(2) == "d" else _GO_UNITS[match.group(2)])
         position = match.end()
     return timedelta(seconds=sign * seconds)
 
 
-def _raw(name, default):
+def _raw(name: str, default: str) -> str:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
     return value.strip()
 
 
-def _refuse(name, value, expected):
+def _refuse(name: str, value: str, expected: str) -> NoReturn:
     raise ImproperlyConfigured(f"{name}={value!r} is not valid: expected {expected}.")
 
 
-def env_str(name, default=""):
+def env_str(name: str, default: str = "") -> str:
     return _raw(name, default)
 
 
-def env_duration(name, default, minimum=timedelta(0), days=False):
+def env_duration(name: str, default: str, minimum: timedelta = timedelta(0), days: bool = False) -> timedelta:
     expected = "a Go duration such as 30s, 2m, 1h or 1h30m" + (", or days such as 90d" if days else "")
     # Set but empty is an unfilled template (`X=${X}`) more often than a wish for the default.
     if name in os.environ and not os.environ[name].strip():
@@ -79,7 +84,7 @@ def env_duration(name, default, minimum=timedelta(0), days=False):
     return duration
 
 
-def env_int(name, default, minimum=None, maximum=None):
+def env_int(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _raw(name, str(default))
     try:
         number = int(value)
@@ -91,7 +96,9 @@ def env_int(name, default, minimum=None, maximum=None):
     return number
 
 
-def env_float(name, default, minimum=None, maximum=None):
+def env_float(
+    name: str, default: float, minimum: float | None = None, maximum: float | None = None
+) -> float:
     value = _raw(name, str(default))
     try:
         number = float(value)
@@ -106,7 +113,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def env_bool(name, default):
+def env_bool(name: str, default: bool) -> bool:
     value = _raw(name, "true" if default else "false")
     lowered = value.lower()
     if lowered in _TRUE:
@@ -116,14 +123,14 @@ def env_bool(name, default):
     _refuse(name, value, "true or false")
 
 
-def env_choice(name, default, choices):
+def env_choice(name: str, default: str, choices: Collection[str]) -> str:
     value = _raw(name, default)
     if value not in choices:
         _refuse(name, value, "one of " + ", ".join(choices))
     return value
 
 
-def dev_secret_key(path):
+def dev_secret_key(path: Path) -> str:
     """The debug-mode secret key, generated once and kept in `path` so that logins survive restarts
     and the web server, the worker and CLI commands sign alike."""
     if not path.exists():
@@ -137,3 +144,21 @@ def dev_secret_key(path):
         finally:
             os.unlink(staged)
     return path.read_text().strip()
+
+
+class QClusterSettings(TypedDict, total=False):
+    """settings.Q_CLUSTER: the keys of django-q2's configuration that certctl sets."""
+
+    name: str
+    workers: int
+    timeout: int
+    retry: int
+    max_attempts: int
+    catch_up: bool
+    ack_failures: bool
+    save_limit: int
+    queue_limit: int
+    ALT_CLUSTERS: dict[str, dict[str, object]]
+    label: str
+    redis: str
+    orm: str

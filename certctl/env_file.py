@@ -44,7 +44,8 @@ def load() -> None:
         return
     if "CERTCTL_ENV_FILE" in os.environ and not path.is_file():
         raise ImproperlyConfigured(
-            f"CERTCTL_ENV_FILE={str(path)!r} is not a file: create it, or unset CERTCTL_ENV_FILE for {PROJECT_DIR / '.env'}."
+            f"CERTCTL_ENV_FILE={str(path)!r} is not a file: create it, or unset CERTCTL_ENV_FILE for "
+            f"{PROJECT_DIR / '.env'}."
         )
     load_dotenv(path, override=False)
 
@@ -52,7 +53,9 @@ def load() -> None:
 def add_generated(path: Path) -> list[str]:
     """Generate into `path` each value of GENERATED set neither in the environment nor there; return their names."""
     present = dotenv_values(path) if path.exists() else {}
-    missing = [name for name in GENERATED if not os.environ.get(name, "").strip() and not (present.get(name) or "").strip()]
+    missing = [
+        name for name in GENERATED if not os.environ.get(name, "").strip() and not (present.get(name) or "").strip()
+    ]
     if not missing:
         return []
     if not path.exists():
@@ -70,7 +73,9 @@ def main() -> None:
         return
     added = add_generated(path)
     if added:
-        sys.stdout.write(f"Generated {', '.join(added)} into {path} (mode 600), where every manage.py command finds it.\n")
+        sys.stdout.write(
+            f"Generated {', '.join(added)} into {path} (mode 600), where every manage.py command finds it.\n"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ string, no control character.
 """
 import logging
 import re
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, cast
 
 from gunicorn.glogging import Logger as GunicornLogger
 from pythonjsonlogger.json import JsonFormatter
@@ -14,6 +16,13 @@ from notifications.redaction import REDACTED, escape_controls, redact, redact_al
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
+    from gunicorn._types import _EnvironType
+    from gunicorn.glogging import _AtomsDict
+    from gunicorn.http import Request
+    from gunicorn.http.wsgi import Response
+
+# What logging hands a formatter's formatException (sys.exc_info()'s shape).
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 MASK = REDACTED
 # A query parameter, its "=" also percent-encoded (api_key%3D…). The name cannot contain "?": every "?", "&" and ";"
@@ -27,7 +36,9 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "a
 
 def mask_query_secrets(text: str) -> str:
     """`text` with the value of every credential-like query parameter replaced by [redacted]."""
-    return _PARAMETER.sub(lambda match: match["name"] + MASK if _CREDENTIAL_NAME.search(match["name"]) else match.group(), text)
+    return _PARAMETER.sub(
+        lambda match: match["name"] + MASK if _CREDENTIAL_NAME.search(match["name"]) else match.group(), text
+    )
 
 
 def describe_request(request: "HttpRequest") -> str:
@@ -39,7 +50,7 @@ class SecretRedactionFilter(logging.Filter):
     """Replaces configured secrets and credential-like query values (?api_key=…) in a record's message,
     traceback and extra fields with [redacted]."""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         hidden = configured_secrets()
         request = getattr(record, "request", None)
         if request is not None and hasattr(request, "get_full_path"):
@@ -64,8 +75,13 @@ class SecretRedactionFilter(logging.Filter):
 class RedactingJsonFormatter(JsonFormatter):
     """JSON lines; renders tracebacks itself rather than using exc_text, so it redacts them too."""
 
-    def formatException(self, ei):
-        return redact(super().formatException(ei), configured_secrets())
+    # python-json-logger widens the answer to a list of lines (its exc_info_as_array), beyond logging.Formatter's.
+    def formatException(self, ei: ExcInfo) -> str | list[str]:  # type: ignore[override]
+        formatted = super().formatException(ei)
+        # A list of lines when the formatter is configured with exc_info_as_array.
+        if isinstance(formatted, list):
+            return redact_all(formatted, configured_secrets())
+        return redact(formatted, configured_secrets())
 
 
 class EscapingTextFormatter(logging.Formatter):
@@ -88,16 +104,20 @@ class MaskingGunicornLogger(GunicornLogger):
     wherever it appears, as is or percent-encoded; credential-like query values and credential headers are masked
     by name; control characters are escaped."""
 
-    def atoms(self, resp, req, environ, request_time):
+    def atoms(
+        self, resp: "Response", req: "Request", environ: "_EnvironType", request_time: timedelta
+    ) -> "_AtomsDict":
         atoms = super().atoms(resp, req, environ, request_time)
-        names = [name for name, value in atoms.items() if isinstance(value, str)]
-        values = redact_all((atoms[name] for name in names), configured_secrets(), percent_decoded=True)
-        for name, value in zip(names, values, strict=True):
+        # Beside the fixed atoms its stubs list, gunicorn adds one per header ({name}i) and environ entry ({name}e).
+        by_name = cast(dict[str, object], atoms)
+        texts = {name: value for name, value in by_name.items() if isinstance(value, str)}
+        redacted = redact_all(texts.values(), configured_secrets(), percent_decoded=True)
+        for name, value in zip(texts, redacted, strict=True):
             if name in _QUERY_ATOMS:
                 value = mask_query_secrets("?" + value)[1:]
             elif name in _URL_ATOMS or name.startswith("{"):
                 value = mask_query_secrets(value)
             if name.startswith("{") and any(header in name.replace("_", "-") for header in _CREDENTIAL_HEADERS):
                 value = MASK
-            atoms[name] = escape_controls(value)
+            by_name[name] = escape_controls(value)
         return atoms

@@ -8,11 +8,14 @@ import hmac
 import ipaddress
 import logging
 import os
+from collections.abc import Iterable
 
 import prometheus_client
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from prometheus_client import multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from notifications.metrics import DatabaseCollector
 
@@ -25,25 +28,26 @@ _database_collector = DatabaseCollector()
 _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
-class _Combined:
-    def __init__(self, *collectors):
+class _Combined(Collector):
+    def __init__(self, *collectors: Collector):
         self.collectors = collectors
 
-    def collect(self):
+    def collect(self) -> Iterable[Metric]:
         for collector in self.collectors:
             yield from collector.collect()
 
 
-def _process_registry():
+def _process_registry() -> prometheus_client.CollectorRegistry:
     # Same rule as django-prometheus: with several web worker processes their series are merged from files.
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_multiproc_dir" in os.environ:
         registry = prometheus_client.CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # prometheus_client leaves this constructor unannotated.
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     return prometheus_client.REGISTRY
 
 
-def _is_local(request):
+def _is_local(request: HttpRequest) -> bool:
     if any(request.headers.get(name) for name in _FORWARDING_HEADERS):
         return False
     try:
@@ -52,12 +56,12 @@ def _is_local(request):
         return False
 
 
-def _bearer_token(request):
+def _bearer_token(request: HttpRequest) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def refusal(request):
+def refusal(request: HttpRequest) -> HttpResponse | None:
     """None when the client may read /metrics; otherwise the 403 answer saying how to get access."""
     if settings.CERTCTL_METRICS_PUBLIC or _is_local(request):
         return None
@@ -82,7 +86,7 @@ def refusal(request):
     )
 
 
-def metrics(request):
+def metrics(request: HttpRequest) -> HttpResponse:
     denied = refusal(request)
     if denied:
         return denied

@@ -19,13 +19,14 @@ access_log = logging.getLogger("certctl.request")
 
 
 class RequestIDMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _WELL_FORMED.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id
+        # An attribute of our own on Django's request, as middleware do; readers use getattr(request, "request_id").
+        request.request_id = request_id  # type: ignore[attr-defined]
         token = current_request_id.set(request_id)
         started = time.monotonic()
         try:
@@ -43,7 +44,7 @@ class RequestIDMiddleware:
 
 
 class RequestIDLogFilter(logging.Filter):
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             # django.request logs after the middleware has returned, but hands over the request itself.
             request = getattr(record, "request", None)

@@ -7,10 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 from certctl import env_file
 from certctl.config import (
+    QClusterSettings,
     dev_secret_key,
     env_bool,
     env_choice,
@@ -19,6 +21,9 @@ from certctl.config import (
     env_int,
     env_str,
 )
+
+# ModelAdmin[NotificationEvent] and the like: generic at run time as they are for mypy.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -39,7 +44,9 @@ if not SECRET_KEY:
         )
     SECRET_KEY = dev_secret_key(BASE_DIR / ".secret_key")
 
-ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()
+]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 # --- Behind TLS (docs/deployment.md, "Behind TLS") ---
@@ -157,33 +164,37 @@ WHITENOISE_USE_FINDERS = DEBUG
 REDIS_URL = env_str("REDIS_URL", "")
 
 # --- Notification delivery (DESIGN §2-4), certctl's names and defaults ---
-CERTCTL_NOTIFICATION_BACKOFF_BASE = env_duration("CERTCTL_NOTIFICATION_BACKOFF_BASE", "1m", minimum=timedelta(seconds=1))
-CERTCTL_NOTIFICATION_BACKOFF_CAP = env_duration("CERTCTL_NOTIFICATION_BACKOFF_CAP", "1h", minimum=timedelta(seconds=1))
+_SECOND, _MILLISECOND = timedelta(seconds=1), timedelta(milliseconds=1)
+CERTCTL_NOTIFICATION_BACKOFF_BASE = env_duration("CERTCTL_NOTIFICATION_BACKOFF_BASE", "1m", minimum=_SECOND)
+CERTCTL_NOTIFICATION_BACKOFF_CAP = env_duration("CERTCTL_NOTIFICATION_BACKOFF_CAP", "1h", minimum=_SECOND)
 CERTCTL_NOTIFICATION_MAX_ATTEMPTS = env_int("CERTCTL_NOTIFICATION_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
 CERTCTL_NOTIFICATION_BACKOFF_JITTER = env_float("CERTCTL_NOTIFICATION_BACKOFF_JITTER", 0, minimum=0, maximum=1)
-CERTCTL_NOTIFICATION_RETRY_INTERVAL = env_duration("CERTCTL_NOTIFICATION_RETRY_INTERVAL", "2m", minimum=timedelta(seconds=1))
+CERTCTL_NOTIFICATION_RETRY_INTERVAL = env_duration("CERTCTL_NOTIFICATION_RETRY_INTERVAL", "2m", minimum=_SECOND)
 CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL = env_duration(
-    "CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL", "1m", minimum=timedelta(seconds=1)
+    "CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL", "1m", minimum=_SECOND
 )
 CERTCTL_NOTIFICATION_BATCH_SIZE = env_int("CERTCTL_NOTIFICATION_BATCH_SIZE", 1000, minimum=1, maximum=100000)
 # Sends in flight at once per pass, and to any one destination (a receiver's scheme, host and port): a hanging
 # receiver holds at most its share. 64 in flight deliver over 1,000 a second to receivers answering in 50 ms.
 CERTCTL_NOTIFICATION_CONCURRENCY = env_int("CERTCTL_NOTIFICATION_CONCURRENCY", 128, minimum=1, maximum=1024)
-CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = env_int("CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY", 64, minimum=1, maximum=1024)
+CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = env_int(
+    "CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY", 64, minimum=1, maximum=1024
+)
 CERTCTL_NOTIFICATION_LEASE = env_duration("CERTCTL_NOTIFICATION_LEASE", "5m", minimum=timedelta(seconds=10))
-CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_CONNECT_TIMEOUT", "5s", minimum=timedelta(milliseconds=1))
-CERTCTL_NOTIFICATION_READ_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_READ_TIMEOUT", "15s", minimum=timedelta(milliseconds=1))
+CERTCTL_NOTIFICATION_CONNECT_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_CONNECT_TIMEOUT", "5s", minimum=_MILLISECOND)
+CERTCTL_NOTIFICATION_READ_TIMEOUT = env_duration("CERTCTL_NOTIFICATION_READ_TIMEOUT", "15s", minimum=_MILLISECOND)
 # Sent events older than this (by sent_at) are purged with their attempts and operator actions; 0 keeps all.
 CERTCTL_NOTIFICATION_RETENTION = env_duration("CERTCTL_NOTIFICATION_RETENTION", "90d", days=True)
-# How often counts are folded, the metrics totals folded and expired events purged (notifications.engine.upkeep, the housekeeping task).
+# How often counts are folded, the metrics totals folded and expired events purged (notifications.engine.upkeep,
+# the housekeeping task).
 CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL = env_duration(
-    "CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL", "1m", minimum=timedelta(seconds=1)
+    "CERTCTL_NOTIFICATION_HOUSEKEEPING_INTERVAL", "1m", minimum=_SECOND
 )
 CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = env_int("CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES", 65536, minimum=1)
 
 # A pass starts no delivery and stays for no retry after this long (nor after its start window, the task timeout
 # less one delivery); it asks for a kick when it leaves work behind.
-CERTCTL_NOTIFICATION_PASS_MAX_DURATION = env_duration("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "2m", minimum=timedelta(seconds=1))
+CERTCTL_NOTIFICATION_PASS_MAX_DURATION = env_duration("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "2m", minimum=_SECOND)
 
 # Per-channel circuit breaker (docs/lifecycle.md "Outages"): opens when, over the last WINDOW, at least
 # MIN_ATTEMPTS attempts failed at FAILURE_RATE or more, or FAILURES consecutive transient failures spanning at
@@ -191,28 +202,29 @@ CERTCTL_NOTIFICATION_PASS_MAX_DURATION = env_duration("CERTCTL_NOTIFICATION_PASS
 # while open, one due event is tried per PROBE interval.
 CERTCTL_CHANNEL_BREAKER_FAILURES = env_int("CERTCTL_CHANNEL_BREAKER_FAILURES", 5, minimum=1)
 CERTCTL_CHANNEL_BREAKER_MIN_EVENTS = env_int("CERTCTL_CHANNEL_BREAKER_MIN_EVENTS", 3, minimum=1)
-CERTCTL_CHANNEL_BREAKER_WINDOW = env_duration("CERTCTL_CHANNEL_BREAKER_WINDOW", "5m", minimum=timedelta(seconds=1))
+CERTCTL_CHANNEL_BREAKER_WINDOW = env_duration("CERTCTL_CHANNEL_BREAKER_WINDOW", "5m", minimum=_SECOND)
 CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS = env_int("CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS", 20, minimum=1)
 CERTCTL_CHANNEL_BREAKER_FAILURE_RATE = env_float("CERTCTL_CHANNEL_BREAKER_FAILURE_RATE", 0.8, minimum=0.01, maximum=1)
-CERTCTL_CHANNEL_BREAKER_PROBE = env_duration("CERTCTL_CHANNEL_BREAKER_PROBE", "1m", minimum=timedelta(seconds=1))
+CERTCTL_CHANNEL_BREAKER_PROBE = env_duration("CERTCTL_CHANNEL_BREAKER_PROBE", "1m", minimum=_SECOND)
 if CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS < CERTCTL_CHANNEL_BREAKER_FAILURES:
     raise ImproperlyConfigured(
         f"CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS ({CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS}) is below "
-        f"CERTCTL_CHANNEL_BREAKER_FAILURES ({CERTCTL_CHANNEL_BREAKER_FAILURES}): the failure rate would open a channel's "
-        f"breaker before that many failures in a row; raise CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS to at least "
+        f"CERTCTL_CHANNEL_BREAKER_FAILURES ({CERTCTL_CHANNEL_BREAKER_FAILURES}): the failure rate would open a "
+        f"channel's breaker before that many failures in a row; raise CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS to at least "
         f"{CERTCTL_CHANNEL_BREAKER_FAILURES}."
     )
 
 if CERTCTL_NOTIFICATION_BACKOFF_CAP < CERTCTL_NOTIFICATION_BACKOFF_BASE:
     raise ImproperlyConfigured(
-        f"CERTCTL_NOTIFICATION_BACKOFF_CAP ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_CAP', '1h')}) is shorter than "
-        f"CERTCTL_NOTIFICATION_BACKOFF_BASE ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_BASE', '1m')}): raise the cap."
+        f"CERTCTL_NOTIFICATION_BACKOFF_CAP ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_CAP', '1h')}) is shorter "
+        f"than CERTCTL_NOTIFICATION_BACKOFF_BASE ({os.environ.get('CERTCTL_NOTIFICATION_BACKOFF_BASE', '1m')}): "
+        "raise the cap."
     )
-_delivery_bound = CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT
-if CERTCTL_NOTIFICATION_LEASE <= _delivery_bound:
+_DELIVERY_BOUND = CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT
+if CERTCTL_NOTIFICATION_LEASE <= _DELIVERY_BOUND:
     raise ImproperlyConfigured(
         f"CERTCTL_NOTIFICATION_LEASE must be longer than one delivery's connect + read timeout "
-        f"({_delivery_bound.total_seconds():g}s), or a slow send could be claimed twice."
+        f"({_DELIVERY_BOUND.total_seconds():g}s), or a slow send could be claimed twice."
     )
 
 # --- Channels (DESIGN §3) ---
@@ -265,14 +277,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(2_621_440, CERTCTL_API_MAX_BODY_BYTES)
 _TASK_TIMEOUT = max(1, int(CERTCTL_NOTIFICATION_LEASE.total_seconds() * 0.9))
 _WORKER_PROCESSES = env_int("CERTCTL_WORKER_PROCESSES", 2, minimum=1, maximum=64)
 # The default is held to the start window where the lease is short; a value set on purpose is not.
-_start_window = timedelta(seconds=_TASK_TIMEOUT) - _delivery_bound
-if os.environ.get("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "").strip() and CERTCTL_NOTIFICATION_PASS_MAX_DURATION > _start_window:
+_START_WINDOW = timedelta(seconds=_TASK_TIMEOUT) - _DELIVERY_BOUND
+_PASS_MAX_DURATION_SET = os.environ.get("CERTCTL_NOTIFICATION_PASS_MAX_DURATION", "").strip()
+if _PASS_MAX_DURATION_SET and CERTCTL_NOTIFICATION_PASS_MAX_DURATION > _START_WINDOW:
     raise ImproperlyConfigured(
-        f"CERTCTL_NOTIFICATION_PASS_MAX_DURATION ({os.environ['CERTCTL_NOTIFICATION_PASS_MAX_DURATION'].strip()}) is longer "
-        f"than a pass may start deliveries ({_start_window.total_seconds():g}s: the task timeout, 90 % of "
-        "CERTCTL_NOTIFICATION_LEASE, less one delivery's connect + read timeout); lower it or raise CERTCTL_NOTIFICATION_LEASE."
+        f"CERTCTL_NOTIFICATION_PASS_MAX_DURATION ({_PASS_MAX_DURATION_SET}) is longer than a pass may start "
+        f"deliveries ({_START_WINDOW.total_seconds():g}s: the task timeout, 90 % of CERTCTL_NOTIFICATION_LEASE, "
+        "less one delivery's connect + read timeout); lower it or raise CERTCTL_NOTIFICATION_LEASE."
     )
-Q_CLUSTER = {
+Q_CLUSTER: QClusterSettings = {
     "name": "certctl",
     "workers": _WORKER_PROCESSES,
     "timeout": _TASK_TIMEOUT,

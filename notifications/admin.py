@@ -1,5 +1,7 @@
 """Django admin for notification events. Delivery state is read-only here: requeue and mark read go through
 notifications.operations."""
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -14,7 +16,7 @@ from notifications.operations.events import mark_read_events, requeue_events, va
 from notifications.queries.events import retry_display
 
 
-class AttemptInline(admin.TabularInline):
+class AttemptInline(admin.TabularInline[NotificationAttempt, NotificationEvent]):
     model = NotificationAttempt
     fields = ("number", "started_at", "duration_ms", "outcome", "http_status", "resulting_status", "error")
     readonly_fields = fields
@@ -22,14 +24,14 @@ class AttemptInline(admin.TabularInline):
     can_delete = False
     ordering = ("number",)
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: NotificationEvent | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: NotificationEvent | None = None) -> bool:
         return False
 
 
-class OperatorActionInline(admin.TabularInline):
+class OperatorActionInline(admin.TabularInline[OperatorAction, NotificationEvent]):
     model = OperatorAction
     verbose_name = "operator action"
     fields = ("created_at", "action", "bulk", "actor", "source", "previous_status")
@@ -37,10 +39,10 @@ class OperatorActionInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def has_add_permission(self, request, obj=None):
+    def has_add_permission(self, request: HttpRequest, obj: NotificationEvent | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):
+    def has_change_permission(self, request: HttpRequest, obj: NotificationEvent | None = None) -> bool:
         return False
 
 
@@ -48,19 +50,19 @@ class OperatorActionInline(admin.TabularInline):
 EDITABLE_FIELDS = ("type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key")
 
 
-class NotificationEventForm(forms.ModelForm):
+class NotificationEventForm(forms.ModelForm[NotificationEvent]):
     """Checks an edit with the rules every other interface uses (operations.events.validate_event_input)."""
 
     class Meta:
         model = NotificationEvent
         fields = EDITABLE_FIELDS
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any] | None:
         data = super().clean()
         if self.errors:
             return data
         try:
-            validate_event_input(**{name: data.get(name) or None for name in EDITABLE_FIELDS})
+            validate_event_input(**{name: self.cleaned_data.get(name) or None for name in EDITABLE_FIELDS})
         except InvalidInput as exc:
             for name, message in exc.errors.items():
                 self.add_error(name if name in self.fields else None, message)
@@ -68,9 +70,11 @@ class NotificationEventForm(forms.ModelForm):
 
 
 @admin.register(NotificationEvent)
-class NotificationEventAdmin(admin.ModelAdmin):
+class NotificationEventAdmin(admin.ModelAdmin[NotificationEvent]):
     form = NotificationEventForm
-    list_display = ("id", "status", "read_at", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at")
+    list_display = (
+        "id", "status", "read_at", "channel", "type", "retries", "next_retry_at", "last_error_short", "created_at",
+    )
     list_filter = ("status", "channel", "type")
     search_fields = ("id", "recipient", "certificate_id", "message")
     date_hierarchy = "created_at"
@@ -83,18 +87,26 @@ class NotificationEventAdmin(admin.ModelAdmin):
         "claimed_until", "claim_token", "created_at", "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("id", "type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key")}),
-        ("Delivery (read-only: use the Requeue selected and Mark read / dismiss selected actions)", {
-            "fields": ("status", "retry_count", "next_retry_at", "last_error", "cause_kind", "cause", "sent_at", "read_at"),
+        (None, {
+            "fields": ("id", "type", "channel", "recipient", "certificate_id", "severity", "message", "dedup_key"),
         }),
-        ("Bookkeeping", {"fields": ("created_at", "updated_at", "claimed_until", "claim_token"), "classes": ("collapse",)}),
+        ("Delivery (read-only: use the Requeue selected and Mark read / dismiss selected actions)", {
+            "fields": (
+                "status", "retry_count", "next_retry_at", "last_error", "cause_kind", "cause", "sent_at", "read_at",
+            ),
+        }),
+        ("Bookkeeping", {
+            "fields": ("created_at", "updated_at", "claimed_until", "claim_token"), "classes": ("collapse",),
+        }),
     )
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         # Events are created by the API, CLI or operations, which also hand them to the workers.
         return False
 
-    def save_model(self, request, obj, form, change):
+    def save_model(
+        self, request: HttpRequest, obj: NotificationEvent, form: NotificationEventForm, change: bool
+    ) -> None:
         # Only the edited columns: a full save would write back the status and lease read with the form,
         # over whatever a worker recorded meanwhile.
         changed = [name for name in form.changed_data if name in EDITABLE_FIELDS]
@@ -102,15 +114,15 @@ class NotificationEventAdmin(admin.ModelAdmin):
             obj.save(update_fields=[*changed, "updated_at"])
 
     @admin.display(description="Retries", ordering="retry_count")
-    def retries(self, event):
+    def retries(self, event: NotificationEvent) -> str:
         return retry_display(event)
 
     @admin.display(description="Last error")
-    def last_error_short(self, event):
+    def last_error_short(self, event: NotificationEvent) -> str:
         return truncatechars(event.last_error, 80) if event.last_error else "—"
 
     @admin.action(description="Requeue selected", permissions=["change"])
-    def requeue_selected(self, request, queryset):
+    def requeue_selected(self, request: HttpRequest, queryset: QuerySet[NotificationEvent]) -> None:
         ids = list(queryset.values_list("id", flat=True))
         try:
             result = requeue_events(actor=Actor(request.user.get_username(), "admin"), ids=ids)
@@ -141,7 +153,7 @@ class NotificationEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelState)
-class ChannelStateAdmin(admin.ModelAdmin):
+class ChannelStateAdmin(admin.ModelAdmin[ChannelState]):
     """Breaker and pause state per channel. Changed only through its actions (operations.channels.pause/resume_channel)
     and by the delivery engine."""
 
@@ -174,7 +186,7 @@ class ChannelStateAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelAction)
-class ChannelActionAdmin(admin.ModelAdmin):
+class ChannelActionAdmin(admin.ModelAdmin[ChannelAction]):
     list_display = ("created_at", "channel", "action", "actor", "source")
     list_filter = ("channel", "action")
 

@@ -5,7 +5,7 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = "Notifications"
 
-    def ready(self):
+    def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
         from notifications.schedules import ensure_schedules

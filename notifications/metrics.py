@@ -1,5 +1,5 @@
-"""Prometheus series about notifications, read from the database when /metrics is scraped (notifications.queries.metrics).
-Every series: docs/metrics.md."""
+"""Prometheus series about notifications, read from the database when /metrics is scraped
+(notifications.queries.metrics). Every series: docs/metrics.md."""
 import logging
 from collections.abc import Iterator
 from datetime import datetime
@@ -30,10 +30,15 @@ class DatabaseCollector:
         try:
             read = figures(now)
         except DatabaseError as exc:
-            log.warning("metrics: database unavailable, database series left out of this scrape: %s: %s", type(exc).__name__, exc)
+            log.warning(
+                "metrics: database unavailable, database series left out of this scrape: %s: %s",
+                type(exc).__name__, exc,
+            )
             families, up = [], 0
         else:
-            families = [*_event_families(read, now), *_delivery_families(read), *_pass_families(read), _channel_family(read)]
+            families = [
+                *_event_families(read, now), *_delivery_families(read), *_pass_families(read), _channel_family(read)
+            ]
             up = 1
         yield from families
         yield GaugeMetricFamily(
@@ -46,12 +51,15 @@ class DatabaseCollector:
 def _channel_family(read: Figures) -> Metric:
     family = GaugeMetricFamily(
         "certctl_notification_channel_state",
-        "1 for each channel's current state: closed (deliveries flow), open (circuit breaker) or paused (by an operator).",
+        "1 for each channel's current state: closed (deliveries flow), open (circuit breaker) "
+        "or paused (by an operator).",
         labels=["channel", "state"],
     )
     for channel in Channel.values:
         opened_at, paused_at = read.channel_states.get(channel, (None, None))
-        current = ChannelCondition.PAUSED if paused_at else ChannelCondition.OPEN if opened_at else ChannelCondition.CLOSED
+        current = (
+            ChannelCondition.PAUSED if paused_at else ChannelCondition.OPEN if opened_at else ChannelCondition.CLOSED
+        )
         for condition in ChannelCondition.values:
             family.add_metric([channel, condition], 1 if condition == current else 0)
     return family
@@ -107,8 +115,10 @@ def _delivery_families(read: Figures) -> list[Metric]:
     for channel, total in histogram.items():
         durations.add_metric(
             [channel],
-            buckets=[(str(limit / 1000), n) for limit, n in zip(DURATION_BUCKETS_MS, total.duration_buckets, strict=True)]
-            + [("+Inf", total.attempts)],
+            buckets=[
+                *((str(limit / 1000), n) for limit, n in zip(DURATION_BUCKETS_MS, total.duration_buckets, strict=True)),
+                ("+Inf", total.attempts),
+            ],
             sum_value=total.duration_ms_sum / 1000,
         )
     return [counter, durations]

@@ -163,7 +163,8 @@ def _spans(text: str, secrets: Secrets, percent_decoded: bool = False) -> list[t
     if views and percent_decoded and ("%" in text or "+" in text):
         views.append(_View(text, percent_decoded=True))
     for view in views:
-        found += [view.span(at, at + len(f)) for f in [f for f in secrets.loose if f in view.text] for at in _occurrences(view.text, f)]
+        present = [f for f in secrets.loose if f in view.text]
+        found += [view.span(at, at + len(f)) for f in present for at in _occurrences(view.text, f)]
     merged: list[tuple[int, int]] = []
     for start, end in sorted(found):
         if merged and start <= merged[-1][1]:
@@ -247,7 +248,8 @@ def url_credentials(url: str) -> list[str]:
 def _url_pieces(parts: SplitResult) -> list[str]:
     """The path's segments and the query's values (not the parameter names), split at the characters that
     separate tokens in URLs."""
-    values = [value if equals else name for name, equals, value in (pair.partition("=") for pair in _QUERY_SEPARATORS.split(parts.query))]
+    pairs = (pair.partition("=") for pair in _QUERY_SEPARATORS.split(parts.query))
+    values = [value if equals else name for name, equals, value in pairs]
     return [piece for text in [parts.path, *values] for piece in _PIECE_SEPARATORS.split(text) if piece]
 
 
@@ -265,7 +267,9 @@ def secret_fragments(url: str, *values: str, in_reply: bool = False) -> Secrets:
         plain += [url, path_and_query, parts.query, *url_credentials(url)]
         plain += [piece for piece in _url_pieces(parts) if in_reply or _is_token(piece)]
     # A receiver may echo a URL's pieces decoded (sig=Ab%2Bc… as "Ab+c…").
-    plain = list(dict.fromkeys(form for value in plain if value for form in (value, unquote(value), unquote_plus(value))))
+    plain = list(
+        dict.fromkeys(form for value in plain if value for form in (value, unquote(value), unquote_plus(value)))
+    )
     tokens = {value for value in plain if _is_token(value)}
     loose, exact = set(), set()
     for value in plain:

@@ -1,6 +1,7 @@
 """The two periodic passes of DESIGN §4 and the housekeeping (counts, /metrics totals, retention), kept in
 django-q2's schedule table by name."""
 import math
+from datetime import timedelta
 
 from django.conf import settings
 
@@ -17,12 +18,12 @@ SCHEDULES = {
 }
 
 
-def schedule_minutes(interval):
+def schedule_minutes(interval: timedelta) -> int:
     """django-q2 schedules in whole minutes; shorter intervals run every minute."""
     return max(1, math.ceil(interval.total_seconds() / 60))
 
 
-def ensure_schedules(**kwargs):
+def ensure_schedules(**kwargs: object) -> None:
     """Create or update each schedule by name (its task too, so that a renamed task reaches existing rows); running
     this twice never duplicates one."""
     from django_q.models import Schedule

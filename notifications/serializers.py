@@ -23,6 +23,7 @@ from notifications.models import (
     Status,
 )
 from notifications.operations.events import BulkReadResult, BulkRequeueResult, mark_read_events, requeue_events
+from notifications.queries.channels import ChannelListing
 from notifications.queries.events import (
     MAX_PER_PAGE,
     SAMPLE_SIZE,
@@ -230,7 +231,7 @@ class StatsSummarySerializer(serializers.Serializer[dict[str, Any]]):
     completed_at = serializers.DateTimeField(help_text="When these counts were taken.")
 
 
-class ChannelSerializer(serializers.Serializer[dict[str, object]]):
+class ChannelSerializer(serializers.Serializer[ChannelListing]):
     name = choice_field(Channel, "channel")
     configured = serializers.BooleanField(
         help_text="False when a required setting is missing: its events are dead-lettered."

@@ -1,4 +1,5 @@
-"""A bound of a test's own for code that guards a timeout: a lost timeout fails the test in seconds, not at pytest-timeout's."""
+"""A bound of a test's own for code that guards a timeout: a lost timeout fails the test in seconds, not at
+pytest-timeout's."""
 import threading
 from collections.abc import Callable
 from typing import TypeVar

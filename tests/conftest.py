@@ -41,7 +41,9 @@ def _mutation_slot() -> int | None:
     if "MUTANT_UNDER_TEST" not in os.environ:
         return None
     for slot in range(64):
-        handle = open(os.path.join(tempfile.gettempdir(), f"certctl-mutmut-{_mutation_run_tag()}-{slot}.lock"), "w")
+        lock_path = os.path.join(tempfile.gettempdir(), f"certctl-mutmut-{_mutation_run_tag()}-{slot}.lock")
+        # Left open on purpose: the lock lasts as long as the file, which a `with` block would close at once.
+        handle = open(lock_path, "w")  # noqa: SIM115
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -55,8 +57,8 @@ def _mutation_slot() -> int | None:
 _held_slot_files: list = []
 
 
-# Under mutmut a test still running after this long hangs on its mutant (the slowest takes about 4 s alone). mutmut's own
-# limit is 15 times all of a mutant's tests together, up to half an hour a mutant for the engine.
+# Under mutmut a test still running after this long hangs on its mutant (the slowest takes about 4 s alone).
+# mutmut's own limit is 15 times all of a mutant's tests together, up to half an hour a mutant for the engine.
 MUTANT_TEST_TIMEOUT_S = 15
 
 
@@ -133,7 +135,10 @@ def webhook(settings, receiver):
 @pytest.fixture
 def make_event(db):
     def make(**overrides):
-        fields = dict(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="api.example.com expires in 7 days")
+        fields = dict(
+            type="ExpirationWarning", channel="Webhook", recipient="ops@example.com",
+            message="api.example.com expires in 7 days",
+        )
         fields.update(overrides)
         event, _ = create_event(**fields)
         return event

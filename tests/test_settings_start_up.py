@@ -25,7 +25,8 @@ def start(tmp_path, code="print(s.SECRET_KEY)", **env):
 def manage(tmp_path, *arguments, **env):
     base = {"PATH": os.environ["PATH"], "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "CERTCTL_ENV_FILE": ""}
     return subprocess.run(
-        [sys.executable, "manage.py", *arguments], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60,
     )
 
 
@@ -46,16 +47,18 @@ def test_start_up_refused_without_secret_key_when_debug_is_off(tmp_path):
 
 def test_start_up_uses_the_given_secret_key(tmp_path):
     result = start(tmp_path, SECRET_KEY="given-" + "x" * 50)
-    assert result.returncode == 0 and result.stdout.strip() == "given-" + "x" * 50
+    assert result.returncode == 0
+    assert result.stdout.strip() == "given-" + "x" * 50
 
 
 def test_invalid_duration_stops_start_up_naming_variable_and_value(tmp_path):
     result = start(tmp_path, SECRET_KEY="k" * 50, CERTCTL_NOTIFICATION_BACKOFF_BASE="soon")
     assert result.returncode != 0
-    assert "CERTCTL_NOTIFICATION_BACKOFF_BASE" in result.stderr and "'soon'" in result.stderr
+    assert "CERTCTL_NOTIFICATION_BACKOFF_BASE" in result.stderr
+    assert "'soon'" in result.stderr
 
 
-@pytest.mark.parametrize("env, refusal", [
+@pytest.mark.parametrize(("env", "refusal"), [
     (
         {"CERTCTL_NOTIFICATION_PASS_MAX_DURATION": "5m"},
         "CERTCTL_NOTIFICATION_PASS_MAX_DURATION (5m) is longer than a pass may start deliveries (250s",

@@ -4,13 +4,19 @@ Both kinds of key arrive as `Authorization: Bearer <key>` so that certctl's clie
 """
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from notifications.actors import Actor
-from notifications.keys import match_named_key, parse_named_keys
+from notifications.keys import NamedKey, match_named_key, parse_named_keys
+
+if TYPE_CHECKING:
+    # For annotations only: DRF imports this module while it loads its views.
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from rest_framework.request import Request
 
 log = logging.getLogger("certctl.api")
 
@@ -19,11 +25,11 @@ REALM = 'Bearer realm="certctl"'
 CHANGE_PERMISSION = "notifications.change_notificationevent"
 
 
-def auth_disabled():
+def auth_disabled() -> bool:
     return settings.CERTCTL_AUTH_TYPE == "none"
 
 
-def check_configuration():
+def check_configuration() -> None:
     """Run at start-up: refuse malformed keys, and say loudly when the API is open to anyone."""
     parse_named_keys(settings.CERTCTL_API_KEYS_NAMED)
     if auth_disabled():
@@ -45,20 +51,20 @@ class APIKeyUser:
     is_superuser = False
     pk = None
 
-    def get_username(self):
+    def get_username(self) -> str:
         return self.username
 
-    def has_perm(self, perm, obj=None):
+    def has_perm(self, perm: str, obj: object = None) -> bool:
         return self.admin and perm == CHANGE_PERMISSION
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.username
 
 
 class BearerKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <key>`, checked against the named keys, then against database tokens."""
 
-    def authenticate(self, request):
+    def authenticate(self, request: "Request") -> "tuple[APIKeyUser | AbstractBaseUser, NamedKey | Token] | None":
         if auth_disabled():
             return None
         header = authentication.get_authorization_header(request).split()
@@ -82,10 +88,10 @@ class BearerKeyAuthentication(authentication.BaseAuthentication):
             "invalid API key: check the key, or ask an operator for one (CERTCTL_API_KEYS_NAMED or a database token)"
         )
 
-    def authenticate_header(self, request):
+    def authenticate_header(self, request: "Request") -> str:
         return REALM
 
 
-def actor_for(request):
+def actor_for(request: "Request") -> Actor:
     """The Actor recorded on operator actions: the key's name or the Django username."""
     return Actor(request.user.get_username() or "anonymous", "api")

@@ -4,7 +4,9 @@ Validation errors add "fields": {"<field>": "<what is wrong>"} so that clients c
 """
 import logging
 import math
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from typing import Any, NotRequired, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -26,21 +28,30 @@ API_PREFIX = "/api/"
 log = logging.getLogger("certctl.api")
 
 
-def request_id_of(request):
+class ErrorBody(TypedDict):
+    error: str
+    message: str
+    request_id: str
+    fields: NotRequired[Mapping[str, str]]
+
+
+def request_id_of(request: HttpRequest) -> str:
     return getattr(request, "request_id", None) or "-"
 
 
-def error_body(status_code, message, request, fields=None):
-    body = {"error": HTTPStatus(status_code).phrase, "message": message, "request_id": request_id_of(request)}
+def error_body(
+    status_code: int, message: str, request: HttpRequest, fields: Mapping[str, str] | None = None
+) -> ErrorBody:
+    body = ErrorBody(error=HTTPStatus(status_code).phrase, message=message, request_id=request_id_of(request))
     if fields:
         body["fields"] = fields
     return body
 
 
-def _flatten(detail, prefix=""):
+def _flatten(detail: object, prefix: str = "") -> dict[str, str]:
     """DRF's nested error detail as {"field": "message; message"}, with list items as field[3]."""
     if isinstance(detail, dict):
-        flat = {}
+        flat: dict[str, str] = {}
         for name, value in detail.items():
             if isinstance(name, int):
                 key = f"{prefix}[{name}]"
@@ -60,11 +71,11 @@ def _flatten(detail, prefix=""):
     return {prefix or "input": str(detail)}
 
 
-def _fields_message(fields):
+def _fields_message(fields: Mapping[str, str]) -> str:
     return "invalid input: " + "; ".join(f"{name}: {text}" for name, text in fields.items())
 
 
-def exception_handler(exc, context):
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     request = context["request"]
     if isinstance(exc, InvalidInput):
         return Response(
@@ -83,7 +94,8 @@ def exception_handler(exc, context):
                 f"too many requests without a valid API key from {request.META.get('REMOTE_ADDR') or 'this address'}; "
                 f"retry in {seconds} s with a valid key (valid keys are not held up)"
             )
-            response.data = error_body(429, message, request)
+            if response is not None:  # DRF answers every APIException
+                response.data = error_body(429, message, request)
             return response
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -97,8 +109,10 @@ def exception_handler(exc, context):
         response.data = error_body(response.status_code, message, request)
     elif isinstance(exc, exceptions.Throttled):
         message = (
-            f"rate limit of {settings.CERTCTL_RATE_LIMIT_RPS:g} requests/s (bursts of {settings.CERTCTL_RATE_LIMIT_BURST}) "
-            f"reached for this caller; retry in {exc.wait or 1} s"
+            f"rate limit of {settings.CERTCTL_RATE_LIMIT_RPS:g} requests/s "
+            # drf-stubs leave out the wait (whole seconds or None) that Throttled keeps.
+            f"(bursts of {settings.CERTCTL_RATE_LIMIT_BURST}) reached for this caller; "
+            f"retry in {exc.wait or 1} s"  # type: ignore[attr-defined]
         )
         response.data = error_body(response.status_code, message, request)
     elif isinstance(exc, exceptions.ValidationError):
@@ -110,19 +124,21 @@ def exception_handler(exc, context):
     return response
 
 
-def _is_api(request):
+def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
-def _json_error(request, status_code, message):
+def _json_error(request: HttpRequest, status_code: int, message: str) -> JsonResponse:
     return JsonResponse(error_body(status_code, message, request), status=status_code)
 
 
-def bad_request(request, exception=None):
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):
         return payload_too_large(request)
     if _is_api(request):
-        return _json_error(request, 400, "the request could not be read (malformed or too large); check its headers and body")
+        return _json_error(
+            request, 400, "the request could not be read (malformed or too large); check its headers and body"
+        )
     return defaults.bad_request(request, exception)
 
 
@@ -134,7 +150,7 @@ def payload_too_large(request: HttpRequest) -> HttpResponse:
     return HttpResponse(render_to_string("413.html"), status=413)
 
 
-def permission_denied(request, exception=None):
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return _json_error(request, 403, str(exception) if exception and str(exception) else "access denied")
     return defaults.permission_denied(request, exception)
@@ -147,7 +163,7 @@ def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> Http
     return page_not_found(request)
 
 
-def page_not_found(request, exception=None):
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
         return _json_error(
             request, status.HTTP_404_NOT_FOUND,
@@ -162,6 +178,7 @@ DATABASE_RETRY_AFTER_SECONDS = 10
 
 def database_unavailable(request: HttpRequest) -> HttpResponse:
     """503 with Retry-After: the request was fine, the database did not answer (down, restarting, unreachable)."""
+    response: HttpResponse
     if _is_api(request):
         response = _json_error(
             request, 503,
@@ -177,10 +194,10 @@ def database_unavailable(request: HttpRequest) -> HttpResponse:
 class DatabaseUnavailableMiddleware:
     """Turns a lost database connection in any view (UI, API, admin) into database_unavailable's 503."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
@@ -190,7 +207,7 @@ class DatabaseUnavailableMiddleware:
         return None
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return _json_error(
             request, 500,

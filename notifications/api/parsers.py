@@ -2,6 +2,8 @@
 anything else reads them."""
 import io
 import re
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from rest_framework import status
@@ -67,7 +69,9 @@ def _with_lone_surrogate(value: object) -> str | None:
 
 
 class LimitedJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None) -> object:
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, object] | None = None
+    ) -> dict[str, Any]:
         limit = settings.CERTCTL_API_MAX_BODY_BYTES
         body = stream.read(limit + 1)
         if len(body) > limit:

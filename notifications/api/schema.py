@@ -1,14 +1,24 @@
 """OpenAPI details drf-spectacular cannot infer: the Bearer scheme, the headers every response carries, the error
 answers, the bulk requests' oneOf and the filters' time parameters."""
+from typing import TYPE_CHECKING, Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from notifications.api.parsers import MAX_JSON_DEPTH
-from notifications.api.serializers import NO_NUL, ErrorSerializer
+from notifications.api.serializers import NO_NUL_PATTERN, ErrorSerializer
 from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
 from notifications.queries.events import MAX_BULK_IDS
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.openapi import AutoSchema
+
+# An OpenAPI object, JSON as drf-spectacular builds it.
+Schema = dict[str, Any]
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 _HEADERS = {
@@ -33,11 +43,12 @@ _COMMON_ERRORS = {
 }
 
 
-class BearerKeyScheme(OpenApiAuthenticationExtension):
+# drf-spectacular registers each extension in an unannotated __init_subclass__.
+class BearerKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "notifications.api.auth.BearerKeyAuthentication"
     name = "bearerAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: "AutoSchema") -> Schema:
         definition = build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
         definition["description"] = (
             "A named key from CERTCTL_API_KEYS_NAMED (name:key[:admin]) or a database token of a Django user. "
@@ -47,7 +58,9 @@ class BearerKeyScheme(OpenApiAuthenticationExtension):
         return definition
 
 
-def add_common_responses(result, generator, request, public):
+def add_common_responses(
+    result: Schema, generator: "SchemaGenerator", request: "HttpRequest | None", public: bool
+) -> Schema:
     """Every operation: X-Request-ID on every response, the 401/429/500/503 error answers, empty filter values."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
@@ -60,7 +73,7 @@ def add_common_responses(result, generator, request, public):
                     schema["enum"].append("")
                     parameter["description"] = parameter.get("description", "") + " Empty means any."
                 else:
-                    schema.setdefault("pattern", "^[^\\x00]*$")
+                    schema.setdefault("pattern", NO_NUL_PATTERN)
             responses = operation.setdefault("responses", {})
             for code, description in _COMMON_ERRORS.items():
                 responses.setdefault(
@@ -82,20 +95,22 @@ def add_common_responses(result, generator, request, public):
 
 
 _ERROR_DESCRIPTIONS = {
-    400: f"Invalid input: a query value, the JSON body (also when nested deeper than {MAX_JSON_DEPTH} levels) or a field; "
-    "`fields` says which, and names unknown or read-only fields.",
-    401: 'No key, or an unknown key. Send `Authorization: Bearer <key>`. Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
+    400: f"Invalid input: a query value, the JSON body (also when nested deeper than {MAX_JSON_DEPTH} levels) or a "
+    "field; `fields` says which, and names unknown or read-only fields.",
+    401: "No key, or an unknown key. Send `Authorization: Bearer <key>`. "
+    'Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
     403: "Creating and requeueing need an admin key (a read-only key may list, get and mark read), "
     "or a browser session sent no CSRF token.",
     404: "No notification with this id.",
     405: "Method not allowed here; the `Allow` header lists the allowed ones.",
-    409: "The notification is not failed or dead (the message names its current status), or it is being delivered right now.",
+    409: "The notification is not failed or dead (the message names its current status), "
+    "or it is being delivered right now.",
     413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
     415: "The body is not JSON: send `Content-Type: application/json`.",
 }
 
 
-def errors(*codes, **descriptions):
+def errors(*codes: int, **descriptions: str) -> dict[int, OpenApiResponse]:
     return {
         code: OpenApiResponse(ErrorSerializer, description=descriptions.get(f"d{code}", _ERROR_DESCRIPTIONS[code]))
         for code in codes
@@ -109,22 +124,22 @@ DRY_RUN = {
 }
 
 
-def filter_properties() -> dict:
+def filter_properties() -> dict[str, Schema]:
     """The list filters as JSON properties, described as the list's query parameters are."""
-    properties: dict = {}
+    properties: dict[str, Schema] = {}
     for name, declared in NotificationFilterSet.base_filters.items():
-        schema: dict = {"type": "string", "description": declared.extra.get("help_text", "")}
+        schema: Schema = {"type": "string", "description": declared.extra.get("help_text", "")}
         if "choices" in declared.extra:
             schema["enum"] = [value for value, _ in declared.extra["choices"]]
         elif name in TIME_FILTERS:
             schema.update(minLength=1, pattern=ISO_TIME_PATTERN)
         else:
-            schema.update(minLength=1, maxLength=declared.extra["max_length"], pattern=NO_NUL.regex.pattern)
+            schema.update(minLength=1, maxLength=declared.extra["max_length"], pattern=NO_NUL_PATTERN)
         properties[name] = schema
     return properties
 
 
-def bulk_request(what: str) -> dict:
+def bulk_request(what: str) -> Schema:
     """Either ids or filters, never both: a oneOf that a serializer cannot express."""
     return {
         "oneOf": [
@@ -136,7 +151,7 @@ def bulk_request(what: str) -> dict:
                 "properties": {
                     "ids": {
                         "type": "array", "maxItems": MAX_BULK_IDS,
-                        "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL.regex.pattern},
+                        "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL_PATTERN},
                         "description": f"Notifications to {what}, at most {MAX_BULK_IDS}.",
                     },
                     "dry_run": DRY_RUN,
@@ -158,12 +173,18 @@ def bulk_request(what: str) -> dict:
 # midnight UTC.
 TIME_PARAMETERS = [
     OpenApiParameter(
-        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY, description=NotificationFilterSet.base_filters[name].extra["help_text"],
+        name, {"type": "string", "pattern": ISO_TIME_PATTERN}, OpenApiParameter.QUERY,
+        description=NotificationFilterSet.base_filters[name].extra["help_text"],
         examples=[OpenApiExample("A time", value="2026-11-29T09:00:00Z")],
     )
     for name in TIME_FILTERS
 ]
 
 
-EVENT_ID = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH, description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.")
-CHANNEL_NAME = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case).")
+EVENT_ID = OpenApiParameter(
+    "id", OpenApiTypes.STR, OpenApiParameter.PATH,
+    description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.",
+)
+CHANNEL_NAME = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case)."
+)

@@ -5,7 +5,14 @@ from typing import Any
 from django.http import Http404, HttpResponseBase
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -103,7 +110,9 @@ class IdTaken(APIException):
         request=NotificationCreateSerializer,
         responses={
             201: OpenApiResponse(NotificationEventSerializer, description="Created; `Location` points at it."),
-            200: OpenApiResponse(NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."),
+            200: OpenApiResponse(
+                NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."
+            ),
             **errors(400, 403, 409, 413, 415, d409="The client-chosen `id` belongs to another notification."),
         },
         examples=[
@@ -155,7 +164,9 @@ class IdTaken(APIException):
         responses={
             200: OpenApiResponse(
                 PolymorphicProxySerializer(
-                    "BulkRequeueAnswer", [BulkRequeueResultSerializer, RequeuePreviewSerializer], resource_type_field_name=None
+                    "BulkRequeueAnswer",
+                    [BulkRequeueResultSerializer, RequeuePreviewSerializer],
+                    resource_type_field_name=None,
                 ),
                 description="`{requeued, skipped}`, or with dry_run `{would_requeue, skipped, sample}`.",
             ),
@@ -189,11 +200,13 @@ class IdTaken(APIException):
         },
         examples=[
             OpenApiExample("By id", request_only=True, value={"ids": ["notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC"]}),
-            OpenApiExample("Dismiss every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}),
+            OpenApiExample(
+                "Dismiss every dead Slack alert", request_only=True, value={"status": "dead", "channel": "Slack"}
+            ),
         ],
     ),
 )
-class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[NotificationEvent]):
     queryset = NotificationEvent.objects.order_by("-created_at", "-id")
     serializer_class = NotificationEventSerializer
     filter_backends = [DjangoFilterBackend]
@@ -203,14 +216,17 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_field = "id"
     lookup_value_regex = r"[^/\x00]+"
 
-    def get_serializer_class(self):
+    # The create and the bulk actions read request bodies, not events: DRF's stubs allow one model per view.
+    def get_serializer_class(  # type: ignore[override]
+        self,
+    ) -> type[NotificationEventSerializer | NotificationCreateSerializer | BulkSelectionSerializer]:
         if self.action == "create":
             return NotificationCreateSerializer
         if self.action in ("bulk_requeue", "bulk_read"):
             return BulkSelectionSerializer
         return NotificationEventSerializer
 
-    def create(self, request):
+    def create(self, request: Request) -> Response:
         serializer = NotificationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
@@ -223,12 +239,12 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         location = reverse("api:notification-detail", kwargs={"id": event.id}, request=request)
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
 
-    def get_renderers(self) -> list:
+    def get_renderers(self) -> list[BaseRenderer]:
         if self.action == "list":
             return [*super().get_renderers(), CSVRenderer()]
         return super().get_renderers()
 
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[BaseRenderer, str]:
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:
@@ -239,37 +255,42 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             wanted = request.query_params.get("format", "")[:50]
             raise ValidationError({"format": f"unknown format {wanted!r}; expected one of {formats}"}) from None
 
-    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    # DRF finalizes any HttpResponseBase (the CSV streams); its stubs say Response.
+    def finalize_response(  # type: ignore[override]
+        self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         # An error answering a CSV request is still the API's JSON error body.
         if isinstance(response, Response) and response.status_code >= 400 and isinstance(
             getattr(request, "accepted_renderer", None), CSVRenderer
         ):
             request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
-        return super().finalize_response(request, response, *args, **kwargs)
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[arg-type]
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    # A CSV list streams (a StreamingHttpResponse, not a DRF Response).
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(request.accepted_renderer, CSVRenderer):
             return csv_response(CsvExport(_filters(request)))
         assert isinstance(self.paginator, EnvelopePagination)
         page, per_page = self.paginator.page_request(request)
         return Response(EventPageSerializer(list_page(_filters(request), page, per_page)).data)
 
-    def retrieve(self, request, id):
+    def retrieve(self, request: Request, id: str) -> Response:
         return Response(NotificationEventSerializer(get_event(id)).data)
 
     @action(detail=True, methods=["get"], filter_backends=[])
-    def attempts(self, request, id):
+    def attempts(self, request: Request, id: str) -> Response:
         event = get_event(id)
-        page = self.paginate_queryset(event.attempts.order_by("number"))
+        assert isinstance(self.paginator, EnvelopePagination)
+        page = self.paginator.paginate_queryset(event.attempts.order_by("number"), request, view=self)
         return self.get_paginated_response(NotificationAttemptSerializer(page, many=True).data)
 
     @action(detail=True, methods=["post"])
-    def read(self, request, id):
+    def read(self, request: Request, id: str) -> Response:
         mark_read(id, actor_for(request))
         return Response({"status": "marked_as_read"})
 
     @action(detail=True, methods=["post"])
-    def requeue(self, request, id):
+    def requeue(self, request: Request, id: str) -> Response:
         requeue_event(id, actor_for(request))
         return Response({"status": "requeued"})
 
@@ -277,7 +298,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         detail=False, methods=["post"], url_path="requeue", url_name="bulk-requeue",
         filter_backends=[], pagination_class=None,
     )
-    def bulk_requeue(self, request):
+    def bulk_requeue(self, request: Request) -> Response:
         serializer = BulkSelectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return Response(BULK_REQUEUE.run(actor_for(request), **serializer.validated_data))
@@ -304,7 +325,8 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         responses={200: FailureGroupListSerializer, **errors(400)},
     )
     @action(
-        detail=False, methods=["get"], url_path="dead-letter/groups", url_name="dead-letter-groups", pagination_class=None,
+        detail=False, methods=["get"], url_path="dead-letter/groups", url_name="dead-letter-groups",
+        pagination_class=None,
     )
     def dead_letter_groups(self, request: Request) -> Response:
         groups = failure_groups(_filters(request))
@@ -318,7 +340,7 @@ class StatsSummaryView(APIView):
         "(`notifications_dead_unacknowledged`) and the oldest retry that is due but not yet taken.",
         responses={200: StatsSummarySerializer},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(StatsSummarySerializer(stats_summary()).data)
 
 
@@ -328,7 +350,7 @@ class ChannelListView(APIView):
         description="Each channel with its circuit breaker or pause state (closed, open, paused).",
         responses={200: ChannelListSerializer},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         channels = channel_states()
         return Response(ChannelListSerializer({"data": channels, "total": len(channels)}).data)
 
@@ -344,7 +366,7 @@ class ChannelPauseView(APIView):
         parameters=[CHANNEL_NAME], request=None,
         responses={200: ChannelSerializer, **errors(403, 404, 405, d404="No channel of this name.")},
     )
-    def post(self, request, name):
+    def post(self, request: Request, name: str) -> Response:
         change = pause_channel if self.pause else resume_channel
         change(name, actor_for(request))
         state = next(channel for channel in channel_states() if channel["name"].lower() == name.lower())

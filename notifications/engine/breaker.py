@@ -48,7 +48,8 @@ class Held:
 
 def held_channels() -> set[str]:
     """The channels whose events wait: open (for a probe) or paused (for a resume)."""
-    return set(ChannelState.objects.filter(Q(opened_at__isnull=False) | Q(paused_at__isnull=False)).values_list("channel", flat=True))
+    held = ChannelState.objects.filter(Q(opened_at__isnull=False) | Q(paused_at__isnull=False))
+    return set(held.values_list("channel", flat=True))
 
 
 def hold_and_probes(now: datetime) -> Held:
@@ -91,8 +92,12 @@ def record(outcomes: Sequence[Outcome], now: datetime) -> None:
         # The common case, successes on a healthy channel: at most the time of the last success changes.
         _note_success(states.values(), now)
         return
-    ChannelState.objects.bulk_create([ChannelState(channel=c) for c in channels if c not in states], ignore_conflicts=True)
-    locked = {s.channel: s for s in ChannelState.objects.select_for_update().filter(channel__in=channels).order_by("channel")}
+    ChannelState.objects.bulk_create(
+        [ChannelState(channel=c) for c in channels if c not in states], ignore_conflicts=True
+    )
+    locked = {
+        s.channel: s for s in ChannelState.objects.select_for_update().filter(channel__in=channels).order_by("channel")
+    }
     for channel in channels:
         _count(locked[channel], [o for o in counted if o.channel == channel], now)
 
@@ -127,7 +132,9 @@ def _slide(state: ChannelState, now: datetime) -> None:
 
 def _start_afresh(state: ChannelState, now: datetime) -> None:
     state.window_started_at = now
-    state.window_successes = state.window_failures = state.previous_window_successes = state.previous_window_failures = 0
+    state.window_successes = state.window_failures = state.previous_window_successes = (
+        state.previous_window_failures
+    ) = 0
 
 
 def _failures_in_window(state: ChannelState) -> int:
@@ -156,7 +163,10 @@ def _opening_reason(state: ChannelState, now: datetime) -> str | None:
     ):
         return f"after {state.consecutive_failures} consecutive transient failures"
     attempts, failures = _window_rate(state, now)
-    if attempts >= settings.CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS and failures / attempts >= settings.CERTCTL_CHANNEL_BREAKER_FAILURE_RATE:
+    if (
+        attempts >= settings.CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS
+        and failures / attempts >= settings.CERTCTL_CHANNEL_BREAKER_FAILURE_RATE
+    ):
         return f"with {failures:.0f} of {attempts:.0f} attempts failed within {window}"
     return None
 
@@ -181,13 +191,17 @@ def _count(state: ChannelState, outcomes: Iterable[Outcome], now: datetime) -> N
             state.consecutive_failures += 1
             state.window_failures += 1
             if outcome.event_id not in state.failing_events:
-                state.failing_events = [*state.failing_events, outcome.event_id][-settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS:]
+                state.failing_events = [*state.failing_events, outcome.event_id][
+                    -settings.CERTCTL_CHANNEL_BREAKER_MIN_EVENTS :
+                ]
             if state.opened_at is None:
                 reason = _opening_reason(state, now)
                 if reason:
                     state.opened_at, state.next_probe_at = now, now + settings.CERTCTL_CHANNEL_BREAKER_PROBE
     state.save()
-    failed_waiting = NotificationEvent.objects.filter(channel=state.channel, status=Status.FAILED, claim_token__isnull=True)
+    failed_waiting = NotificationEvent.objects.filter(
+        channel=state.channel, status=Status.FAILED, claim_token__isnull=True
+    )
     if state.opened_at is not None:
         # Waiting costs no retries: due and soon-due retries move to the next probe.
         failed_waiting.filter(next_retry_at__lt=state.next_probe_at).update(next_retry_at=state.next_probe_at)
@@ -214,10 +228,14 @@ def probe_wait_for(channel: str, now: datetime) -> datetime:
 def pause(channel: str, actor_name: str, now: datetime) -> bool:
     """Hold the channel's events. False when it was paused already."""
     ChannelState.objects.get_or_create(channel=channel)
-    return bool(ChannelState.objects.filter(channel=channel, paused_at__isnull=True).update(paused_at=now, paused_by=actor_name))
+    return bool(
+        ChannelState.objects.filter(channel=channel, paused_at__isnull=True).update(paused_at=now, paused_by=actor_name)
+    )
 
 
 @transaction.atomic
 def resume(channel: str) -> bool:
     """Let the channel's events flow again. False when it was not paused."""
-    return bool(ChannelState.objects.filter(channel=channel, paused_at__isnull=False).update(paused_at=None, paused_by=""))
+    return bool(
+        ChannelState.objects.filter(channel=channel, paused_at__isnull=False).update(paused_at=None, paused_by="")
+    )

@@ -9,6 +9,7 @@ The mark is a database row, so the rule holds across web processes, workers and 
 brokers. A mark older than KICK_STALE is ignored: a kick lost with its broker, or queued behind long
 passes, costs one more kick rather than a wait for the next scheduled pass.
 """
+import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -42,10 +43,8 @@ def request_kick(now: datetime | None = None) -> bool:
         log.warning("could not read the delivery kick mark (%s); queueing a kick anyway", exc)
     if enqueue(KICK_TASK):
         return True
-    try:
+    with contextlib.suppress(DatabaseError):  # stale after KICK_STALE anyway
         DeliveryKick.objects.filter(id=1, queued_at=now).update(queued_at=None)
-    except DatabaseError:
-        pass  # stale after KICK_STALE anyway
     return False
 
 
@@ -56,7 +55,8 @@ def _mark_queued(now: datetime) -> bool:
     stamp, fresh = (connection.ops.adapt_datetimefield_value(moment) for moment in (now, now - KICK_STALE))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (id, queued_at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET queued_at = excluded.queued_at "
+            f"INSERT INTO {table} (id, queued_at) VALUES (1, %s) "
+            f"ON CONFLICT (id) DO UPDATE SET queued_at = excluded.queued_at "
             f"WHERE {table}.queued_at IS NULL OR {table}.queued_at < %s RETURNING id",
             [stamp, fresh],
         )

@@ -67,7 +67,9 @@ class Claims:
             events: list[NotificationEvent] = []
             for channel in held.probes:
                 for kind in self.kinds:
-                    probe = claims.claim_due_events(kind, now=self.now, limit=1, lease=claims.claim_lease(), channel=channel)
+                    probe = claims.claim_due_events(
+                        kind, now=self.now, limit=1, lease=claims.claim_lease(), channel=channel
+                    )
                     if probe:
                         claims.mark_probe(probe[0])
                         events += probe
@@ -75,14 +77,17 @@ class Claims:
             for kind in self.kinds:
                 if len(events) < limit:
                     events += claims.claim_due_events(
-                        kind, now=self.now, limit=limit - len(events), lease=claims.claim_lease(), held_channels=held.channels
+                        kind, now=self.now, limit=limit - len(events), lease=claims.claim_lease(),
+                        held_channels=held.channels,
                     )
         except DatabaseError as exc:
             moment = time.monotonic()
             self.failing_since = self.failing_since or moment
             if connection.in_atomic_block or moment - self.failing_since > claims.DATABASE_RETRY_FOR.total_seconds():
                 raise
-            log.warning("claiming due events failed (%s: %s); trying again in %gs", type(exc).__name__, exc, CLAIM_RETRY_PAUSE)
+            log.warning(
+                "claiming due events failed (%s: %s); trying again in %gs", type(exc).__name__, exc, CLAIM_RETRY_PAUSE
+            )
             connection.close_if_unusable_or_obsolete()
             return None
         self.failing_since = None
@@ -201,10 +206,17 @@ class Pass:
         while progressed:
             progressed = False
             for destination, queued in self.waiting.items():
-                if queued and self.in_flight[destination] < self.per_destination and self.in_flight.total() < self.concurrency:
+                if (
+                    queued
+                    and self.in_flight[destination] < self.per_destination
+                    and self.in_flight.total() < self.concurrency
+                ):
                     event, notifier = queued.popleft()
                     progressed = True
-                    if event.claimed_until and event.claimed_until - (self.now or timezone.now()) < claims.lease_left_to_start():
+                    if (
+                        event.claimed_until
+                        and event.claimed_until - (self.now or timezone.now()) < claims.lease_left_to_start()
+                    ):
                         expiring.append(event)
                         continue
                     starting.append((destination, event, notifier))
@@ -255,7 +267,10 @@ class Pass:
 
 
 def deliver_batch(
-    events: Sequence[NotificationEvent], now: datetime | None = None, policy: RetryPolicy | None = None, deadline: float | None = None
+    events: Sequence[NotificationEvent],
+    now: datetime | None = None,
+    policy: RetryPolicy | None = None,
+    deadline: float | None = None,
 ) -> list[str | None]:
     """Deliver events this worker has claimed. Returns each one's new status (None: the lease was lost;
     RELEASED: not started by `deadline`, time.monotonic(), default the start window, and given back)."""

@@ -16,7 +16,14 @@ from notifications.engine import breaker
 from notifications.engine.backoff import RetryPolicy, after_failure
 from notifications.engine.claims import DATABASE_RETRY_FOR, is_probe
 from notifications.engine.sender import Delivery
-from notifications.models import LEASE_RELEASED, AttemptOutcome, NotificationAttempt, NotificationEvent, Status, set_clause
+from notifications.models import (
+    LEASE_RELEASED,
+    AttemptOutcome,
+    NotificationAttempt,
+    NotificationEvent,
+    Status,
+    set_clause,
+)
 
 log = logging.getLogger("notifications.delivery")
 
@@ -42,14 +49,22 @@ def _outcome(delivery: Delivery, policy: RetryPolicy) -> _Outcome:
         return _Outcome(AttemptOutcome.SUCCESS, Status.SENT, event.retry_count, None, None, delivery.finished_at)
     if is_probe(event) and not result.permanent:
         # A failed probe of an open breaker costs its event no retry; a failed one waits for the next probe.
-        wait_until = breaker.probe_wait_for(event.channel, delivery.finished_at) if event.status == Status.FAILED else None
-        return _Outcome(AttemptOutcome.TRANSIENT_FAILURE, event.status, event.retry_count, wait_until, result.error, None)
-    decision = after_failure(event.retry_count, delivery.finished_at, policy, permanent=result.permanent, retry_after=result.retry_after)
+        wait_until = (
+            breaker.probe_wait_for(event.channel, delivery.finished_at) if event.status == Status.FAILED else None
+        )
+        return _Outcome(
+            AttemptOutcome.TRANSIENT_FAILURE, event.status, event.retry_count, wait_until, result.error, None
+        )
+    decision = after_failure(
+        event.retry_count, delivery.finished_at, policy, permanent=result.permanent, retry_after=result.retry_after
+    )
     outcome = AttemptOutcome.PERMANENT_FAILURE if result.permanent else AttemptOutcome.TRANSIENT_FAILURE
     if decision.status != Status.DEAD:
         return _Outcome(outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None)
     cause, cause_kind = causes.dead_cause(result.error, permanent=result.permanent)
-    return _Outcome(outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None, cause, cause_kind)
+    return _Outcome(
+        outcome, decision.status, decision.retry_count, decision.next_retry_at, result.error, None, cause, cause_kind
+    )
 
 
 def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = None) -> list[str | None]:
@@ -91,7 +106,8 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
         except (DatabaseError, IntegrityError) as exc:
             if connection.in_atomic_block or time.monotonic() + pause > give_up_at:
                 log.error(
-                    "could not record %d delivery results (%s: %s); their events will be delivered again after their lease",
+                    "could not record %d delivery results (%s: %s); "
+                    "their events will be delivered again after their lease",
                     len(deliveries), type(exc).__name__, exc,
                 )
                 raise
@@ -111,10 +127,7 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
 def _apply(attempts: Sequence[tuple[Delivery, _Outcome]]) -> tuple[dict[str, int], set[str]]:
     """Apply the outcomes to events still holding our claim; count an attempt on every event.
     Returns ({event id: its new attempt number}, ids whose outcome was applied)."""
-    if connection.vendor == "postgresql":
-        applied_numbers = _apply_postgresql(attempts)
-    else:
-        applied_numbers = _apply_each(attempts)
+    applied_numbers = _apply_postgresql(attempts) if connection.vendor == "postgresql" else _apply_each(attempts)
     lost = [delivery.event.id for delivery, _ in attempts if delivery.event.id not in applied_numbers]
     numbers = dict(applied_numbers)
     if lost:
@@ -131,8 +144,8 @@ UPDATE notification_events AS e SET
     {lease_released}, updated_at = v.updated_at, last_attempt_at = v.updated_at,
     cause = v.cause, cause_kind = v.cause_kind
 FROM unnest(
-    %s::varchar[], %s::varchar[], %s::varchar[], %s::int[], %s::timestamptz[], %s::text[], %s::timestamptz[], %s::timestamptz[],
-    %s::varchar[], %s::varchar[]
+    %s::varchar[], %s::varchar[], %s::varchar[], %s::int[], %s::timestamptz[], %s::text[], %s::timestamptz[],
+    %s::timestamptz[], %s::varchar[], %s::varchar[]
 ) AS v(id, claim_token, status, retry_count, next_retry_at, last_error, sent_at, updated_at, cause, cause_kind)
 WHERE e.id = v.id AND e.claim_token = v.claim_token
 RETURNING e.id, e.attempt_count
@@ -169,7 +182,9 @@ def _apply_each(attempts: Sequence[tuple[Delivery, _Outcome]]) -> dict[str, int]
             changes["sent_at"] = outcome.sent_at
         event = NotificationEvent.objects.filter(id=delivery.event.id, claim_token=delivery.event.claim_token)
         if delivery.event.claim_token and event.update(**changes):
-            applied[delivery.event.id] = NotificationEvent.objects.filter(id=delivery.event.id).values_list("attempt_count", flat=True).get()
+            applied[delivery.event.id] = (
+                NotificationEvent.objects.filter(id=delivery.event.id).values_list("attempt_count", flat=True).get()
+            )
     return applied
 
 

@@ -27,17 +27,24 @@ class PassReport:
     duration_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "claimed": self.claimed, "outcomes": self.outcomes, "duration_s": round(self.duration_s, 3)}
+        return {
+            "kind": self.kind, "claimed": self.claimed, "outcomes": self.outcomes,
+            "duration_s": round(self.duration_s, 3),
+        }
 
 
 def pass_finished(report: PassReport, finished_at: datetime) -> None:
     """Called by every worker after each pending pass and retry sweep: keep its figures, fold old attempts."""
     try:
         LastPass.objects.bulk_create(
-            [LastPass(kind=report.kind, finished_at=finished_at, duration_seconds=report.duration_s, claimed=report.claimed)],
+            [LastPass(
+                kind=report.kind, finished_at=finished_at, duration_seconds=report.duration_s, claimed=report.claimed
+            )],
             update_conflicts=True, unique_fields=["kind"], update_fields=["finished_at", "duration_seconds", "claimed"],
         )
         fold_delivery_totals()
     except DatabaseError as exc:
         # The deliveries of the pass are recorded already; only /metrics lags until the next pass.
-        log.warning("could not record the %s pass figures for /metrics: %s", report.kind, exc, extra={"pass": report.kind})
+        log.warning(
+            "could not record the %s pass figures for /metrics: %s", report.kind, exc, extra={"pass": report.kind}
+        )

@@ -48,7 +48,9 @@ async def send_event(event: NotificationEvent, notifier: Notifier, client: httpx
         )
     except Exception as exc:  # a notifier bug must cost one attempt, not the whole pass
         log.exception("notifier raised", extra={"event_id": event.id, "channel": event.channel})
-        result = DeliveryResult.transient(f"internal error in the {event.channel} notifier: {type(exc).__name__}: {exc}")
+        result = DeliveryResult.transient(
+            f"internal error in the {event.channel} notifier: {type(exc).__name__}: {exc}"
+        )
     # Errors are logged and shown in the UI and the API; a receiver or an exception may quote any configured secret.
     return replace(result, error=redact(result.error, configured_secrets())) if result.error else result
 

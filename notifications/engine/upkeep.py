@@ -218,7 +218,9 @@ def _expired(sent_before: datetime) -> QuerySet[NotificationEvent]:
     return NotificationEvent.objects.filter(status=Status.SENT, sent_at__lt=sent_before)
 
 
-def purge(older_than: timedelta, now: datetime | None = None, dry_run: bool = False, deadline: float | None = None) -> PurgeReport:
+def purge(
+    older_than: timedelta, now: datetime | None = None, dry_run: bool = False, deadline: float | None = None
+) -> PurgeReport:
     """Delete sent events sent more than `older_than` before `now`, with their attempts and operator actions.
 
     `deadline` (time.monotonic()) stops the purge between chunks. A dry run counts what would go.

@@ -37,7 +37,9 @@ def notifiers() -> dict[str, type[Notifier]]:
         pending.extend(cls.__subclasses__())
         if cls.channel:
             if cls.channel in table:
-                raise ImportError(f"two notifiers for channel {cls.channel}: {table[cls.channel].__name__}, {cls.__name__}")
+                raise ImportError(
+                    f"two notifiers for channel {cls.channel}: {table[cls.channel].__name__}, {cls.__name__}"
+                )
             table[cls.channel] = cls
     missing = [channel for channel in Channel.values if channel not in table]
     if missing:

@@ -21,7 +21,9 @@ class DeliveryResult:
         return cls(ok=True, http_status=http_status)
 
     @classmethod
-    def transient(cls, error: str, http_status: int | None = None, retry_after: timedelta | None = None) -> "DeliveryResult":
+    def transient(
+        cls, error: str, http_status: int | None = None, retry_after: timedelta | None = None
+    ) -> "DeliveryResult":
         return cls(ok=False, error=error, http_status=http_status, retry_after=retry_after)
 
     @classmethod

@@ -123,7 +123,9 @@ class EmailNotifier(Notifier):
         return redacted_excerpt(text, secret_fragments("", *self._credentials(), in_reply=True) + self._secrets())
 
     def _deliver(self, event: "NotificationEvent", message: EmailMessage) -> DeliveryResult:
-        timeout = (settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT).total_seconds()
+        timeout = (
+            settings.CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + settings.CERTCTL_NOTIFICATION_READ_TIMEOUT
+        ).total_seconds()
         where = f"SMTP server {self.host}:{self.port}"
         try:
             client: smtplib.SMTP
@@ -168,7 +170,9 @@ class EmailNotifier(Notifier):
             return DeliveryResult.transient(f"{where}: TLS failed ({exc.reason or exc}); will retry")
         except (OSError, smtplib.SMTPException) as exc:
             if _timed_out(exc):
-                return DeliveryResult.transient(f"{where}: no answer within {timeout:g}s ({_TIMEOUT_SETTINGS}); will retry")
+                return DeliveryResult.transient(
+                    f"{where}: no answer within {timeout:g}s ({_TIMEOUT_SETTINGS}); will retry"
+                )
             if isinstance(exc, ConnectionError) and not isinstance(exc, smtplib.SMTPException):
                 return DeliveryResult.transient(f"{where}: could not connect ({exc}); will retry")
             return DeliveryResult.transient(f"{where}: {exc or type(exc).__name__}; will retry")

@@ -22,7 +22,9 @@ class PagerDutyNotifier(Notifier):
     fields = (
         ConfigField("routing_key", setting="CERTCTL_PAGERDUTY_ROUTING_KEY", required=True, secret=True),
         URL,
-        ConfigField("default_severity", setting="CERTCTL_PAGERDUTY_SEVERITY", choices=("critical", "error", "warning", "info")),
+        ConfigField(
+            "default_severity", setting="CERTCTL_PAGERDUTY_SEVERITY", choices=("critical", "error", "warning", "info")
+        ),
     )
 
     def __init__(self, routing_key: str, url: str, default_severity: str = "warning"):

@@ -88,7 +88,9 @@ class WebhookNotifier(Notifier):
             try:
                 headers.update(standard_webhooks_headers(self.secret, event.id, body, int(self.clock())))
             except ValueError as exc:
-                return DeliveryResult.permanent_failure(f"Webhook channel: {exc}; fix it or use a secret without the prefix")
+                return DeliveryResult.permanent_failure(
+                    f"Webhook channel: {exc}; fix it or use a secret without the prefix"
+                )
         return await post_json(
             client, self.url, None, receiver="Webhook receiver", url_field=URL,
             headers=headers, body=body, secrets=(self.secret,),

@@ -1,4 +1,7 @@
 """The channels: each with whether it is configured and its circuit breaker or pause state."""
+from datetime import datetime
+from typing import TypedDict
+
 from notifications.errors import UnknownChannel
 from notifications.models import Channel, ChannelState
 from notifications.notifiers import channel_status
@@ -12,20 +15,30 @@ def channel_named(name: str) -> str:
     return canonical
 
 
-def channel_states() -> list[dict[str, object]]:
+class ChannelListing(TypedDict):
+    name: str
+    configured: bool
+    state: str
+    since: datetime | None
+    paused_by: str | None
+    consecutive_failures: int
+    next_probe_at: datetime | None
+
+
+def channel_states() -> list[ChannelListing]:
     """Every channel with its breaker/pause state, for the API, UI, CLI, MCP and /metrics."""
     rows = {state.channel: state for state in ChannelState.objects.all()}
     configured = channel_status()
     listing = []
     for name in Channel.values:
         state = rows.get(name) or ChannelState(channel=name)
-        listing.append({
-            "name": name,
-            "configured": configured[name][0],
-            "state": state.state,
-            "since": state.paused_at or state.opened_at,
-            "paused_by": state.paused_by or None,
-            "consecutive_failures": state.consecutive_failures,
-            "next_probe_at": state.next_probe_at if state.opened_at and not state.paused_at else None,
-        })
+        listing.append(ChannelListing(
+            name=name,
+            configured=configured[name][0],
+            state=state.state,
+            since=state.paused_at or state.opened_at,
+            paused_by=state.paused_by or None,
+            consecutive_failures=state.consecutive_failures,
+            next_probe_at=state.next_probe_at if state.opened_at and not state.paused_at else None,
+        ))
     return listing

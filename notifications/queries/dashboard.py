@@ -43,8 +43,9 @@ def attempts_per_hour(now: datetime, hours: int) -> list[dict[str, Any]]:
 def _latest_attempt(channel: str, outcome: Q, since: datetime, before: datetime) -> datetime | None:
     """The start of the channel's latest attempt matching `outcome` in [since, before), newest first by index."""
     latest: datetime | None = (
-        NotificationAttempt.objects.filter(outcome, event__channel=channel, started_at__gte=since, started_at__lt=before)
-        .order_by("-started_at").values_list("started_at", flat=True).first()
+        NotificationAttempt.objects.filter(
+            outcome, event__channel=channel, started_at__gte=since, started_at__lt=before
+        ).order_by("-started_at").values_list("started_at", flat=True).first()
     )
     return latest
 
@@ -58,7 +59,10 @@ def channel_health(now: datetime) -> list[dict[str, Any]]:
     window_start = now - CHANNEL_WINDOW
     stats: dict[str, Mapping[str, Any]] = {
         row["event__channel"]: row
-        for row in NotificationAttempt.objects.filter(started_at__gte=since).order_by().values("event__channel").annotate(
+        for row in NotificationAttempt.objects.filter(started_at__gte=since)
+        .order_by()
+        .values("event__channel")
+        .annotate(
             last_success=Max("started_at", filter=Q(outcome=AttemptOutcome.SUCCESS)),
             last_failure=Max("started_at", filter=FAILURE),
             attempts_24h=Count("id"),

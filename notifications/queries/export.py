@@ -63,11 +63,16 @@ _CELLS = {
     "certificate_id": _spreadsheet_safe("certificate_id"),
     "recipient": _spreadsheet_safe("recipient"),
     "message": _spreadsheet_safe("message"),
-    "status": Case(When(read_at__isnull=False, then=Value(ListedStatus.READ)), default=F("status"), output_field=CharField()),
+    "status": Case(
+        When(read_at__isnull=False, then=Value(ListedStatus.READ)), default=F("status"), output_field=CharField()
+    ),
     "delivery_status": F("status"),
     "last_error": _spreadsheet_safe("last_error"),
     "dedup_key": _spreadsheet_safe("dedup_key"),
-    **{name: UtcIsoTime(name) for name in ("next_retry_at", "last_attempt_at", "sent_at", "created_at", "updated_at", "read_at")},
+    **{
+        name: UtcIsoTime(name)
+        for name in ("next_retry_at", "last_attempt_at", "sent_at", "created_at", "updated_at", "read_at")
+    },
 }
 # Text, never NULL: the csv module writes strings fastest (an empty cell is an empty string either way).
 CELLS = tuple(Coalesce(_CELLS.get(name, F(name)), Value(""), output_field=TextField()) for name in COLUMNS)

@@ -65,7 +65,9 @@ def figures(now: datetime) -> Figures:
             last_passes=list(LastPass.objects.order_by("kind")),
             channel_states={
                 channel: (opened_at, paused_at)
-                for channel, opened_at, paused_at in ChannelState.objects.values_list("channel", "opened_at", "paused_at")
+                for channel, opened_at, paused_at in ChannelState.objects.values_list(
+                    "channel", "opened_at", "paused_at"
+                )
             },
         )
 

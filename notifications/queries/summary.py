@@ -12,7 +12,9 @@ from notifications.queries import counts
 def oldest_due_retry(now: datetime) -> datetime | None:
     """When the oldest retry that is due at `now` came due; None when none is."""
     # Only failed events have a next_retry_at.
-    oldest: datetime | None = NotificationEvent.objects.filter(next_retry_at__lte=now).aggregate(t=Min("next_retry_at"))["t"]
+    oldest: datetime | None = NotificationEvent.objects.filter(next_retry_at__lte=now).aggregate(
+        t=Min("next_retry_at")
+    )["t"]
     return oldest
 
 

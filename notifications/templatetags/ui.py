@@ -1,18 +1,20 @@
 """Template helpers for the operator UI: relative times with the exact time on hover, retry display."""
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
+from notifications.models import NotificationEvent
 from notifications.queries.events import retry_display as retry_text
 
 register = template.Library()
 
 
 @register.filter
-def relative_time(value, placeholder="—"):
+def relative_time(value: datetime | None, placeholder: str = "—") -> SafeString | str:
     """<time> reading "5 minutes ago" / "in 2 minutes", with the exact UTC time as its tooltip."""
     if not value:
         return placeholder
@@ -31,7 +33,7 @@ def relative_time(value, placeholder="—"):
 
 
 @register.filter
-def exact_time(value, placeholder="—"):
+def exact_time(value: datetime | None, placeholder: str = "—") -> SafeString | str:
     if not value:
         return placeholder
     exact = value.astimezone(UTC)
@@ -41,5 +43,5 @@ def exact_time(value, placeholder="—"):
 
 
 @register.filter
-def retry_display(event):
+def retry_display(event: NotificationEvent) -> str:
     return retry_text(event)

@@ -1,6 +1,7 @@
 """The UI's changes, all through notifications.operations: requeue and mark read (dismiss) one notification, the
 ticked ones, all that match the Dead letter tab's filters, or a failure group."""
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -9,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from notifications.actors import Actor
 from notifications.errors import InvalidInput, ServiceError
 from notifications.models import CauseKind, Status
 from notifications.operations.events import (
@@ -34,9 +36,19 @@ from notifications.web.pages import matching
 SKIPPED_NOTE = "skipped (not failed or dead)"
 SKIPPED_READ_NOTE = "skipped (already dismissed or gone)"
 
+Result = TypeVar("Result", BulkRequeueResult, BulkReadResult)
+Result_co = TypeVar("Result_co", BulkRequeueResult, BulkReadResult, covariant=True)
+
+
+class BulkAction(Protocol[Result_co]):
+    """operations.events.requeue_events or mark_read_events: by ids or by filters."""
+
+    def __call__(self, actor: Actor, ids: list[str] | None = None, filters: dict[str, str] | None = None) -> Result_co:
+        ...
+
 
 @change_view
-def requeue(request, event_id):
+def requeue(request: HttpRequest, event_id: str) -> HttpResponse:
     try:
         requeue_event(event_id, actor=actor_of(request))
     except ServiceError as exc:
@@ -47,7 +59,7 @@ def requeue(request, event_id):
 
 
 @acknowledge_view
-def mark_read(request, event_id):
+def mark_read(request: HttpRequest, event_id: str) -> HttpResponse:
     """Mark read; for a dead event this is "Dismiss": it leaves the Dead letter tab. Delivery is untouched."""
     try:
         event = mark_event_read(event_id, actor=actor_of(request))
@@ -55,7 +67,9 @@ def mark_read(request, event_id):
         messages.error(request, f"Not marked read: {exc.message}.")
     else:
         if event.status == Status.DEAD:
-            messages.success(request, f"Dismissed {event_id}: it left the Dead letter tab (Show dismissed brings it back).")
+            messages.success(
+                request, f"Dismissed {event_id}: it left the Dead letter tab (Show dismissed brings it back)."
+            )
         else:
             messages.success(request, f"Marked {event_id} as read.")
     return back(request, reverse("ui-notifications"))
@@ -65,7 +79,13 @@ def _report_bulk(request: HttpRequest, result: BulkRequeueResult) -> None:
     messages.success(request, f"{result.requeued} requeued, {result.skipped} {SKIPPED_NOTE}.")
 
 
-def _on_selected(request: HttpRequest, bulk_action: Callable, report: Callable, done: str, button: str) -> HttpResponse:
+def _on_selected(
+    request: HttpRequest,
+    bulk_action: BulkAction[Result],
+    report: Callable[[HttpRequest, Result], None],
+    done: str,
+    button: str,
+) -> HttpResponse:
     """Run a bulk service action on the ticked rows, say what it did, and go back to the list."""
     ids = request.POST.getlist("ids")
     if not ids:
@@ -79,7 +99,7 @@ def _on_selected(request: HttpRequest, bulk_action: Callable, report: Callable, 
 
 
 @change_view
-def requeue_selected(request):
+def requeue_selected(request: HttpRequest) -> HttpResponse:
     return _on_selected(request, requeue_events, _report_bulk, "requeued", "Requeue selected")
 
 
@@ -101,7 +121,12 @@ def _dead_tab_form(request: HttpRequest, ignore: tuple[str, ...] = ()) -> Notifi
 
 
 def _on_matching(
-    request: HttpRequest, form: NotificationFilterForm, template: str, bulk_action: Callable, report: Callable, done: str
+    request: HttpRequest,
+    form: NotificationFilterForm,
+    template: str,
+    bulk_action: BulkAction[Result],
+    report: Callable[[HttpRequest, Result], None],
+    done: str,
 ) -> HttpResponse:
     """GET: confirm with the count of what the Dead letter tab shows for these filters. POST: run the bulk
     service action on it."""
@@ -127,13 +152,15 @@ def _on_matching(
 def dismiss_matching(request: HttpRequest) -> HttpResponse:
     # Dismissing what is already dismissed would change nothing.
     form = _dead_tab_form(request, ignore=("dismissed",))
-    return _on_matching(request, form, "notifications/dismiss_matching.html", mark_read_events, _report_dismissed, "dismissed")
+    return _on_matching(
+        request, form, "notifications/dismiss_matching.html", mark_read_events, _report_dismissed, "dismissed"
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 @permission_required(CHANGE_PERMISSION, raise_exception=True)
-def requeue_matching(request):
+def requeue_matching(request: HttpRequest) -> HttpResponse:
     form = _dead_tab_form(request)
     return _on_matching(request, form, "notifications/requeue_matching.html", requeue_events, _report_bulk, "requeued")
 
@@ -141,7 +168,8 @@ def requeue_matching(request):
 def _group_form(request: HttpRequest) -> tuple[NotificationFilterForm, str, str, str]:
     """The tab's filters, and the group a Requeue group or Dismiss group button names: channel, kind, cause."""
     form = _dead_tab_form(request, ignore=("channel_group", "kind_group", "error_group", "next", "view"))
-    return form, *(request.POST.get(name, "") for name in ("channel_group", "kind_group", "error_group"))
+    channel, kind, cause = (request.POST.get(name, "") for name in ("channel_group", "kind_group", "error_group"))
+    return form, channel, kind, cause
 
 
 def _groups_url(form: NotificationFilterForm) -> str:
@@ -153,7 +181,9 @@ def requeue_group(request: HttpRequest) -> HttpResponse:
     """Requeue every dead notification of one failure group (channel, kind and cause) under the tab's filters."""
     form, channel, kind, cause = _group_form(request)
     if not form.is_valid() or not channel or kind not in CauseKind.values:
-        messages.error(request, "Nothing requeued: the group or its filters were not valid; reload the page and try again.")
+        messages.error(
+            request, "Nothing requeued: the group or its filters were not valid; reload the page and try again."
+        )
     else:
         _report_bulk(request, requeue_failure_group(actor_of(request), channel, kind, cause, form.service_filters()))
     return back(request, _groups_url(form))
@@ -164,7 +194,11 @@ def dismiss_group(request: HttpRequest) -> HttpResponse:
     """Dismiss every dead notification of one failure group under the tab's filters."""
     form, channel, kind, cause = _group_form(request)
     if not form.is_valid() or not channel or kind not in CauseKind.values:
-        messages.error(request, "Nothing dismissed: the group or its filters were not valid; reload the page and try again.")
+        messages.error(
+            request, "Nothing dismissed: the group or its filters were not valid; reload the page and try again."
+        )
     else:
-        _report_dismissed(request, dismiss_failure_group(actor_of(request), channel, kind, cause, form.service_filters()))
+        _report_dismissed(
+            request, dismiss_failure_group(actor_of(request), channel, kind, cause, form.service_filters())
+        )
     return back(request, _groups_url(form))

@@ -51,7 +51,9 @@ def outcome_chart(now: datetime) -> dict[str, Any]:
         "hours": hours, "bars": bars, "ticks": ticks, "peak": peak,
         "width": left + CHART_HOURS * group_width + 4, "height": top + CHART_HEIGHT + 24,
         "axis_y": top + CHART_HEIGHT, "top": top, "left": left, "label_y": top + CHART_HEIGHT + 16,
-        "legend": [{"label": label, "css": css, "total": sum(h[key] for h in hours)} for key, label, css in CHART_SERIES],
+        "legend": [
+            {"label": label, "css": css, "total": sum(h[key] for h in hours)} for key, label, css in CHART_SERIES
+        ],
     }
 
 
@@ -61,14 +63,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     summary = stats_summary(now=now)
     oldest = summary["oldest_due_retry_at"]
     cards = [
-        {"label": "Pending", "count": summary["notifications_pending"], "url": list_url({"status": Status.PENDING}), "css": "pending"},
-        {"label": "Failed (retrying)", "count": summary["notifications_failed"], "url": list_url({"status": Status.FAILED}), "css": "failed"},
+        {
+            "label": "Pending", "count": summary["notifications_pending"],
+            "url": list_url({"status": Status.PENDING}), "css": "pending",
+        },
+        {
+            "label": "Failed (retrying)", "count": summary["notifications_failed"],
+            "url": list_url({"status": Status.FAILED}), "css": "failed",
+        },
         {
             "label": "Dead letter", "count": summary["notifications_dead_unacknowledged"],
             "url": list_url({"tab": TAB_DEAD}), "css": "dead",
             "dismissed": summary["notifications_dead"] - summary["notifications_dead_unacknowledged"],
         },
-        {"label": "Sent", "count": summary["notifications_sent"], "url": list_url({"status": Status.SENT}), "css": "sent"},
+        {
+            "label": "Sent", "count": summary["notifications_sent"],
+            "url": list_url({"status": Status.SENT}), "css": "sent",
+        },
     ]
     return render(request, "notifications/dashboard.html", {
         "summary": summary,
@@ -101,7 +112,9 @@ def _with_state(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 def channel_pause(request: HttpRequest, channel: str) -> HttpResponse:
     try:
         if pause_channel(channel, actor_of(request)):
-            messages.success(request, f"Paused {channel}: its notifications wait, spending no retries, until you resume it.")
+            messages.success(
+                request, f"Paused {channel}: its notifications wait, spending no retries, until you resume it."
+            )
         else:
             messages.info(request, f"{channel} was already paused.")
     except ServiceError as exc:

@@ -1,4 +1,5 @@
 """The filters of the operator UI's notification list: how they are shown; notifications.filtersets selects."""
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ VIEW_LIST = "list"
 VIEW_GROUPS = "groups"
 
 
-def _with_any(choices, label):
+def _with_any(choices: Sequence[tuple[str, str]], label: str) -> list[tuple[str, str]]:
     return [("", label), *choices]
 
 
@@ -23,8 +24,9 @@ class TimeInput(forms.DateTimeInput):
     def format_value(self, value: Any) -> str | None:
         # What the operator typed, as a browser's datetime-local field sends it back (UTC, to the minute).
         if hasattr(value, "strftime"):
-            return value.strftime("%Y-%m-%dT%H:%M")
-        return value
+            typed: str = value.strftime("%Y-%m-%dT%H:%M")
+            return typed
+        return None if value is None else str(value)
 
 
 def _query_value(value: Any) -> str:
@@ -76,7 +78,7 @@ class NotificationFilterForm(forms.Form):
     GROUP_FIELDS = ("cause_kind", "cause")
 
     @property
-    def selected_tab(self):
+    def selected_tab(self) -> str:
         return (self.cleaned_data.get("tab") if self.is_bound and self.is_valid() else None) or TAB_ALL
 
     @property
@@ -84,7 +86,8 @@ class NotificationFilterForm(forms.Form):
         return self.selected_tab == TAB_DEAD and self.is_valid() and self.cleaned_data.get("view") == VIEW_GROUPS
 
     def active_filters(self) -> dict[str, Any]:
-        """The filters the operator set, without the tab: {name: value}. "Show dismissed" counts on the Dead letter tab only."""
+        """The filters the operator set, without the tab: {name: value}. "Show dismissed" counts on the Dead letter
+        tab only."""
         filters = {name: self.cleaned_data[name] for name in self.FILTER_FIELDS if self.cleaned_data.get(name)}
         if self.selected_tab != TAB_DEAD:
             filters.pop("dismissed", None)
@@ -117,12 +120,12 @@ class NotificationFilterForm(forms.Form):
                 filters["read"] = "false"
         return filters
 
-    def describe(self):
+    def describe(self) -> str:
         """The filters in words, for confirmations: "channel Webhook, text "timeout""."""
         parts = []
         for name, value in self.query_values().items():
             if name == "dismissed":
                 parts.append("dismissed ones included")
             else:
-                parts.append(f'{self.fields[name].label.lower()} "{value}"')
+                parts.append(f'{(self.fields[name].label or name).lower()} "{value}"')
         return ", ".join(parts)

@@ -24,7 +24,8 @@ class LoginThrottleMiddleware:
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> HttpResponse | None:
-        if request.method != "POST" or request.resolver_match is None or request.resolver_match.view_name not in LOGIN_VIEWS:
+        match = request.resolver_match
+        if request.method != "POST" or match is None or match.view_name not in LOGIN_VIEWS:
             return None
         wait = authentication_failures_wait(request)
         if wait is None:
@@ -39,7 +40,9 @@ class LoginThrottleMiddleware:
         return response
 
 
-def count_failed_login(sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **_: Any) -> None:
+def count_failed_login(
+    sender: object, credentials: dict[str, Any], request: HttpRequest | None = None, **_: Any
+) -> None:
     if request is not None:
         failed_authentication_wait(request)
 

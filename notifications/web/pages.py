@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -81,11 +81,11 @@ def _with_list_urls(groups: list[FailureGroup], form: NotificationFilterForm) ->
 
 
 @login_required
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponseBase:
     """Every notification the list shows for these filters (all pages), as CSV."""
     form = NotificationFilterForm(request.GET)
     if not form.is_valid():
-        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        problems = "; ".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items())
         return HttpResponse(f"Not exported: {problems}", status=400, content_type="text/plain; charset=utf-8")
     name = "dead-letter" if form.selected_tab == TAB_DEAD else "notifications"
     return csv_response(CsvExport(form.service_filters()), name)

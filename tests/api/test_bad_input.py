@@ -9,7 +9,9 @@ from tests.api.conftest import ADMIN_KEY, assert_error
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"type": "ExpirationWarning", "channel": "Webhook", "recipient": "ops@example.com", "message": "expires in 7 days"}
+VALID = {
+    "type": "ExpirationWarning", "channel": "Webhook", "recipient": "ops@example.com", "message": "expires in 7 days",
+}
 METHODS = ["get", "post", "put", "patch", "delete", "options"]
 
 
@@ -51,7 +53,8 @@ def test_a_bulk_requeue_of_the_most_ids_fits_the_default_size_limit(admin):
 
     response = admin.post("/api/v1/notifications/requeue", {"ids": ids}, format="json")
 
-    assert response.status_code == 200 and response.json() == {"requeued": 0, "skipped": 10_000}
+    assert response.status_code == 200
+    assert response.json() == {"requeued": 0, "skipped": 10_000}
 
 
 def test_create_names_every_unknown_and_read_only_field(admin):
@@ -62,7 +65,8 @@ def test_create_names_every_unknown_and_read_only_field(admin):
     assert_error(response, 400, "Bad Request")
     fields = response.json()["fields"]
     assert set(fields) == {"status", "retry_count", "bogus"}
-    assert fields["status"].startswith("read-only") and fields["retry_count"].startswith("read-only")
+    assert fields["status"].startswith("read-only")
+    assert fields["retry_count"].startswith("read-only")
     assert fields["bogus"].startswith("unknown field")
     assert NotificationEvent.objects.count() == 0
 
@@ -74,7 +78,9 @@ def test_create_reports_unknown_fields_together_with_invalid_ones(admin):
 
 
 @pytest.mark.parametrize("event_id", ["%00", "x%00y", "a" * 65])
-@pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("get", "/attempts"), ("post", "/read"), ("post", "/requeue")])
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("get", ""), ("get", "/attempts"), ("post", "/read"), ("post", "/requeue")]
+)
 def test_impossible_ids_are_404(event_id, method, suffix, admin):
     response = getattr(admin, method)(f"/api/v1/notifications/{event_id}{suffix}")
 
@@ -89,7 +95,8 @@ def csrf_checking_admin():
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(
-    "path", ["/api/v1/nothing", "/api/v1/notifications/x/read/", "/api/v1/notifications/", "/api/v2/notifications", "/api/"]
+    "path",
+    ["/api/v1/nothing", "/api/v1/notifications/x/read/", "/api/v1/notifications/", "/api/v2/notifications", "/api/"],
 )
 def test_unknown_api_paths_are_json_404_for_every_method_and_never_a_csrf_page(method, path, csrf_checking_admin):
     response = getattr(csrf_checking_admin, method)(path)
@@ -105,7 +112,9 @@ def test_unknown_api_paths_are_json_404_also_in_debug_mode(csrf_checking_admin, 
 
 
 @pytest.mark.parametrize("method", ["put", "patch", "delete"])
-@pytest.mark.parametrize("path", ["/api/v1/notifications/x/read", "/api/v1/stats/summary", "/api/v1/notifications/requeue"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/notifications/x/read", "/api/v1/stats/summary", "/api/v1/notifications/requeue"]
+)
 def test_a_known_path_with_a_wrong_method_is_json_405(method, path, csrf_checking_admin):
     response = getattr(csrf_checking_admin, method)(path)
 

@@ -15,7 +15,10 @@ pytestmark = pytest.mark.django_db
 
 KEYS = {"admin": ADMIN_KEY, "viewer": READ_KEY}
 # What NotificationsPage and NotificationRow read from each event.
-FIELDS_THE_PAGE_READS = {"id", "type", "status", "channel", "message", "recipient", "created_at", "certificate_id", "retry_count", "last_error"}
+FIELDS_THE_PAGE_READS = {
+    "id", "type", "status", "channel", "message", "recipient", "created_at", "certificate_id", "retry_count",
+    "last_error",
+}
 
 
 class CertctlWebClient:
@@ -53,7 +56,8 @@ def inbox(make_event, dead_event):
 def test_mark_read_flow_as_the_notifications_page_runs_it(role, inbox):
     web = CertctlWebClient(KEYS[role])
     page = web.get_notifications(per_page="100").json()
-    assert page["total"] == 3 and FIELDS_THE_PAGE_READS <= set(page["data"][0])
+    assert page["total"] == 3
+    assert set(page["data"][0]) >= FIELDS_THE_PAGE_READS
     assert unread_count(page) == 3
     target = inbox["pending"][0].id
 
@@ -80,7 +84,8 @@ def test_dead_letter_tab_and_dismiss(role, inbox):
     dead_tab = web.get_notifications(per_page="100", status="dead").json()
     assert [n["id"] for n in dead_tab["data"]] == [inbox["dead"].id]
     row = dead_tab["data"][0]
-    assert (row["status"], row["retry_count"]) == ("dead", 1) and row["last_error"]
+    assert (row["status"], row["retry_count"]) == ("dead", 1)
+    assert row["last_error"]
 
     assert web.mark_read(inbox["dead"].id).status_code == 200
     assert web.get_notifications(per_page="100", status="dead").json()["total"] == 0
@@ -92,7 +97,8 @@ def test_requeue_from_the_dead_letter_tab_needs_an_admin_key(inbox):
     dead_id = inbox["dead"].id
     refused = CertctlWebClient(READ_KEY).requeue(dead_id)
     # certctl's fetchJSON shows body.message: it must say why.
-    assert refused.status_code == 403 and "admin key" in refused.json()["message"]
+    assert refused.status_code == 403
+    assert "admin key" in refused.json()["message"]
     assert get_event(dead_id).status == "dead"
 
     done = CertctlWebClient(ADMIN_KEY).requeue(dead_id)
@@ -106,7 +112,8 @@ def test_certctl_mcp_server_calls(role, inbox):
     """internal/mcp/tools_resources.go: list (with its status filter), get, mark read, requeue; JSON Accept header."""
     http = Client(headers={"Authorization": f"Bearer {KEYS[role]}", "Accept": "application/json"})
     listed = http.get("/api/v1/notifications", {"status": "dead"})
-    assert listed.status_code == 200 and listed.json()["total"] == 1
+    assert listed.status_code == 200
+    assert listed.json()["total"] == 1
     event_id = inbox["pending"][1].id
     assert http.get(f"/api/v1/notifications/{event_id}").json()["id"] == event_id
     assert http.post(f"/api/v1/notifications/{event_id}/read").json() == {"status": "marked_as_read"}
@@ -121,7 +128,8 @@ def test_unknown_key_and_unknown_id_answer_as_certctl_clients_expect(role, inbox
     assert Client(headers={"Authorization": "Bearer wrong"}).get("/api/v1/notifications").status_code == 401
     web = CertctlWebClient(KEYS[role])
     missing = web.mark_read("notif-unknown")
-    assert missing.status_code == 404 and missing.json()["message"] == "notification notif-unknown not found"
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "notification notif-unknown not found"
     assert web.get_notification("notif-unknown").status_code == 404
 
 
@@ -129,5 +137,6 @@ def test_unknown_key_and_unknown_id_answer_as_certctl_clients_expect(role, inbox
 @pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/notifications/notif-1/read/"])
 def test_a_post_to_an_unknown_api_path_is_a_json_404_not_a_csrf_page(role, path):
     response = CertctlWebClient(KEYS[role]).http.generic("POST", path)
-    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
     assert response.json()["error"] == "Not Found"

@@ -23,7 +23,8 @@ def test_every_channel_is_listed_with_its_state(admin, webhook):
 def test_an_admin_key_pauses_and_resumes_a_channel_and_both_are_audited(admin, webhook, make_event):
     paused = admin.post("/api/v1/channels/webhook/pause")
     assert paused.status_code == 200
-    assert (paused.json()["name"], paused.json()["state"], paused.json()["paused_by"]) == ("Webhook", "paused", "oncall")
+    answer = paused.json()
+    assert (answer["name"], answer["state"], answer["paused_by"]) == ("Webhook", "paused", "oncall")
     event = make_event()
     assert passes.process_pending().claimed == 0
     assert webhook.requests == []

@@ -15,8 +15,8 @@ from tests.deliveries import deliver_now
 pytestmark = pytest.mark.django_db
 
 EVENT_FIELDS = {
-    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status", "retry_count",
-    "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
+    "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
+    "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
 }
 NEW_EVENT = {
     "type": "ExpirationWarning",
@@ -100,7 +100,7 @@ def test_list_page_past_the_end_is_empty_with_the_real_total(admin, make_event):
     assert body == {"data": [], "total": 1, "page": 99, "per_page": 50}
 
 
-@pytest.mark.parametrize("given,used", [("0", 1), ("-3", 1), ("1", 1), ("500", 500), ("501", 500)])
+@pytest.mark.parametrize(("given", "used"), [("0", 1), ("-3", 1), ("1", 1), ("500", 500), ("501", 500)])
 def test_per_page_is_clamped_to_1_through_500(admin, make_event, given, used):
     make_event()
     assert admin.get(f"/api/v1/notifications?per_page={given}").json()["per_page"] == used
@@ -129,10 +129,11 @@ def test_filters_by_status_channel_type_certificate_and_read(admin, make_event, 
 
 
 @pytest.mark.parametrize(
-    "query,field,message",
+    ("query", "field", "message"),
     [
         ("status=bogus", "status", "unknown status 'bogus'; expected one of pending, sent, failed, dead, read"),
-        ("delivery_status=read", "delivery_status", "unknown delivery_status 'read'; expected one of pending, sent, failed, dead"),
+        ("delivery_status=read", "delivery_status",
+         "unknown delivery_status 'read'; expected one of pending, sent, failed, dead"),
         ("channel=Fax", "channel", "unknown channel 'Fax'"),
         ("type=Expired", "type", "unknown type 'Expired'"),
         ("read=maybe", "read", "read must be true or false"),
@@ -185,7 +186,7 @@ def test_create_accepts_a_client_id(admin):
 
 
 @pytest.mark.parametrize(
-    "change,field,message",
+    ("change", "field", "message"),
     [
         ({"type": "Expired"}, "type", 'unknown type "Expired"; expected one of ExpirationWarning'),
         ({"channel": "Fax"}, "channel", 'unknown channel "Fax"; expected one of Email, Webhook'),
@@ -253,7 +254,8 @@ def test_get_returns_the_event(admin, dead_event):
     body = response.json()
     assert set(body) == EVENT_FIELDS
     assert (body["id"], body["status"], body["retry_count"]) == (dead_event.id, "dead", 1)
-    assert "Webhook" in body["last_error"] and body["next_retry_at"] is None
+    assert "Webhook" in body["last_error"]
+    assert body["next_retry_at"] is None
 
 
 @pytest.mark.parametrize("suffix", ["", "/attempts"])
@@ -276,7 +278,9 @@ def test_attempts_lists_every_attempt_oldest_first(admin, failed_event, settings
     assert (first["notification_id"], first["number"], first["outcome"], first["resulting_status"]) == (
         failed_event.id, 1, "transient_failure", "failed",
     )
-    assert second["number"] == 2 and first["error"] and first["http_status"] is None
+    assert second["number"] == 2
+    assert first["error"]
+    assert first["http_status"] is None
 
 
 def test_attempts_of_a_new_event_is_empty(admin, make_event):
@@ -391,7 +395,7 @@ def test_bulk_requeue_by_filter(admin, dead_event, make_event):
 
 
 @pytest.mark.parametrize(
-    "body,field,message",
+    ("body", "field", "message"),
     [
         ({}, "ids", "give a list of ids, or at least one filter"),
         ({"ids": ["a"], "status": "dead"}, "ids", "not both"),
@@ -458,7 +462,9 @@ def test_ids_with_dots_and_colons_route(admin, make_event):
 def test_bulk_read_by_ids_counts_marked_and_skipped(reader, dead_event, make_event):
     pending = make_event()
     mark_read(pending.id, Actor("t", "test"))
-    response = reader.post("/api/v1/notifications/read", {"ids": [dead_event.id, pending.id, "notif-nope"]}, format="json")
+    response = reader.post(
+        "/api/v1/notifications/read", {"ids": [dead_event.id, pending.id, "notif-nope"]}, format="json"
+    )
     assert (response.status_code, response.json()) == (200, {"marked_read": 1, "skipped": 2})
     action = OperatorAction.objects.get(event_id=dead_event.id)
     assert (action.action, action.actor, action.source, action.bulk, action.previous_status) == (
@@ -486,7 +492,7 @@ def test_bulk_read_by_filter_dismisses_the_dead_letter_queue(admin, dead_event, 
 
 
 @pytest.mark.parametrize(
-    "body,field,message",
+    ("body", "field", "message"),
     [
         ({}, "ids", "give a list of ids, or at least one filter"),
         ({"ids": ["a"], "status": "dead"}, "ids", "not both"),

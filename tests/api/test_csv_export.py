@@ -51,7 +51,10 @@ def moment(text):
 
 @pytest.mark.parametrize(
     "filters",
-    [{}, {"channel": "Slack"}, {"status": "dead"}, {"q": "expires", "channel": "Slack"}, {"read": "false", "type": "Revocation"}],
+    [
+        {}, {"channel": "Slack"}, {"status": "dead"}, {"q": "expires", "channel": "Slack"},
+        {"read": "false", "type": "Revocation"},
+    ],
     ids=["all", "counted-by-channel", "counted-by-status", "text-search", "counted-then-type"],
 )
 def test_x_total_count_is_the_number_of_rows_that_follow(reader, make_event, filters):
@@ -116,7 +119,8 @@ def test_cells_are_written_as_the_api_writes_them(reader, make_event, settings, 
     assert moment(rows[quoted.id]["created_at"]) == datetime(2026, 11, 29, 9, 0, 0, 120000, tzinfo=UTC)
     assert (rows[quoted.id]["status"], rows[quoted.id]["delivery_status"]) == ("read", "pending")
     assert rows[quoted.id]["message"] == 'says "hi", then\nleaves; a,b'
-    assert rows[failed.id]["retry_count"] == "1" and "could not connect" in rows[failed.id]["last_error"]
+    assert rows[failed.id]["retry_count"] == "1"
+    assert "could not connect" in rows[failed.id]["last_error"]
 
 
 @pytest.mark.parametrize("column", ["id", "certificate_id", "recipient", "message", "last_error", "dedup_key"])
@@ -132,7 +136,8 @@ def test_every_text_cell_that_a_spreadsheet_would_run_is_neutralised(reader, col
     (row,) = records(reader.get("/api/v1/notifications", {"format": "csv"}))
 
     assert row[column] == "'" + text
-    assert row["type"] == "Revocation" and row["status"] == "dead"
+    assert row["type"] == "Revocation"
+    assert row["status"] == "dead"
 
 
 def test_text_with_a_formula_character_inside_is_left_alone(reader, make_event):
@@ -169,7 +174,8 @@ def test_count_and_rows_are_read_in_one_snapshot_while_events_arrive(make_event,
     assert NotificationEvent.objects.count() == 4
     assert export.total == 3
     assert len(list(csv.reader(io.StringIO(text)))) == 1 + 3
-    assert connection.get_autocommit() and not connection.in_atomic_block  # the read transaction ended
+    assert connection.get_autocommit()
+    assert not connection.in_atomic_block  # the read transaction ended
 
 
 @pytest.mark.django_db(transaction=True)
@@ -184,7 +190,8 @@ def test_an_export_outside_any_transaction_reads_every_row_and_ends_its_read(mak
 
     assert everything.total == 5
     assert len(list(csv.reader(io.StringIO(text)))) == 1 + 5
-    assert connection.get_autocommit() and not connection.in_atomic_block
+    assert connection.get_autocommit()
+    assert not connection.in_atomic_block
 
 
 @pytest.mark.postgres
@@ -200,4 +207,5 @@ def test_a_download_abandoned_half_way_ends_its_read(make_event, monkeypatch):
 
     half_read.close()  # what StreamingHttpResponse does when the client goes away
 
-    assert connection.get_autocommit() and not connection.in_atomic_block
+    assert connection.get_autocommit()
+    assert not connection.in_atomic_block

@@ -33,7 +33,9 @@ def api_client():
 
 
 @pytest.mark.postgres
-def test_api_answers_503_with_retry_after_while_postgresql_refuses_connections(logged_in_browser, database_refusing_connections):
+def test_api_answers_503_with_retry_after_while_postgresql_refuses_connections(
+    logged_in_browser, database_refusing_connections
+):
     client = api_client()
     for response in (
         client.get("/api/v1/notifications"),
@@ -46,12 +48,16 @@ def test_api_answers_503_with_retry_after_while_postgresql_refuses_connections(l
 
     for path in ("/", "/notifications/", "/admin/"):
         page = logged_in_browser.get(path)
-        assert page.status_code == 503 and page["Retry-After"] == "10"
+        assert page.status_code == 503
+        assert page["Retry-After"] == "10"
         assert "The database is not answering" in page.content.decode()
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("error", [OperationalError("server closed the connection unexpectedly"), InterfaceError("connection already closed")])
+@pytest.mark.parametrize(
+    "error",
+    [OperationalError("server closed the connection unexpectedly"), InterfaceError("connection already closed")],
+)
 def test_a_connection_lost_mid_request_is_503_not_500(error, monkeypatch):
     def lost(*args, **kwargs):
         raise error

@@ -38,7 +38,8 @@ def test_a_well_formed_incoming_request_id_is_kept(admin):
 def test_a_malformed_incoming_request_id_is_replaced(admin, incoming):
     response = admin.get("/api/v1/notifications/notif-none", headers={"X-Request-ID": incoming})
     generated = response["X-Request-ID"]
-    assert generated != incoming and len(generated) == 32
+    assert generated != incoming
+    assert len(generated) == 32
     assert response.json()["request_id"] == generated
 
 
@@ -69,7 +70,9 @@ def test_an_unexpected_error_is_a_json_500_with_the_request_id(admin, monkeypatc
     assert body["request_id"] == "req-500"
     assert "database on fire" not in response.content.decode()
     logged = [r for r in log_records if r.name == "django.request" and r.levelno == logging.ERROR]
-    assert logged and logged[0].request_id == "req-500" and logged[0].exc_info
+    assert logged
+    assert logged[0].request_id == "req-500"
+    assert logged[0].exc_info
 
 
 def test_errors_outside_the_api_stay_html(client):

@@ -18,7 +18,9 @@ from tests.api.conftest import ADMIN_KEY, assert_error
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
-VALID = {"type": "ExpirationWarning", "channel": "Webhook", "recipient": "ops@example.com", "message": "expires in 7 days"}
+VALID = {
+    "type": "ExpirationWarning", "channel": "Webhook", "recipient": "ops@example.com", "message": "expires in 7 days",
+}
 BULK = ["/api/v1/notifications/requeue", "/api/v1/notifications/read"]
 
 
@@ -99,7 +101,9 @@ def test_a_bulk_selection_by_an_out_of_range_time_is_a_400(admin, path):
     assert assert_error(response, 400, "Bad Request")["fields"] == {"created_before": TIME_RANGE_ERROR}
 
 
-@pytest.mark.parametrize("value", ["1000-01-01", "1000-01-01T00:00+13:59", "9999-12-28T23:59:59.999999-13:59", "9999-12-31T23:59Z"])
+@pytest.mark.parametrize(
+    "value", ["1000-01-01", "1000-01-01T00:00+13:59", "9999-12-28T23:59:59.999999-13:59", "9999-12-31T23:59Z"]
+)
 def test_the_edges_of_the_accepted_years_are_accepted(admin, make_event, value):
     make_event()
 

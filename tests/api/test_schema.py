@@ -73,7 +73,8 @@ def test_schema_documents_filters_and_enums(openapi):
     }
     assert set(parameters) == {"page", "per_page", "format", *filters}
     assert sorted(parameters["cause_kind"]["enum"]) == ["", "permanent", "transient"]
-    assert "ISO 8601" in next(p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"] if p["name"] == "failed_after")
+    listing = openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]
+    assert "ISO 8601" in next(p["description"] for p in listing if p["name"] == "failed_after")
     assert "csv" in parameters["format"]["enum"]
     assert sorted(parameters["status"]["enum"]) == ["", "dead", "failed", "pending", "read", "sent"]
     assert sorted(parameters["delivery_status"]["enum"]) == ["", "dead", "failed", "pending", "sent"]
@@ -99,10 +100,12 @@ def test_schema_documents_filters_and_enums(openapi):
     # One id rule, as operations.events.validate_event_input keeps it.
     assert schemas["NotificationCreate"]["properties"]["id"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9._~:-]{0,63}$"
     descriptions = {p["name"]: p["description"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
-    assert '"read" = events an operator acknowledged' in descriptions["status"] and "not yet read" in descriptions["status"]
+    assert '"read" = events an operator acknowledged' in descriptions["status"]
+    assert "not yet read" in descriptions["status"]
     assert "read or not" in descriptions["delivery_status"]
     for path in ("/api/v1/notifications/requeue", "/api/v1/notifications/read"):
-        by_ids, by_filter = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+        body = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        by_ids, by_filter = body["schema"]["oneOf"]
         assert (by_ids["required"], by_ids["properties"]["ids"]["maxItems"]) == (["ids"], 10_000)
         assert set(by_filter["properties"]) == {*filters, "dry_run"}
         assert by_ids["properties"]["dry_run"]["type"] == "boolean"
@@ -111,7 +114,9 @@ def test_schema_documents_filters_and_enums(openapi):
     group = schemas["FailureGroup"]
     assert set(group["properties"]) == {"channel", "kind", "error", "count", "first_at", "last_at", "sample_id"}
     read_result = schemas["BulkReadResult"]
-    assert (read_result["required"], set(read_result["properties"])) == (["marked_read", "skipped"], {"marked_read", "skipped"})
+    assert (read_result["required"], set(read_result["properties"])) == (
+        ["marked_read", "skipped"], {"marked_read", "skipped"},
+    )
 
 
 @pytest.mark.django_db
@@ -120,11 +125,13 @@ def test_docs_ui_is_served_without_a_cdn():
     assert response.status_code == 200
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
-    assert "cdn" not in html.lower() and "https://" not in html
+    assert "cdn" not in html.lower()
+    assert "https://" not in html
     # No inline script: Swagger UI's start-up script is a file of its own (Content-Security-Policy).
     assert "<script>" not in html
     script = APIClient().get("/api/v1/docs?script=")
-    assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("application/javascript")
     assert "/api/v1/schema" in script.content.decode()
     for asset in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
         assert finders.find(f"drf_spectacular_sidecar/swagger-ui-dist/{asset}")
@@ -138,7 +145,9 @@ def test_browsable_api_renders_for_a_logged_in_user(operator_user, dead_event):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     html = response.content.decode()
-    assert dead_event.id in html and "Notification List" in html and "csrfToken" in html
+    assert dead_event.id in html
+    assert "Notification List" in html
+    assert "csrfToken" in html
     detail = client.get(f"/api/v1/notifications/{dead_event.id}/requeue", headers={"Accept": "text/html"})
     assert detail.status_code == 405  # GET of an action: the page shows the POST form with the 405
     assert "POST" in detail.content.decode()

@@ -29,9 +29,12 @@ def dead_at(make_event, settings):
     def make(when, error="Webhook receiver answered HTTP 410: gone", permanent=True, **fields):
         event = make_event(**fields)
         NotificationEvent.objects.filter(id=event.id).update(
-            created_at=when - timedelta(hours=1), retry_count=0 if permanent else settings.CERTCTL_NOTIFICATION_MAX_ATTEMPTS - 1
+            created_at=when - timedelta(hours=1),
+            retry_count=0 if permanent else settings.CERTCTL_NOTIFICATION_MAX_ATTEMPTS - 1,
         )
-        result = DeliveryResult.permanent_failure(error, http_status=410) if permanent else DeliveryResult.transient(error)
+        result = (
+            DeliveryResult.permanent_failure(error, http_status=410) if permanent else DeliveryResult.transient(error)
+        )
         assert record(claim(event.id, now=when), result, when) == "dead"
         return get_event(event.id)
 
@@ -51,7 +54,8 @@ def test_failed_after_and_before_select_by_the_last_attempt(reader, dead_at):
     assert ids(reader.get("/api/v1/notifications", {"failed_after": "2026-11-29T09:00:00Z"})) == {late.id}
     assert ids(reader.get("/api/v1/notifications", {"failed_before": "2026-11-29T09:00:00Z"})) == {early.id}
     # An offset is honoured: 10:00+02:00 is 08:00 UTC.
-    assert ids(reader.get("/api/v1/notifications", {"failed_after": "2026-11-29T10:00:00+02:00"})) == {early.id, late.id}
+    since_eight_utc = reader.get("/api/v1/notifications", {"failed_after": "2026-11-29T10:00:00+02:00"})
+    assert ids(since_eight_utc) == {early.id, late.id}
 
 
 def test_failed_after_leaves_out_events_whose_last_attempt_succeeded(reader, make_event, dead_at):
@@ -74,7 +78,7 @@ def test_error_is_case_insensitive_text_in_the_last_error(reader, dead_at):
 
 
 @pytest.mark.parametrize(
-    "query,field,message",
+    ("query", "field", "message"),
     [
         ({"failed_after": "yesterday"}, "failed_after", "must be an ISO 8601 time"),
         ({"created_before": "2026-13-01"}, "created_before", "must be an ISO 8601 time"),
@@ -91,7 +95,9 @@ def test_bad_filter_values_are_400_naming_the_field(reader, query, field, messag
 
 def test_recover_since_requeues_what_died_after_a_time(admin, dead_at):
     before, after = dead_at(T0), dead_at(T0 + timedelta(hours=2))
-    response = admin.post("/api/v1/notifications/requeue", {"status": "dead", "failed_after": "2026-11-29T09:00:00Z"}, format="json")
+    response = admin.post(
+        "/api/v1/notifications/requeue", {"status": "dead", "failed_after": "2026-11-29T09:00:00Z"}, format="json"
+    )
     assert response.json() == {"requeued": 1, "skipped": 0}
     assert get_event(after.id).status == "pending"
     assert get_event(before.id).status == "dead"
@@ -110,10 +116,14 @@ def test_dry_run_requeue_counts_and_samples_and_changes_nothing(admin, dead_at, 
         "/api/v1/notifications/requeue", {"delivery_status": "dead", "channel": "Slack", "dry_run": True}, format="json"
     )
     body = response.json()
-    assert body["would_requeue"] == 25 and body["skipped"] == 0
-    assert len(body["sample"]) == 20 and set(body["sample"]) <= {e.id for e in dead}
+    assert body["would_requeue"] == 25
+    assert body["skipped"] == 0
+    assert len(body["sample"]) == 20
+    assert set(body["sample"]) <= {e.id for e in dead}
     assert NotificationEvent.objects.filter(status="dead").count() == 25
-    by_ids = admin.post("/api/v1/notifications/requeue", {"ids": [dead[0].id, pending.id, "nope"], "dry_run": True}, format="json")
+    by_ids = admin.post(
+        "/api/v1/notifications/requeue", {"ids": [dead[0].id, pending.id, "nope"], "dry_run": True}, format="json"
+    )
     assert by_ids.json() == {"would_requeue": 1, "skipped": 2, "sample": [dead[0].id]}
     assert get_event(dead[0].id).status == "dead"
     assert not get_event(dead[0].id).operator_actions.exists()
@@ -156,14 +166,20 @@ def test_dry_run_must_be_a_boolean(admin):
 
 def test_groups_merge_errors_that_differ_only_in_ids_numbers_and_times(reader, dead_at):
     for n, when in enumerate((T0, T0 + timedelta(minutes=5), T0 + timedelta(minutes=9))):
-        dead_at(when, error=f"HTTP 503 from receiver at {when.isoformat()} after {n}00 ms (request 3fa85f64-5717-4562-b3fc-2c963f66a{n:03d})")
+        dead_at(
+            when,
+            error=f"HTTP 503 from receiver at {when.isoformat()} after {n}00 ms "
+            f"(request 3fa85f64-5717-4562-b3fc-2c963f66a{n:03d})",
+        )
     latest = dead_at(T0 + timedelta(hours=1), channel="Slack", error="Slack webhook: could not connect (req_a81kx0q2)")
     response = reader.get("/api/v1/notifications/dead-letter/groups")
     body = response.json()
 
     assert body["total"] == 2
     first, second = body["data"]
-    assert first["channel"] == "Webhook" and first["count"] == 3 and first["kind"] == "permanent"
+    assert first["channel"] == "Webhook"
+    assert first["count"] == 3
+    assert first["kind"] == "permanent"
     assert first["error"] == "HTTP 503 from receiver at <time> after <n> ms (request <uuid>)"
     assert (first["first_at"], first["last_at"]) == ("2026-11-29T08:00:00Z", "2026-11-29T08:09:00Z")
     assert second == {
@@ -180,12 +196,15 @@ def test_groups_take_the_list_filters_and_leave_out_dismissed_ones(reader, dead_
 
     body = reader.get("/api/v1/notifications/dead-letter/groups", {"channel": "Webhook"}).json()
     assert [(g["channel"], g["count"], g["sample_id"]) for g in body["data"]] == [("Webhook", 1, webhook.id)]
-    with_dismissed = reader.get("/api/v1/notifications/dead-letter/groups", {"delivery_status": "dead", "read": "true"}).json()
+    with_dismissed = reader.get(
+        "/api/v1/notifications/dead-letter/groups", {"delivery_status": "dead", "read": "true"}
+    ).json()
     assert [g["error"] for g in with_dismissed["data"]] == ["another cause"]
 
 
 def test_groups_reject_bad_filters(reader):
-    assert_error(reader.get("/api/v1/notifications/dead-letter/groups", {"failed_after": "soon"}), 400, "Bad Request", "failed_after")
+    response = reader.get("/api/v1/notifications/dead-letter/groups", {"failed_after": "soon"})
+    assert_error(response, 400, "Bad Request", "failed_after")
 
 
 def test_a_refusal_and_an_outage_are_different_causes_of_their_own_kind(reader, dead_at):
@@ -270,7 +289,7 @@ def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(mak
 
 
 @pytest.mark.parametrize(
-    "filters, listed",
+    ("filters", "listed"),
     [
         ({}, {"open"}),
         ({"status": "", "channel": None}, {"open"}),
@@ -281,7 +300,9 @@ def test_a_dry_runs_sample_is_newest_first_and_in_id_order_within_one_moment(mak
         ({"read": "false"}, {"open"}),
     ],
 )
-def test_the_dead_letter_queue_leaves_out_dismissed_events_unless_a_state_filter_asks(dead_at, make_event, filters, listed):
+def test_the_dead_letter_queue_leaves_out_dismissed_events_unless_a_state_filter_asks(
+    dead_at, make_event, filters, listed
+):
     events = {"open": dead_at(T0), "dismissed": dead_at(T0)}
     mark_read(events["dismissed"].id, OPERATOR)
     make_event()  # pending: never in the dead-letter queue
@@ -299,7 +320,9 @@ def test_a_dead_event_never_attempted_is_grouped_at_its_creation_time(make_event
     assert (group.error, group.first_at, group.last_at, group.sample_id) == ("retired by hand", T0, T0, event.id)
 
 
-def test_groups_of_2000_dead_events_read_the_stored_causes_in_a_few_queries_never_the_errors(reader, dead_at, make_event):
+def test_groups_of_2000_dead_events_read_the_stored_causes_in_a_few_queries_never_the_errors(
+    reader, dead_at, make_event
+):
     # N1: a 50 KB reply made of "a-a-a-…" (quadratic for the old normaliser) among 2,000 dead events.
     huge = dead_at(T0, error="Webhook receiver answered HTTP 500: " + "a-" * 25_000)
     template = make_event()
@@ -318,10 +341,12 @@ def test_groups_of_2000_dead_events_read_the_stored_causes_in_a_few_queries_neve
 
     assert response.status_code == 200
     body = response.json()
-    assert body["total"] == 4 and sum(g["count"] for g in body["data"]) == 2000
+    assert body["total"] == 4
+    assert sum(g["count"] for g in body["data"]) == 2000
     assert [g["count"] for g in body["data"]] == [667, 666, 666, 1]
     [cut] = [g for g in body["data"] if g["sample_id"] == huge.id]
-    assert cut["error"].startswith("Webhook receiver answered HTTP 500: a-a-a-") and cut["error"].endswith("…")
+    assert cut["error"].startswith("Webhook receiver answered HTTP 500: a-a-a-")
+    assert cut["error"].endswith("…")
     assert len(cut["error"]) == CAUSE_LENGTH
     event_queries = [q["sql"] for q in queries.captured_queries if "notification_events" in q["sql"]]
     assert len(event_queries) == 1
@@ -381,7 +406,8 @@ def test_requeue_group_takes_every_event_of_the_group_and_no_other(dead_at):
     assert (result.requeued, result.skipped) == (3, 0)
     assert [get_event(e.id).status for e in group + others] == ["pending"] * 3 + ["dead"] * 3
     assert {get_event(e.id).updated_at for e in group} == {LATER}
-    assert {(e.cause, e.cause_kind) for e in NotificationEvent.objects.filter(id__in=[e.id for e in group])} == {(None, None)}
+    stored = NotificationEvent.objects.filter(id__in=[e.id for e in group])
+    assert {(e.cause, e.cause_kind) for e in stored} == {(None, None)}
 
 
 def test_dismiss_group_takes_every_event_of_the_group_and_no_other(dead_at):
@@ -403,7 +429,8 @@ def test_a_group_action_takes_only_the_events_the_list_filters_select(dead_at, a
         assert requeue_group(OPERATOR, *GROUP, filters).requeued == 2
     else:
         assert dismiss_group(OPERATOR, *GROUP, filters).marked_read == 2
-    assert get_event(group[0].id).status == "dead" and get_event(group[0].id).read_at is None
+    assert get_event(group[0].id).status == "dead"
+    assert get_event(group[0].id).read_at is None
 
 
 def test_a_group_action_leaves_dismissed_events_alone_unless_the_filters_bring_them_in(dead_at):
@@ -435,8 +462,11 @@ def test_the_cause_filter_selects_a_group_for_bulk_requeue_through_the_api(admin
 
 
 def test_a_bad_cause_filter_is_a_400_naming_it(admin):
-    assert_error(admin.post("/api/v1/notifications/requeue", {"cause_kind": "fatal"}, format="json"), 400, "Bad Request", "cause_kind")
-    assert_error(admin.post("/api/v1/notifications/requeue", {"cause": "x" * 241}, format="json"), 400, "Bad Request", "cause")
+    response = admin.post("/api/v1/notifications/requeue", {"cause_kind": "fatal"}, format="json")
+    assert_error(response, 400, "Bad Request", "cause_kind")
+    assert_error(
+        admin.post("/api/v1/notifications/requeue", {"cause": "x" * 241}, format="json"), 400, "Bad Request", "cause"
+    )
 
 
 # --- CSV export ---------------------------------------------------------------------
@@ -448,18 +478,21 @@ def test_csv_is_every_matching_row_streamed(reader, make_event):
     make_event(channel="Slack")
     response = reader.get("/api/v1/notifications", {"format": "csv", "channel": "Webhook", "per_page": "10"})
 
-    assert response.status_code == 200 and response.streaming
+    assert response.status_code == 200
+    assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="notifications-')
     data = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert len(data) == 60
-    assert data[0]["status"] == "pending" and data[0]["delivery_status"] == "pending"
+    assert data[0]["status"] == "pending"
+    assert data[0]["delivery_status"] == "pending"
     assert [row["certificate_id"] for row in data[:2]] == ["cert-59", "cert-58"]  # newest first
 
 
 def test_csv_neutralises_formulas_from_alert_text(reader, make_event):
     make_event(message="=HYPERLINK(\"http://evil.example\",\"click\")", recipient="@ops")
-    row = next(csv.DictReader(io.StringIO(b"".join(reader.get("/api/v1/notifications", {"format": "csv"}).streaming_content).decode())))
+    export = reader.get("/api/v1/notifications", {"format": "csv"})
+    row = next(csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode())))
     assert row["message"].startswith("'=HYPERLINK")
     assert row["recipient"] == "'@ops"
 
@@ -471,4 +504,6 @@ def test_csv_errors_are_the_json_error_body(reader, anonymous):
 
 
 def test_an_unknown_format_is_a_400(reader):
-    assert_error(reader.get("/api/v1/notifications", {"format": "xml"}), 400, "Bad Request", "format: unknown format 'xml'")
+    assert_error(
+        reader.get("/api/v1/notifications", {"format": "xml"}), 400, "Bad Request", "format: unknown format 'xml'"
+    )

@@ -54,7 +54,10 @@ def put_in_state(event, status, now=T0):
     fields = {
         "pending": dict(retry_count=0, next_retry_at=None, last_error=None, sent_at=None, **no_cause),
         "sent": dict(retry_count=0, next_retry_at=None, last_error=None, sent_at=now, **no_cause),
-        "failed": dict(retry_count=2, next_retry_at=now + 2 * MINUTE, last_error="Webhook answered HTTP 500", sent_at=None, **no_cause),
+        "failed": dict(
+            retry_count=2, next_retry_at=now + 2 * MINUTE, last_error="Webhook answered HTTP 500", sent_at=None,
+            **no_cause,
+        ),
         "dead": dict(
             retry_count=5, next_retry_at=None, last_error="Webhook answered HTTP 500", sent_at=None,
             cause="Webhook answered HTTP 500", cause_kind="transient",

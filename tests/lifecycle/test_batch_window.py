@@ -94,8 +94,13 @@ def test_sweep_reports_what_it_released(db, webhook, settings, monkeypatch, caps
     with caplog.at_level(logging.INFO, logger="notifications.delivery"):
         call_command("notifications", "sweep")
     out = capsys.readouterr().out
-    assert "sweep: 2 claimed (pending and due retries): 1 sent, 0 failed, 0 dead, 1 not started in time and released for the next pass" in out
-    released, summary = [r for r in caplog.records if r.name == "notifications.delivery" and not r.getMessage().startswith("attempt ")]
+    assert (
+        "sweep: 2 claimed (pending and due retries): 1 sent, 0 failed, 0 dead, "
+        "1 not started in time and released for the next pass"
+    ) in out
+    released, summary = [
+        r for r in caplog.records if r.name == "notifications.delivery" and not r.getMessage().startswith("attempt ")
+    ]
     assert (released.levelname, released.getMessage()) == (
         "WARNING", "1 claimed events not started in time (slow receivers): released for the next pass"
     )

@@ -84,7 +84,8 @@ def test_a_poison_event_still_goes_dead_after_its_own_attempts(failing_webhook):
         passes.process_pending(now=now)
         event.refresh_from_db()
         now = event.next_retry_at or now
-    assert event.status == Status.DEAD and event.retry_count == 5
+    assert event.status == Status.DEAD
+    assert event.retry_count == 5
     assert state().state == "closed"  # five failures, but of one event: not an outage
 
 
@@ -119,9 +120,11 @@ def test_an_open_channel_holds_its_events_and_lets_other_channels_through(failin
     held.refresh_from_db()
     other.refresh_from_db()
     assert (held.status, held.attempt_count) == (Status.PENDING, 0)
-    assert other.status == Status.SENT and len(slack.requests) == 1
+    assert other.status == Status.SENT
+    assert len(slack.requests) == 1
     # The failed ones wait for the probe instead of coming due on their own backoff.
-    assert set(NotificationEvent.objects.filter(status=Status.FAILED).values_list("next_retry_at", flat=True)) == {T0 + MINUTE}
+    failed = NotificationEvent.objects.filter(status=Status.FAILED)
+    assert set(failed.values_list("next_retry_at", flat=True)) == {T0 + MINUTE}
 
 
 def test_a_failed_probe_costs_no_retry_and_a_successful_one_closes_the_breaker(failing_webhook):
@@ -138,7 +141,8 @@ def test_a_failed_probe_costs_no_retry_and_a_successful_one_closes_the_breaker(f
 
     failing_webhook.reply_with(Reply(status=200))
     report = passes.process_pending(now=T0 + 2 * MINUTE)
-    assert report.claimed == 5 and report.outcomes == {"sent": 5}
+    assert report.claimed == 5
+    assert report.outcomes == {"sent": 5}
     assert state().state == "closed"
 
 
@@ -171,8 +175,8 @@ def test_the_breaker_logs_once_when_it_opens_and_once_when_it_closes(failing_web
         passes.process_pending(now=T0 + 2 * MINUTE)
 
     assert [(r.levelname, r.getMessage(), r.channel) for r in caplog.records if r.name == "notifications.breaker"] == [
-        ("WARNING", "Webhook circuit breaker opened after 5 consecutive transient failures; its events wait, one is tried "
-                    "every 0:01:00", "Webhook"),
+        ("WARNING", "Webhook circuit breaker opened after 5 consecutive transient failures; its events wait, "
+                    "one is tried every 0:01:00", "Webhook"),
         ("WARNING", "Webhook circuit breaker closed: a delivery succeeded; waiting events flow again", "Webhook"),
     ]
 
@@ -186,7 +190,9 @@ def test_the_probe_is_one_event_of_the_passs_own_kind_and_a_failed_pending_probe
     assert passes.process_pending(now=T0 + MINUTE).claimed == 1
 
     waiting.refresh_from_db()
-    assert (waiting.status, waiting.retry_count, waiting.next_retry_at, waiting.attempt_count) == (Status.PENDING, 0, None, 1)
+    assert (waiting.status, waiting.retry_count, waiting.next_retry_at, waiting.attempt_count) == (
+        Status.PENDING, 0, None, 1,
+    )
 
 
 def failure(event_id, channel="Webhook"):
@@ -279,7 +285,8 @@ def test_successes_count_towards_the_rate_only_while_the_window_holds_a_failure(
 
 def test_failures_after_a_success_open_it_once_the_success_has_left_the_window():
     breaker.record([failure("notif-0"), success("notif-1")], now=T0)
-    assert opens_after([failure(f"notif-{n}") for n in range(2, 8)], now=T0 + MINUTE - timedelta(microseconds=1)) is None
+    six_more = [failure(f"notif-{n}") for n in range(2, 8)]
+    assert opens_after(six_more, now=T0 + MINUTE - timedelta(microseconds=1)) is None
     assert opens_after([failure("notif-9")], now=T0 + MINUTE) == 1
 
 
@@ -289,17 +296,19 @@ SIXTEEN_OF_TWENTY_FAIL = [*[failure("a"), failure("b"), failure("c"), failure("d
 FIFTEEN_OF_TWENTY_FAIL = [*SIXTEEN_OF_TWENTY_FAIL[:16], success("e"), success("f"), failure("d"), failure("a")]
 
 
-@pytest.mark.parametrize("outcomes, opened_by", [
+@pytest.mark.parametrize(("outcomes", "opened_by"), [
     (SIXTEEN_OF_TWENTY_FAIL, 20),  # 16 of 20: the rate, at the volume; after 19 attempts it was below the volume
     (FIFTEEN_OF_TWENTY_FAIL, None),  # 15 of 20 attempts, then 16 of 21: below the rate
 ])
-def test_the_failure_rate_opens_it_at_the_threshold_once_the_window_holds_the_minimum_of_attempts(outcomes, opened_by, caplog):
+def test_the_failure_rate_opens_it_at_the_threshold_once_the_window_holds_the_minimum_of_attempts(
+    outcomes, opened_by, caplog
+):
     assert opens_after(outcomes) == opened_by
     if opened_by:
         assert "Webhook circuit breaker opened with 16 of 20 attempts failed within 0:01:00" in caplog.text
 
 
-@pytest.mark.parametrize("later, opened_by", [
+@pytest.mark.parametrize(("later", "opened_by"), [
     (MINUTE / 2, 8),  # the same bucket: 10 + 8 failures of 20 attempts
     (MINUTE + MINUTE / 4, 11),  # the bucket before counts three quarters: 7.5 + 11 failures of 1.5 + 7.5 + 11 attempts
     (2 * MINUTE, None),  # gone: 20 failures in a row would be needed
@@ -315,7 +324,8 @@ def test_failures_count_less_as_they_leave_the_window(settings, later, opened_by
 def test_results_recorded_after_another_worker_moved_the_window_on_count_the_bucket_before_once(settings):
     settings.CERTCTL_CHANNEL_BREAKER_FAILURES = settings.CERTCTL_CHANNEL_BREAKER_MIN_ATTEMPTS = 20
     breaker.record([*[failure(f"notif-{n}") for n in range(5)], success("notif-5")] * 2, now=T0)
-    breaker.record([success("notif-6")], now=T0 + MINUTE)  # the window moves on: 10 failures of 12 are the bucket before
+    # The window moves on: 10 failures of 12 are the bucket before.
+    breaker.record([success("notif-6")], now=T0 + MINUTE)
 
     # Finished half a minute before: 10 + 7 failures of 12 + 1 + 7 attempts.
     assert opens_after([failure(f"notif-{n}") for n in range(19)], now=T0 + MINUTE / 2) == 7
@@ -329,7 +339,7 @@ def test_the_database_refuses_counts_without_a_window():
 def random_outcomes(seed, count, failure_rate):
     rng = random.Random(seed)
     return [
-        failure(f"notif-{n % 400}") if rng.random() < failure_rate else success(f"notif-{n % 400}") for n in range(count)
+        (failure if rng.random() < failure_rate else success)(f"notif-{n % 400}") for n in range(count)
     ]
 
 
@@ -337,7 +347,7 @@ def longest_run_of_failures(outcomes):
     return max(len(list(run)) for failed, run in itertools.groupby(o.transient_failure for o in outcomes) if failed)
 
 
-@pytest.mark.parametrize("seed, chunk, every", [
+@pytest.mark.parametrize(("seed", "chunk", "every"), [
     (1, 5, timedelta(seconds=0.25)),  # 1,200 attempts a minute, a chunk every 250 ms as a busy pass records them
     (2, 3, timedelta(seconds=3)),  # 60 a minute
     (3, 5, timedelta(seconds=30)),  # 10 a minute
@@ -386,7 +396,9 @@ def test_a_receiver_failing_30_percent_at_random_gets_every_event_through_the_en
         for step in range(15):  # 20 new events every 10 s for 2.5 minutes, and the retries that come due meanwhile
             with time_machine.travel(now, tick=False):
                 for n in range(20):
-                    create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"{step}-{n}")
+                    create_event(
+                        type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"{step}-{n}"
+                    )
             passes.process_pending(now=now)
             now += timedelta(seconds=10)
         for _ in range(100):
@@ -399,7 +411,8 @@ def test_a_receiver_failing_30_percent_at_random_gets_every_event_through_the_en
     assert [r.getMessage() for r in caplog.records if r.name == "notifications.breaker"] == []
     assert state().state == "closed"
     assert NotificationEvent.objects.filter(status=Status.SENT).count() == 300
-    assert NotificationAttempt.objects.filter(outcome="transient_failure").count() == sum(attempts.values()) - 300 == 123  # 29 %
+    failed_attempts = NotificationAttempt.objects.filter(outcome="transient_failure").count()
+    assert failed_attempts == sum(attempts.values()) - 300 == 123  # 29 %
 
 
 @pytest.mark.postgres
@@ -482,9 +495,12 @@ def test_a_success_that_closes_the_breaker_starts_the_counts_afresh_and_five_fai
     breaker.record([success("notif-9")], now=T0 + STEP)  # the probe
 
     closed = state()
-    assert (closed.state, closed.window_failures, closed.previous_window_failures, closed.last_success_at) == ("closed", 0, 0, None)
+    assert (closed.state, closed.window_failures, closed.previous_window_failures, closed.last_success_at) == (
+        "closed", 0, 0, None,
+    )
     assert opens_after([failure("notif-3")], now=T0 + 2 * STEP) is None  # the outage's failures no longer count
-    assert opens_after(FIVE_FAILURES_OF_THREE_EVENTS[1:], now=T0 + 2 * STEP) == 4  # five in a row, as on a fresh channel
+    # Five in a row, as on a fresh channel.
+    assert opens_after(FIVE_FAILURES_OF_THREE_EVENTS[1:], now=T0 + 2 * STEP) == 4
 
 
 def test_opening_moves_the_channels_unclaimed_retries_due_before_the_first_probe_to_it(settings):
@@ -506,7 +522,7 @@ def test_closing_makes_the_channels_unclaimed_retries_due_before_the_next_probe_
     probe_time = T0 + 3 * MINUTE
     assert breaker.hold_and_probes(probe_time) == breaker.Held(frozenset({"Webhook"}), ("Webhook",))
     assert breaker.hold_and_probes(probe_time) == breaker.Held(frozenset({"Webhook"}), ())  # one probe per interval
-    waited, at_next_probe, later = failed_event(probe_time), failed_event(T0 + 6 * MINUTE), failed_event(T0 + 7 * MINUTE)
+    waited, at_next_probe, later = (failed_event(when) for when in (probe_time, T0 + 6 * MINUTE, T0 + 7 * MINUTE))
     leased, other_channel = failed_event(T0 + 4 * MINUTE, leased=True), failed_event(T0 + 4 * MINUTE, channel="Slack")
 
     breaker.record([failure("notif-0")], now=probe_time)  # a failed probe: still open since T0
@@ -546,7 +562,7 @@ def test_a_failed_probe_waits_for_the_next_probe_or_one_interval_when_the_breake
     assert breaker.probe_wait_for("Slack", T0) == T0 + MINUTE
 
 
-@pytest.mark.parametrize("breaker_meanwhile, due_again", [
+@pytest.mark.parametrize(("breaker_meanwhile", "due_again"), [
     # Taking the probe at T0 set the next one for T0 + 1 minute; the probe failed 20 s later.
     ("still open", T0 + MINUTE), ("closed by another worker", T0 + STEP + MINUTE),
 ])
@@ -567,7 +583,9 @@ class WorkerKilled(BaseException):
     """Stands for a SIGKILL: nothing after it runs."""
 
 
-def test_the_probe_is_an_event_of_the_open_channel_claimed_with_the_short_claim_lease(failing_webhook, settings, slack, monkeypatch):
+def test_the_probe_is_an_event_of_the_open_channel_claimed_with_the_short_claim_lease(
+    failing_webhook, settings, slack, monkeypatch
+):
     settings.CERTCTL_SLACK_WEBHOOK_URL = slack.url + "/services/T0/B0/slacktoken"
     for n in range(5):
         create_at(T0, n)
@@ -617,7 +635,7 @@ def test_a_failed_probe_keeps_its_error_and_attempt_and_waits_for_the_next_probe
     ]
 
 
-# --- the operator's pause and resume (notifications.operations.channels), and the channel listing ----------------------
+# --- the operator's pause and resume (notifications.operations.channels), and the channel listing ----------------
 
 OPERATOR = Actor("alice", "cli")
 
@@ -656,11 +674,15 @@ def test_an_operator_resume_is_audited_and_hands_the_held_events_to_the_workers_
     pause_channel("Webhook", OPERATOR, now=T0)
     broker.clear()
 
-    with caplog.at_level(logging.WARNING, logger="notifications.services"), django_capture_on_commit_callbacks(execute=True):
+    with (
+        caplog.at_level(logging.WARNING, logger="notifications.services"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         assert resume_channel("webHook", Actor("bob", "api"), now=T0 + MINUTE)
 
     assert broker == ["notifications.tasks.deliver_pending"]
-    assert (listed("Webhook")["state"], listed("Webhook")["since"], listed("Webhook")["paused_by"]) == ("closed", None, None)
+    resumed = listed("Webhook")
+    assert (resumed["state"], resumed["since"], resumed["paused_by"]) == ("closed", None, None)
     assert list(ChannelAction.objects.order_by("id").values_list("action", "actor", "source", "created_at")) == [
         ("pause", "alice", "cli", T0), ("resume", "bob", "api", T0 + MINUTE),
     ]
@@ -668,8 +690,13 @@ def test_an_operator_resume_is_audited_and_hands_the_held_events_to_the_workers_
     assert caplog.records[-1].channel == "Webhook"
 
 
-def test_resuming_a_channel_that_is_not_paused_changes_nothing(webhook, caplog, broker, django_capture_on_commit_callbacks):
-    with caplog.at_level(logging.WARNING, logger="notifications.services"), django_capture_on_commit_callbacks(execute=True):
+def test_resuming_a_channel_that_is_not_paused_changes_nothing(
+    webhook, caplog, broker, django_capture_on_commit_callbacks
+):
+    with (
+        caplog.at_level(logging.WARNING, logger="notifications.services"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         assert not resume_channel("Webhook", OPERATOR, now=T0)
 
     assert (broker, caplog.messages) == ([], [])
@@ -681,8 +708,11 @@ def test_an_unknown_channel_is_refused_naming_the_channels(db, change):
     with pytest.raises(UnknownChannel) as unknown:
         change("Pigeon", OPERATOR, now=T0)
 
-    assert unknown.value.message == "no channel 'Pigeon'; channels are Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
-    assert not ChannelAction.objects.exists() and not ChannelState.objects.exists()
+    assert unknown.value.message == (
+        "no channel 'Pigeon'; channels are Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
+    )
+    assert not ChannelAction.objects.exists()
+    assert not ChannelState.objects.exists()
 
 
 def test_an_open_channel_is_listed_with_when_it_opened_and_its_next_probe(db):
@@ -699,4 +729,6 @@ def test_a_paused_open_channel_is_listed_as_paused_since_the_pause_with_no_probe
     pause_channel("Slack", OPERATOR, now=T0 + 2 * MINUTE)
 
     slack = listed("Slack")
-    assert (slack["state"], slack["since"], slack["paused_by"], slack["next_probe_at"]) == ("paused", T0 + 2 * MINUTE, "alice", None)
+    assert (slack["state"], slack["since"], slack["paused_by"], slack["next_probe_at"]) == (
+        "paused", T0 + 2 * MINUTE, "alice", None,
+    )

@@ -28,7 +28,7 @@ NGINX_503 = (
 
 
 @pytest.mark.parametrize(
-    "raw,cause",
+    ("raw", "cause"),
     [
         ("HTTP 502 after 1500 ms", "HTTP 502 after <n> ms"),
         ("Webhook receiver answered HTTP 400: bad request", "Webhook receiver answered HTTP 400: bad request"),
@@ -43,8 +43,10 @@ NGINX_503 = (
         ("SMTP server mail.example.com:25 refused", "SMTP server mail.example.com:<n> refused"),
         ("connect 10.0.0.12:8443 took 1.5 s", "connect <n>:<n> took <n> s"),
         ("Webhook receiver answered HTTP 503: " + NGINX_503,
-         "Webhook receiver answered HTTP 503: <n> Service Temporarily Unavailable <n> Service Temporarily Unavailable nginx/<n>"),
-        ("Teams answered HTTP 400: &lt;h1&gt;Bad payload&lt;/h1&gt; &amp; more", "Teams answered HTTP 400: Bad payload & more"),
+         "Webhook receiver answered HTTP 503: <n> Service Temporarily Unavailable <n> Service Temporarily Unavailable "
+         "nginx/<n>"),
+        ("Teams answered HTTP 400: &lt;h1&gt;Bad payload&lt;/h1&gt; &amp; more",
+         "Teams answered HTTP 400: Bad payload & more"),
         ("a < b and c > d", "a < b and c > d"),
         ("  spaced \n out\t\x1b[31m red \x9b ", "spaced out [<n>m red"),
         ("", ""),
@@ -59,7 +61,8 @@ def test_a_long_cause_is_cut_with_an_ellipsis_never_inside_a_placeholder():
     # 238 characters, then a placeholder that would end past the 239th.
     cause = cause_of("word " * 47 + "ab notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC and more")
     assert cause == "word " * 47 + "ab…"
-    assert len(cause_of("x" * 1000)) == CAUSE_LENGTH and cause_of("x" * 1000).endswith("…")
+    assert len(cause_of("x" * 1000)) == CAUSE_LENGTH
+    assert cause_of("x" * 1000).endswith("…")
 
 
 def test_an_error_longer_than_the_part_read_is_marked_cut_even_when_its_cause_is_short():
@@ -76,7 +79,8 @@ def test_only_a_bounded_prefix_of_the_error_is_read():
     junk = "".join(chr(0x20 + n % 95) for n in range(1_000_000))
 
     assert cause_of(hyphens) == cause_of(hyphens + junk) == cause_of(hyphens[:SCAN_LENGTH] + "<")
-    assert cause_of(hyphens).startswith("Webhook receiver answered HTTP 500: a-a-a-") and cause_of(hyphens).endswith("…")
+    assert cause_of(hyphens).startswith("Webhook receiver answered HTTP 500: a-a-a-")
+    assert cause_of(hyphens).endswith("…")
     for shape in ("<a" * 25_000, "<!--" + "a" * 50_000, "<script>" + "<" * 50_000, "1." * 25_000, "&amp;" * 10_000):
         assert cause_of(shape) == cause_of(shape + junk)
     # A short cause from a long error: what follows the prefix is not read, even where it would show.
@@ -103,7 +107,9 @@ def test_the_engine_stores_the_cause_of_each_event_that_goes_dead_and_only_of_th
     refused, exhausted, retrying, sent = (make_event() for _ in range(4))
     NotificationEvent.objects.filter(id=exhausted.id).update(retry_count=settings.CERTCTL_NOTIFICATION_MAX_ATTEMPTS - 1)
     deliveries = [
-        (refused, DeliveryResult.permanent_failure("Webhook receiver answered HTTP 410: gone (request req_a81kx0q2)", http_status=410)),
+        (refused, DeliveryResult.permanent_failure(
+            "Webhook receiver answered HTTP 410: gone (request req_a81kx0q2)", http_status=410
+        )),
         (exhausted, DeliveryResult.transient("Webhook receiver answered HTTP 503: <h1>down</h1>", http_status=503)),
         (retrying, DeliveryResult.transient("Webhook receiver answered HTTP 503", http_status=503)),
         (sent, DeliveryResult.success(http_status=200)),
@@ -186,7 +192,8 @@ def test_the_migration_stores_the_cause_of_every_dead_event_in_chunks(monkeypatc
     executor.migrate(BEFORE)
     try:
         old = executor.loader.project_state(BEFORE).apps
-        Event, Attempt = old.get_model("notifications", "NotificationEvent"), old.get_model("notifications", "NotificationAttempt")
+        Event = old.get_model("notifications", "NotificationEvent")
+        Attempt = old.get_model("notifications", "NotificationAttempt")
 
         def event(event_id, status, error=None, created=T0, **fields):
             return Event.objects.create(
@@ -195,15 +202,23 @@ def test_the_migration_stores_the_cause_of_every_dead_event_in_chunks(monkeypatc
             )
 
         refused = event("notif-refused", "dead", "HTTP 410 gone (req_a81kx0q2)", attempt_count=1)
-        Attempt.objects.create(event=refused, number=1, started_at=T0, duration_ms=5, outcome="permanent_failure", resulting_status="dead")
+        Attempt.objects.create(
+            event=refused, number=1, started_at=T0, duration_ms=5, outcome="permanent_failure", resulting_status="dead"
+        )
         exhausted = event("notif-exhausted", "dead", "HTTP 503 at 2026-11-29T08:00:00Z", T0 + MINUTE, attempt_count=2)
-        Attempt.objects.create(event=exhausted, number=1, started_at=T0, duration_ms=5, outcome="transient_failure", resulting_status="failed")
-        Attempt.objects.create(event=exhausted, number=2, started_at=T0, duration_ms=5, outcome="transient_failure", resulting_status="dead")
+        for number, resulting_status in ((1, "failed"), (2, "dead")):
+            Attempt.objects.create(
+                event=exhausted, number=number, started_at=T0, duration_ms=5, outcome="transient_failure",
+                resulting_status=resulting_status,
+            )
         # A stale worker's attempt, recorded after the event died but not applied, does not decide the kind.
         Attempt.objects.create(event=refused, number=2, started_at=T0, duration_ms=5, outcome="transient_failure")
         # Three created at one moment: a chunk of two ends between them.
         event("notif-imported", "dead", "HTTP 500: " + "a-" * 25_000, T0 + 3 * MINUTE)
-        event("notif-read-unsent", "dead", READ_BEFORE_DELIVERY + ". Last error in certctl: webhook: 500", T0 + 3 * MINUTE, read_at=T0)
+        event(
+            "notif-read-unsent", "dead", READ_BEFORE_DELIVERY + ". Last error in certctl: webhook: 500",
+            T0 + 3 * MINUTE, read_at=T0,
+        )
         event("notif-no-error", "dead", None, T0 + 3 * MINUTE)
         event("notif-pending", "pending")
         event("notif-sent", "sent", sent_at=T0)
@@ -218,7 +233,8 @@ def test_the_migration_stores_the_cause_of_every_dead_event_in_chunks(monkeypatc
         }
         stored = dict(NotificationEvent.objects.values_list("id", "cause"))
         assert (stored["notif-refused"], stored["notif-exhausted"]) == ("HTTP 410 gone (<id>)", "HTTP 503 at <time>")
-        assert stored["notif-imported"] == cause_of("HTTP 500: " + "a-" * 25_000) and stored["notif-imported"].endswith("…")
+        assert stored["notif-imported"] == cause_of("HTTP 500: " + "a-" * 25_000)
+        assert stored["notif-imported"].endswith("…")
         assert stored["notif-read-unsent"].startswith("acknowledged (marked read) in certctl before it was delivered")
         assert (stored["notif-no-error"], stored["notif-pending"]) == ("", None)
     finally:

@@ -31,14 +31,18 @@ def make_pending(count: int) -> list[NotificationEvent]:
     ]
 
 
-def test_the_claim_lease_covers_a_wait_a_delivery_and_the_recording_retries_within_the_configured_lease(settings: Any) -> None:
+def test_the_claim_lease_covers_a_wait_a_delivery_and_the_recording_retries_within_the_configured_lease(
+    settings: Any,
+) -> None:
     assert claims.claim_lease() == CLAIM_LEASE
     assert claims.lease_left_to_start() == CLAIM_LEASE - 20 * SECOND
     settings.CERTCTL_NOTIFICATION_LEASE = 30 * SECOND
     assert claims.claim_lease() == 30 * SECOND
 
 
-def test_a_pass_killed_before_it_sends_holds_its_claims_only_for_the_claim_lease(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pass_killed_before_it_sends_holds_its_claims_only_for_the_claim_lease(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_pending(3)
 
     def die(*args: object) -> None:
@@ -66,7 +70,9 @@ def test_an_event_whose_lease_runs_short_before_its_send_starts_is_released_unse
 
     assert len(webhook.requests) == 1
     released = NotificationEvent.objects.get(id=claimed[1].id)
-    assert (released.status, released.claim_token, released.claimed_until, released.attempts.count()) == (Status.PENDING, None, None, 0)
+    assert (released.status, released.claim_token, released.claimed_until, released.attempts.count()) == (
+        Status.PENDING, None, None, 0,
+    )
 
 
 def failed_due_in(seconds: float) -> NotificationEvent:
@@ -112,7 +118,9 @@ def test_a_pass_stays_for_no_retry_when_it_runs_at_a_given_time_or_the_retry_com
     assert NotificationEvent.objects.get(id=event.id).status == Status.FAILED
 
 
-def test_a_pass_does_not_wait_for_a_retry_of_a_paused_channel(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pass_does_not_wait_for_a_retry_of_a_paused_channel(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     event = failed_due_in(0.3)
     breaker.pause("Webhook", "alice", timezone.now())
     clock = InstantClock()
@@ -129,7 +137,8 @@ def test_a_pass_does_not_wait_for_a_retry_that_waits_for_its_open_channels_probe
 ) -> None:
     event = failed_due_in(0.3)  # where an opening breaker put it: at the channel's next probe
     ChannelState.objects.create(
-        channel="Webhook", consecutive_failures=5, opened_at=timezone.now(), next_probe_at=timezone.now() + timedelta(seconds=0.3)
+        channel="Webhook", consecutive_failures=5, opened_at=timezone.now(),
+        next_probe_at=timezone.now() + timedelta(seconds=0.3),
     )
     clock = InstantClock()
     monkeypatch.setattr(passes, "time", clock)
@@ -154,7 +163,9 @@ def test_a_pass_stays_for_retries_no_longer_than_its_maximum_duration(
     assert 0 < sum(clock.sleeps) <= 8
 
 
-def test_a_pass_does_not_wait_for_a_retry_another_worker_holds(db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pass_does_not_wait_for_a_retry_another_worker_holds(
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     event = failed_due_in(0.3)
     NotificationEvent.objects.filter(id=event.id).update(
         claim_token="another-worker", claimed_until=timezone.now() + timedelta(minutes=5)
@@ -195,15 +206,19 @@ def held_by_a_pass_killed_at_its_first_send(
     return NotificationEvent.objects.filter(claim_token__isnull=False)
 
 
-@pytest.mark.parametrize("kind, limit, claimed_kind, claimed", [
-    ("pending", 10, Status.PENDING, 4), ("retry", 10, Status.FAILED, 4), ("pending", 3, Status.PENDING, 3), ("retry", 3, Status.FAILED, 3),
+@pytest.mark.parametrize(("kind", "limit", "claimed_kind", "claimed"), [
+    ("pending", 10, Status.PENDING, 4), ("retry", 10, Status.FAILED, 4),
+    ("pending", 3, Status.PENDING, 3), ("retry", 3, Status.FAILED, 3),
 ])
 def test_a_pass_claims_its_own_kind_first_and_no_more_than_two_rounds_of_its_send_slots(
-    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any, kind: str, limit: int, claimed_kind: str, claimed: int
+    db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any,
+    kind: str, limit: int, claimed_kind: str, claimed: int,
 ) -> None:
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
     run_pass = passes.process_pending if kind == "pending" else passes.retry_sweep
-    held = held_by_a_pass_killed_at_its_first_send(monkeypatch, lambda: run_pass(now=T0, limit=limit), pending=5, due_retries=5)
+    held = held_by_a_pass_killed_at_its_first_send(
+        monkeypatch, lambda: run_pass(now=T0, limit=limit), pending=5, due_retries=5
+    )
 
     assert (held.count(), set(held.values_list("status", flat=True))) == (claimed, {claimed_kind})
 
@@ -212,6 +227,8 @@ def test_a_pass_tops_up_a_short_claim_of_its_own_kind_with_the_other_up_to_two_r
     db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 2
-    held = held_by_a_pass_killed_at_its_first_send(monkeypatch, lambda: passes.process_pending(now=T0), pending=1, due_retries=5)
+    held = held_by_a_pass_killed_at_its_first_send(
+        monkeypatch, lambda: passes.process_pending(now=T0), pending=1, due_retries=5
+    )
 
     assert sorted(held.values_list("status", flat=True)) == [Status.FAILED] * 3 + [Status.PENDING]

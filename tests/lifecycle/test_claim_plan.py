@@ -49,7 +49,7 @@ def claim_plan(kind):
     return claimed, plan
 
 
-@pytest.mark.parametrize("kind, index", [("retry", "notif_retry_sweep_idx"), ("pending", "notif_pending_idx")])
+@pytest.mark.parametrize(("kind", "index"), [("retry", "notif_retry_sweep_idx"), ("pending", "notif_pending_idx")])
 def test_the_claim_walks_its_partial_index_in_order(history, kind, index):
     claimed, plan = claim_plan(kind)
 

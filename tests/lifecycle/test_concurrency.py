@@ -37,9 +37,13 @@ def sweep_until_empty(kind, now, start, errors):
 @pytest.mark.parametrize("kind", ["pending", "retry"])
 def test_fault_06_two_concurrent_sweeps_deliver_each_of_500_events_once(transactional_db, webhook, settings, kind):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 4
-    due = dict(status="failed", retry_count=1, next_retry_at=T0 - MINUTE, last_error="HTTP 500") if kind == "retry" else {}
+    due = {}
+    if kind == "retry":
+        due = dict(status="failed", retry_count=1, next_retry_at=T0 - MINUTE, last_error="HTTP 500")
     NotificationEvent.objects.bulk_create(
-        NotificationEvent(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}", **due)
+        NotificationEvent(
+            type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message=f"cert {n}", **due
+        )
         for n in range(EVENTS)
     )
     start, errors = threading.Barrier(2), []
@@ -75,7 +79,9 @@ def test_a_claim_skips_rows_another_transaction_has_locked_instead_of_waiting(tr
     )
     try:
         # The other worker is in the middle of its claim: the two oldest rows are locked until it commits.
-        other_worker.execute(f"SELECT id FROM {NotificationEvent._meta.db_table} WHERE id = ANY(%s) FOR UPDATE", [oldest])
+        other_worker.execute(
+            f"SELECT id FROM {NotificationEvent._meta.db_table} WHERE id = ANY(%s) FOR UPDATE", [oldest]
+        )
         with connection.cursor() as cursor:
             # A claim that waited for those locks would fail after this, instead of hanging the test.
             cursor.execute("SET lock_timeout = '2s'")
@@ -126,7 +132,9 @@ def test_a_late_result_from_a_worker_whose_lease_was_taken_over_is_not_applied(w
 
     assert applied is None
     event = reload(event)
-    assert (event.status, event.retry_count, event.last_error, event.claim_token) == ("pending", 0, None, fresh.claim_token)
+    assert (event.status, event.retry_count, event.last_error, event.claim_token) == (
+        "pending", 0, None, fresh.claim_token,
+    )
 
     assert passes.deliver_batch([fresh], now=T0 + 7 * MINUTE) == ["sent"]
     event = reload(event)

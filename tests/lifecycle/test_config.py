@@ -10,7 +10,7 @@ NAME = "CERTCTL_NOTIFICATION_RETRY_INTERVAL"
 
 
 @pytest.mark.parametrize(
-    "value, expected",
+    ("value", "expected"),
     [
         ("90s", timedelta(seconds=90)),
         ("2m", timedelta(minutes=2)),
@@ -41,7 +41,9 @@ def test_invalid_durations_are_refused_naming_the_variable_and_value(monkeypatch
     assert f"{NAME}={value!r} is not valid" in str(refused.value)
 
 
-@pytest.mark.parametrize("value, expected", [("90d", timedelta(days=90)), ("1d12h", timedelta(hours=36)), ("0", timedelta(0))])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("90d", timedelta(days=90)), ("1d12h", timedelta(hours=36)), ("0", timedelta(0))]
+)
 def test_a_retention_period_may_be_given_in_days(monkeypatch, value, expected):
     monkeypatch.setenv("CERTCTL_NOTIFICATION_RETENTION", value)
 

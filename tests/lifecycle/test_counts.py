@@ -89,8 +89,8 @@ def test_concurrent_workers_and_operators_keep_the_counts_exact(transactional_db
     )
     dead = NotificationEvent.objects.bulk_create(
         NotificationEvent(
-            type="ExpirationWarning", channel="Slack", recipient="#ops", message=f"dead {n}", status="dead", retry_count=5,
-            cause="", cause_kind="transient",
+            type="ExpirationWarning", channel="Slack", recipient="#ops", message=f"dead {n}", status="dead",
+            retry_count=5, cause="", cause_kind="transient",
         )
         for n in range(300)
     )

@@ -17,13 +17,18 @@ from tests.lifecycle.conftest import MINUTE, OPERATOR, T0, put_in_state, reload
 
 pytestmark = pytest.mark.django_db
 
-VALID = dict(type="ExpirationWarning", channel="Webhook", recipient="ops@example.com", message="api.example.com expires in 7 days")
+VALID = dict(
+    type="ExpirationWarning", channel="Webhook", recipient="ops@example.com",
+    message="api.example.com expires in 7 days",
+)
 
 
 def test_create_with_a_known_dedup_key_returns_the_existing_event():
     first, created = create_event(**VALID, dedup_key="expiry:api.example.com:7d")
 
-    again, created_again = create_event(**{**VALID, "message": "a retry by the caller"}, dedup_key="expiry:api.example.com:7d")
+    again, created_again = create_event(
+        **{**VALID, "message": "a retry by the caller"}, dedup_key="expiry:api.example.com:7d"
+    )
 
     assert (created, created_again) == (True, False)
     assert again.id == first.id
@@ -36,7 +41,8 @@ def test_different_dedup_keys_make_different_events():
     create_event(**VALID, dedup_key="expiry:api.example.com:7d")
     event, created = create_event(**VALID, dedup_key="expiry:api.example.com:1d")
 
-    assert created and event.id != without_key.id
+    assert created
+    assert event.id != without_key.id
     assert NotificationEvent.objects.count() == 3
 
 
@@ -48,7 +54,8 @@ def test_a_create_that_loses_the_race_for_a_dedup_key_returns_the_winners_event(
     def another_request_commits_first(**fields):
         # The other request passed the same dedup check a moment earlier and commits its insert first.
         with psycopg.connect(
-            host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None, dbname=db["NAME"]
+            host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
+            dbname=db["NAME"],
         ) as other:
             other.execute(
                 f"INSERT INTO {NotificationEvent._meta.db_table} (id, type, channel, recipient, message, dedup_key) "
@@ -65,7 +72,7 @@ def test_a_create_that_loses_the_race_for_a_dedup_key_returns_the_winners_event(
 
 
 @pytest.mark.parametrize(
-    "change, field, text",
+    ("change", "field", "text"),
     [
     ({"type": "CertificateExploded"}, "type", "unknown type 'CertificateExploded'"),
     ({"channel": "Fax"}, "channel", "unknown channel 'Fax'"),
@@ -85,7 +92,10 @@ def test_create_rejects_invalid_input_naming_the_field(settings, change, field, 
     assert not NotificationEvent.objects.exists()
 
 
-TYPES = "ExpirationWarning, RenewalSuccess, RenewalFailure, DeploymentSuccess, DeploymentFailure, PolicyViolation, Revocation"
+TYPES = (
+    "ExpirationWarning, RenewalSuccess, RenewalFailure, DeploymentSuccess, DeploymentFailure, PolicyViolation, "
+    "Revocation"
+)
 CHANNELS = "Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
 
 
@@ -100,7 +110,10 @@ REFUSALS = [
     ({"message": None}, {"message": "must not be empty"}),
     ({"message": " \n "}, {"message": "must not be empty"}),
     ({"message": "x" * 101}, {"message": "is 101 bytes; the limit is 100 (CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES)"}),
-    ({"severity": "urgent"}, {"severity": "unknown severity 'urgent'; expected one of informational, warning, critical"}),
+    (
+        {"severity": "urgent"},
+        {"severity": "unknown severity 'urgent'; expected one of informational, warning, critical"},
+    ),
     ({"certificate_id": "c" * 256}, {"certificate_id": "must be at most 255 characters"}),
     ({"dedup_key": ""}, {"dedup_key": "must be 1 to 255 characters"}),
     ({"dedup_key": "k" * 256}, {"dedup_key": "must be 1 to 255 characters"}),
@@ -109,11 +122,14 @@ REFUSALS = [
         for bad in ("", "i" * 65, "imp-slash/../x", "..", "-lead", "trailing-newline\n", "sp ace", "\x1b[31mred", "é")
     ),
     ({"event_id": "requeue"}, {"id": "'requeue' is reserved (a path of the API or the web UI); choose another id"}),
-    ({"event_id": "dismiss-group"}, {"id": "'dismiss-group' is reserved (a path of the API or the web UI); choose another id"}),
+    (
+        {"event_id": "dismiss-group"},
+        {"id": "'dismiss-group' is reserved (a path of the API or the web UI); choose another id"},
+    ),
 ]
 
 
-@pytest.mark.parametrize("change, errors", REFUSALS)
+@pytest.mark.parametrize(("change", "errors"), REFUSALS)
 def test_each_rule_refuses_with_its_whole_message(settings, change, errors):
     settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
 
@@ -124,7 +140,7 @@ def test_each_rule_refuses_with_its_whole_message(settings, change, errors):
 
 
 # create_event takes an empty dedup key for none; every other refusal is the same.
-@pytest.mark.parametrize("change, errors", [case for case in REFUSALS if case[0] != {"dedup_key": ""}])
+@pytest.mark.parametrize(("change", "errors"), [case for case in REFUSALS if case[0] != {"dedup_key": ""}])
 def test_create_refuses_what_validation_refuses_and_stores_nothing(settings, change, errors):
     settings.CERTCTL_NOTIFICATION_MAX_MESSAGE_BYTES = 100
 
@@ -139,7 +155,9 @@ def test_every_broken_field_is_named_at_once_in_the_message():
     with pytest.raises(InvalidInput) as invalid:
         create_event(**{**VALID, "channel": "Fax", "recipient": ""})
 
-    assert invalid.value.message == f"channel: unknown channel 'Fax'; expected one of {CHANNELS}; recipient: must not be empty"
+    assert invalid.value.message == (
+        f"channel: unknown channel 'Fax'; expected one of {CHANNELS}; recipient: must not be empty"
+    )
 
 
 def test_values_at_each_limit_are_accepted_and_stored(settings):
@@ -154,7 +172,8 @@ def test_values_at_each_limit_are_accepted_and_stored(settings):
 
     assert created
     stored = NotificationEvent.objects.values().get()
-    assert {name: stored[name] for name in ("id", "type", "channel", "recipient", "message", "severity", "certificate_id", "dedup_key")} == {
+    given = ("id", "type", "channel", "recipient", "message", "severity", "certificate_id", "dedup_key")
+    assert {name: stored[name] for name in given} == {
         "id": "i" * 64, "type": "Revocation", "channel": "Slack", "recipient": "X" + "r" * 1021, "message": "é" * 50,
         "severity": "critical", "certificate_id": "c" * 255, "dedup_key": "k" * 255,
     }
@@ -235,7 +254,8 @@ def test_a_new_event_is_logged_with_its_type_and_channel(caplog):
         event, _ = create_event(**VALID)
 
     assert caplog.messages == [f"created event {event.id}: ExpirationWarning via Webhook"]
-    assert (caplog.records[0].event_id, caplog.records[0].channel, caplog.records[0].status) == (event.id, "Webhook", "pending")
+    created = caplog.records[0]
+    assert (created.event_id, created.channel, created.status) == (event.id, "Webhook", "pending")
 
 
 def test_stats_summary_counts_per_status_and_the_oldest_due_retry(make_event):
@@ -266,7 +286,7 @@ def test_the_summary_takes_every_count_from_one_read_so_that_they_agree(make_eve
         summary = stats_summary(now=T0)
 
     assert len([q for q in queries.captured_queries if f'FROM "{counted}"' in q["sql"] and "GROUP BY" in q["sql"]]) == 1
-    assert (summary["notifications_dead"], summary["notifications_dead_unacknowledged"], summary["notifications_unread"]) == (1, 1, 1)
+    assert [summary[f"notifications_{name}"] for name in ("dead", "dead_unacknowledged", "unread")] == [1, 1, 1]
 
 
 def test_a_retry_due_this_very_moment_is_the_oldest_due(make_event):

@@ -1,4 +1,5 @@
-"""New and requeued events are handed to the cluster once committed, a burst as one kick, and a broker outage loses nothing."""
+"""New and requeued events are handed to the cluster once committed, a burst as one kick, and a broker outage
+loses nothing."""
 import importlib
 import logging
 from datetime import timedelta
@@ -14,7 +15,9 @@ from tests.lifecycle.conftest import OPERATOR, T0, put_in_state, reload
 
 pytestmark = pytest.mark.django_db
 
-VALID = dict(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message="renewal of api.example.com failed")
+VALID = dict(
+    type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message="renewal of api.example.com failed"
+)
 
 
 class Rollback(Exception):
@@ -45,10 +48,13 @@ def test_a_new_event_is_enqueued_only_after_commit(broker, django_capture_on_com
 
 
 def test_nothing_is_enqueued_when_the_transaction_rolls_back(broker, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(Rollback), transaction.atomic():
+    def create_then_roll_back():
+        with transaction.atomic():
             create_event(**VALID)
             raise Rollback
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(Rollback):
+        create_then_roll_back()
 
     assert callbacks == []
     assert broker == []
@@ -95,7 +101,8 @@ def test_the_kick_clears_its_mark_before_it_claims(broker, monkeypatch):
     assert dispatch.request_kick(now=T0)
     tasks.deliver_pending()
     # An event committed while the kick claims asks for a kick of its own; none waits for the schedule.
-    assert seen and set(seen) == {None}
+    assert seen
+    assert set(seen) == {None}
 
 
 def test_a_kick_queued_long_ago_does_not_hold_back_a_new_one(broker):
@@ -105,7 +112,9 @@ def test_a_kick_queued_long_ago_does_not_hold_back_a_new_one(broker):
     assert broker == [KICK, KICK]
 
 
-def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create(monkeypatch, django_capture_on_commit_callbacks):
+def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create(
+    monkeypatch, django_capture_on_commit_callbacks
+):
     handed = []
 
     def broker_down(func, *args, **options):
@@ -121,7 +130,9 @@ def test_a_kick_that_could_not_be_enqueued_is_asked_for_again_by_the_next_create
     assert handed == ["notifications.tasks.deliver_pending"]
 
 
-def test_the_enqueued_task_delivers_without_waiting_for_a_tick(webhook, monkeypatch, django_capture_on_commit_callbacks):
+def test_the_enqueued_task_delivers_without_waiting_for_a_tick(
+    webhook, monkeypatch, django_capture_on_commit_callbacks
+):
     def run_now(func, *args, **options):
         module, name = func.rsplit(".", 1)
         getattr(importlib.import_module(module), name)(*args)
@@ -135,15 +146,19 @@ def test_the_enqueued_task_delivers_without_waiting_for_a_tick(webhook, monkeypa
     assert [r.headers["X-Certctl-Event-ID"] for r in webhook.requests] == [event.id]
 
 
-def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(webhook, monkeypatch, caplog, django_capture_on_commit_callbacks):
+def test_a_broker_error_leaves_the_event_pending_for_the_next_pass(
+    webhook, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
     def broker_down(func, *args, **options):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr("django_q.tasks.async_task", broker_down)
 
-    with caplog.at_level(logging.WARNING, logger="notifications.tasks"):
-        with django_capture_on_commit_callbacks(execute=True):
-            event, created = create_event(**VALID)
+    with (
+        caplog.at_level(logging.WARNING, logger="notifications.tasks"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        event, created = create_event(**VALID)
 
     assert created
     assert reload(event).status == "pending"

@@ -70,7 +70,7 @@ def claimed_deliveries(count, result):
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.parametrize("breaker_history, breaker_writes", [
+@pytest.mark.parametrize(("breaker_history", "breaker_writes"), [
     ("none", []),
     ("closed after an outage, a success since", []),
     # The time of the last success is refreshed at most every tenth of CERTCTL_CHANNEL_BREAKER_WINDOW.
@@ -79,7 +79,9 @@ def claimed_deliveries(count, result):
 def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history, breaker_writes):
     if breaker_history != "none":
         last_success = T0 if "success since" in breaker_history else None
-        ChannelState.objects.create(channel="Webhook", opened_at=None, consecutive_failures=0, last_success_at=last_success)
+        ChannelState.objects.create(
+            channel="Webhook", opened_at=None, consecutive_failures=0, last_success_at=last_success
+        )
     deliveries = claimed_deliveries(100, DeliveryResult.success(http_status=200))
 
     with CaptureQueriesContext(connection) as queries:
@@ -97,7 +99,9 @@ def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history, break
 def test_outcomes_apply_only_under_the_claim_and_number_attempts_after_the_latest(monkeypatch, apply):
     if apply == "statement per event":
         monkeypatch.setattr(recording, "_apply_postgresql", recording._apply_each)
-    failed, lost, sent = claimed_deliveries(3, DeliveryResult.transient("Webhook receiver answered HTTP 503", http_status=503))
+    failed, lost, sent = claimed_deliveries(
+        3, DeliveryResult.transient("Webhook receiver answered HTTP 503", http_status=503)
+    )
     sent = Delivery(sent.event, DeliveryResult.success(http_status=200), sent.started_at, 5, sent.finished_at)
     NotificationEvent.objects.filter(id=failed.event.id).update(attempt_count=4, retry_count=1)
     failed = Delivery(reload(failed.event), failed.result, failed.started_at, failed.duration_ms, failed.finished_at)
@@ -120,10 +124,15 @@ def test_outcomes_apply_only_under_the_claim_and_number_attempts_after_the_lates
         ("Webhook receiver answered HTTP 503", None, None, failed.finished_at, failed.finished_at),
         (None, None, None, sent.finished_at, sent.finished_at),
     ]
-    assert (rows[failed.event.id].sent_at, rows[sent.event.id].next_retry_at, rows[lost.event.id].last_attempt_at) == (None, None, None)
+    assert (rows[failed.event.id].sent_at, rows[sent.event.id].next_retry_at, rows[lost.event.id].last_attempt_at) == (
+        None, None, None,
+    )
     attempts = {(a.event_id, a.number): a.resulting_status for a in NotificationAttempt.objects.all()}
     assert attempts == {(failed.event.id, 5): Status.FAILED, (lost.event.id, 3): None, (sent.event.id, 1): Status.SENT}
-    recorded = {a.event_id: (a.started_at, a.duration_ms, a.outcome, a.error, a.http_status) for a in NotificationAttempt.objects.all()}
+    recorded = {
+        a.event_id: (a.started_at, a.duration_ms, a.outcome, a.error, a.http_status)
+        for a in NotificationAttempt.objects.all()
+    }
     assert recorded == {
         failed.event.id: (T0, 12, "transient_failure", "Webhook receiver answered HTTP 503", 503),
         lost.event.id: (T0, 12, "transient_failure", "Webhook receiver answered HTTP 503", 503),
@@ -154,7 +163,9 @@ ATTEMPT_FIELDS = ("event_id", "channel", "attempt", "outcome", "duration_ms", "s
 
 @pytest.mark.django_db
 def test_every_attempt_is_logged_with_its_number_outcome_and_what_became_of_its_event(caplog):
-    failed, lost, sent = claimed_deliveries(3, DeliveryResult.transient("Webhook receiver answered HTTP 503", http_status=503))
+    failed, lost, sent = claimed_deliveries(
+        3, DeliveryResult.transient("Webhook receiver answered HTTP 503", http_status=503)
+    )
     sent = Delivery(sent.event, DeliveryResult.success(http_status=200), sent.started_at, 5, sent.finished_at)
     NotificationEvent.objects.filter(id=lost.event.id).update(claim_token="another-worker", attempt_count=2)
 
@@ -186,11 +197,14 @@ def test_every_claim_is_logged_at_debug_with_its_pass_and_lease_end(make_event, 
 
     assert [(r.levelname, r.getMessage(), r.event_id, r.channel, getattr(r, "pass"))
             for r in caplog.records if r.name == "notifications.delivery"] == [
-        ("DEBUG", f"claimed event {event.id} for the pending pass until 2026-11-28 12:02:00+00:00", event.id, "Webhook", "pending"),
+        ("DEBUG", f"claimed event {event.id} for the pending pass until 2026-11-28 12:02:00+00:00",
+         event.id, "Webhook", "pending"),
     ]
 
 
-def test_recording_through_an_outage_backs_off_then_gives_up_after_30_seconds_leaving_the_claim(transactional_db, monkeypatch, caplog):
+def test_recording_through_an_outage_backs_off_then_gives_up_after_30_seconds_leaving_the_claim(
+    transactional_db, monkeypatch, caplog
+):
     [sent] = claimed_deliveries(1, DeliveryResult.success(http_status=200))
 
     def database_away(*args):
@@ -205,9 +219,14 @@ def test_recording_through_an_outage_backs_off_then_gives_up_after_30_seconds_le
 
     assert clock.sleeps == [0.5, 1, 2, 4, 5, 5, 5, 5]  # the next pause would end past the 30 s
     messages = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "notifications.delivery"]
-    assert messages[0] == ("WARNING", "recording 1 delivery results failed (could not connect to server); retrying in 0.5s")
-    assert messages[-1] == ("ERROR", "could not record 1 delivery results (DatabaseError: could not connect to server); "
-                                     "their events will be delivered again after their lease")
+    assert messages[0] == (
+        "WARNING", "recording 1 delivery results failed (could not connect to server); retrying in 0.5s"
+    )
+    assert messages[-1] == (
+        "ERROR",
+        "could not record 1 delivery results (DatabaseError: could not connect to server); "
+        "their events will be delivered again after their lease",
+    )
     assert len(messages) == 9
     # Nothing recorded: the event keeps its claim and is delivered again after the lease.
     event = reload(sent.event)
@@ -250,7 +269,8 @@ def test_a_pass_keeps_trying_to_claim_every_second_through_30_seconds_of_databas
 
     warnings = [r.getMessage() for r in caplog.records if r.name == "notifications.delivery"]
     # Claims at 0, 1, ..., 30 s of the outage fail and are retried; the one at 31 s gives up.
-    assert warnings == ["claiming due events failed (DatabaseError: could not connect to server); trying again in 1s"] * 31
+    retried = "claiming due events failed (DatabaseError: could not connect to server); trying again in 1s"
+    assert warnings == [retried] * 31
     assert clock.now == 1031.0
 
 
@@ -331,10 +351,13 @@ class ThreadRecordingNotifier(Notifier):
 
 
 @pytest.mark.django_db
-def test_blocking_sends_run_on_named_threads_up_to_the_per_destination_cap_and_others_on_the_loop(settings, monkeypatch):
+def test_blocking_sends_run_on_named_threads_up_to_the_per_destination_cap_and_others_on_the_loop(
+    settings, monkeypatch
+):
     settings.CERTCTL_NOTIFICATION_CONCURRENCY = 16
     settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 8
-    blocking, loop_only = ThreadRecordingNotifier(blocking=True, hold=0.3), ThreadRecordingNotifier(blocking=False, hold=0)
+    blocking = ThreadRecordingNotifier(blocking=True, hold=0.3)
+    loop_only = ThreadRecordingNotifier(blocking=False, hold=0)
     monkeypatch.setattr(passes, "build_notifier", lambda channel: blocking if channel == "Email" else loop_only)
     make_pending("Email", 8)
     make_pending("Webhook", 2)
@@ -403,7 +426,8 @@ def test_deliver_batch_waiting_for_a_slow_receiver_wakes_only_to_record(webhook,
 
 
 class SharedGaugeNotifier(Notifier):
-    """Answers success after the next of `holds` seconds (0.2 s), counting in `gauge` the sends of all such notifiers in flight at once."""
+    """Answers success after the next of `holds` seconds (0.2 s), counting in `gauge` the sends of all such notifiers
+    in flight at once."""
 
     def __init__(self, destination: str, gauge: Counter[str], *holds: float):
         self._destination = destination
@@ -450,7 +474,11 @@ def test_a_pass_records_its_results_in_chunks_every_quarter_second_not_as_each_a
     make_pending("Webhook", 300)
     chunks = []
     record = recording.record_results
-    monkeypatch.setattr(passes, "record_results", lambda deliveries, policy: chunks.append(len(deliveries)) or record(deliveries, policy))
+    def record_in_chunks(deliveries, policy):
+        chunks.append(len(deliveries))
+        return record(deliveries, policy)
+
+    monkeypatch.setattr(passes, "record_results", record_in_chunks)
     started = time.monotonic()
 
     assert passes.process_pending(now=T0).outcomes == {"sent": 300}
@@ -478,7 +506,8 @@ def test_a_pass_never_holds_more_than_two_rounds_of_its_send_slots(settings, web
 
     assert passes.process_pending(now=T0).outcomes == {"sent": 12}
 
-    assert limits[0] == 4 and max(limits) == 4
+    assert limits[0] == 4
+    assert max(limits) == 4
 
 
 @pytest.mark.django_db(transaction=True)
@@ -510,9 +539,13 @@ def test_a_notifier_that_raises_costs_its_event_one_attempt_with_the_secrets_tak
 
     assert passes.process_pending(now=T0).outcomes == {"failed": 1}
 
-    assert reload(event).last_error == "internal error in the Webhook notifier: RuntimeError: cannot sign with [redacted]"
+    assert reload(event).last_error == (
+        "internal error in the Webhook notifier: RuntimeError: cannot sign with [redacted]"
+    )
     [raised] = [r for r in caplog.records if r.getMessage() == "notifier raised"]
-    assert (raised.levelname, raised.event_id, raised.channel, raised.exc_info[0]) == ("ERROR", event.id, "Webhook", RuntimeError)
+    assert (raised.levelname, raised.event_id, raised.channel, raised.exc_info[0]) == (
+        "ERROR", event.id, "Webhook", RuntimeError,
+    )
 
 
 @pytest.fixture
@@ -537,13 +570,16 @@ def test_a_send_still_unanswered_after_its_timeouts_is_cut_short_as_a_transient_
     assert passes.process_pending(now=T0).outcomes == {"failed": 1}
 
     assert reload(event).last_error == (
-        "Webhook: no complete answer within 0.3s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+        "Webhook: no complete answer within 0.3s "
+        "(CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
     )
     assert 300 <= event.attempts.get().duration_ms < 2000
 
 
 @pytest.mark.django_db
-def test_a_blocking_send_is_not_cut_short_since_its_thread_would_go_on(bound_of_a_third_of_a_second, webhook, make_event, monkeypatch):
+def test_a_blocking_send_is_not_cut_short_since_its_thread_would_go_on(
+    bound_of_a_third_of_a_second, webhook, make_event, monkeypatch
+):
     event = make_event()
 
     async def slow_but_delivered(self, event, client):
@@ -617,7 +653,9 @@ def test_a_pass_leaves_its_figures_for_the_metrics_and_says_nothing_when_it_foun
         caplog.clear()
         empty = passes.retry_sweep(now=T0 + timedelta(seconds=1))
 
-    assert (report.kind, report.claimed, report.outcomes, 0 < report.duration_s < 10) == ("pending", 2, {"sent": 2}, True)
+    assert (report.kind, report.claimed, report.outcomes, 0 < report.duration_s < 10) == (
+        "pending", 2, {"sent": 2}, True,
+    )
     assert (empty.kind, empty.claimed, empty.outcomes, 0 < empty.duration_s < 10) == ("retry", 0, {}, True)
     figures = {p.kind: (p.finished_at, p.claimed, p.duration_seconds) for p in LastPass.objects.all()}
     assert figures == {"pending": (T0, 2, report.duration_s), "retry": (T0 + timedelta(seconds=1), 0, empty.duration_s)}
@@ -626,7 +664,9 @@ def test_a_pass_leaves_its_figures_for_the_metrics_and_says_nothing_when_it_foun
 
 def test_a_pass_report_gives_its_duration_in_milliseconds():
     report = PassReport(kind="retry", claimed=3, outcomes={"sent": 2, "failed": 1}, duration_s=1.23456)
-    assert report.as_dict() == {"kind": "retry", "claimed": 3, "outcomes": {"sent": 2, "failed": 1}, "duration_s": 1.235}
+    assert report.as_dict() == {
+        "kind": "retry", "claimed": 3, "outcomes": {"sent": 2, "failed": 1}, "duration_s": 1.235,
+    }
 
 
 @pytest.mark.django_db

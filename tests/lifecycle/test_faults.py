@@ -53,7 +53,7 @@ def test_fault_02_requeue_of_sent_is_refused_and_not_redelivered(webhook, make_e
 
 
 @pytest.mark.parametrize(
-    "channel, variable",
+    ("channel", "variable"),
     [("Slack", "CERTCTL_SLACK_WEBHOOK_URL"), ("PagerDuty", "CERTCTL_PAGERDUTY_ROUTING_KEY")],
 )
 def test_fault_08_missing_notifier_dead_letters_naming_the_variable_never_sent(make_event, channel, variable):
@@ -66,7 +66,8 @@ def test_fault_08_missing_notifier_dead_letters_naming_the_variable_never_sent(m
     assert (event.status, event.retry_count, event.sent_at, event.next_retry_at) == ("dead", 1, None, None)
     assert event.last_error == f"{channel} channel is not configured: set {variable}"
     attempt = event.attempts.get()
-    assert (attempt.outcome, attempt.started_at, attempt.duration_ms) == ("permanent_failure", T0, 0)  # nothing was sent
+    # Nothing was sent.
+    assert (attempt.outcome, attempt.started_at, attempt.duration_ms) == ("permanent_failure", T0, 0)
     summary = stats_summary(now=T0 + 60 * MINUTE)
     assert (summary["notifications_sent"], summary["notifications_dead"]) == (0, 1)
 

@@ -1,4 +1,5 @@
-"""last_attempt_at: written with every recorded attempt, and filled in for events attempted before the column existed."""
+"""last_attempt_at: written with every recorded attempt, and filled in for events attempted before the column
+existed."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,12 +30,17 @@ def test_the_migration_fills_it_from_the_latest_attempt():
     executor.migrate(BEFORE)
     try:
         old = executor.loader.project_state(BEFORE).apps
-        Event, Attempt = old.get_model("notifications", "NotificationEvent"), old.get_model("notifications", "NotificationAttempt")
-        tried = Event.objects.create(id="notif-tried", type="ExpirationWarning", channel="Webhook", recipient="r", message="m",
-                                     status="dead", attempt_count=2)
+        Event = old.get_model("notifications", "NotificationEvent")
+        Attempt = old.get_model("notifications", "NotificationAttempt")
+        tried = Event.objects.create(
+            id="notif-tried", type="ExpirationWarning", channel="Webhook", recipient="r", message="m", status="dead",
+            attempt_count=2,
+        )
         Event.objects.create(id="notif-never", type="ExpirationWarning", channel="Webhook", recipient="r", message="m")
         for number, started in ((1, T0), (2, T0 + timedelta(minutes=1))):
-            Attempt.objects.create(event=tried, number=number, started_at=started, duration_ms=5, outcome="permanent_failure")
+            Attempt.objects.create(
+                event=tried, number=number, started_at=started, duration_ms=5, outcome="permanent_failure"
+            )
         executor = MigrationExecutor(connection)
         executor.migrate(AFTER)
         # Only that column: the model has columns of later migrations.

@@ -81,11 +81,14 @@ def test_bulk_mark_read_by_filter_counts_and_records_each_event_once(make_event,
     [summary] = [r for r in caplog.records if "bulk mark read" in r.getMessage()]
     assert summary.getMessage() == "bulk mark read by alice via api: 3 marked read (3 dead ones dismissed), 1 skipped"
     assert (summary.marked_read, summary.dismissed) == (3, 3)
-    assert set(NotificationEvent.objects.filter(id__in=[e.id for e in dead]).values_list("read_at", "updated_at")) == {(T0, T0)}
+    dismissed = NotificationEvent.objects.filter(id__in=[e.id for e in dead])
+    assert set(dismissed.values_list("read_at", "updated_at")) == {(T0, T0)}
     assert sum("marked event" in r.getMessage() for r in caplog.records) == 0  # one summary line, not one per event
     actions = OperatorAction.objects.filter(bulk=True)
     assert sorted(a.event_id for a in actions) == sorted(e.id for e in dead)
-    assert {(a.action, a.previous_status, a.actor, a.source) for a in actions} == {("mark_read", "dead", "alice", "api")}
+    assert {(a.action, a.previous_status, a.actor, a.source) for a in actions} == {
+        ("mark_read", "dead", "alice", "api")
+    }
     assert get_event(pending.id).read_at is None
     assert stats_summary()["notifications_dead_unacknowledged"] == 0
     again = mark_read_events(OPERATOR, filters={"delivery_status": "dead"})
@@ -108,8 +111,11 @@ def test_bulk_filters_follow_certctl_status_meaning(dead_event):
 
 
 @pytest.mark.parametrize(
-    "filters,field",
-    [({"status": "archived"}, "status"), ({"delivery_status": "read"}, "delivery_status"), ({"colour": "red"}, "colour")],
+    ("filters", "field"),
+    [
+        ({"status": "archived"}, "status"), ({"delivery_status": "read"}, "delivery_status"),
+        ({"colour": "red"}, "colour"),
+    ],
 )
 def test_bulk_filters_with_unknown_names_or_values_are_refused(filters, field):
     with pytest.raises(InvalidInput) as refused:

@@ -78,7 +78,9 @@ def test_requeue_of_sent_or_pending_is_refused_and_changes_nothing(make_event, s
         requeue_event(event.id, OPERATOR, now=LATER)
 
     assert (refused.value.event_id, refused.value.current_status) == (event.id, status)
-    assert refused.value.message == f"notification {event.id} is {status}; only failed or dead notifications can be requeued"
+    assert refused.value.message == (
+        f"notification {event.id} is {status}; only failed or dead notifications can be requeued"
+    )
     assert snapshot(event) == before
     assert not OperatorAction.objects.exists()
 
@@ -116,7 +118,8 @@ def test_a_requeue_is_logged_with_who_and_the_previous_status(make_event, caplog
         requeue_event(event.id, OPERATOR, now=LATER)
 
     assert caplog.messages == [f"requeued event {event.id} (was failed) by alice via api"]
-    assert (caplog.records[0].event_id, caplog.records[0].status, caplog.records[0].previous_status) == (event.id, "pending", "failed")
+    requeued = caplog.records[0]
+    assert (requeued.event_id, requeued.status, requeued.previous_status) == (event.id, "pending", "failed")
 
 
 def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(make_event):
@@ -125,7 +128,9 @@ def test_requeue_while_a_worker_holds_the_event_is_refused_until_the_lease_ends(
 
     with pytest.raises(RequeueRefused) as refused:
         requeue_event(event.id, OPERATOR, now=T0 + MINUTE)
-    assert refused.value.message == f"notification {event.id} is being delivered right now; try again after 12:05:00 UTC"
+    assert refused.value.message == (
+        f"notification {event.id} is being delivered right now; try again after 12:05:00 UTC"
+    )
     assert (refused.value.event_id, refused.value.current_status) == (event.id, "failed")
     assert reload(event).claim_token == claimed.claim_token
 
@@ -137,7 +142,9 @@ def test_bulk_requeue_by_ids_counts_requeued_and_skipped(make_event, bulk_requeu
     dead, failed, sent, pending = (put_in_state(make_event(), s) for s in ("dead", "failed", "sent", "pending"))
     untouched = {e.id: snapshot(e) for e in (sent, pending)}
 
-    result = bulk_requeue(OPERATOR, ids=[dead.id, failed.id, sent.id, pending.id, "notif-unknown", dead.id, "notif-\x00"])
+    result = bulk_requeue(
+        OPERATOR, ids=[dead.id, failed.id, sent.id, pending.id, "notif-unknown", dead.id, "notif-\x00"]
+    )
 
     assert (result.requeued, result.skipped) == (2, 4)
     assert {reload(e).status for e in (dead, failed)} == {"pending"}
@@ -184,10 +191,13 @@ def test_bulk_requeue_takes_10000_ids(make_event):
 
 
 @pytest.mark.parametrize(
-    "filters, errors",
+    ("filters", "errors"),
     [
         ({}, {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"}),
-        ({"channel": "", "status": None}, {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"}),
+        (
+            {"channel": "", "status": None},
+            {"ids": f"give a list of ids or at least one filter ({', '.join(FILTER_NAMES)})"},
+        ),
         ({"recipient": "ops@example.com"}, {"recipient": f"not a notification filter; use {', '.join(FILTER_NAMES)}"}),
     ],
 )
@@ -207,7 +217,9 @@ def test_a_bulk_requeue_of_no_possible_id_requeues_nothing_and_says_so(db, bulk_
         result = bulk_requeue(OPERATOR, ids=ids)
 
     assert (result.requeued, result.skipped) == (0, len(ids))
-    assert caplog.messages == [f"bulk requeue by alice via api: 0 requeued (was failed or dead), {len(ids)} skipped; e.g. none"]
+    assert caplog.messages == [
+        f"bulk requeue by alice via api: 0 requeued (was failed or dead), {len(ids)} skipped; e.g. none"
+    ]
 
 
 def leased_and_dead(make_event: Callable[..., NotificationEvent]) -> tuple[NotificationEvent, NotificationEvent]:
@@ -246,7 +258,12 @@ def test_a_dry_run_counts_an_event_whose_lease_is_live_as_skipped(make_event):
 @pytest.mark.postgres
 def test_a_bulk_requeue_skips_a_row_a_worker_has_locked_instead_of_waiting(transactional_db):
     locked, free = (
-        put_in_state(create_event(type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"renewal {n} failed")[0], "dead")
+        put_in_state(
+            create_event(
+                type="RenewalFailure", channel="Webhook", recipient="ops@example.com", message=f"renewal {n} failed"
+            )[0],
+            "dead",
+        )
         for n in range(2)
     )
     db = connection.settings_dict
@@ -313,12 +330,18 @@ def test_a_bulk_requeue_of_more_than_a_thousand_resets_and_records_every_event(d
         result = bulk_requeue(OPERATOR, filters={"delivery_status": "dead"}, now=LATER)
 
     assert (result.requeued, result.skipped) == (1001, 0)
-    fields = ("status", "retry_count", "next_retry_at", "last_error", "read_at", "claimed_until", "updated_at", "cause", "cause_kind")
-    assert set(NotificationEvent.objects.values_list(*fields)) == {("pending", 0, None, None, None, None, LATER, None, None)}
+    fields = (
+        "status", "retry_count", "next_retry_at", "last_error", "read_at", "claimed_until", "updated_at", "cause",
+        "cause_kind",
+    )
+    assert set(NotificationEvent.objects.values_list(*fields)) == {
+        ("pending", 0, None, None, None, None, LATER, None, None)
+    }
     actions = OperatorAction.objects.values_list("event_id", "action", "actor", "source", "bulk", "previous_status")
     assert sorted(actions) == sorted((e.id, "requeue", "alice", "api", True, "dead") for e in dead)
     [record] = caplog.records
     summary, _, sample = record.getMessage().partition("; e.g. ")
     assert summary == "bulk requeue by alice via api: 1001 requeued (was failed or dead), 0 skipped"
-    assert len(sample.split(", ")) == 10 and set(sample.split(", ")) <= {e.id for e in dead}
+    assert len(sample.split(", ")) == 10
+    assert set(sample.split(", ")) <= {e.id for e in dead}
     assert (record.requeued, record.sample_event_ids, record.status) == (1001, sample.split(", "), "pending")

@@ -1,4 +1,5 @@
-"""DESIGN §4: the two periodic passes and the housekeeping exist once, with the configured intervals, however often migrate runs."""
+"""DESIGN §4: the two periodic passes and the housekeeping exist once, with the configured intervals, however often
+migrate runs."""
 import pydoc
 from datetime import timedelta
 
@@ -33,7 +34,9 @@ def test_migrate_twice_leaves_each_schedule_once_with_the_configured_interval(se
     }
 
 
-@pytest.mark.parametrize("interval, minutes", [(timedelta(minutes=5), 5), (timedelta(seconds=90), 2), (timedelta(seconds=30), 1)])
+@pytest.mark.parametrize(
+    ("interval", "minutes"), [(timedelta(minutes=5), 5), (timedelta(seconds=90), 2), (timedelta(seconds=30), 1)]
+)
 def test_a_changed_interval_updates_the_existing_schedule(settings, interval, minutes):
     ensure_schedules()
     before = Schedule.objects.get(name=SWEEP).pk

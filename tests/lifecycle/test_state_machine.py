@@ -20,9 +20,12 @@ def test_pending_delivered_becomes_sent(webhook, make_event):
     event = reload(event)
     assert report.claimed == 1
     assert (event.status, event.retry_count, event.sent_at, event.next_retry_at) == ("sent", 0, T0, None)
-    assert event.claimed_until is None and event.claim_token is None
+    assert event.claimed_until is None
+    assert event.claim_token is None
     [attempt] = event.attempts.all()
-    assert (attempt.number, attempt.outcome, attempt.http_status, attempt.resulting_status) == (1, "success", 200, "sent")
+    assert (attempt.number, attempt.outcome, attempt.http_status, attempt.resulting_status) == (
+        1, "success", 200, "sent",
+    )
     assert [r.headers["X-Certctl-Event-ID"] for r in webhook.requests] == [event.id]
 
 

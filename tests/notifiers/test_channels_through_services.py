@@ -34,7 +34,7 @@ def test_fault_7_webhook_is_wired_and_delivers(webhook, make_event):
 
 
 @pytest.mark.parametrize(
-    "channel, variable",
+    ("channel", "variable"),
     [
         ("Webhook", "CERTCTL_WEBHOOK_URL"),
         ("Slack", "CERTCTL_SLACK_WEBHOOK_URL"),
@@ -124,7 +124,8 @@ def test_certificate_id_with_a_line_break_dead_letters_email_without_sending(set
     event = deliver(make_event(channel="Email", certificate_id="mc-1\r\nBcc: victim@example.com"))
 
     assert event.status == "dead"
-    assert "subject" in event.last_error and "line break" in event.last_error
+    assert "subject" in event.last_error
+    assert "line break" in event.last_error
     assert mailbox.messages == []
 
 

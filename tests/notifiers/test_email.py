@@ -62,7 +62,9 @@ def test_starttls_with_a_trusted_ca_delivers_over_tls(settings, smtp_server, tru
     assert parsed(recorded)["To"] == "ops@example.com"
 
 
-def test_starttls_with_an_untrusted_certificate_is_transient_and_sends_nothing(settings, smtp_server, tmp_path, monkeypatch):
+def test_starttls_with_an_untrusted_certificate_is_transient_and_sends_nothing(
+    settings, smtp_server, tmp_path, monkeypatch
+):
     port, mailbox = smtp_server(starttls=True)
     configure_email(settings, port, use_tls=True)
     empty_store = tmp_path / "empty.pem"
@@ -72,7 +74,8 @@ def test_starttls_with_an_untrusted_certificate_is_transient_and_sends_nothing(s
 
     result = build_notifier("Email").send_smtp(email_event())
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert "TLS certificate not trusted" in result.error
     assert mailbox.messages == []
 
@@ -100,7 +103,7 @@ def test_implicit_tls_delivers(smtp_server, client_tls_context):
 
 
 @pytest.mark.parametrize(
-    "port, use_tls, implicit",
+    ("port", "use_tls", "implicit"),
     [(465, True, True), (587, True, False), (25, True, False), (465, False, False)],
 )
 def test_implicit_tls_is_chosen_by_port_465(settings, port, use_tls, implicit):
@@ -164,7 +167,8 @@ def test_recipient_refused_with_4xx_is_transient(settings, smtp_server):
 
     result = build_notifier("Email").send_smtp(email_event(recipient="busy@example.com"))
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert "451 4.7.1 greylisted" in result.error
 
 
@@ -174,7 +178,8 @@ def test_server_that_never_answers_is_a_transient_timeout(settings, fast_timeout
 
     result = finishes_within(TIMEOUT_BOUND_S, lambda: notifier.send_smtp(event))
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert "no answer within 0.5s" in result.error
     assert "CERTCTL_NOTIFICATION_CONNECT_TIMEOUT + CERTCTL_NOTIFICATION_READ_TIMEOUT" in result.error
 
@@ -184,12 +189,13 @@ def test_connection_refused_is_transient(settings, closed_port):
 
     result = build_notifier("Email").send_smtp(email_event())
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert "could not connect" in result.error
 
 
 @pytest.mark.parametrize(
-    "fields, problem",
+    ("fields", "problem"),
     [
         ({"recipient": "ops@example.com\r\nBcc: victim@example.com"}, "recipient"),
         ({"recipient": "ops@example.com\nBcc: victim@example.com"}, "recipient"),
@@ -216,5 +222,6 @@ def test_implicit_tls_server_that_never_answers_the_handshake_is_a_transient_tim
 
     result = finishes_within(TIMEOUT_BOUND_S, lambda: notifier.send_smtp(event))
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert "no answer within 0.5s" in result.error

@@ -81,7 +81,8 @@ def test_webhook_posts_the_event_signed_with_hmac_of_the_exact_body(settings, re
     configure(settings, "Webhook", receiver.url)
     event, result = send("Webhook")
 
-    assert result.ok and result.http_status == 200
+    assert result.ok
+    assert result.http_status == 200
     [request] = receiver.requests
     assert request.path == "/hook"
     assert request.headers["Content-Type"] == "application/json"
@@ -157,7 +158,8 @@ def test_pagerduty_triggers_with_the_event_id_as_dedup_key(settings, receiver):
     receiver.reply_with(Reply(status=202, body='{"status":"success","dedup_key":"x"}'))
     event, result = send("PagerDuty", severity="critical")
 
-    assert result.ok and result.http_status == 202
+    assert result.ok
+    assert result.http_status == 202
     request = receiver.requests[0]
     assert request.path == "/v2/enqueue"
     body = request.json()
@@ -210,7 +212,8 @@ def test_429_with_retry_after_seconds_is_transient_with_that_wait(channel, setti
     receiver.reply_with(Reply(status=429, body="slow down", headers={"Retry-After": "120"}))
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.http_status == 429
     assert result.retry_after == timedelta(seconds=120)
     assert "HTTP 429" in result.error
@@ -224,7 +227,8 @@ def test_429_with_retry_after_http_date_is_transient_until_that_date(channel, se
     receiver.reply_with(Reply(status=429, headers={"Retry-After": format_datetime(when, usegmt=True)}))
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     # The date has whole seconds, and a little time passes between building it and parsing it.
     assert timedelta(minutes=9) < result.retry_after <= timedelta(minutes=10)
 
@@ -235,7 +239,8 @@ def test_503_with_retry_after_is_transient_with_that_wait(channel, settings, rec
     receiver.reply_with(Reply(status=503, body="maintenance", headers={"Retry-After": "300"}))
     _, result = send(channel)
 
-    assert not result.permanent and result.retry_after == timedelta(seconds=300)
+    assert not result.permanent
+    assert result.retry_after == timedelta(seconds=300)
     assert "HTTP 503: maintenance" in result.error
 
 
@@ -245,7 +250,8 @@ def test_500_is_transient_and_quotes_the_receiver(channel, settings, receiver):
     receiver.reply_with(Reply(status=500, body="database down"))
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.http_status == 500
     assert result.retry_after is None
     assert "HTTP 500: database down" in result.error
@@ -259,7 +265,8 @@ def test_4xx_is_permanent(channel, status, settings, receiver):
     receiver.reply_with(Reply(status=status, body="no_such_endpoint"))
     _, result = send(channel)
 
-    assert not result.ok and result.permanent
+    assert not result.ok
+    assert result.permanent
     assert result.http_status == status
     assert f"HTTP {status}: no_such_endpoint" in result.error
     assert_no_secret(result.error, secrets)
@@ -283,7 +290,8 @@ def test_redirect_is_permanent_and_not_followed(channel, settings, receiver):
     receiver.reply_with(Reply(status=301, headers={"Location": receiver.url + "/elsewhere"}))
     _, result = send(channel)
 
-    assert result.permanent and result.http_status == 301
+    assert result.permanent
+    assert result.http_status == 301
     assert "redirect" in result.error
     assert len(receiver.requests) == 1
     assert_no_secret(result.error, secrets)
@@ -305,7 +313,9 @@ def test_every_3xx_is_a_redirect_to_fix_in_the_setting(status, settings, receive
     _, result = send("Webhook")
 
     assert (result.ok, result.permanent, result.http_status) == (False, True, status)
-    assert result.error == f"Webhook receiver answered HTTP {status} (a redirect, which is not followed); fix CERTCTL_WEBHOOK_URL"
+    assert result.error == (
+        f"Webhook receiver answered HTTP {status} (a redirect, which is not followed); fix CERTCTL_WEBHOOK_URL"
+    )
 
 
 def test_a_4xx_without_a_body_quotes_only_the_status(settings, receiver):
@@ -324,7 +334,8 @@ def test_receiver_slower_than_the_read_timeout_is_transient(channel, settings, r
     receiver.reply_with(Reply(status=200, delay=30))
     _, result = finishes_within(5, lambda: send(channel))
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert result.http_status is None
     assert "no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT)" in result.error
     assert_no_secret(result.error, secrets)
@@ -335,13 +346,14 @@ def test_connection_refused_is_transient(channel, settings, closed_port):
     secrets = configure(settings, channel, f"http://127.0.0.1:{closed_port}")
     _, result = send(channel)
 
-    assert not result.ok and not result.permanent
+    assert not result.ok
+    assert not result.permanent
     assert "could not connect" in result.error
     assert_no_secret(result.error, secrets)
 
 
 @pytest.mark.parametrize(
-    "channel, setting",
+    ("channel", "setting"),
     [
         ("Webhook", "CERTCTL_WEBHOOK_URL"),
         ("Slack", "CERTCTL_SLACK_WEBHOOK_URL"),
@@ -366,7 +378,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    "header, expected",
+    ("header", "expected"),
     [
         ("30", timedelta(seconds=30)),
         (" 0 ", timedelta(0)),
@@ -436,7 +448,8 @@ def test_a_receiver_that_never_completes_the_connection_is_given_up_after_the_co
                 connection.close()
 
     assert result.error == (
-        "Webhook receiver: no answer within the connect timeout of 0.5s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); will retry"
+        "Webhook receiver: no answer within the connect timeout of 0.5s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); "
+        "will retry"
     )
 
 
@@ -477,16 +490,25 @@ def test_no_answer_within_the_read_timeout_is_transient_and_names_that_setting(s
 
     result = post_failing_with(error)
 
-    assert not result.ok and not result.permanent
-    assert result.error == "Slack webhook: no answer within the read timeout of 2s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    assert not result.ok
+    assert not result.permanent
+    assert result.error == (
+        "Slack webhook: no answer within the read timeout of 2s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    )
 
 
 @pytest.mark.parametrize(
-    "error, message",
+    ("error", "message"),
     [
-        (httpx.ConnectError("[Errno 111] Connection refused"), "Slack webhook: could not connect ([Errno 111] Connection refused); will retry"),
+        (
+            httpx.ConnectError("[Errno 111] Connection refused"),
+            "Slack webhook: could not connect ([Errno 111] Connection refused); will retry",
+        ),
         (httpx.ConnectError(""), "Slack webhook: could not connect (ConnectError); will retry"),
-        (httpx.RemoteProtocolError("peer closed connection"), "Slack webhook: request failed (peer closed connection); will retry"),
+        (
+            httpx.RemoteProtocolError("peer closed connection"),
+            "Slack webhook: request failed (peer closed connection); will retry",
+        ),
         (httpx.RemoteProtocolError(""), "Slack webhook: request failed (RemoteProtocolError); will retry"),
     ],
 )
@@ -516,12 +538,17 @@ def test_a_receiver_that_stops_reading_the_request_cannot_hold_the_send_past_the
         async def post() -> DeliveryResult:
             async with new_http_client() as client:
                 # Far more than the socket buffers hold: the upload stalls once they are full.
-                return await post_json(client, url, {"text": "x" * 64_000_000}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
+                return await post_json(
+                    client, url, {"text": "x" * 64_000_000}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD
+                )
 
         result = finishes_within(15, lambda: asyncio.run(post()))
 
-    assert not result.ok and not result.permanent
-    assert result.error == "Webhook receiver: no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    assert not result.ok
+    assert not result.permanent
+    assert result.error == (
+        "Webhook receiver: no answer within the read timeout of 0.3s (CERTCTL_NOTIFICATION_READ_TIMEOUT); will retry"
+    )
 
 
 def test_a_send_waiting_for_the_clients_one_connection_gives_up_after_the_connect_timeout(settings, receiver):
@@ -530,13 +557,20 @@ def test_a_send_waiting_for_the_clients_one_connection_gives_up_after_the_connec
 
     async def two_at_once() -> list[DeliveryResult]:
         async with new_http_client() as client:
-            first = asyncio.create_task(post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD))
+            first = asyncio.create_task(
+                post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
+            )
             await asyncio.sleep(0.1)  # the first holds the connection, waiting for its answer
-            second = await post_json(client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD)
+            second = await post_json(
+                client, receiver.url + "/hook", {}, receiver="Webhook receiver", url_field=WEBHOOK_URL_FIELD
+            )
             return [await first, second]
 
     first, second = finishes_within(15, lambda: asyncio.run(two_at_once()))
 
     assert first.ok
-    assert second.error == "Webhook receiver: no answer within the connect timeout of 0.2s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); will retry"
+    assert second.error == (
+        "Webhook receiver: no answer within the connect timeout of 0.2s (CERTCTL_NOTIFICATION_CONNECT_TIMEOUT); "
+        "will retry"
+    )
     assert len(receiver.requests) == 1

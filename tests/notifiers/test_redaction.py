@@ -16,7 +16,14 @@ from hypothesis import strategies as st
 from notifications import redaction
 from notifications.models import Status
 from notifications.notifiers import build_notifier, configured_secrets
-from notifications.redaction import EXCERPT_SOURCE_LENGTH, MAX_ERROR_LENGTH, REDACTED, redact, redacted_excerpt, secret_fragments
+from notifications.redaction import (
+    EXCERPT_SOURCE_LENGTH,
+    MAX_ERROR_LENGTH,
+    REDACTED,
+    redact,
+    redacted_excerpt,
+    secret_fragments,
+)
 from tests.deliveries import deliver_now, send_once
 from tests.notifiers import conftest as smtp_fixtures
 from tests.notifiers.conftest import SMTP_PASSWORD, SMTP_USER
@@ -27,7 +34,9 @@ from tests.receivers import Reply
 # A 14-character Slack token: short URL pieces are tokens too.
 SLACK_PATH = "/services/T0CERT42/B0CTL42/SECRETTOKEN123"
 # Teams signatures are base64, percent-encoded in the URL; a receiver that parses the query sees them decoded.
-TEAMS_QUERY = "api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=Xy3TmsSig01234%2B56789abcd%2FEFGHijkLMNopqRST"
+TEAMS_QUERY = (
+    "api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=Xy3TmsSig01234%2B56789abcd%2FEFGHijkLMNopqRST"
+)
 TEAMS_SIG = "Xy3TmsSig01234+56789abcd/EFGHijkLMNopqRST"
 ROUTING_KEY = "R0utingKey0123456789abcdef012345"
 OPSGENIE_KEY = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
@@ -76,7 +85,10 @@ ENCODINGS = {
     "url-encoded": lambda s: quote(s, safe=""),
     "upper-cased": str.upper,
     "line-wrapped": lambda s: "\r\n".join(s[i:i + 7] for i in range(0, len(s), 7)),
-    **{name: (lambda s, h=header: base64.b64encode(h.encode() + s.encode()).decode()) for name, header in BASE64_HEADERS.items()},
+    **{
+        name: (lambda s, h=header: base64.b64encode(h.encode() + s.encode()).decode())
+        for name, header in BASE64_HEADERS.items()
+    },
 }
 
 
@@ -143,7 +155,8 @@ def test_a_short_token_echoed_alone_or_json_escaped_is_hidden(settings, receiver
     error = send(build_notifier("Slack"), unsaved_event(channel="Slack")).error
 
     assert "SECRETTOKEN123" not in error
-    assert "hooks" not in error and "T0CERT42" not in error
+    assert "hooks" not in error
+    assert "T0CERT42" not in error
     assert error.startswith("Slack webhook answered HTTP 403: invalid token [redacted]")
 
 
@@ -164,7 +177,9 @@ def test_an_smtp_reply_echoing_the_auth_string_never_shows_it(mechanism, refusin
     notifier = build_notifier("Email")
     event = unsaved_event(channel="Email", recipient="ops@example.com")
     reply_prefix = "550 5.7.1 rejected "
-    error_prefix = f"SMTP server 127.0.0.1:{notifier.port} refused recipient ops@example.com: {reply_prefix}AUTH {mechanism} "
+    error_prefix = (
+        f"SMTP server 127.0.0.1:{notifier.port} refused recipient ops@example.com: {reply_prefix}AUTH {mechanism} "
+    )
     # SMTP replies are short: sweep the offsets around the cut, where cutting before redacting would leak.
     room = MAX_ERROR_LENGTH - 1 - len(error_prefix)
     for padding in range(room - len(auth_string) - 2, room + 2):
@@ -182,7 +197,9 @@ FILLER = st.text(alphabet=" .,;()[]{}<>|!abcdefghijklmnopqrstuvwxyz\n\t", max_si
 
 
 @hypothesis_settings(max_examples=300, deadline=None)
-@given(secret=SECRET_TEXT, before=FILLER, after=FILLER, encoding=st.sampled_from(["plain", "json-escaped", "url-encoded"]))
+@given(
+    secret=SECRET_TEXT, before=FILLER, after=FILLER, encoding=st.sampled_from(["plain", "json-escaped", "url-encoded"])
+)
 def test_redacted_excerpt_never_shows_a_secret_in_any_encoding(secret, before, after, encoding):
     encoded = ENCODINGS[encoding](secret)
     text = redacted_excerpt(before + encoded + after, secret_fragments("", secret))
@@ -207,7 +224,7 @@ def test_every_base64_character_that_depends_on_the_secret_alone_is_hidden(head,
     assert redacted_excerpt(encoded, secret_fragments("", secret)) == before + "[redacted]" + after
 
 
-@pytest.mark.parametrize("echo, hidden", [
+@pytest.mark.parametrize(("echo", "hidden"), [
     (lambda secret: json.dumps({"error": f"bad key {secret}"}), '{"error": "bad key [redacted]"}'),
     (lambda secret: f"bad key {quote(secret, safe='')}", "bad key [redacted]"),
     (lambda secret: f"bad key {quote(secret)}", "bad key [redacted]"),
@@ -251,7 +268,7 @@ def test_redacted_excerpt_hides_a_secret_inside_any_base64_string(secret, head, 
 
 
 @pytest.mark.parametrize(
-    "piece, hidden",
+    ("piece", "hidden"),
     [
         ("abcdefghijklmnop", True),  # 16 characters: hidden even when it looks like a word
         ("abcdefghijklmno", False),  # 15 lower-case letters: a word, kept readable
@@ -289,7 +306,9 @@ def with_userinfo(settings, channel, base_url):
 
 
 @pytest.mark.parametrize("channel", URL_SETTINGS)
-def test_a_receiver_echoing_the_basic_authorization_of_the_urls_userinfo_never_shows_the_password(channel, settings, receiver):
+def test_a_receiver_echoing_the_basic_authorization_of_the_urls_userinfo_never_shows_the_password(
+    channel, settings, receiver
+):
     with_userinfo(settings, channel, receiver.url)
     notifier, event = build_notifier(channel), unsaved_event(channel=channel)
     send(notifier, event)
@@ -305,7 +324,8 @@ def test_a_receiver_echoing_the_basic_authorization_of_the_urls_userinfo_never_s
     for secret in (USERINFO_PASSWORD, "pa%24s-W0rd", authorization.split()[1]):
         assert secret.lower() not in error.lower()
     # Everywhere else too: the engine and the logs hide it with every configured secret.
-    assert redacted_excerpt(f"echo {authorization} for {USERINFO_PASSWORD}", configured_secrets()) == "echo Basic [redacted] for [redacted]"
+    excerpt = redacted_excerpt(f"echo {authorization} for {USERINFO_PASSWORD}", configured_secrets())
+    assert excerpt == "echo Basic [redacted] for [redacted]"
 
 
 def test_a_token_given_as_the_urls_user_name_is_hidden_with_its_basic_authorization():
@@ -366,12 +386,15 @@ def test_lowercase_url_pieces_and_a_short_secret_echoed_by_the_channels_receiver
 
     error = send(build_notifier("Webhook"), unsaved_event(channel="Webhook")).error
 
-    assert error == "Webhook receiver answered HTTP 404: no [redacted] [redacted] here; your [redacted] signature was wrong"
+    assert error == (
+        "Webhook receiver answered HTTP 404: no [redacted] [redacted] here; your [redacted] signature was wrong"
+    )
 
 
-@pytest.mark.parametrize("channel, reply", [("PagerDuty", "could not enqueue"), ("OpsGenie", "too many alerts")])
+@pytest.mark.parametrize(("channel", "reply"), [("PagerDuty", "could not enqueue"), ("OpsGenie", "too many alerts")])
 def test_the_words_of_a_url_that_is_not_secret_stay_readable_in_its_receivers_reply(channel, reply, settings, receiver):
-    configure(settings, channel, receiver.url)  # …/v2/enqueue, …/v2/alerts: where every PagerDuty or OpsGenie user posts
+    # …/v2/enqueue, …/v2/alerts: where every PagerDuty or OpsGenie user posts.
+    configure(settings, channel, receiver.url)
     receiver.reply_with(Reply(status=400, body=reply))
 
     error = send(build_notifier(channel), unsaved_event(channel=channel)).error
@@ -401,7 +424,8 @@ def test_an_excerpt_of_a_long_reply_looks_only_at_a_bounded_head_of_it(monkeypat
     text = redacted_excerpt(f"{ROUTING_KEY} " * 500_000, hidden)
 
     assert text == " ".join([REDACTED] * 46)[: MAX_ERROR_LENGTH - 1] + "…"
-    assert looked_at and max(looked_at) <= EXCERPT_SOURCE_LENGTH + hidden.reach
+    assert looked_at
+    assert max(looked_at) <= EXCERPT_SOURCE_LENGTH + hidden.reach
 
 
 @pytest.mark.parametrize("spaces", [0, 1, 7])
@@ -421,9 +445,9 @@ def test_a_secret_running_past_the_looked_at_head_never_shows_any_of_it(spaces):
 
 # Text around a secret shares no character with any form of it, so that the test can tell what redaction kept.
 SURVIVING_FILLER = st.text(alphabet=" ,;()[]{}<>|!*\n\t", max_size=300)
-WHOLE_SECRET = st.text(alphabet=string.ascii_letters + string.digits + "/+=_~%:@&?\"\\ÄÖÜ€", min_size=8, max_size=40).filter(
-    lambda s: len(s.strip()) == len(s)
-)
+WHOLE_SECRET = st.text(
+    alphabet=string.ascii_letters + string.digits + "/+=_~%:@&?\"\\ÄÖÜ€", min_size=8, max_size=40
+).filter(lambda s: len(s.strip()) == len(s))
 CASES = {"as is": str, "upper-cased": str.upper, "lower-cased": str.lower, "case swapped": str.swapcase}
 BREAKS = st.lists(st.tuples(st.integers(1, 80), st.sampled_from(["\n", "\r\n", " ", "\t", "\n    "])), max_size=3)
 
@@ -464,7 +488,9 @@ def test_a_url_piece_echoed_percent_decoded_is_hidden_and_the_text_around_it_kep
 
 @hypothesis_settings(max_examples=300, deadline=None)
 @given(
-    secret=st.text(alphabet=string.ascii_lowercase, min_size=4, max_size=7), before=SURVIVING_FILLER, after=SURVIVING_FILLER,
+    secret=st.text(alphabet=string.ascii_lowercase, min_size=4, max_size=7),
+    before=SURVIVING_FILLER,
+    after=SURVIVING_FILLER,
     case=st.sampled_from(list(CASES)),
 )
 def test_in_a_channels_reply_its_secrets_count_from_4_characters_in_any_case(secret, before, after, case):

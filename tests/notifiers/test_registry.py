@@ -52,7 +52,10 @@ def test_secret_settings_returns_every_configured_secret_and_secret_url(settings
 
 def test_a_notifier_is_built_from_a_config_dict_keyed_by_its_fields():
     notifier = PagerDutyNotifier.from_config(
-        {"routing_key": "pd-key-0123456789", "url": "https://events.example.com/v2/enqueue", "default_severity": "critical"}
+        {
+            "routing_key": "pd-key-0123456789", "url": "https://events.example.com/v2/enqueue",
+            "default_severity": "critical",
+        }
     )
     assert (notifier.routing_key, notifier.url, notifier.default_severity) == (
         "pd-key-0123456789", "https://events.example.com/v2/enqueue", "critical",

@@ -84,6 +84,7 @@ def test_a_whsec_secret_that_is_not_base64_fails_permanently_without_sending(set
     settings.CERTCTL_WEBHOOK_SECRET = "whsec_not*base64!"
     result = send_once(build_notifier("Webhook"), make_event())
 
-    assert result.permanent and "not base64" in result.error
+    assert result.permanent
+    assert "not base64" in result.error
     assert "not*base64" not in result.error
     assert receiver.requests == []

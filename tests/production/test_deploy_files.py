@@ -10,13 +10,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_alert_rules_use_only_exported_metric_names():
-    rules = [rule for group in yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())["groups"] for rule in group["rules"]]
+    rules = [
+        rule for group in yaml.safe_load((ROOT / "deploy/alerts.yml").read_text())["groups"] for rule in group["rules"]
+    ]
     alerts = {rule["alert"]: rule for rule in rules}
     assert alerts["CertctlNotificationsDeadLettered"]["expr"] == "certctl_notification_dead_unacknowledged > 0"
     assert alerts["CertctlNotificationsDeadLettered"]["labels"]["severity"] == "warning"
     assert alerts["CertctlNotificationsDeadLetteredMany"]["expr"] == "certctl_notification_dead_unacknowledged > 10"
     assert alerts["CertctlNotificationsDeadLetteredMany"]["labels"]["severity"] == "critical"
-    assert alerts["CertctlNotificationRetriesStuck"]["expr"] == "certctl_notification_oldest_due_retry_age_seconds > 15 * 60"
+    assert alerts["CertctlNotificationRetriesStuck"]["expr"] == (
+        "certctl_notification_oldest_due_retry_age_seconds > 15 * 60"
+    )
     used = {name for rule in rules for name in re.findall(r"\bcertctl_[a-z_]+", rule["expr"])}
     assert used <= EXPECTED_SAMPLE_NAMES
 
@@ -33,5 +37,6 @@ def test_compose_runs_web_workers_and_prometheus_from_one_image():
         assert compose[service]["environment"]["DATABASE_URL"].startswith("postgres://")
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus.yml").read_text())
     (job,) = prometheus["scrape_configs"]
-    assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == ["web:8000"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["web:8000"]
     assert job["authorization"]["type"] == "Bearer"

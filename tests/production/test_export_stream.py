@@ -61,7 +61,9 @@ def wait_until_listening(port, server, log):
 def gunicorn(tmp_path):
     port = free_port()
     log = tmp_path / "gunicorn.log"
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("CERTCTL_", "DJANGO_", "GUNICORN_"))}
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("CERTCTL_", "DJANGO_", "GUNICORN_"))
+    }
     environment.update(
         DJANGO_SETTINGS_MODULE="certctl.settings", SECRET_KEY="export-stream-test-secret", DATABASE_URL=database_url(),
         PORT=str(port), WEB_CONCURRENCY="1", GUNICORN_TIMEOUT=str(TIMEOUT_S), CERTCTL_API_KEYS_NAMED=f"export:{KEY}",

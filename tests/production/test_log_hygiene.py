@@ -149,7 +149,7 @@ def configured_keys(settings):
     settings.CERTCTL_METRICS_TOKEN = METRICS_TOKEN
 
 
-@pytest.mark.parametrize("target, headers", [
+@pytest.mark.parametrize(("target", "headers"), [
     (f"/api/v1/notifications?bearer={API_KEY}", ()),
     (f"/api/v1/notifications?k={API_KEY}&page=2", ()),
     (f"/api/v1/notifications/{API_KEY}", ()),
@@ -164,7 +164,9 @@ def configured_keys(settings):
     ("/api/v1/notifications", [("Authorization", b"Basic " + base64.b64encode(f"{API_KEY}:x".encode()))]),
 ], ids=["bearer", "k", "in-path", "encoded-equals", "percent-escaped", "upper-cased", "metrics-token", "referer",
         "user-agent", "x-api-key", "basic-user"])
-def test_the_access_log_hides_every_configured_key_wherever_and_however_it_appears(target, headers, configured_keys, tmp_path):
+def test_the_access_log_hides_every_configured_key_wherever_and_however_it_appears(
+    target, headers, configured_keys, tmp_path
+):
     line = access_line(tmp_path, target, headers)
 
     assert "[redacted]" in line
@@ -192,7 +194,8 @@ def test_the_access_log_escapes_every_control_character_in_every_atom(configured
 
     assert not any(ch in line for ch in "\x85\t\n")
     assert '"probe\\x85127.0.0.1 - - [29/Nov/2026] \\"GET /admin\\" 200\\tx"' in line
-    assert '"https://a.example/\\x85b"' in line and " /api/v1/notifications/x\\nforged " in line
+    assert '"https://a.example/\\x85b"' in line
+    assert " /api/v1/notifications/x\\nforged " in line
 
 
 # --- real servers ---------------------------------------------------------------
@@ -224,7 +227,8 @@ def test_gunicorn_access_log_and_django_logs_never_show_a_query_key_or_a_forged_
     env = {
         **os.environ, "DJANGO_SETTINGS_MODULE": "certctl.settings", "SECRET_KEY": "gunicorn-log-test-key",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "PORT": str(port), "WEB_CONCURRENCY": "1",
-        "CERTCTL_LOG_FORMAT": log_format, "CERTCTL_API_KEYS_NAMED": f"oncall:{API_KEY}", "CERTCTL_METRICS_TOKEN": METRICS_TOKEN,
+        "CERTCTL_LOG_FORMAT": log_format, "CERTCTL_API_KEYS_NAMED": f"oncall:{API_KEY}",
+        "CERTCTL_METRICS_TOKEN": METRICS_TOKEN,
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "certctl.wsgi"],
@@ -235,13 +239,15 @@ def test_gunicorn_access_log_and_django_logs_never_show_a_query_key_or_a_forged_
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=10) as client:
             assert client.get(f"/api/v1/notifications?api_key={QUERY_KEY}").status_code == 401
-            assert client.get(f"/api/v1/nothing?token={QUERY_KEY}", headers={"Referer": f"{base}/?key={QUERY_KEY}"}).status_code == 404
+            referred = client.get(f"/api/v1/nothing?token={QUERY_KEY}", headers={"Referer": f"{base}/?key={QUERY_KEY}"})
+            assert referred.status_code == 404
             assert client.get("/api/v1/notifications/x%0A" + FORGED.replace(" ", "%20")).status_code == 401
             # Keys where no parameter name gives them away, and controls in a header.
             assert client.get(f"/api/v1/notifications?bearer={API_KEY}").status_code == 401
             assert client.get(f"/api/v1/notifications/{API_KEY}").status_code == 401
             assert client.get(f"/api/v1/notifications?q={percent_escaped(API_KEY)}").status_code == 401
-            assert client.get(f"/metrics?t={METRICS_TOKEN}", headers={"User-Agent": b"probe\x85forged\tline"}).status_code < 500
+            probe = client.get(f"/metrics?t={METRICS_TOKEN}", headers={"User-Agent": b"probe\x85forged\tline"})
+            assert probe.status_code < 500
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)
@@ -252,4 +258,6 @@ def test_gunicorn_access_log_and_django_logs_never_show_a_query_key_or_a_forged_
     for secret in (API_KEY, METRICS_TOKEN):
         assert secret.lower() not in unquote(output).lower()
     assert not [line for line in output.splitlines() if line.startswith("2026-11-29 06:00:00")]
-    assert '"probe\\x85forged\\tline"' in output and "\x85" not in output and "\t" not in output
+    assert '"probe\\x85forged\\tline"' in output
+    assert "\x85" not in output
+    assert "\t" not in output

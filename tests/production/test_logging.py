@@ -56,13 +56,19 @@ def test_each_state_change_and_each_attempt_is_one_line_with_its_fields(caplog, 
     mark_read(event.id, OPERATOR, now=T0 + timedelta(minutes=2))
 
     lines = _lines_about(caplog, event.id)
-    assert [r.getMessage().split(" ")[0] for r in lines] == ["created", "claimed", "attempt", "claimed", "attempt", "marked"]
+    assert [r.getMessage().split(" ")[0] for r in lines] == [
+        "created", "claimed", "attempt", "claimed", "attempt", "marked",
+    ]
     created, _, failed, _, delivered, marked = lines
-    assert created.channel == "Webhook" and created.status == "pending"
+    assert created.channel == "Webhook"
+    assert created.status == "pending"
 
     assert failed.levelno == logging.WARNING
-    assert (failed.attempt, failed.outcome, failed.status, failed.http_status) == (1, "transient_failure", "failed", 503)
-    assert isinstance(failed.duration_ms, int) and failed.channel == "Webhook"
+    assert (failed.attempt, failed.outcome, failed.status, failed.http_status) == (
+        1, "transient_failure", "failed", 503,
+    )
+    assert isinstance(failed.duration_ms, int)
+    assert failed.channel == "Webhook"
     assert f"attempt 1 of event {event.id} via Webhook: transient_failure" in failed.getMessage()
     assert "HTTP 503" in failed.getMessage()
 
@@ -86,9 +92,12 @@ def test_dead_letter_is_logged_per_event_and_a_bulk_requeue_in_one_line(caplog, 
     requeue_lines = [r for r in caplog.records if "requeue" in r.getMessage()]
     assert len(requeue_lines) == 1
     [line] = requeue_lines
-    assert line.getMessage().startswith("bulk requeue by oncall via api: 25 requeued (was failed or dead), 0 skipped; e.g. ")
+    assert line.getMessage().startswith(
+        "bulk requeue by oncall via api: 25 requeued (was failed or dead), 0 skipped; e.g. "
+    )
     sample = line.getMessage().rsplit("e.g. ", 1)[1].split(", ")
-    assert len(sample) == 10 and set(sample) <= {event.id for event in events}
+    assert len(sample) == 10
+    assert set(sample) <= {event.id for event in events}
     assert (line.requeued, line.sample_event_ids) == (25, sample)
 
 
@@ -111,7 +120,10 @@ def test_json_lines_carry_the_event_fields_and_the_request_id_of_the_request_tha
     try:
         response = APIClient(headers={"Authorization": f"Bearer {ADMIN_KEY}", "X-Request-ID": "req-create-42"}).post(
             "/api/v1/notifications",
-            {"type": "RenewalFailure", "channel": "Webhook", "recipient": "ops@example.com", "message": "renewal failed"},
+            {
+                "type": "RenewalFailure", "channel": "Webhook", "recipient": "ops@example.com",
+                "message": "renewal failed",
+            },
             format="json",
         )
         assert response.status_code == 201
@@ -122,10 +134,14 @@ def test_json_lines_carry_the_event_fields_and_the_request_id_of_the_request_tha
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     event_id = response.json()["id"]
     created = next(line for line in lines if line["message"].startswith("created event"))
-    assert created["event_id"] == event_id and created["request_id"] == "req-create-42"
-    assert created["level"] == "INFO" and created["logger"] == "notifications.services" and created["time"]
+    assert created["event_id"] == event_id
+    assert created["request_id"] == "req-create-42"
+    assert created["level"] == "INFO"
+    assert created["logger"] == "notifications.services"
+    assert created["time"]
     attempt = next(line for line in lines if line["message"].startswith("attempt 1"))
-    assert attempt["event_id"] == event_id and attempt["request_id"] == "-"  # a worker pass, not a request
+    assert attempt["event_id"] == event_id
+    assert attempt["request_id"] == "-"  # a worker pass, not a request
     assert {attempt[key] for key in ("channel", "attempt", "outcome", "status")} == {"Webhook", 1, "success", "sent"}
     assert isinstance(attempt["duration_ms"], int)
 
@@ -153,14 +169,25 @@ def test_a_json_line_shows_no_secret_in_its_message_fields_or_traceback(settings
 
 
 def test_certctl_log_format_json_makes_the_process_write_json_lines():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "certctl.settings", "SECRET_KEY": "log-format-test-key", "CERTCTL_LOG_FORMAT": "json"}
-    code = "import logging; logging.getLogger('notifications.services').info('created event %s', 'notif-X', extra={'event_id': 'notif-X'})"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "certctl.settings",
+        "SECRET_KEY": "log-format-test-key",
+        "CERTCTL_LOG_FORMAT": "json",
+    }
+    code = (
+        "import logging; "
+        "logging.getLogger('notifications.services').info('created event %s', 'notif-X', extra={'event_id': 'notif-X'})"
+    )
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
     line = json.loads(result.stderr.strip().splitlines()[-1])
-    assert line["message"] == "created event notif-X" and line["event_id"] == "notif-X" and line["level"] == "INFO"
+    assert line["message"] == "created event notif-X"
+    assert line["event_id"] == "notif-X"
+    assert line["level"] == "INFO"
 
 
 # --- secrets ------------------------------------------------------------------
@@ -226,12 +253,17 @@ def test_no_secret_reaches_the_logs_when_every_channel_fails(caplog, client, sec
     assert report.outcomes == {"failed": 6}
     assert len([r for r in _service_lines(caplog) if r.getMessage().startswith("attempt 1")]) == 6
     assert _leaks(caplog, secrets_everywhere) == []
-    stored = [*NotificationEvent.objects.values_list("last_error", flat=True), *NotificationAttempt.objects.values_list("error", flat=True)]
+    stored = [
+        *NotificationEvent.objects.values_list("last_error", flat=True),
+        *NotificationAttempt.objects.values_list("error", flat=True),
+    ]
     assert not [text for text in stored if any(secret in text for secret in secrets_everywhere)]
 
 
 @pytest.mark.django_db
-def test_a_notifier_crash_quoting_its_url_leaks_it_neither_to_logs_nor_to_last_error(caplog, monkeypatch, secrets_everywhere, make_event):
+def test_a_notifier_crash_quoting_its_url_leaks_it_neither_to_logs_nor_to_last_error(
+    caplog, monkeypatch, secrets_everywhere, make_event
+):
     async def crash(self, event, client):
         raise RuntimeError(f"cannot build a request for {self.url}")
 
@@ -242,6 +274,8 @@ def test_a_notifier_crash_quoting_its_url_leaks_it_neither_to_logs_nor_to_last_e
 
     event.refresh_from_db()
     assert event.status == "failed"
-    assert "internal error in the Webhook notifier: RuntimeError: cannot build a request for [redacted]" == event.last_error
+    assert event.last_error == (
+        "internal error in the Webhook notifier: RuntimeError: cannot build a request for [redacted]"
+    )
     assert any(r.exc_text and "[redacted]" in r.exc_text for r in caplog.records)
     assert _leaks(caplog, secrets_everywhere) == []

@@ -22,6 +22,7 @@ from tests.receivers import Reply
 PROJECT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 REMOTE = "203.0.113.7"
+DELIVERIES = "certctl_notification_deliveries_total"
 
 # Renaming any of these breaks someone's dashboards and alerts: change this list only on purpose.
 EXPECTED_FAMILIES = {
@@ -111,10 +112,10 @@ def test_counts_gauges_and_pass_figures_follow_the_deliveries(client, webhook, n
     assert sample(families, "certctl_notification_dead_total") == 1
     # The failed event was due one minute after T0 (backoff base) and has waited 15 minutes since.
     assert sample(families, "certctl_notification_oldest_due_retry_age_seconds") == 15 * 60
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="success") == 2
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="transient_failure") == 1
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="permanent_failure") == 1
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="dead_lettered") == 1
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="success") == 2
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="transient_failure") == 1
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="permanent_failure") == 1
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="dead_lettered") == 1
     assert sample(families, "certctl_notification_delivery_duration_seconds_count", channel="Webhook") == 4
     assert sample(families, "certctl_notification_delivery_duration_seconds_bucket", channel="Webhook", le="+Inf") == 4
     assert sample(families, "certctl_notification_last_pass_rows", **{"pass": "pending"}) == 4
@@ -134,7 +135,7 @@ def test_dead_letter_depth_is_a_gauge_that_falls_on_requeue(client, no_dispatch)
     families = scrape(client)
     assert sample(families, "certctl_notification_dead_total") == 0
     # The history is not rewritten: two attempts did dead-letter an event.
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="dead_lettered") == 2
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="dead_lettered") == 2
 
 
 @pytest.mark.django_db
@@ -163,9 +164,9 @@ def test_counters_stay_exact_when_old_attempts_are_folded_into_totals(client, we
         passes.retry_sweep()  # the failed event is long due; this pass also folds the attempts made at T0
         assert DeliveryTotal.objects.aggregate(n=Sum("attempts"))["n"] == 2
         after = scrape(client)
-    assert sample(before, "certctl_notification_deliveries_total", channel="Webhook", outcome="success") == 1
-    assert sample(after, "certctl_notification_deliveries_total", channel="Webhook", outcome="success") == 2
-    assert sample(after, "certctl_notification_deliveries_total", channel="Webhook", outcome="transient_failure") == 1
+    assert sample(before, DELIVERIES, channel="Webhook", outcome="success") == 1
+    assert sample(after, DELIVERIES, channel="Webhook", outcome="success") == 2
+    assert sample(after, DELIVERIES, channel="Webhook", outcome="transient_failure") == 1
     assert sample(after, "certctl_notification_delivery_duration_seconds_count", channel="Webhook") == 3
     assert sample(after, "certctl_notification_delivery_duration_seconds_sum", channel="Webhook") >= sample(
         before, "certctl_notification_delivery_duration_seconds_sum", channel="Webhook"
@@ -211,10 +212,10 @@ def test_deliveries_by_a_worker_process_show_on_the_web_process_scrape(client, r
     assert len(receiver.requests) == 6
 
     families = scrape(client)
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="success") == 3
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="transient_failure") == 2
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="permanent_failure") == 1
-    assert sample(families, "certctl_notification_deliveries_total", channel="Webhook", outcome="dead_lettered") == 1
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="success") == 3
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="transient_failure") == 2
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="permanent_failure") == 1
+    assert sample(families, DELIVERIES, channel="Webhook", outcome="dead_lettered") == 1
     assert sample(families, "certctl_notification_delivery_duration_seconds_count", channel="Webhook") == 6
     assert sample(families, "certctl_notifications", status="sent", channel="Webhook") == 3
     assert sample(families, "certctl_notifications", status="failed", channel="Webhook") == 2
@@ -258,7 +259,9 @@ def test_a_remote_client_without_a_token_is_told_how_to_get_access(client, metri
     response = client.get("/metrics", REMOTE_ADDR=REMOTE)
     assert response.status_code == 403
     text = response.content.decode()
-    assert "CERTCTL_METRICS_TOKEN" in text and "Authorization: Bearer" in text and "CERTCTL_METRICS_PUBLIC=true" in text
+    assert "CERTCTL_METRICS_TOKEN" in text
+    assert "Authorization: Bearer" in text
+    assert "CERTCTL_METRICS_PUBLIC=true" in text
     assert "certctl_notifications" not in text
 
 
@@ -307,4 +310,5 @@ def test_each_channel_reports_its_one_current_state(client):
     families = scrape(client)
     for channel, current in (("Webhook", "open"), ("Slack", "paused"), ("Email", "closed")):
         for state in ("closed", "open", "paused"):
-            assert sample(families, "certctl_notification_channel_state", channel=channel, state=state) == (state == current)
+            in_state = sample(families, "certctl_notification_channel_state", channel=channel, state=state)
+            assert in_state == (state == current)

@@ -31,7 +31,9 @@ LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 def clone(tmp_path_factory):
     home = tmp_path_factory.mktemp("newcomer")
     project = home / "certctl-notifications"
-    snapshot = subprocess.run(["git", "stash", "create"], cwd=PROJECT, capture_output=True, text=True, check=True).stdout.strip()
+    snapshot = subprocess.run(
+        ["git", "stash", "create"], cwd=PROJECT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     subprocess.run(["git", "clone", "--quiet", "--shared", "--no-checkout", str(PROJECT), str(project)], check=True)
     subprocess.run(["git", "checkout", "--quiet", "--detach", snapshot or "HEAD"], cwd=project, check=True)
     install_this_virtualenv(project)
@@ -70,7 +72,10 @@ class Run:
         """Send a signal; every process of bin/run's group (web server, worker processes) must be gone soon."""
         try:
             send_signal(self.process.pid)
-            wait_for(lambda: not group_members(self.process.pid), EXIT_WITHIN_S, "bin/run's processes did not all exit", self.log)
+            wait_for(
+                lambda: not group_members(self.process.pid), EXIT_WITHIN_S, "bin/run's processes did not all exit",
+                self.log,
+            )
             self.process.wait(timeout=5)
         finally:
             if group_members(self.process.pid):
@@ -91,7 +96,8 @@ class WorkerStartingLate:
         self.interpreter = os.path.realpath(self.python)
         self.python.unlink()
         self.python.write_text(
-            f'#!/bin/bash\n[[ " $* " == *" qcluster "* ]] && sleep {self.seconds}\nexec -a "$0" {self.interpreter} "$@"\n'
+            f'#!/bin/bash\n[[ " $* " == *" qcluster "* ]] && sleep {self.seconds}\n'
+            f'exec -a "$0" {self.interpreter} "$@"\n'
         )
         self.python.chmod(0o755)
 
@@ -121,7 +127,8 @@ def test_first_start_then_the_readme_commands_in_a_second_shell_then_sigterm(clo
         capture_output=True, text=True, timeout=60,
     )
     assert refused.returncode != 0
-    assert "SECRET_KEY is not set and DJANGO_DEBUG is off" in refused.stderr and str(clone / ".env") in refused.stderr
+    assert "SECRET_KEY is not set and DJANGO_DEBUG is off" in refused.stderr
+    assert str(clone / ".env") in refused.stderr
 
     # The user's own setting in .env: bin/run adds what it generates next to it.
     (clone / ".env").write_text(f"CERTCTL_WEBHOOK_URL={receiver.url}/hook\n")
@@ -138,14 +145,16 @@ def test_first_start_then_the_readme_commands_in_a_second_shell_then_sigterm(clo
         start_up = "\n".join(before)
         assert '"GET /health HTTP/1.1" 200' in start_up
         assert re.search(r"Q Cluster \S+ \[certctl\] running\.", start_up)
-        assert "Applying notifications.0001_initial... OK" in start_up and "Starting development server" in start_up
+        assert "Applying notifications.0001_initial... OK" in start_up
+        assert "Starting development server" in start_up
         assert all(LOG_RECORD.match(line) for line in after if line), after
         password = (clone / ".admin_password").read_text().strip()
         assert f"log in with password {password} (kept in {clone / '.admin_password'})" in "\n".join(banner)
         assert banner[0] == f"certctl notifications is up: {run.url}/"
         assert f"kill {run.process.pid}" in banner[-1]
         # SQLite's W040 (an index column only PostgreSQL uses) is expected there, and not shown.
-        assert "W040" not in run.output() and "System check identified some issues" not in run.output()
+        assert "W040" not in run.output()
+        assert "System check identified some issues" not in run.output()
 
         env_file = clone / ".env"
         assert env_file.stat().st_mode & 0o777 == 0o600
@@ -183,7 +192,9 @@ def test_first_start_then_the_readme_commands_in_a_second_shell_then_sigterm(clo
     [lambda pid: os.kill(pid, signal.SIGINT), lambda pid: os.killpg(pid, signal.SIGINT)],
     ids=["SIGINT to bin/run", "Ctrl-C: SIGINT to its process group"],
 )
-def test_a_later_start_says_where_the_password_is_kept_and_sigint_stops_web_server_and_worker(clone, tmp_path, send_signal):
+def test_a_later_start_says_where_the_password_is_kept_and_sigint_stops_web_server_and_worker(
+    clone, tmp_path, send_signal
+):
     if not (clone / ".admin_password").exists():  # this test runs alone: a first start's steps
         python_in_a_second_shell(clone, "-m", "certctl.env_file")
         second_shell(clone, "migrate", "--noinput", "-v0")
@@ -209,5 +220,6 @@ def test_when_the_web_server_cannot_start_the_worker_is_stopped_too(clone, tmp_p
             if group_members(run.process.pid):
                 os.killpg(run.process.pid, signal.SIGKILL)
     output = run.output()
-    assert "That port is already in use" in output and "stopped while starting" in output
+    assert "That port is already in use" in output
+    assert "stopped while starting" in output
     assert RULE not in output

@@ -38,7 +38,9 @@ def stop_group(process, log):
 
 def test_qcluster_exits_entirely_when_its_process_group_gets_sigterm(tmp_path):
     env = environment(tmp_path)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT, env=env, check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT, env=env, check=True, timeout=120
+    )
     log = tmp_path / "qcluster.log"
     with open(log, "wb") as output:
         cluster = subprocess.Popen(
@@ -48,7 +50,8 @@ def test_qcluster_exits_entirely_when_its_process_group_gets_sigterm(tmp_path):
     try:
         # main process, sentinel, monitor, pusher and two workers
         wait_for(lambda: len(group_members(cluster.pid)) >= 6, START_WITHIN_S, "the cluster did not start", log)
-        time.sleep(1)  # the sentinel is asleep in its guard loop, where the signal used to leave the main process hanging
+        # The sentinel is asleep in its guard loop, where the signal used to leave the main process hanging.
+        time.sleep(1)
 
         stop_group(cluster, log)
     finally:
@@ -89,7 +92,9 @@ def test_bin_run_logs_no_query_key_and_exits_entirely_when_its_process_group_get
 
     try:
         wait_for(web_answers, START_WITHIN_S, "the web server did not answer", log)
-        wait_for(lambda: "running." in log.read_text(errors="replace"), START_WITHIN_S, "the cluster did not start", log)
+        wait_for(
+            lambda: "running." in log.read_text(errors="replace"), START_WITHIN_S, "the cluster did not start", log
+        )
         httpx.get(f"http://127.0.0.1:{port}/api/v1/notifications?api_key=Kq9-runserver-key-in-the-query", timeout=5)
         time.sleep(1)
 

@@ -17,7 +17,9 @@ PASSWORD = "correct-horse-battery-staple"
 def dispatched(monkeypatch):
     """Records what services hand to the task queue instead of reaching a broker."""
     calls = []
-    monkeypatch.setattr("notifications.engine.dispatch.enqueue", lambda task, *args: calls.append((task, *args)) or True)
+    monkeypatch.setattr(
+        "notifications.engine.dispatch.enqueue", lambda task, *args: calls.append((task, *args)) or True
+    )
     return calls
 
 

@@ -31,8 +31,10 @@ def test_requeue_selected_skips_impossible_ids(operator_client, event_in):
 def change_form(event, **changes):
     data = {
         "type": event.type, "channel": event.channel, "recipient": event.recipient, "message": event.message,
-        "certificate_id": event.certificate_id or "", "severity": event.severity or "", "dedup_key": event.dedup_key or "",
-        "attempts-TOTAL_FORMS": "0", "attempts-INITIAL_FORMS": "0", "attempts-MIN_NUM_FORMS": "0", "attempts-MAX_NUM_FORMS": "0",
+        "certificate_id": event.certificate_id or "", "severity": event.severity or "",
+        "dedup_key": event.dedup_key or "",
+        "attempts-TOTAL_FORMS": "0", "attempts-INITIAL_FORMS": "0",
+        "attempts-MIN_NUM_FORMS": "0", "attempts-MAX_NUM_FORMS": "0",
         "operator_actions-TOTAL_FORMS": "0", "operator_actions-INITIAL_FORMS": "0",
         "operator_actions-MIN_NUM_FORMS": "0", "operator_actions-MAX_NUM_FORMS": "0",
     }
@@ -57,7 +59,9 @@ def test_the_admin_refuses_what_the_api_refuses(field, value, message, admin_cli
     assert NotificationEvent.objects.get(id=dead.id).recipient == dead.recipient
 
 
-def test_an_admin_edit_never_writes_back_delivery_state_a_worker_recorded_meanwhile(admin_client, event_in, monkeypatch):
+def test_an_admin_edit_never_writes_back_delivery_state_a_worker_recorded_meanwhile(
+    admin_client, event_in, monkeypatch
+):
     failed = event_in("failed")
     clean = NotificationEventForm.clean
 

@@ -23,7 +23,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
-DEAD_ERROR = "HTTP 503 from https://hooks.example.com/certctl: Service Unavailable (receiver in maintenance until 03:30 UTC)"
+DEAD_ERROR = (
+    "HTTP 503 from https://hooks.example.com/certctl: Service Unavailable (receiver in maintenance until 03:30 UTC)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +80,9 @@ def seed_history(event_in):
             event = event_in("pending", channel=channel, certificate_id=f"cert-{hours_ago:02d}")
             when = now - timedelta(hours=hours_ago, minutes=10)
             if hours_ago % 6 == 1 and channel != "Email":
-                event = record(event.id, DeliveryResult.transient("HTTP 502 from receiver: Bad Gateway", http_status=502), when)
+                event = record(
+                    event.id, DeliveryResult.transient("HTTP 502 from receiver: Bad Gateway", http_status=502), when
+                )
                 when = event.next_retry_at
             record(event.id, DeliveryResult.success(http_status=200), when)
 
@@ -108,7 +112,10 @@ def test_dashboard_dead_card_leads_to_the_dead_letter_tab(page, live_server, eve
 
 def test_requeue_one_dead_event_from_the_tab(page, live_server, event_in):
     dead = event_in("dead", certificate_id="cert-api-prod", error=DEAD_ERROR)
-    other = event_in("dead", channel="PagerDuty", certificate_id="cert-vpn", error="PagerDuty channel is not configured: set CERTCTL_PAGERDUTY_ROUTING_KEY")
+    other = event_in(
+        "dead", channel="PagerDuty", certificate_id="cert-vpn",
+        error="PagerDuty channel is not configured: set CERTCTL_PAGERDUTY_ROUTING_KEY",
+    )
     event_in("sent")
     page.get_by_role("link", name="Notifications", exact=True).click()
     page.get_by_role("tab", name="Dead letter").click()
@@ -205,7 +212,8 @@ def test_a_viewer_dismisses_a_dead_row_and_show_dismissed_brings_it_back(browser
         assert page.get_by_role("button", name="Requeue selected").count() == 0  # a viewer may not requeue
         dead_row(page, dismissed).get_by_role("button", name=f"Dismiss {dismissed.id}").click()
         page.get_by_text(f"Dismissed {dismissed.id}: it left the Dead letter tab").wait_for()
-        assert dead_row(page, dismissed).count() == 0 and dead_row(page, kept).count() == 1
+        assert dead_row(page, dismissed).count() == 0
+        assert dead_row(page, kept).count() == 1
         assert NotificationEvent.objects.get(id=dismissed.id).read_at is not None
         page.get_by_label("Show dismissed").check()
         page.get_by_role("button", name="Apply filters").click()
@@ -219,7 +227,8 @@ def test_every_page_works_under_the_content_security_policy(page, live_server, e
     event = event_in("dead")
     for path in ("/", "/notifications/", "/notifications/?tab=dead", f"/notifications/{event.id}/", "/admin/"):
         response = page.goto(live_server.url + path)
-        assert response.status == 200 and "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.status == 200
+        assert "script-src 'self'" in response.headers["content-security-policy"]
     page.goto(live_server.url + "/api/v1/docs")
     page.get_by_text("/api/v1/notifications/requeue").first.wait_for()
 
@@ -271,7 +280,8 @@ def test_group_by_cause_then_requeue_one_group_and_dismiss_another(page, live_se
     page.locator('tr[data-group-channel="Webhook"]').get_by_role("button", name=re.compile("^Dismiss group")).click()
     page.get_by_text("1 dismissed").wait_for()
     refused = NotificationEvent.objects.get(id=refused.id)
-    assert refused.status == "dead" and refused.read_at is not None
+    assert refused.status == "dead"
+    assert refused.read_at is not None
     page.get_by_text("no causes to group").wait_for()
 
 
@@ -284,13 +294,14 @@ def test_download_csv_exports_every_matching_row(page, live_server, event_in):
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download CSV").click()
     download = download_info.value
-    assert download.suggested_filename.startswith("dead-letter-") and download.suggested_filename.endswith(".csv")
+    assert download.suggested_filename.startswith("dead-letter-")
+    assert download.suggested_filename.endswith(".csv")
     lines = Path(download.path()).read_text().splitlines()
     assert lines[0].startswith("id,type,certificate_id,channel")
     assert sorted(line.split(",")[0] for line in lines[1:]) == sorted(event.id for event in dead)
 
 
-@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
 def test_row_actions_stay_within_the_window(browser, live_server, operator, event_in, width, height):
     long_text = "certificate api.example.com on the load balancer pool eu-west-1 " * 4
     for n in range(3):
@@ -308,8 +319,9 @@ def test_row_actions_stay_within_the_window(browser, live_server, operator, even
         for name in ("Requeue", "Dismiss"):
             button = row.get_by_role("button", name=re.compile(f"^{name} notif-"))
             box = button.bounding_box()
-            assert box is not None and box["width"] > 0
-            assert 0 <= box["x"] and box["x"] + box["width"] <= width, f"{name} at {box} is cut off at {width}px"
+            assert box is not None
+            assert box["width"] > 0
+            assert 0 <= box["x"] <= width - box["width"], f"{name} at {box} is cut off at {width}px"
         # The page itself never scrolls sideways: only the table may.
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:

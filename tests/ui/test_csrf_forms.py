@@ -34,9 +34,13 @@ class PostForms(HTMLParser):
         if tag == "form" and (attributes.get("method") or "get").lower() == "post":
             self.current = PostForm(action=attributes.get("action") or "")
             self.forms.append(self.current)
-        elif tag == "input" and self.current is not None and attributes.get("name") == TOKEN_FIELD:
-            if (attributes.get("type") or "").lower() == "hidden":
-                self.current.token = attributes.get("value") or ""
+        elif (
+            tag == "input"
+            and self.current is not None
+            and attributes.get("name") == TOKEN_FIELD
+            and (attributes.get("type") or "").lower() == "hidden"
+        ):
+            self.current.token = attributes.get("value") or ""
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "form":
@@ -59,17 +63,22 @@ def events(event_in: Callable[..., NotificationEvent]) -> dict[str, Notification
 def pages(events: dict[str, NotificationEvent]) -> dict[str, set[str]]:
     """path -> the POST forms (by action) that page must show an operator; "" is a form that posts to its own URL."""
     dead, failed, sent, pending = (events[status].id for status in ("dead", "failed", "sent", "pending"))
-    row_forms = {f"/notifications/{e}/requeue/" for e in (dead, failed)} | {f"/notifications/{e}/read/" for e in (dead, failed, sent, pending)}
+    row_forms = {f"/notifications/{e}/requeue/" for e in (dead, failed)}
+    row_forms |= {f"/notifications/{e}/read/" for e in (dead, failed, sent, pending)}
+
+    def on_event(event_id: str) -> set[str]:
+        return {f"/notifications/{event_id}/requeue/", f"/notifications/{event_id}/read/"}
+
     return {
         "/": {"/logout/"} | {f"/channels/{channel}/pause/" for channel in Channel.values},
         "/notifications/": {"/logout/"} | row_forms,
-        "/notifications/?status=failed": {"/logout/", f"/notifications/{failed}/requeue/", f"/notifications/{failed}/read/"},
-        "/notifications/?tab=dead": {"/logout/", "/notifications/requeue-selected/", f"/notifications/{dead}/requeue/", f"/notifications/{dead}/read/"},
+        "/notifications/?status=failed": {"/logout/", *on_event(failed)},
+        "/notifications/?tab=dead": {"/logout/", "/notifications/requeue-selected/", *on_event(dead)},
         # What the 30-second auto-refresh swaps into the list: its forms must work too.
-        "/notifications/?tab=dead&fragment=1": {"/notifications/requeue-selected/", f"/notifications/{dead}/requeue/", f"/notifications/{dead}/read/"},
+        "/notifications/?tab=dead&fragment=1": {"/notifications/requeue-selected/", *on_event(dead)},
         "/notifications/?fragment=1": row_forms,
-        f"/notifications/{dead}/": {"/logout/", f"/notifications/{dead}/requeue/", f"/notifications/{dead}/read/"},
-        f"/notifications/{failed}/": {"/logout/", f"/notifications/{failed}/requeue/", f"/notifications/{failed}/read/"},
+        f"/notifications/{dead}/": {"/logout/", *on_event(dead)},
+        f"/notifications/{failed}/": {"/logout/", *on_event(failed)},
         f"/notifications/{sent}/": {"/logout/", f"/notifications/{sent}/read/"},
         "/notifications/requeue-matching/?channel=Webhook": {"/logout/", ""},
     }

@@ -12,7 +12,10 @@ from notifications.filtersets import TIME_RANGE_ERROR
 pytestmark = pytest.mark.django_db
 
 OUT_OF_RANGE = ["0001-01-01", "0001-01-01T00:00", "9999-12-31T23:59-05:00"]
-PAGES = ["/notifications/", "/notifications/export.csv", "/notifications/requeue-matching/", "/notifications/dismiss-matching/"]
+PAGES = [
+    "/notifications/", "/notifications/export.csv",
+    "/notifications/requeue-matching/", "/notifications/dismiss-matching/",
+]
 
 
 @pytest.fixture
@@ -41,7 +44,8 @@ def test_an_all_matching_action_posted_with_an_out_of_range_time_changes_nothing
 
     response = operator_client.post(path, {"created_before": "9999-12-31T23:59-05:00"})
 
-    assert response.status_code == 400 and TIME_RANGE_ERROR in response.content.decode()
+    assert response.status_code == 400
+    assert TIME_RANGE_ERROR in response.content.decode()
     dead.refresh_from_db()
     assert (dead.status, dead.read_at) == ("dead", None)
 
@@ -61,7 +65,9 @@ def test_a_time_given_with_an_offset_travels_on_in_that_offset(operator_client, 
 
 def test_a_form_over_djangos_size_limit_is_a_413_page(operator_client, event_in):
     event_in("dead")
-    response = operator_client.post("/notifications/dismiss-selected/", {"ids": ["x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE]})
+    response = operator_client.post(
+        "/notifications/dismiss-selected/", {"ids": ["x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE]}
+    )
 
     assert response.status_code == 413
     assert "The request is too large" in response.content.decode()
@@ -75,4 +81,5 @@ def test_the_csv_download_says_how_many_rows_it_holds(operator_client, event_in)
     response = operator_client.get("/notifications/export.csv", {"tab": "dead"})
 
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert response["X-Total-Count"] == "3" and len(rows) == 1 + 3
+    assert response["X-Total-Count"] == "3"
+    assert len(rows) == 1 + 3

@@ -31,7 +31,8 @@ def test_error_and_time_filters_narrow_the_dead_letter_tab(viewer_client, event_
     # event_in's attempts happened two hours ago.
     recent = (timezone.now() - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
     assert rows(viewer_client.get("/notifications/", {"tab": "dead", "failed_after": recent})) == []
-    assert set(rows(viewer_client.get("/notifications/", {"tab": "dead", "failed_before": recent}))) == {timeout.id, refused.id}
+    before_recent = viewer_client.get("/notifications/", {"tab": "dead", "failed_before": recent})
+    assert set(rows(before_recent)) == {timeout.id, refused.id}
 
 
 def test_a_bad_time_is_a_400_naming_the_field(viewer_client):
@@ -61,7 +62,9 @@ def test_group_by_cause_lists_groups_with_counts(viewer_client, event_in):
     assert "2 causes, 3 notifications in the dead-letter queue" in body
     assert "Webhook receiver answered HTTP 503: request &lt;hex&gt; failed" in body
     assert body.count('data-group-channel="Webhook" data-group-kind="transient"') == 1
-    assert "Dismiss group" in body and "Requeue group" not in body  # a viewer may dismiss, not requeue
+    # A viewer may dismiss, not requeue.
+    assert "Dismiss group" in body
+    assert "Requeue group" not in body
 
 
 def test_group_by_cause_shows_every_group_on_one_page_without_the_lists_paging(viewer_client, make_event):
@@ -82,7 +85,8 @@ def test_group_by_cause_shows_every_group_on_one_page_without_the_lists_paging(v
 
     assert "59 causes, 60 notifications in the dead-letter queue" in body
     assert body.count("data-group-channel=") == 59
-    assert "Page 1 of" not in body and "page 2 of" not in body
+    assert "Page 1 of" not in body
+    assert "page 2 of" not in body
     # Largest first, then the one that failed last.
     causes = re.findall(r'<span class="error-text mono">([^<]*)</span>', body)
     assert causes[:3] == ["cause number 8", "cause number 0", "cause number 1"]
@@ -110,7 +114,8 @@ def test_requeue_group_requeues_only_that_group(operator_client, event_in):
             "next": "/notifications/?tab=dead&view=groups",
         },
     )
-    assert response.status_code == 302 and response["Location"] == "/notifications/?tab=dead&view=groups"
+    assert response.status_code == 302
+    assert response["Location"] == "/notifications/?tab=dead&view=groups"
     assert texts(response) == ["2 requeued, 0 skipped (not failed or dead)."]
     assert {NotificationEvent.objects.get(id=e.id).status for e in same} == {"pending"}
     assert NotificationEvent.objects.get(id=other.id).status == "dead"
@@ -120,7 +125,9 @@ def test_requeue_group_keeps_the_tab_filters(operator_client, event_in):
     webhook = event_in("dead", error="HTTP 503")
     slack = event_in("dead", channel="Slack", error="HTTP 503")
     group = {"kind_group": "transient", "error_group": "HTTP 503"}
-    operator_client.post("/notifications/requeue-group/", {"channel_group": "Webhook", **group, "certificate_id": "none"})
+    operator_client.post(
+        "/notifications/requeue-group/", {"channel_group": "Webhook", **group, "certificate_id": "none"}
+    )
     assert NotificationEvent.objects.get(id=webhook.id).status == "dead"  # no such certificate: nothing matched
     operator_client.post("/notifications/requeue-group/", {"channel_group": "Slack", **group})
     assert NotificationEvent.objects.get(id=slack.id).status == "pending"
@@ -130,7 +137,8 @@ def test_requeue_group_keeps_the_tab_filters(operator_client, event_in):
 def test_a_group_of_another_kind_is_not_requeued(operator_client, event_in):
     dead = event_in("dead", error="HTTP 503")
     response = operator_client.post(
-        "/notifications/requeue-group/", {"channel_group": "Webhook", "kind_group": "permanent", "error_group": "HTTP 503"}
+        "/notifications/requeue-group/",
+        {"channel_group": "Webhook", "kind_group": "permanent", "error_group": "HTTP 503"},
     )
     assert texts(response) == ["0 requeued, 0 skipped (not failed or dead)."]
     assert NotificationEvent.objects.get(id=dead.id).status == "dead"
@@ -142,14 +150,17 @@ def test_a_group_action_without_a_valid_kind_changes_nothing_and_says_so(operato
     response = operator_client.post(
         "/notifications/requeue-group/", {"channel_group": "Webhook", "kind_group": kind, "error_group": "HTTP 503"}
     )
-    assert texts(response) == ["Nothing requeued: the group or its filters were not valid; reload the page and try again."]
+    assert texts(response) == [
+        "Nothing requeued: the group or its filters were not valid; reload the page and try again."
+    ]
     assert NotificationEvent.objects.get(id=dead.id).status == "dead"
 
 
 def test_requeue_group_needs_the_change_permission(viewer_client, event_in):
     dead = event_in("dead", error="HTTP 503")
     response = viewer_client.post(
-        "/notifications/requeue-group/", {"channel_group": "Webhook", "kind_group": "transient", "error_group": "HTTP 503"}
+        "/notifications/requeue-group/",
+        {"channel_group": "Webhook", "kind_group": "transient", "error_group": "HTTP 503"},
     )
     assert response.status_code == 403
     assert NotificationEvent.objects.get(id=dead.id).status == "dead"
@@ -158,7 +169,8 @@ def test_requeue_group_needs_the_change_permission(viewer_client, event_in):
 def test_a_viewer_dismisses_a_group(viewer_client, event_in):
     dead = event_in("dead", error="HTTP 503")
     response = viewer_client.post(
-        "/notifications/dismiss-group/", {"channel_group": "Webhook", "kind_group": "transient", "error_group": "HTTP 503"}
+        "/notifications/dismiss-group/",
+        {"channel_group": "Webhook", "kind_group": "transient", "error_group": "HTTP 503"},
     )
     assert texts(response) == ["1 dismissed, 0 skipped (already dismissed or gone)."]
     assert NotificationEvent.objects.get(id=dead.id).read_at is not None
@@ -175,17 +187,20 @@ def test_export_is_every_matching_row_not_one_page(viewer_client, make_event, se
     make_event(channel="Webhook")
     response = viewer_client.get("/notifications/export.csv", {"channel": "Slack", "page": "1"})
 
-    assert response.status_code == 200 and response.streaming
+    assert response.status_code == 200
+    assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="notifications-')
     data = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert len(data) == 60 and {row["channel"] for row in data} == {"Slack"}
+    assert len(data) == 60
+    assert {row["channel"] for row in data} == {"Slack"}
 
 
 def test_export_needs_a_login_and_valid_filters(viewer_client):
     assert Client().get("/notifications/export.csv")["Location"].startswith("/login/")
     response = viewer_client.get("/notifications/export.csv", {"failed_after": "soon"})
-    assert response.status_code == 400 and "failed_after" in response.content.decode()
+    assert response.status_code == 400
+    assert "failed_after" in response.content.decode()
 
 
 def test_the_list_links_to_the_export_with_its_filters(viewer_client, event_in):
@@ -200,4 +215,5 @@ def test_group_by_cause_with_show_dismissed_counts_dismissed_ones(viewer_client,
     viewer_client.post(f"/notifications/{dismissed.id}/read/")
     hidden = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups"}).content.decode()
     shown = viewer_client.get("/notifications/", {"tab": "dead", "view": "groups", "dismissed": "on"}).content.decode()
-    assert re.search(r'class="group-count"><a [^>]*>1<', hidden) and re.search(r'class="group-count"><a [^>]*>2<', shown)
+    assert re.search(r'class="group-count"><a [^>]*>1<', hidden)
+    assert re.search(r'class="group-count"><a [^>]*>2<', shown)

@@ -43,7 +43,8 @@ def test_login_then_logout(client, viewer):
     assert page.status_code == 200
     assert b'<label for="id_username">Username</label>' in page.content
     response = client.post("/login/", {"username": "viewer", "password": PASSWORD})
-    assert response.status_code == 302 and response["Location"] == "/"
+    assert response.status_code == 302
+    assert response["Location"] == "/"
     assert client.get("/").status_code == 200
     assert client.post("/logout/").status_code == 302
     assert client.get("/").status_code == 302
@@ -65,12 +66,15 @@ def test_dashboard_counts_and_red_dead_card_linking_to_the_tab(viewer_client, ev
     event_in("pending")
     event_in("pending")
     body = viewer_client.get("/").content.decode()
-    dead_card = re.search(r'<a class="([^"]*)" href="([^"]*)" data-testid="card-dead">\s*<span class="card-count">(\d+)', body)
+    dead_card = re.search(
+        r'<a class="([^"]*)" href="([^"]*)" data-testid="card-dead">\s*<span class="card-count">(\d+)', body
+    )
     assert dead_card.groups() == ("card card-dead card-alert", "/notifications/?tab=dead", "1")
     assert re.search(r'data-testid="card-pending">\s*<span class="card-count">2<', body)
     assert re.search(r'data-testid="card-failed">\s*<span class="card-count">1<', body)
     assert re.search(r'data-testid="card-sent">\s*<span class="card-count">1<', body)
-    assert re.search(r"<strong>1\shour, 59\sminutes</strong> overdue", body)  # the failed event came due 1 min after its failure 2 h ago
+    # The failed event came due 1 min after its failure 2 h ago.
+    assert re.search(r"<strong>1\shour, 59\sminutes</strong> overdue", body)
 
 
 def test_dead_card_is_not_red_when_the_queue_is_empty(viewer_client, event_in):
@@ -98,11 +102,13 @@ def test_dashboard_channel_table(viewer_client, event_in, settings):
     event_in("sent", channel="Webhook")
     body = unescape(viewer_client.get("/").content.decode())
     webhook_row = re.search(r'<th scope="row" data-label="Channel">Webhook</th>(.*?)</tr>', body, re.S).group(1)
-    assert "not configured" in webhook_row and "set CERTCTL_WEBHOOK_URL" in webhook_row
+    assert "not configured" in webhook_row
+    assert "set CERTCTL_WEBHOOK_URL" in webhook_row
     assert "HTTP 503 from receiver: maintenance" in webhook_row
     assert "83 % (5 of 6)" in webhook_row
     slack_row = re.search(r'<th scope="row" data-label="Channel">Slack</th>(.*?)</tr>', body, re.S).group(1)
-    assert ">configured<" in slack_row and "no attempts" in slack_row
+    assert ">configured<" in slack_row
+    assert "no attempts" in slack_row
 
 
 def test_dashboard_says_how_long_sent_notifications_are_kept(viewer_client, settings):
@@ -140,7 +146,8 @@ def test_tabs_mark_the_selected_one(viewer_client):
     assert re.search(r'id="tab-dead"[^>]*aria-selected="false"', all_tab)
     dead_tab = viewer_client.get("/notifications/?tab=dead").content.decode()
     assert re.search(r'id="tab-dead"[^>]*aria-selected="true"', dead_tab)
-    assert re.search(r'>All</a>', dead_tab) and re.search(r'>Dead letter</a>', dead_tab)
+    assert re.search(r'>All</a>', dead_tab)
+    assert re.search(r'>Dead letter</a>', dead_tab)
 
 
 def test_dead_letter_tab_lists_only_dead_events_with_retry_and_error_tooltip(viewer_client, event_in):
@@ -214,10 +221,13 @@ def test_fragment_is_only_the_results_for_the_auto_refresh(viewer_client, event_
     response = viewer_client.get("/notifications/?tab=dead&fragment=1")
     body = response.content.decode()
     assert response.status_code == 200
-    assert "<html" not in body and rows(response) == [dead.id]
-    assert "Requeue" not in body and "Dismiss selected</button>" in body  # viewer: may dismiss, not requeue
+    assert "<html" not in body
+    assert rows(response) == [dead.id]
+    assert "Requeue" not in body  # a viewer may dismiss, not requeue
+    assert "Dismiss selected</button>" in body
     full = viewer_client.get("/notifications/?tab=dead").content.decode()
-    assert 'data-refresh-url="/notifications/?tab=dead"' in full and 'data-refresh-seconds="30"' in full
+    assert 'data-refresh-url="/notifications/?tab=dead"' in full
+    assert 'data-refresh-seconds="30"' in full
 
 
 def test_buttons_follow_status_and_permission(operator_client, viewer, event_in):
@@ -229,12 +239,16 @@ def test_buttons_follow_status_and_permission(operator_client, viewer, event_in)
         assert f'action="/notifications/{event.id}/requeue/"' not in body
     for event in (dead, failed, sent, pending):
         assert f'action="/notifications/{event.id}/read/"' in body
-    assert f'aria-label="Dismiss {dead.id}"' in body and f'aria-label="Mark {sent.id} read"' in body
+    assert f'aria-label="Dismiss {dead.id}"' in body
+    assert f'aria-label="Mark {sent.id} read"' in body
     operator_client.force_login(viewer)
     body = operator_client.get("/notifications/?tab=dead").content.decode()
-    assert "/requeue/" not in body and "Requeue selected" not in body and "Requeue all matching" not in body
+    assert "/requeue/" not in body
+    assert "Requeue selected" not in body
+    assert "Requeue all matching" not in body
     # A viewer may dismiss, as certctl's read-only role may mark read.
-    assert f'action="/notifications/{dead.id}/read/"' in body and "Dismiss selected</button>" in body
+    assert f'action="/notifications/{dead.id}/read/"' in body
+    assert "Dismiss selected</button>" in body
     assert f'<input type="checkbox" name="ids" value="{dead.id}" form="bulk-form"' in body
     assert 'action="/notifications/dismiss-selected/"' in body
 
@@ -264,7 +278,8 @@ def test_detail_shows_fields_and_timeline(operator_client, event_in):
     assert body.count("Delivery attempt ") == 5
     assert body.count('<td data-label="HTTP status">503</td>') == 5
     assert body.count("42 ms") == 5
-    assert "Dismissed</td>" in body and "operator <span class=\"hint\">via ui</span>" in body
+    assert "Dismissed</td>" in body
+    assert "operator <span class=\"hint\">via ui</span>" in body
     assert '<span class="badge badge-dismissed">dismissed</span>' in body
 
 
@@ -293,7 +308,8 @@ def test_requeue_returns_to_the_same_tab_filters_and_page_with_a_message(
     back = "/notifications/?tab=dead&channel=Webhook&page=2"
     with django_capture_on_commit_callbacks(execute=True):
         response = operator_client.post(f"/notifications/{event.id}/requeue/", {"next": back})
-    assert response.status_code == 302 and response["Location"] == back
+    assert response.status_code == 302
+    assert response["Location"] == back
     assert texts(response) == [f"Requeued {event.id}: it is pending again and will be delivered shortly."]
     event.refresh_from_db()
     assert (event.status, event.retry_count, event.last_error) == ("pending", 0, None)
@@ -376,15 +392,20 @@ def test_mark_read(operator_client, event_in):
     assert response["Location"] == "/notifications/?status=sent"
     assert texts(response) == [f"Marked {event.id} as read."]
     event.refresh_from_db()
-    assert event.read_at is not None and event.status == "sent"
+    assert event.read_at is not None
+    assert event.status == "sent"
     assert f'action="/notifications/{event.id}/read/"' not in operator_client.get("/notifications/").content.decode()
-    assert texts(operator_client.post("/notifications/notif-gone/read/")) == ["Not marked read: notification notif-gone not found."]
+    assert texts(operator_client.post("/notifications/notif-gone/read/")) == [
+        "Not marked read: notification notif-gone not found."
+    ]
 
 
 def test_requeue_selected(operator_client, event_in):
     dead_a, dead_b, sent = event_in("dead"), event_in("dead"), event_in("sent")
     back = "/notifications/?tab=dead"
-    response = operator_client.post("/notifications/requeue-selected/", {"ids": [dead_a.id, dead_b.id, sent.id], "next": back})
+    response = operator_client.post(
+        "/notifications/requeue-selected/", {"ids": [dead_a.id, dead_b.id, sent.id], "next": back}
+    )
     assert response["Location"] == back
     assert texts(response) == ["2 requeued, 1 skipped (not failed or dead)."]
     statuses = dict(NotificationEvent.objects.values_list("id", "status"))
@@ -410,7 +431,8 @@ def test_requeue_all_matching_confirms_the_count_then_requeues(operator_client, 
     body = unescape(confirm.content.decode())
     assert confirm.status_code == 200
     assert 'Requeue <strong>2</strong> dead notifications matching channel "Slack"?' in body
-    assert 'name="channel" value="Slack"' in body and 'name="page"' not in body
+    assert 'name="channel" value="Slack"' in body
+    assert 'name="page"' not in body
     response = operator_client.post("/notifications/requeue-matching/", {"channel": "Slack"})
     assert response["Location"] == "/notifications/?tab=dead&channel=Slack"
     assert texts(response) == ["2 requeued, 0 skipped (not failed or dead)."]
@@ -451,8 +473,13 @@ def test_static_files_are_served_by_whitenoise_with_debug_off(viewer_client, set
 
     assert settings.DEBUG is False
     settings.STATIC_ROOT = tmp_path
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
-    call_command("collectstatic", "--noinput", "--verbosity", "0", "--ignore", "admin", "--ignore", "drf-spectacular-sidecar", "--ignore", "rest_framework")
+    settings.STORAGES = {
+        **settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    call_command(
+        "collectstatic", "--noinput", "--verbosity", "0",
+        "--ignore", "admin", "--ignore", "drf-spectacular-sidecar", "--ignore", "rest_framework",
+    )
     page = viewer_client.get("/notifications/").content.decode()
     assert '<link rel="stylesheet" href="/static/css/certctl.css">' in page
     client = type(viewer_client)()  # a new handler, so WhiteNoise indexes the collected files
@@ -492,7 +519,9 @@ def test_viewer_may_not_requeue_even_after_dismissing(viewer_client, event_in):
 
 def test_dismiss_needs_a_login_and_a_post(client, viewer, event_in):
     event = event_in("dead")
-    for path in (f"/notifications/{event.id}/read/", "/notifications/dismiss-selected/", "/notifications/dismiss-matching/"):
+    for path in (
+        f"/notifications/{event.id}/read/", "/notifications/dismiss-selected/", "/notifications/dismiss-matching/"
+    ):
         assert client.post(path, {"ids": [event.id]})["Location"].startswith("/login/")
     client.force_login(viewer)
     assert client.get("/notifications/dismiss-selected/").status_code == 405
@@ -504,15 +533,22 @@ def test_dismiss_selected(viewer_client, event_in):
     dead_a, dead_b, sent = event_in("dead"), event_in("dead"), event_in("sent")
     mark_read(dead_b.id, Actor("someone", "api"))
     back = "/notifications/?tab=dead"
-    response = viewer_client.post("/notifications/dismiss-selected/", {"ids": [dead_a.id, dead_b.id, "notif-gone"], "next": back})
+    response = viewer_client.post(
+        "/notifications/dismiss-selected/", {"ids": [dead_a.id, dead_b.id, "notif-gone"], "next": back}
+    )
     assert response["Location"] == back
     assert texts(response) == ["1 dismissed, 2 skipped (already dismissed or gone)."]
     read = dict(NotificationEvent.objects.values_list("id", "read_at"))
-    assert read[dead_a.id] and read[dead_b.id] and read[sent.id] is None
-    assert set(OperatorAction.objects.filter(bulk=True).values_list("event_id", "source", "previous_status")) == {(dead_a.id, "ui", "dead")}
+    assert read[dead_a.id]
+    assert read[dead_b.id]
+    assert read[sent.id] is None
+    bulk_actions = OperatorAction.objects.filter(bulk=True)
+    assert set(bulk_actions.values_list("event_id", "source", "previous_status")) == {(dead_a.id, "ui", "dead")}
     assert rows(viewer_client.get(back)) == []
     empty = viewer_client.post("/notifications/dismiss-selected/", {"next": back})
-    assert texts(empty) == ["Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected."]
+    assert texts(empty) == [
+        "Nothing dismissed: tick the checkbox of at least one notification, then press Dismiss selected."
+    ]
 
 
 def test_dismiss_all_matching_confirms_the_count_then_dismisses(viewer_client, event_in):
@@ -525,7 +561,8 @@ def test_dismiss_all_matching_confirms_the_count_then_dismisses(viewer_client, e
     assert response["Location"] == "/notifications/?tab=dead&channel=Slack"
     assert texts(response) == ["2 dismissed, 0 skipped (already dismissed or gone)."]
     read = dict(NotificationEvent.objects.values_list("id", "read_at"))
-    assert all(read[e.id] for e in slack) and read[other.id] is None
+    assert all(read[e.id] for e in slack)
+    assert read[other.id] is None
     nothing = viewer_client.get("/notifications/dismiss-matching/?channel=Slack").content.decode()
     assert 'No undismissed dead notifications match channel "Slack": there is nothing to dismiss.' in unescape(nothing)
 
@@ -550,7 +587,8 @@ def test_dashboard_dead_card_counts_what_awaits_an_operator(viewer_client, event
     viewer_client.post(f"/notifications/{dismissed.id}/read/")
     body = viewer_client.get("/").content.decode()
     card = re.search(r'data-testid="card-dead">(.*?)</a>', body, re.S).group(1)
-    assert '<span class="card-count">1</span>' in card and "1 dismissed" in card
+    assert '<span class="card-count">1</span>' in card
+    assert "1 dismissed" in card
 
 
 def test_marking_a_pending_event_read_does_not_stop_its_delivery(viewer_client, event_in):
@@ -569,15 +607,19 @@ def test_the_dashboard_shows_each_channels_state_and_an_operator_pauses_and_resu
     from notifications.models import ChannelAction, ChannelState
 
     page = operator_client.get("/").content.decode()
-    assert 'aria-label="Pause Webhook"' in page and "closed" in page
+    assert 'aria-label="Pause Webhook"' in page
+    assert "closed" in page
 
     response = operator_client.post("/channels/Webhook/pause/")
     assert response.status_code == 302
-    assert texts(operator_client.get("/")) == ["Paused Webhook: its notifications wait, spending no retries, until you resume it."]
+    assert texts(operator_client.get("/")) == [
+        "Paused Webhook: its notifications wait, spending no retries, until you resume it."
+    ]
     state = ChannelState.objects.get(channel="Webhook")
     assert (state.state, state.paused_by) == ("paused", "operator")
     page = operator_client.get("/").content.decode()
-    assert 'aria-label="Resume Webhook"' in page and "by operator" in page
+    assert 'aria-label="Resume Webhook"' in page
+    assert "by operator" in page
 
     operator_client.post("/channels/Webhook/resume/")
     assert ChannelState.objects.get(channel="Webhook").state == "closed"
@@ -627,14 +669,18 @@ def test_every_page_shows_an_event_whose_stored_id_breaks_the_rule(operator_clie
     assert link.split("/")[2] not in (".", "..")
     detail = operator_client.get(link)
     body = detail.content.decode()
-    assert detail.status_code == 200 and f'<dd class="mono">{event_id}</dd>' in unescape(body)
+    assert detail.status_code == 200
+    assert f'<dd class="mono">{event_id}</dd>' in unescape(body)
 
-    requeue_url, read_url = (unescape(url) for url in re.findall(r'<form method="post" action="([^"]+/(?:requeue|read)/)"', body))
+    requeue_url, read_url = (
+        unescape(url) for url in re.findall(r'<form method="post" action="([^"]+/(?:requeue|read)/)"', body)
+    )
     back_to = unescape(re.search(r'name="next" value="([^"]+)"', body)[1])
     for url in (read_url, requeue_url):
         # Each action comes back to the detail page, which opens again.
         response = operator_client.post(url, {"next": back_to}, follow=True)
-        assert response.status_code == 200 and response.redirect_chain == [(back_to, 302)]
+        assert response.status_code == 200
+        assert response.redirect_chain == [(back_to, 302)]
     event = NotificationEvent.objects.get(id=event_id)
     assert (event.status, event.read_at) == ("pending", None)  # read, then requeued: unread again
 
@@ -647,7 +693,9 @@ def test_an_odd_id_round_trips_through_a_real_server(live_server, operator):
     [link] = detail_links(body)
     assert link == "/notifications/imp-slash%252F..%252Fx/"
 
-    request = urllib.request.Request(live_server.url + link, headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}"})
+    request = urllib.request.Request(
+        live_server.url + link, headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}"}
+    )
     with urllib.request.urlopen(request) as response:
         assert response.status == 200
         assert "imp-slash/../x" in unescape(response.read().decode())

@@ -2,14 +2,14 @@ import ipaddress
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from notifications.mcp.server import build_server, identity_from_settings
 
 LOOPBACK_NAMES = {"localhost"}
 
 
-def parse_host_port(value):
+def parse_host_port(value: str) -> tuple[str, int]:
     """'127.0.0.1:8765', 'localhost:8765' or '[::1]:8765' -> (host, port)."""
     host, sep, port = value.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
@@ -20,7 +20,7 @@ def parse_host_port(value):
     return host, int(port)
 
 
-def is_loopback(host):
+def is_loopback(host: str) -> bool:
     if host.lower() in LOOPBACK_NAMES:
         return True
     try:
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         "CERTCTL_API_KEY it acts as that named key, and requeueing needs it to be an admin key."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--http", metavar="HOST:PORT",
             help="Serve the streamable HTTP transport at http://HOST:PORT/mcp instead of stdio. "
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             "only do this behind a proxy that authenticates.",
         )
 
-    def handle(self, *args, http=None, allow_remote=False, **options):
+    def handle(self, *args: object, http: str | None = None, allow_remote: bool = False, **options: object) -> None:
         try:
             identity = identity_from_settings()
         except ImproperlyConfigured as exc:
@@ -70,6 +70,10 @@ class Command(BaseCommand):
             self.stderr.write(f"warning: MCP on {host}:{port} is reachable from the network without authentication")
         writes = "enabled" if settings.CERTCTL_MCP_ALLOW_WRITES else "disabled (CERTCTL_MCP_ALLOW_WRITES)"
         display_host = f"[{host}]" if ":" in host else host
-        acting_as = f"key {identity.key_name!r}" + ("" if identity.admin else " (read-only)") if identity.key_name else '"mcp"'
-        self.stderr.write(f"MCP streamable HTTP on http://{display_host}:{port}/mcp, writes {writes}, acting as {acting_as}")
+        acting_as = (
+            f"key {identity.key_name!r}" + ("" if identity.admin else " (read-only)") if identity.key_name else '"mcp"'
+        )
+        self.stderr.write(
+            f"MCP streamable HTTP on http://{display_host}:{port}/mcp, writes {writes}, acting as {acting_as}"
+        )
         server.run("streamable-http", host=host, port=port)

@@ -21,7 +21,9 @@ class Command(EventCommands, TriageCommands, UpkeepCommands, ChannelCommands):
     help = "Inspect, send, requeue and deliver notification events. Exit codes: 0 ok, 1 not found or refused, 2 usage."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=UsageParser)
+        commands = parser.add_subparsers(
+            dest="subcommand", required=True, metavar="SUBCOMMAND", parser_class=UsageParser
+        )
         for group in GROUPS:
             group.add_parsers(commands)
 

@@ -22,7 +22,8 @@ log = logging.getLogger("notifications.worker")
 GROUP_SIGNAL_GRACE_S = 1.0
 
 
-class GroupSignalSafeCluster(Cluster):
+# django-q2 ships no type information: its classes are Any to mypy.
+class GroupSignalSafeCluster(Cluster):  # type: ignore[misc]
     def stop(self) -> bool:
         # The end of the sentinel's pipe, not is_alive(): this handler may run while the main thread is inside
         # the waitpid() that reaps the sentinel, and is_alive() then reports a reaped process as running.
@@ -34,7 +35,8 @@ class GroupSignalSafeCluster(Cluster):
             self.start_event = None
             self.stop_event = None
             return False
-        return super().stop()
+        stopped: bool = super().stop()
+        return stopped
 
 
 def share_with_forked_workers() -> None:
@@ -57,8 +59,8 @@ def share_with_forked_workers() -> None:
     gc.freeze()
 
 
-class Command(qcluster.Command):
-    def handle(self, *args, **options):
+class Command(qcluster.Command):  # type: ignore[misc]
+    def handle(self, *args: object, **options: object) -> None:
         share_with_forked_workers()
         cluster_module_cluster = qcluster.Cluster
         # django-q2's handle() builds its Cluster by this module-level name.
