@@ -216,3 +216,38 @@ def test_mcp_answers_an_event_with_its_history_in_the_shape_the_cli_prints(
     # Text from outside is fenced; an attempt without an error has none.
     assert answer["attempts"][0]["notification_id"] == f"<untrusted-data-{NONCE}>{event.id}</untrusted-data-{NONCE}>"
     assert answer["attempts"][0]["error"] == ""
+
+
+def test_every_filter_of_the_filterset_is_offered_by_the_ui_list_but_the_states_its_tabs_set() -> None:
+    from notifications.web.forms import NOT_OFFERED, NotificationFilterForm
+
+    offered = set(NotificationFilterForm().FILTER_FIELDS)
+
+    assert set(NotificationFilterSet.base_filters) - set(NOT_OFFERED) <= offered
+    # The page's own status is the delivery state; "Show dismissed" stands for read.
+    assert {"status", "dismissed"} <= offered
+    assert not {"delivery_status", "read"} & offered
+
+
+@pytest.mark.usefixtures("declared_filters")
+def test_a_filter_declared_on_the_filterset_alone_is_a_field_of_the_ui_list_that_filters_it(
+    admin_client: Any, make_event: MakeEvent
+) -> None:
+    from notifications.web.forms import NotificationFilterForm
+
+    form = NotificationFilterForm()
+    assert [value for value, _ in form.fields["severity"].choices] == ["", *Severity.values]
+    assert (form.fields["recipient"].max_length, form.fields["recipient"].help_text) == (
+        1024, "Only events to exactly this recipient."
+    )
+    critical = make_event(severity="critical", recipient="oncall@example.com")
+    other = make_event(severity="warning", recipient="oncall@example.com")
+
+    page = admin_client.get("/notifications/", {"severity": "critical", "recipient": "oncall@example.com"})
+
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert critical.id in body
+    assert other.id not in body
+    assert 'name="severity"' in body
+    assert 'name="recipient"' in body

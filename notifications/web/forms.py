@@ -5,8 +5,8 @@ from typing import Any
 
 from django import forms
 
-from notifications.filtersets import TimeField
-from notifications.models import CAUSE_LENGTH, CauseKind, Channel, EventType, Status
+from notifications.filtersets import FilterOption, TimeField, filter_options
+from notifications.models import Status
 
 TAB_ALL = "all"
 TAB_DEAD = "dead"
@@ -36,46 +36,61 @@ def _query_value(value: Any) -> str:
     return "on" if value is True else str(value)
 
 
-def _time_field(label: str, help_text: str) -> TimeField:
-    return TimeField(
-        label=label, required=False, widget=TimeInput, help_text=f"{help_text} UTC.",
-        error_messages={"invalid": "must be a time such as 2026-11-29T09:00 (UTC)"},
-    )
+# What the list page calls some filters; any other is named after the filter ("certificate_id": "Certificate id").
+LABELS = {"error": "Error contains", "q": "Search", "cause_kind": "Kind"}
+# The tabs and "Show dismissed" say these; the page's own "status" is the delivery state (see service_filters).
+NOT_OFFERED = ("status", "delivery_status", "read")
+
+
+def _label(name: str) -> str:
+    return LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def filter_field(option: FilterOption) -> forms.Field:
+    """A form field for one FilterSet filter: the same name, values, limit and help as every other interface's."""
+    label = _label(option.name)
+    if option.time:
+        return TimeField(
+            label=label, required=False, widget=TimeInput, help_text=option.help,
+            error_messages={"invalid": "must be a time such as 2026-11-29T09:00 (UTC)"},
+        )
+    if option.choices:
+        choices = [(value, value) for value in option.choices]
+        return forms.ChoiceField(label=label, choices=_with_any(choices, f"Any {label.lower()}"), required=False)
+    return forms.CharField(label=label, max_length=option.max_length, required=False, help_text=option.help)
 
 
 class NotificationFilterForm(forms.Form):
-    """The tab plus the filters of /notifications/; every field is optional and they all combine."""
+    """The tab plus the filters of /notifications/; every field is optional and they all combine. The filters are
+    the FilterSet's (notifications.filtersets.filter_options), so a filter added there is offered here too."""
 
     tab = forms.ChoiceField(choices=[(TAB_ALL, "All"), (TAB_DEAD, "Dead letter")], required=False)
     view = forms.ChoiceField(choices=[(VIEW_LIST, "List"), (VIEW_GROUPS, "Group by cause")], required=False)
-    type = forms.ChoiceField(label="Type", choices=_with_any(EventType.choices, "Any type"), required=False)
-    channel = forms.ChoiceField(label="Channel", choices=_with_any(Channel.choices, "Any channel"), required=False)
-    status = forms.ChoiceField(label="Status", choices=_with_any(Status.choices, "Any status"), required=False)
-    certificate_id = forms.CharField(label="Certificate id", max_length=255, required=False)
-    error = forms.CharField(label="Error contains", max_length=200, required=False, help_text="Text in the last error.")
-    created_after = _time_field("Created after", "Created at or after this time,")
-    created_before = _time_field("Created before", "Created before this time,")
-    failed_after = _time_field("Failed after", "Last attempt failed at or after this time,")
-    failed_before = _time_field("Failed before", "Last attempt failed before this time,")
+    status = forms.ChoiceField(
+        label="Status", choices=_with_any(Status.choices, "Any status"), required=False,
+        help_text="The delivery state, whether read or not.",
+    )
     dismissed = forms.BooleanField(
         label="Show dismissed", required=False,
         help_text="Dead letter tab: also list the dead notifications an operator dismissed (marked read).",
     )
-    # Set by a group's links and buttons (Group by cause), not offered as filters of their own.
-    cause = forms.CharField(label="Cause", max_length=CAUSE_LENGTH, required=False)
-    cause_kind = forms.ChoiceField(label="Kind", choices=_with_any(CauseKind.choices, "Any kind"), required=False)
-    q = forms.CharField(
-        label="Search",
-        max_length=200,
-        required=False,
-        help_text="Text in the message or recipient, or a notification id.",
-    )
 
-    FILTER_FIELDS = (
-        "type", "channel", "status", "certificate_id", "error", "created_after", "created_before", "failed_after",
-        "failed_before", "q", "dismissed", "cause_kind", "cause",
-    )
+    # Set by a group's links and buttons (Group by cause), not offered as filters of their own.
     GROUP_FIELDS = ("cause_kind", "cause")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        offered = {option.name: filter_field(option) for option in filter_options(excluded=NOT_OFFERED)}
+        # The FilterSet's order, with the delivery state after the choices and "Show dismissed" last.
+        fields = {"tab": self.fields["tab"], "view": self.fields["view"]}
+        for name, field in offered.items():
+            fields[name] = field
+            if name == "type":
+                fields["status"] = self.fields["status"]
+        fields.setdefault("status", self.fields["status"])
+        fields["dismissed"] = self.fields["dismissed"]
+        self.fields = fields
+        self.FILTER_FIELDS = tuple(name for name in fields if name not in ("tab", "view"))
 
     @property
     def selected_tab(self) -> str:
