@@ -7,6 +7,7 @@ another file, or none when set but empty (the test run does that: a developer's 
 `python -m certctl.env_file`, run by `./bin/run`, adds each value of GENERATED that neither the
 environment nor the file has yet.
 """
+import base64
 import os
 import secrets
 import sys
@@ -22,6 +23,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 GENERATED: dict[str, Callable[[], str]] = {
     # Signs sessions and CSRF tokens: the web server, the worker and every CLI command must share it.
     "SECRET_KEY": lambda: secrets.token_urlsafe(50),
+    # Encrypts destinations' secret fields at rest (notifications.sealing).
+    "CERTCTL_SECRETS_KEYS": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
 }
 
 HEADER = """\

@@ -248,6 +248,9 @@ CERTCTL_PAGERDUTY_URL = env_str("CERTCTL_PAGERDUTY_URL", "https://events.pagerdu
 CERTCTL_OPSGENIE_API_KEY = env_str("CERTCTL_OPSGENIE_API_KEY")
 CERTCTL_OPSGENIE_PRIORITY = env_choice("CERTCTL_OPSGENIE_PRIORITY", "P3", ["P1", "P2", "P3", "P4", "P5"])
 CERTCTL_OPSGENIE_URL = env_str("CERTCTL_OPSGENIE_URL", "https://api.opsgenie.com/v2/alerts")
+# Fernet keys for destinations' secret fields at rest, comma-separated: the first encrypts, all decrypt
+# (notifications.sealing; rotate with `notifications rotate-secrets`). ./bin/run generates one into .env.
+CERTCTL_SECRETS_KEYS = env_str("CERTCTL_SECRETS_KEYS")
 
 # --- API access (DESIGN §5) ---
 CERTCTL_AUTH_TYPE = env_choice("CERTCTL_AUTH_TYPE", "api-key", ["api-key", "none"])

@@ -44,6 +44,11 @@ class EventIdTaken(InvalidInput):
         super().__init__({"id": f"notification {event_id} already exists"})
 
 
+class Unprocessable(InvalidInput):
+    """Well-formed input the current configuration cannot take: an unknown or disabled destination, an alert no
+    route sends anywhere. The REST API answers 422, naming the field."""
+
+
 class UnknownChannel(ServiceError):
     def __init__(self, name: str):
         super().__init__(f"no channel {name!r}; channels are {', '.join(Channel.values)}")

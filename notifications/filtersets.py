@@ -12,8 +12,11 @@ from typing import Any, cast
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.lookups import Exact
 from django_filters.fields import IsoDateTimeField
 
 from notifications.models import (
@@ -107,6 +110,16 @@ class NotificationFilterSet(django_filters.FilterSet):
         "(dead = the whole dead-letter queue, dismissed included).",
     )
     channel = _choice_filter("channel", Channel)
+    destination = django_filters.CharFilter(
+        max_length=64, help_text="Only events of this destination (a channel's own destination is named after it).",
+        error_messages={"max_length": "must be at most 64 characters"},
+    )
+    label = django_filters.CharFilter(
+        method="filter_label", max_length=320,
+        validators=[RegexValidator(r"^[^=]+=", message="must be key=value, e.g. team=payments")],
+        help_text="Only events with this label, given as key=value (team=payments).",
+        error_messages={"max_length": "must be at most 320 characters"},
+    )
     type = _choice_filter("type", EventType)
     certificate_id = django_filters.CharFilter(
         max_length=255, help_text="Only events about this certificate.",
@@ -150,7 +163,8 @@ class NotificationFilterSet(django_filters.FilterSet):
     class Meta:
         model = NotificationEvent
         fields = [
-            "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
+            "status", "delivery_status", "channel", "destination", "label", "type", "certificate_id", "read",
+            "created_after", "created_before",
             "failed_after", "failed_before", "error", "cause", "cause_kind", "q",
         ]
 
@@ -174,6 +188,10 @@ class NotificationFilterSet(django_filters.FilterSet):
 
     def filter_read(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
         return queryset.filter(read_at__isnull=(value == "false"))
+
+    def filter_label(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
+        key, _, wanted = value.partition("=")
+        return queryset.filter(Exact(KeyTextTransform(key, "labels"), wanted))
 
     def filter_text(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
         return queryset.filter(Q(message__icontains=value) | Q(recipient__icontains=value) | Q(id=value))

@@ -56,13 +56,20 @@ class NotificationEventSerializer(serializers.ModelSerializer[NotificationEvent]
         Status, "delivery_status", source="status", read_only=True,
         help_text="Delivery state, whether read or not: pending, sent, failed or dead.",
     )
+    destination = serializers.CharField(
+        read_only=True, help_text="The destination's name; a channel's own destination is named after the channel."
+    )
+    labels = serializers.DictField(
+        child=serializers.CharField(), read_only=True,
+        help_text='String labels routes match on, e.g. {"team": "payments"}.',
+    )
 
     class Meta:
         model = NotificationEvent
         fields = [
             "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
             "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at",
-            "dedup_key",
+            "dedup_key", "destination", "labels",
         ]
         read_only_fields = fields
 

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from notifications.api.parsers import too_large_message
-from notifications.errors import EventNotFound, InvalidInput, RequeueRefused, UnknownChannel
+from notifications.errors import EventNotFound, InvalidInput, RequeueRefused, UnknownChannel, Unprocessable
 from notifications.ratelimit import failed_authentication_wait
 
 API_PREFIX = "/api/"
@@ -77,6 +77,10 @@ def _fields_message(fields: Mapping[str, str]) -> str:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     request = context["request"]
+    if isinstance(exc, Unprocessable):
+        return Response(
+            error_body(422, _fields_message(exc.errors), request, fields=dict(exc.errors)), status=422
+        )
     if isinstance(exc, InvalidInput):
         return Response(
             error_body(400, _fields_message(exc.errors), request, fields=dict(exc.errors)), status=400

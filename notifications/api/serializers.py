@@ -15,6 +15,7 @@ from notifications.models import (
     EventType,
     Severity,
     event_id_problem,
+    labels_problem,
 )
 from notifications.queries.events import MAX_BULK_IDS
 from notifications.serializers import NotificationEventSerializer, choice_field
@@ -63,7 +64,9 @@ class CreateArguments(TypedDict):
     """A valid create, as operations.events.create_event takes it."""
 
     type: str
-    channel: str
+    channel: str | None
+    destination: str | None
+    labels: dict[str, str] | None
     recipient: str
     message: str
     certificate_id: str | None
@@ -79,7 +82,18 @@ class NotificationCreateSerializer(serializers.Serializer[CreateArguments]):
         error_messages={"invalid": f"must be {EVENT_ID_RULE} (it becomes part of URLs)"},
     )
     type = choice_field(EventType, "type")
-    channel = choice_field(Channel, "channel")
+    channel = choice_field(
+        Channel, "channel", required=False,
+        help_text="Required unless destination is given: the event goes to this channel's environment destination.",
+    )
+    destination = StrictCharField(
+        required=False, allow_null=True, allow_blank=True, max_length=64, validators=[NO_NUL],
+        help_text="A destination's name (GET /api/v1/destinations); its channel is the event's.",
+    )
+    labels = serializers.DictField(
+        child=StrictCharField(allow_blank=True, trim_whitespace=False), required=False,
+        help_text='String labels routes match on and lists filter by, e.g. {"team": "payments"}.',
+    )
     recipient = StrictCharField(
         max_length=1024, trim_whitespace=False, validators=[ONE_LINE_TEXT],
         help_text="E-mail address or channel-specific target.",
@@ -111,6 +125,8 @@ class NotificationCreateSerializer(serializers.Serializer[CreateArguments]):
             if not isinstance(exc.detail, dict):
                 raise
             errors.update(exc.detail)
+        if not data.get("channel") and not data.get("destination") and "channel" not in errors:
+            errors["channel"] = "This field is required (or give a destination)."
         for name in sorted(set(data) - set(self.fields)):
             errors[name] = (
                 "read-only: the service sets it, a create cannot" if name in NotificationEventSerializer.Meta.fields
@@ -118,6 +134,12 @@ class NotificationCreateSerializer(serializers.Serializer[CreateArguments]):
             )
         if errors:
             raise serializers.ValidationError(errors)
+        return value
+
+    def validate_labels(self, value: dict[str, str]) -> dict[str, str]:
+        problem = labels_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         return value
 
     def validate_id(self, value: str) -> str:
@@ -129,7 +151,8 @@ class NotificationCreateSerializer(serializers.Serializer[CreateArguments]):
     def service_arguments(self) -> CreateArguments:
         data = self.validated_data
         return CreateArguments(
-            type=data["type"], channel=data["channel"], recipient=data["recipient"], message=data["message"],
+            type=data["type"], channel=data.get("channel"), destination=data.get("destination"),
+            labels=data.get("labels"), recipient=data["recipient"], message=data["message"],
             certificate_id=data.get("certificate_id"), severity=data.get("severity"), dedup_key=data.get("dedup_key"),
             event_id=data.get("id"),
         )

@@ -1,4 +1,5 @@
-"""The models layer: notification events and their history, channel state and the engine's bookkeeping.
+"""The models layer: notification events and their history, channel state, destinations and routes, and the
+engine's bookkeeping.
 
 Django, the migrations and every layer above import from here; each module holds one part of the domain.
 """
@@ -12,11 +13,25 @@ from notifications.models.bookkeeping import (
     PassKind,
 )
 from notifications.models.channels import ChannelAction, ChannelActionKind, ChannelCondition, ChannelState
+from notifications.models.destinations import (
+    DESTINATION_NAME_PATTERN,
+    DESTINATION_NAME_RULE,
+    ConfigurationAction,
+    ConfigurationActionKind,
+    ConfigurationTarget,
+    ConfigVersion,
+    Destination,
+    DestinationQuerySet,
+    Route,
+    destination_name_problem,
+)
 from notifications.models.events import (
     CAUSE_LENGTH,
     EVENT_ID_PATTERN,
     EVENT_ID_RULE,
+    LABEL_KEY_PATTERN,
     LEASE_RELEASED,
+    MAX_LABELS,
     REQUEUE_RESET,
     RESERVED_EVENT_IDS,
     CauseKind,
@@ -31,6 +46,7 @@ from notifications.models.events import (
     Status,
     event_id_problem,
     event_subject,
+    labels_problem,
     new_event_id,
     one_of,
     set_clause,
@@ -38,10 +54,13 @@ from notifications.models.events import (
 from notifications.models.history import ActionKind, AttemptOutcome, NotificationAttempt, OperatorAction
 
 __all__ = [
-    "CAUSE_LENGTH", "EVENT_ID_PATTERN", "EVENT_ID_RULE", "LEASE_RELEASED", "REQUEUE_RESET", "RESERVED_EVENT_IDS",
-    "ActionKind", "AttemptOutcome", "CauseKind", "Channel", "ChannelAction", "ChannelActionKind", "ChannelCondition",
-    "ChannelState", "ColumnValue", "DeliveryKick", "DeliveryTotal", "EventQuerySet", "EventType", "Group", "LastPass",
-    "ListedStatus", "MetricsFold", "NotificationAttempt", "NotificationCount", "NotificationCountQuerySet",
-    "NotificationEvent", "OperatorAction", "PassKind", "Severity", "Status", "event_id_problem", "event_subject",
-    "new_event_id", "one_of", "set_clause",
+    "CAUSE_LENGTH", "DESTINATION_NAME_PATTERN", "DESTINATION_NAME_RULE", "EVENT_ID_PATTERN", "EVENT_ID_RULE",
+    "LABEL_KEY_PATTERN", "LEASE_RELEASED", "MAX_LABELS", "REQUEUE_RESET", "RESERVED_EVENT_IDS", "ActionKind",
+    "AttemptOutcome", "CauseKind", "Channel", "ChannelAction", "ChannelActionKind", "ChannelCondition",
+    "ChannelState", "ColumnValue", "ConfigVersion", "ConfigurationAction", "ConfigurationActionKind",
+    "ConfigurationTarget", "DeliveryKick", "DeliveryTotal", "Destination", "DestinationQuerySet", "EventQuerySet",
+    "EventType", "Group", "LastPass", "ListedStatus", "MetricsFold", "NotificationAttempt", "NotificationCount",
+    "NotificationCountQuerySet", "NotificationEvent", "OperatorAction", "PassKind", "Route", "Severity", "Status",
+    "destination_name_problem", "event_id_problem", "event_subject", "labels_problem", "new_event_id", "one_of",
+    "set_clause",
 ]

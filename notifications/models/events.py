@@ -24,6 +24,31 @@ def new_event_id() -> str:
     return "notif-" + "".join(reversed(chars))
 
 
+# Labels: a small string map routes match on. Keys are short identifiers; values one line of text.
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+MAX_LABELS = 20
+MAX_LABEL_VALUE = 255
+
+
+def labels_problem(labels: object) -> str | None:
+    """Why `labels` cannot be an event's labels, or None when they can."""
+    if not isinstance(labels, Mapping):
+        return 'must be an object of strings, e.g. {"team": "payments"}'
+    if len(labels) > MAX_LABELS:
+        return f"has {len(labels)} labels; at most {MAX_LABELS} are allowed"
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
+            return (
+                f"label {str(key)[:70]!r}: keys are 1 to 63 letters, digits, _ . or -, starting with a letter or digit"
+            )
+        if not isinstance(value, str):
+            return f"label {key!r}: the value must be a string"
+        if len(value) > MAX_LABEL_VALUE or any(ch in value for ch in "\r\n\x00"):
+            return f"label {key!r}: the value must be one line of at most {MAX_LABEL_VALUE} characters"
+    return None
+
+
 class EventType(models.TextChoices):
     EXPIRATION_WARNING = "ExpirationWarning", "Expiration warning"
     RENEWAL_SUCCESS = "RenewalSuccess", "Renewal succeeded"
@@ -174,6 +199,19 @@ class NotificationEvent(models.Model):
     type = models.CharField(max_length=32, choices=EventType.choices)
     certificate_id = models.CharField(max_length=255, null=True, blank=True)
     channel = models.CharField(max_length=16, choices=Channel.choices)
+    # The destination named when the event was created; null for one created by channel only (certctl's contract,
+    # rows inserted by plain SQL), which goes to its channel's environment destination (named after the channel).
+    target = models.ForeignKey(
+        "notifications.Destination", on_delete=models.PROTECT, null=True, blank=True, db_column="target",
+        related_name="+", db_index=False,
+    )
+    # Where the event goes: its target, else its channel's environment destination. Computed by the database, so
+    # that every reader filters, groups and counts one indexed column.
+    destination = models.GeneratedField(
+        expression=Coalesce("target", "channel"), output_field=models.CharField(max_length=64), db_persist=True
+    )
+    # A small string map ({"team": "payments", "env": "prod"}) that routes match on and lists filter by.
+    labels = models.JSONField(default=dict, blank=True, db_default=models.Value({}, models.JSONField()))
     recipient = models.CharField(max_length=1024)
     message = models.TextField()
     severity = models.CharField(max_length=16, choices=Severity.choices, null=True, blank=True)
@@ -215,7 +253,8 @@ class NotificationEvent(models.Model):
         constraints = [
             # Partial: most events have no key, and an index entry per event would cost every status change.
             models.UniqueConstraint(
-                fields=["dedup_key"], condition=Q(dedup_key__isnull=False), name="notification_events_dedup_key_unique"
+                fields=["destination", "dedup_key"], condition=Q(dedup_key__isnull=False),
+                name="notification_events_dedup_key_unique",
             ),
             models.CheckConstraint(condition=one_of("status", Status), name="notification_events_status_valid"),
             models.CheckConstraint(condition=one_of("type", EventType), name="notification_events_type_valid"),
@@ -266,6 +305,7 @@ class NotificationEvent(models.Model):
             models.Index(fields=["sent_at", "id"], name="notif_sent_at_idx", condition=Q(status="sent")),
             models.Index(fields=["type", "-created_at"], name="notif_type_created_idx"),
             models.Index(fields=["certificate_id"], name="notif_certificate_idx"),
+            models.Index(fields=["destination", "-created_at", "-id"], name="notif_destination_created_idx"),
             models.Index(
                 fields=["-last_attempt_at"], name="notif_last_attempt_idx", condition=Q(last_attempt_at__isnull=False)
             ),

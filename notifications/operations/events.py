@@ -18,13 +18,14 @@ from django.utils import timezone
 
 from notifications.actors import Actor
 from notifications.engine import dispatch
-from notifications.errors import EventIdTaken, EventNotFound, InvalidInput, RequeueRefused
+from notifications.errors import EventIdTaken, EventNotFound, InvalidInput, RequeueRefused, Unprocessable
 from notifications.models import (
     LEASE_RELEASED,
     REQUEUE_RESET,
     ActionKind,
     Channel,
     ColumnValue,
+    Destination,
     EventQuerySet,
     EventType,
     NotificationEvent,
@@ -32,6 +33,7 @@ from notifications.models import (
     Severity,
     Status,
     event_id_problem,
+    labels_problem,
     set_clause,
 )
 from notifications.queries.events import REQUEUEABLE, impossible_id, matching_count, requeueable, selection, unread
@@ -53,13 +55,15 @@ def _requeue_changes(now: datetime) -> dict[str, ColumnValue]:
 def validate_event_input(
     *, type: str | None, channel: str | None, recipient: str | None, message: str | None,
     certificate_id: str | None = None, severity: str | None = None, dedup_key: str | None = None,
-    event_id: str | None = None,
+    event_id: str | None = None, labels: object = None, destination: str | None = None,
 ) -> None:
     """Raise InvalidInput naming every field of a new or edited event that breaks a rule."""
     errors: dict[str, str] = {}
+    if labels is not None and (problem := labels_problem(labels)):
+        errors["labels"] = problem
     if type not in EventType.values:
         errors["type"] = f"unknown type {type!r}; expected one of {', '.join(EventType.values)}"
-    if channel not in Channel.values:
+    if channel not in Channel.values and not (destination and channel is None):
         errors["channel"] = f"unknown channel {channel!r}; expected one of {', '.join(Channel.values)}"
     if not recipient or not str(recipient).strip():
         errors["recipient"] = "must not be empty"
@@ -86,28 +90,57 @@ def validate_event_input(
         raise InvalidInput(errors)
 
 
-def create_event(
-    *, type: str, channel: str, recipient: str, message: str, certificate_id: str | None = None,
-    severity: str | None = None, dedup_key: str | None = None, event_id: str | None = None,
-) -> tuple[NotificationEvent, bool]:
-    """Create a pending event and hand it to the workers once committed.
+def event_destination(channel: str | None, destination: str | None) -> tuple[str, str | None]:
+    """(channel, target) of a new event given its `channel`, its `destination` name, or both: the target is None
+    for a channel's environment destination (the event names its channel only, as certctl's do). Raises
+    InvalidInput when the destination is unknown, removed or disabled, or is of another channel."""
+    if not destination:
+        if channel not in Channel.values:
+            raise InvalidInput({"channel": f"unknown channel {channel!r}; expected one of {', '.join(Channel.values)}"})
+        return channel, None
+    found = Destination.objects.live().filter(name=destination).first()
+    if found is None:
+        if destination in Channel.values:
+            return destination, None  # a flushed test database has lost the environment rows; they are implied
+        raise Unprocessable({"destination": f"unknown destination {destination!r}; list them at /api/v1/destinations"})
+    if not found.enabled:
+        raise Unprocessable({"destination": f"destination {destination!r} is disabled; enable it or choose another"})
+    if channel and channel != found.channel:
+        raise Unprocessable({
+            "channel": f"destination {destination!r} is a {found.channel} destination, not {channel}; "
+            "give one of them, or both agreeing"
+        })
+    return found.channel, (None if found.from_environment else found.name)
 
-    Returns (event, created). With a `dedup_key` already known, returns the existing event and created=False.
+
+def create_event(
+    *, type: str, channel: str | None = None, recipient: str, message: str, certificate_id: str | None = None,
+    severity: str | None = None, dedup_key: str | None = None, event_id: str | None = None,
+    destination: str | None = None, labels: dict[str, str] | None = None,
+) -> tuple[NotificationEvent, bool]:
+    """Create a pending event for `destination` (a name), or for `channel`'s environment destination when only the
+    channel is given, and hand it to the workers once committed.
+
+    Returns (event, created). With a `dedup_key` already known for that destination, returns the existing event
+    and created=False.
     """
     certificate_id = certificate_id or None
     severity = severity or None
     dedup_key = dedup_key or None
+    labels = labels or {}
     validate_event_input(
         type=type, channel=channel, recipient=recipient, message=message, certificate_id=certificate_id,
-        severity=severity, dedup_key=dedup_key, event_id=event_id,
+        severity=severity, dedup_key=dedup_key, event_id=event_id, labels=labels, destination=destination,
     )
+    channel, target = event_destination(channel, destination)
+    destination_name = target or channel
     if dedup_key:
-        existing = NotificationEvent.objects.filter(dedup_key=dedup_key).first()
+        existing = NotificationEvent.objects.filter(destination=destination_name, dedup_key=dedup_key).first()
         if existing:
             return existing, False
     fields = dict(
         type=type, channel=channel, recipient=recipient.strip(), message=message,
-        certificate_id=certificate_id, severity=severity, dedup_key=dedup_key,
+        certificate_id=certificate_id, severity=severity, dedup_key=dedup_key, target_id=target, labels=labels,
     )
     if event_id:
         fields["id"] = event_id
@@ -117,15 +150,16 @@ def create_event(
     except IntegrityError:
         # Lost a race with a create of the same dedup key, or the client reused an id.
         if dedup_key:
-            existing = NotificationEvent.objects.filter(dedup_key=dedup_key).first()
+            existing = NotificationEvent.objects.filter(destination=destination_name, dedup_key=dedup_key).first()
             if existing:
                 return existing, False
         if event_id and NotificationEvent.objects.filter(id=event_id).exists():
             raise EventIdTaken(event_id) from None
         raise
     log.info(
-        "created event %s: %s via %s", event.id, event.type, event.channel,
-        extra={"event_id": event.id, "channel": event.channel, "status": event.status},
+        "created event %s: %s via %s", event.id, event.type, destination_name,
+        extra={"event_id": event.id, "channel": event.channel, "destination": destination_name,
+               "status": event.status},
     )
     dispatch.deliver_soon()
     return event, True

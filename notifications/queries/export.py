@@ -28,7 +28,7 @@ from notifications.queries.events import LIST_ORDER, filter_events, matching_cou
 COLUMNS = (
     "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
     "retry_count", "next_retry_at", "last_error", "last_attempt_at", "sent_at", "created_at", "updated_at", "read_at",
-    "dedup_key",
+    "dedup_key", "destination", "labels",
 )
 # A cell starting with one of these is a formula to a spreadsheet; alert text is untrusted (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -69,6 +69,7 @@ _CELLS = {
     "delivery_status": F("status"),
     "last_error": _spreadsheet_safe("last_error"),
     "dedup_key": _spreadsheet_safe("dedup_key"),
+    "labels": Cast("labels", TextField()),
     **{
         name: UtcIsoTime(name)
         for name in ("next_retry_at", "last_attempt_at", "sent_at", "created_at", "updated_at", "read_at")

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 EVENT_FIELDS = {
     "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
     "retry_count", "next_retry_at", "last_error", "sent_at", "created_at", "updated_at", "read_at", "dedup_key",
+    "destination", "labels",
 }
 NEW_EVENT = {
     "type": "ExpirationWarning",
@@ -67,6 +68,8 @@ def test_list_envelope_and_event_fields(admin, make_event):
             "updated_at": iso(at(0)),
             "read_at": None,
             "dedup_key": "k-1",
+            "destination": "Webhook",
+            "labels": {},
         }
     ]
 

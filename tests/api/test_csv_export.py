@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 HEADER = [
     "id", "type", "certificate_id", "channel", "recipient", "message", "severity", "status", "delivery_status",
     "retry_count", "next_retry_at", "last_error", "last_attempt_at", "sent_at", "created_at", "updated_at", "read_at",
-    "dedup_key",
+    "dedup_key", "destination", "labels",
 ]
 ACTOR = Actor("tester", "api")
 
