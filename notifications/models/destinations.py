@@ -109,12 +109,25 @@ class Route(models.Model):
         return self.name
 
 
+class ConfigVersionQuerySet(models.QuerySet["ConfigVersion"]):
+    def current(self) -> int:
+        """The stored number (0 before any change)."""
+        return self.filter(id=1).values_list("version", flat=True).first() or 0
+
+    def bump(self) -> None:
+        """Count one change; call it in the transaction of the change, so that readers see both or neither."""
+        if not self.filter(id=1).update(version=models.F("version") + 1):
+            self.bulk_create([ConfigVersion(id=1, version=1)], ignore_conflicts=True)
+
+
 class ConfigVersion(models.Model):
     """One row counting changes to destinations and routes, bumped in the transaction of every change: a process
     keeps its cached destinations and routes while the number it read is still the stored one."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     version = models.PositiveBigIntegerField(default=0)
+
+    objects = ConfigVersionQuerySet.as_manager()
 
     class Meta:
         db_table = "notification_config_version"

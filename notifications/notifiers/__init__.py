@@ -11,12 +11,17 @@ import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from notifications.keys import key_values
 from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
 from notifications.redaction import Secrets, hidden_fragments
+from notifications.sealing import SealingError, unseal
+
+if TYPE_CHECKING:
+    from notifications.models import Destination
 
 # The service's own secrets, beside the channels' (the API keys and the database password are read apart).
 SERVICE_SECRET_SETTINGS = ("CERTCTL_METRICS_TOKEN", "SECRET_KEY")
@@ -70,6 +75,36 @@ def build_notifier(channel: str) -> Notifier | None:
     return notifiers()[channel].from_settings(settings)
 
 
+def destination_config(destination: "Destination") -> dict[str, Any]:
+    """The config dict of `destination`'s notifier: an environment destination's from the settings, a stored one's
+    from its fields with the secret ones unsealed (notifications.sealing.SealingError when no key opens them)."""
+    if destination.from_environment:
+        return notifiers()[destination.channel].config_from_settings(settings)
+    return {**destination.config, **unseal(destination.sealed_secrets)}
+
+
+def destination_problem(destination: "Destination") -> str | None:
+    """Why `destination` cannot deliver (its required fields unset, its secrets unreadable), or None."""
+    if destination.from_environment:
+        return not_configured_error(destination.channel) if missing_settings(destination.channel) else None
+    try:
+        config = destination_config(destination)
+    except SealingError as exc:
+        return f"destination {destination.name}: {exc}"
+    fields = notifiers()[destination.channel].fields
+    missing = [field.name for field in fields if field.required and not config.get(field.name)]
+    if missing:
+        return f"destination {destination.name} is not configured: set {' and '.join(missing)}"
+    return None
+
+
+def build_destination_notifier(destination: "Destination") -> Notifier | None:
+    """The notifier of `destination`, or None when it cannot deliver (destination_problem says why)."""
+    if destination_problem(destination):
+        return None
+    return notifiers()[destination.channel].from_config(destination_config(destination))
+
+
 def channel_status() -> dict[str, tuple[bool, list[str]]]:
     """{channel: (configured, missing setting names)} for dashboards and health pages."""
     return {channel: (not missing_settings(channel), missing_settings(channel)) for channel in notifiers()}
@@ -118,7 +153,8 @@ def configured_secrets() -> Secrets:
 
 
 __all__ = [
-    "ConfigField", "ConfiguredSecrets", "DeliveryResult", "Notifier", "build_notifier", "channel_status",
+    "ConfigField", "ConfiguredSecrets", "DeliveryResult", "Notifier", "build_destination_notifier", "build_notifier",
+    "channel_status", "destination_config", "destination_problem",
     "configured_secrets", "missing_settings", "not_configured_error", "notifiers", "required_settings",
     "secret_settings",
 ]
