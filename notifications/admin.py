@@ -10,9 +10,15 @@ from django.template.defaultfilters import truncatechars
 
 from notifications.actors import Actor
 from notifications.errors import InvalidInput
-from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, OperatorAction
-from notifications.operations.channels import pause_channel, resume_channel
+from notifications.models import (
+    ConfigurationAction,
+    DestinationState,
+    NotificationAttempt,
+    NotificationEvent,
+    OperatorAction,
+)
 from notifications.operations.events import mark_read_events, requeue_events, validate_event_input
+from notifications.operations.pausing import pause_destination, resume_destination
 from notifications.queries.events import retry_display
 
 
@@ -152,12 +158,14 @@ class NotificationEventAdmin(admin.ModelAdmin[NotificationEvent]):
         )
 
 
-@admin.register(ChannelState)
-class ChannelStateAdmin(admin.ModelAdmin[ChannelState]):
-    """Breaker and pause state per channel. Changed only through its actions (operations.channels.pause/resume_channel)
-    and by the delivery engine."""
+@admin.register(DestinationState)
+class DestinationStateAdmin(admin.ModelAdmin[DestinationState]):
+    """Breaker and pause state per destination. Changed only through its actions
+    (operations.destinations.pause/resume_destination) and by the delivery engine."""
 
-    list_display = ("channel", "state", "consecutive_failures", "opened_at", "next_probe_at", "paused_at", "paused_by")
+    list_display = (
+        "destination", "state", "consecutive_failures", "opened_at", "next_probe_at", "paused_at", "paused_by"
+    )
     readonly_fields = list_display
     fields = list_display
     actions = ("pause_selected", "resume_selected")
@@ -165,36 +173,38 @@ class ChannelStateAdmin(admin.ModelAdmin[ChannelState]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: ChannelState | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: DestinationState | None = None) -> bool:
         return False
 
     # Pausing holds deliveries: the same permission as requeue.
-    def has_change_permission(self, request: HttpRequest, obj: ChannelState | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: DestinationState | None = None) -> bool:
         return request.user.has_perm("notifications.change_notificationevent")
 
-    @admin.action(description="Pause selected channels", permissions=["change"])
-    def pause_selected(self, request: HttpRequest, queryset: QuerySet[ChannelState]) -> None:
+    @admin.action(description="Pause selected destinations", permissions=["change"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[DestinationState]) -> None:
         actor = Actor(request.user.get_username(), "admin")
-        changed = [state.channel for state in queryset if pause_channel(state.channel, actor)]
+        changed = [state.destination_id for state in queryset if pause_destination(state.destination_id, actor)]
         self.message_user(request, f"Paused: {', '.join(changed) or 'none (already paused)'}.")
 
-    @admin.action(description="Resume selected channels", permissions=["change"])
-    def resume_selected(self, request: HttpRequest, queryset: QuerySet[ChannelState]) -> None:
+    @admin.action(description="Resume selected destinations", permissions=["change"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[DestinationState]) -> None:
         actor = Actor(request.user.get_username(), "admin")
-        changed = [state.channel for state in queryset if resume_channel(state.channel, actor)]
+        changed = [state.destination_id for state in queryset if resume_destination(state.destination_id, actor)]
         self.message_user(request, f"Resumed: {', '.join(changed) or 'none (none was paused)'}.")
 
 
-@admin.register(ChannelAction)
-class ChannelActionAdmin(admin.ModelAdmin[ChannelAction]):
-    list_display = ("created_at", "channel", "action", "actor", "source")
-    list_filter = ("channel", "action")
+@admin.register(ConfigurationAction)
+class ConfigurationActionAdmin(admin.ModelAdmin[ConfigurationAction]):
+    """Who changed, paused or resumed a destination or a route: an audit, read-only."""
+
+    list_display = ("created_at", "target_kind", "target", "action", "actor", "source")
+    list_filter = ("target_kind", "action")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: ChannelAction | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: ConfigurationAction | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: ChannelAction | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: ConfigurationAction | None = None) -> bool:
         return False

@@ -49,6 +49,14 @@ class Unprocessable(InvalidInput):
     route sends anywhere. The REST API answers 422, naming the field."""
 
 
+class DestinationNotFound(ServiceError):
+    """No live destination of this name (never created, or removed)."""
+
+    def __init__(self, name: str):
+        super().__init__(f"no destination {name!r}; GET /api/v1/destinations lists them")
+        self.name = name
+
+
 class UnknownChannel(ServiceError):
     def __init__(self, name: str):
         super().__init__(f"no channel {name!r}; channels are {', '.join(Channel.values)}")

@@ -13,7 +13,7 @@ from notifications.models import (
     AttemptOutcome,
     CauseKind,
     Channel,
-    ChannelCondition,
+    DestinationCondition,
     EventType,
     ListedStatus,
     NotificationAttempt,
@@ -244,7 +244,7 @@ class ChannelSerializer(serializers.Serializer[ChannelListing]):
         help_text="False when a required setting is missing: its events are dead-lettered."
     )
     state = serializers.ChoiceField(
-        choices=ChannelCondition.choices,
+        choices=DestinationCondition.choices,
         help_text="closed: deliveries flow; open: the circuit breaker holds the channel's events after consecutive "
         "transient failures and tries one per probe interval; paused: an operator holds them.",
     )

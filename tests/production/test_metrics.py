@@ -16,7 +16,7 @@ from notifications.actors import Actor
 from notifications.engine import claims, passes
 from notifications.models import DeliveryTotal, NotificationEvent
 from notifications.operations.events import create_event, mark_read, mark_read_events, requeue_events
-from tests.deliveries import deliver_now
+from tests.deliveries import deliver_now, destination_state
 from tests.receivers import Reply
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -302,11 +302,10 @@ def test_the_public_setting_opens_metrics_to_everyone(client, settings):
 def test_each_channel_reports_its_one_current_state(client):
     from django.utils import timezone
 
-    from notifications.models import ChannelState
 
     now = timezone.now()
-    ChannelState.objects.create(channel="Webhook", consecutive_failures=5, opened_at=now, next_probe_at=now)
-    ChannelState.objects.create(channel="Slack", paused_at=now, paused_by="alice")
+    destination_state("Webhook", consecutive_failures=5, opened_at=now, next_probe_at=now)
+    destination_state("Slack", paused_at=now, paused_by="alice")
     families = scrape(client)
     for channel, current in (("Webhook", "open"), ("Slack", "paused"), ("Email", "closed")):
         for state in ("closed", "open", "paused"):

@@ -13,6 +13,7 @@ from notifications.actors import Actor
 from notifications.models import NotificationEvent, OperatorAction
 from notifications.notifiers import DeliveryResult
 from notifications.operations.events import mark_read
+from tests.deliveries import state_of
 from tests.ui.conftest import PASSWORD, record
 
 pytestmark = pytest.mark.django_db
@@ -604,35 +605,35 @@ def test_marking_a_pending_event_read_does_not_stop_its_delivery(viewer_client, 
 
 
 def test_the_dashboard_shows_each_channels_state_and_an_operator_pauses_and_resumes_it(operator_client, webhook):
-    from notifications.models import ChannelAction, ChannelState
+    from notifications.models import ConfigurationAction
 
     page = operator_client.get("/").content.decode()
     assert 'aria-label="Pause Webhook"' in page
     assert "closed" in page
 
-    response = operator_client.post("/channels/Webhook/pause/")
+    response = operator_client.post("/destinations/Webhook/pause/")
     assert response.status_code == 302
     assert texts(operator_client.get("/")) == [
         "Paused Webhook: its notifications wait, spending no retries, until you resume it."
     ]
-    state = ChannelState.objects.get(channel="Webhook")
+    state = state_of("Webhook")
     assert (state.state, state.paused_by) == ("paused", "operator")
     page = operator_client.get("/").content.decode()
     assert 'aria-label="Resume Webhook"' in page
     assert "by operator" in page
 
-    operator_client.post("/channels/Webhook/resume/")
-    assert ChannelState.objects.get(channel="Webhook").state == "closed"
-    assert list(ChannelAction.objects.values_list("action", "source")) == [("resume", "ui"), ("pause", "ui")]
+    operator_client.post("/destinations/Webhook/resume/")
+    assert state_of("Webhook").state == "closed"
+    assert list(ConfigurationAction.objects.values_list("action", "source")) == [("resume", "ui"), ("pause", "ui")]
 
 
 def test_a_viewer_sees_the_state_but_may_not_pause(viewer_client):
-    from notifications.models import ChannelState
+    from notifications.models import DestinationState
 
     page = viewer_client.get("/").content.decode()
     assert "Pause Webhook" not in page
-    assert viewer_client.post("/channels/Webhook/pause/").status_code == 403
-    assert not ChannelState.objects.exists()
+    assert viewer_client.post("/destinations/Webhook/pause/").status_code == 403
+    assert not DestinationState.objects.exists()
 
 
 # --- ids stored before the id rule ------------------------------------------------
