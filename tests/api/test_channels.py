@@ -2,6 +2,7 @@
 import pytest
 
 from notifications.engine import passes
+from notifications.errors import DestinationNotFound
 from notifications.models import ConfigurationAction, DestinationState, NotificationEvent
 from tests.api.conftest import assert_error
 from tests.deliveries import destination_state
@@ -47,3 +48,11 @@ def test_a_read_only_key_may_list_but_not_pause(reader):
 
 def test_an_unknown_channel_is_404_naming_the_channels(admin):
     assert_error(admin.post("/api/v1/channels/Pigeon/pause"), 404, "Not Found", "no channel 'Pigeon'", "Webhook")
+
+
+def test_a_destination_that_is_not_found_is_404_with_its_message(admin, monkeypatch):
+    def removed_meanwhile(name, actor):
+        raise DestinationNotFound(name)
+
+    monkeypatch.setattr("notifications.api.views.pause_channel", removed_meanwhile)
+    assert_error(admin.post("/api/v1/channels/Webhook/pause"), 404, "Not Found", "no destination 'Webhook'")

@@ -168,11 +168,11 @@ def test_staff_with_view_permission_may_mark_read_but_not_requeue(client, django
     assert list(OperatorAction.objects.values_list("action", "actor")) == [("mark_read", "auditor")]
 
 
-def test_channels_are_paused_and_resumed_through_admin_actions_by_staff_who_may_change(staff_client):
+def test_destinations_are_paused_and_resumed_through_admin_actions_by_staff_who_may_change(staff_client):
     from notifications.models import ConfigurationAction
 
     destination_state("Webhook")
-    states = "/admin/notifications/channelstate/"
+    states = "/admin/notifications/destinationstate/"
     viewer = staff_client("view")
     viewer.post(states, {"action": "pause_selected", "_selected_action": ["Webhook"]})
     assert state_of("Webhook").state == "closed"
