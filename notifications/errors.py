@@ -52,3 +52,38 @@ class Unprocessable(InvalidInput):
 class UnknownChannel(ServiceError):
     def __init__(self, name: str):
         super().__init__(f"no channel {name!r}; channels are {', '.join(Channel.values)}")
+
+
+class DestinationNotFound(ServiceError):
+    def __init__(self, name: str):
+        super().__init__(f"no destination {name!r}")
+        self.name = name
+
+
+class DestinationConflict(ServiceError):
+    """A change the destination's current state refuses (the REST API answers 409)."""
+
+
+class DestinationExists(DestinationConflict):
+    def __init__(self, name: str):
+        super().__init__(f"destination {name!r} already exists; change it with an update, or choose another name")
+
+
+class DestinationInUse(DestinationConflict):
+    def __init__(self, name: str, unsent: int):
+        super().__init__(
+            f"destination {name!r} still has {unsent} unsent notification(s) (pending or failed); disable it so that "
+            "it takes no new ones, and remove it once they are sent or dead"
+        )
+
+
+class EnvironmentDestination(DestinationConflict):
+    def __init__(self, name: str, settings: list[str]):
+        super().__init__(
+            f"destination {name!r} is defined by environment variables and cannot be changed here; "
+            f"change {', '.join(settings)} and restart the service"
+        )
+
+
+class SecretsUnavailable(DestinationConflict):
+    """A secret field cannot be sealed or opened: CERTCTL_SECRETS_KEYS is unset, malformed or lacks the key."""
