@@ -22,8 +22,10 @@ from notifications.models import (
     Severity,
     Status,
 )
+from notifications.operations.destinations import TestOutcome
 from notifications.operations.events import BulkReadResult, BulkRequeueResult, mark_read_events, requeue_events
 from notifications.queries.channels import ChannelListing
+from notifications.queries.destinations import DestinationRow
 from notifications.queries.events import (
     MAX_PER_PAGE,
     SAMPLE_SIZE,
@@ -259,3 +261,43 @@ class ChannelSerializer(serializers.Serializer[ChannelListing]):
 ChannelListSerializer = envelope(
     "ChannelListSerializer", ChannelSerializer(many=True), total=serializers.IntegerField(min_value=0)
 )
+
+
+class DestinationSerializer(serializers.Serializer[DestinationRow]):
+    """A destination as every interface shows it: never a secret value, only the names of the secret fields set."""
+
+    name = serializers.CharField()
+    channel = choice_field(Channel, "channel")
+    enabled = serializers.BooleanField(help_text="A disabled destination takes no new events; its waiting ones wait.")
+    description = serializers.CharField(allow_blank=True)
+    from_environment = serializers.BooleanField(
+        help_text="Defined by the channel's CERTCTL_ variables (named after the channel): read-only here."
+    )
+    config = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text="The channel's fields that are not secret (docs/channels.md lists each channel's fields).",
+    )
+    secrets_set = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The secret fields that have a value. Secret values are write-only: never answered.",
+    )
+    configured = serializers.BooleanField(help_text="False when the destination cannot deliver; `problem` says why.")
+    problem = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+DestinationListSerializer = envelope(
+    "DestinationListSerializer", DestinationSerializer(many=True), total=serializers.IntegerField(min_value=0)
+)
+
+
+class TestOutcomeSerializer(serializers.Serializer[TestOutcome]):
+    outcome = serializers.ChoiceField(
+        choices=["ok", "transient", "permanent"],
+        help_text="ok: the receiver accepted it; transient: a failure that may pass (a retry would be tried); "
+        "permanent: a refusal or a configuration that cannot deliver.",
+    )
+    http_status = serializers.IntegerField(allow_null=True, help_text="The receiver's HTTP status, when it answered.")
+    duration_ms = serializers.IntegerField(min_value=0)
+    error = serializers.CharField(allow_blank=True, help_text="What went wrong, every secret hidden; empty when ok.")

@@ -88,9 +88,10 @@ def add_common_responses(
                 body["required"] = True
     result.setdefault("components", {})["headers"] = _HEADERS
     # Create refuses fields it does not know (400 naming them), so the schema says so.
-    create = result["components"].get("schemas", {}).get("NotificationCreate")
-    if create is not None:
-        create["additionalProperties"] = False
+    for name in ("NotificationCreate", "DestinationCreate", "PatchedDestinationUpdate"):
+        create = result["components"].get("schemas", {}).get(name)
+        if create is not None:
+            create["additionalProperties"] = False
     return result
 
 
@@ -103,6 +104,7 @@ _ERROR_DESCRIPTIONS = {
     "or a browser session sent no CSRF token.",
     404: "No notification with this id.",
     405: "Method not allowed here; the `Allow` header lists the allowed ones.",
+    422: "Well-formed input the configuration cannot take; `fields` names it.",
     409: "The notification is not failed or dead (the message names its current status), "
     "or it is being delivered right now.",
     413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
@@ -184,6 +186,10 @@ TIME_PARAMETERS = [
 EVENT_ID = OpenApiParameter(
     "id", OpenApiTypes.STR, OpenApiParameter.PATH,
     description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.",
+)
+DESTINATION_NAME = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH,
+    description="A destination's name, e.g. payments-hook, or a channel's (its environment destination: Webhook).",
 )
 CHANNEL_NAME = OpenApiParameter(
     "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case)."

@@ -9,6 +9,8 @@ from rest_framework import serializers
 
 from notifications.filtersets import FILTER_NAMES
 from notifications.models import (
+    DESTINATION_NAME_PATTERN,
+    DESTINATION_NAME_RULE,
     EVENT_ID_PATTERN,
     EVENT_ID_RULE,
     Channel,
@@ -207,6 +209,83 @@ class BulkSelectionSerializer(serializers.Serializer[BulkSelection]):
         if "ids" in attrs:
             return BulkSelection(ids=attrs["ids"], filters=None, dry_run=attrs.get("dry_run", False))
         return BulkSelection(ids=None, filters=filters, dry_run=attrs.get("dry_run", False))
+
+
+def _refuse_unknown(serializer: serializers.Serializer[Any], data: object) -> dict[str, object]:
+    """The serializer's own checks, plus every unknown field named, all in one answer."""
+    if not isinstance(data, Mapping):
+        refused: dict[str, object] = serializers.Serializer.to_internal_value(serializer, data)  # not an object
+        return refused
+    value: dict[str, object] = {}
+    errors: dict[str, _Detail | str] = {}
+    try:
+        value = serializers.Serializer.to_internal_value(serializer, data)
+    except serializers.ValidationError as exc:
+        if not isinstance(exc.detail, dict):
+            raise
+        errors.update(exc.detail)
+    for name in sorted(set(data) - set(serializer.fields)):
+        errors[name] = f"unknown field; accepted are {', '.join(serializer.fields)}"
+    if errors:
+        raise serializers.ValidationError(errors)
+    return value
+
+
+def _config_field() -> serializers.DictField:
+    return serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        help_text="The channel's fields (docs/channels.md): e.g. Webhook {\"url\", \"secret\"}. Secret fields are "
+        "write-only: never answered, listed in secrets_set once set.",
+    )
+
+
+def _description_field() -> StrictCharField:
+    return StrictCharField(required=False, allow_blank=True, max_length=500, validators=[NO_NUL])
+
+
+class DestinationCreate(TypedDict):
+    name: str
+    channel: str
+    config: dict[str, Any]
+    enabled: bool
+    description: str
+
+
+class DestinationCreateSerializer(serializers.Serializer[DestinationCreate]):
+    name = StrictRegexField(
+        DESTINATION_NAME_PATTERN, help_text=f"{DESTINATION_NAME_RULE}; cannot be changed later.",
+        error_messages={"invalid": f"must be {DESTINATION_NAME_RULE} (it becomes part of URLs and metric labels)"},
+    )
+    channel = choice_field(Channel, "channel")
+    config = _config_field()
+    enabled = StrictBooleanField(required=False, default=True)
+    description = _description_field()
+
+    def to_internal_value(self, data: object) -> dict[str, object]:
+        return _refuse_unknown(self, data)
+
+
+class DestinationUpdate(TypedDict, total=False):
+    config: dict[str, Any]
+    enabled: bool
+    description: str
+
+
+class DestinationUpdateSerializer(serializers.Serializer[DestinationUpdate]):
+    config = _config_field()
+    enabled = StrictBooleanField(required=False)
+    description = _description_field()
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["config"].required = False
+        self.fields["config"].help_text = (
+            "Fields to change, merged into the destination's: a field left out keeps its value (a secret one too); "
+            "one given as \"\" or null is cleared."
+        )
+
+    def to_internal_value(self, data: object) -> dict[str, object]:
+        return _refuse_unknown(self, data)
 
 
 class ErrorSerializer(serializers.Serializer[Mapping[str, object]]):

@@ -25,14 +25,26 @@ from rest_framework.views import APIView
 from notifications.api.auth import actor_for
 from notifications.api.pagination import EnvelopePagination
 from notifications.api.parsers import LimitedJSONParser
-from notifications.api.schema import CHANNEL_NAME, EVENT_ID, TIME_PARAMETERS, bulk_request, errors
-from notifications.api.serializers import BulkSelectionSerializer, NotificationCreateSerializer
+from notifications.api.schema import CHANNEL_NAME, DESTINATION_NAME, EVENT_ID, TIME_PARAMETERS, bulk_request, errors
+from notifications.api.serializers import (
+    BulkSelectionSerializer,
+    DestinationCreateSerializer,
+    DestinationUpdateSerializer,
+    NotificationCreateSerializer,
+)
 from notifications.errors import EventIdTaken
 from notifications.filtersets import FILTER_NAMES, NotificationFilterSet
 from notifications.models import NotificationEvent
-from notifications.operations.channels import pause_channel, resume_channel
+from notifications.operations.channels import pause_channel, pause_destination, resume_channel, resume_destination
+from notifications.operations.destinations import (
+    create_destination,
+    delete_destination,
+    send_test,
+    update_destination,
+)
 from notifications.operations.events import create_event, mark_read, requeue_event
 from notifications.queries.channels import channel_states
+from notifications.queries.destinations import destination_list, destination_row, get_destination
 from notifications.queries.events import get_event, list_page
 from notifications.queries.export import CsvExport, csv_response
 from notifications.queries.groups import failure_groups
@@ -44,6 +56,8 @@ from notifications.serializers import (
     BulkRequeueResultSerializer,
     ChannelListSerializer,
     ChannelSerializer,
+    DestinationListSerializer,
+    DestinationSerializer,
     EventPageSerializer,
     FailureGroupListSerializer,
     MarkedReadSerializer,
@@ -53,6 +67,7 @@ from notifications.serializers import (
     RequeuedSerializer,
     RequeuePreviewSerializer,
     StatsSummarySerializer,
+    TestOutcomeSerializer,
 )
 
 
@@ -371,3 +386,128 @@ class ChannelPauseView(APIView):
         change(name, actor_for(request))
         state = next(channel for channel in channel_states() if channel["name"].lower() == name.lower())
         return Response(ChannelSerializer(state).data)
+
+
+_WEBHOOK_DESTINATION = {
+    "name": "payments-hook", "channel": "Webhook", "description": "payments team's receiver",
+    "config": {"url": "https://hooks.payments.example.com/certctl", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+}
+
+
+class DestinationListView(APIView):
+    @extend_schema(
+        summary="List destinations",
+        operation_id="destinations_list",
+        description="Every destination, by name: the channels' environment destinations (named after the channel, "
+        "read-only) and the stored ones. Secret fields are never answered: `secrets_set` names those that are set.",
+        responses={200: DestinationListSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        rows = destination_list()
+        return Response(DestinationListSerializer({"data": rows, "total": len(rows)}).data)
+
+    @extend_schema(
+        summary="Create a destination",
+        description="A named destination of a channel, its `config` validated by the channel (unknown fields, "
+        "required ones, kinds: 422 naming config.<field>). Secret fields are encrypted at rest under "
+        "CERTCTL_SECRETS_KEYS (409 when it is not set). A removed destination's name may be used again. "
+        "Needs an admin key. Audited.",
+        request=DestinationCreateSerializer,
+        responses={
+            201: OpenApiResponse(DestinationSerializer, description="Created; `Location` points at it."),
+            **errors(
+                400, 403, 409, 413, 415, 422, d409="The name is taken, or CERTCTL_SECRETS_KEYS is not set.",
+                d422="The channel does not take this config; `fields` names each config.<field>.",
+            ),
+        },
+        examples=[OpenApiExample("A second Webhook receiver", request_only=True, value=_WEBHOOK_DESTINATION)],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = DestinationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        destination = create_destination(**serializer.validated_data, actor=actor_for(request))
+        location = reverse("api:destination-detail", kwargs={"name": destination.name}, request=request)
+        return Response(
+            DestinationSerializer(destination_row(destination)).data, status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+
+
+class DestinationDetailView(APIView):
+    @extend_schema(
+        summary="Get one destination", parameters=[DESTINATION_NAME],
+        responses={200: DestinationSerializer, **errors(404, d404="No destination of this name.")},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        return Response(DestinationSerializer(get_destination(name)).data)
+
+    @extend_schema(
+        summary="Change a destination",
+        description="Only the fields given change. `config` is merged: a field left out keeps its value (a secret "
+        "one too), one given as \"\" or null is cleared; the result is validated by the channel (422). "
+        "Environment destinations are read-only (409 naming the variables to change). Needs an admin key. Audited.",
+        parameters=[DESTINATION_NAME], request=DestinationUpdateSerializer,
+        responses={
+            200: DestinationSerializer,
+            **errors(
+                400, 403, 404, 409, 413, 415, 422, d404="No destination of this name.",
+                d409="An environment destination, or CERTCTL_SECRETS_KEYS cannot seal or open its secrets.",
+                d422="The channel does not take the resulting config; `fields` names each config.<field>.",
+            ),
+        },
+        examples=[
+            OpenApiExample("Rotate the signing secret", request_only=True, value={"config": {"secret": "s3cr3t-v2"}}),
+            OpenApiExample("Disable", request_only=True, value={"enabled": False}),
+        ],
+    )
+    def patch(self, request: Request, name: str) -> Response:
+        serializer = DestinationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        destination = update_destination(name, **serializer.validated_data, actor=actor_for(request))
+        return Response(DestinationSerializer(destination_row(destination)).data)
+
+    @extend_schema(
+        summary="Remove a destination",
+        description="Removes it from every route, then from the list; its events' history stays. Refused (409) "
+        "while some of its events are pending or failed, and for environment destinations. Needs an admin key.",
+        parameters=[DESTINATION_NAME], request=None,
+        responses={
+            204: OpenApiResponse(description="Removed."),
+            **errors(403, 404, 409, d404="No destination of this name.",
+                     d409="Events of it are still unsent, or it is an environment destination."),
+        },
+    )
+    def delete(self, request: Request, name: str) -> Response:
+        delete_destination(name, actor=actor_for(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DestinationTestView(APIView):
+    @extend_schema(
+        summary="Send a test message",
+        description="One real delivery of a test message through the destination (environment ones too), not stored "
+        "as a notification: answers the outcome, the receiver's HTTP status, the duration and the error with every "
+        "secret hidden. A destination that cannot deliver answers `permanent` with the reason, sending nothing. "
+        "Needs an admin key. Audited.",
+        parameters=[DESTINATION_NAME], request=None,
+        responses={200: TestOutcomeSerializer, **errors(403, 404, 405, 409, d404="No destination of this name.",
+                                                        d409="CERTCTL_SECRETS_KEYS cannot open its secrets.")},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        return Response(TestOutcomeSerializer(send_test(name, actor=actor_for(request))).data)
+
+
+class DestinationPauseView(APIView):
+    pause = True
+
+    @extend_schema(
+        summary="Pause or resume a destination",
+        description="Pause holds the destination's events (a maintenance window) until resumed; resume lets them "
+        "flow at once. Environment destinations too. Needs an admin key. Answers the destination.",
+        parameters=[DESTINATION_NAME], request=None,
+        responses={200: DestinationSerializer, **errors(403, 404, 405, d404="No destination of this name.")},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        change = pause_destination if self.pause else resume_destination
+        change(name, actor_for(request))
+        return Response(DestinationSerializer(get_destination(name)).data)

@@ -24,7 +24,13 @@ from notifications.engine.recording import record_results
 from notifications.engine.report import LEASE_LOST, RELEASED, PassReport, pass_finished
 from notifications.engine.sender import Delivery, Sender
 from notifications.models import NotificationEvent, Status
-from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
+from notifications.notifiers import (
+    DeliveryResult,
+    Notifier,
+    build_notifier,
+    not_configured_error,
+    refresh_stored_secrets,
+)
 
 log = logging.getLogger("notifications.delivery")
 
@@ -304,6 +310,7 @@ def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -
     """
     if kind not in PASS_KINDS:
         raise ValueError(kind)
+    refresh_stored_secrets()  # a destination's new secret is hidden from this pass's error texts and log lines on
     started = time.monotonic()
     deadline = started + claims.pass_window()
     source = Claims(kind, now, limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE)

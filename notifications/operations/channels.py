@@ -9,6 +9,7 @@ from notifications.actors import Actor
 from notifications.engine import breaker, dispatch
 from notifications.models import ChannelAction, ChannelActionKind
 from notifications.queries.channels import channel_named
+from notifications.queries.destinations import live_destination
 
 log = logging.getLogger("notifications.services")
 
@@ -41,5 +42,19 @@ def resume_channel(name: str, actor: Actor, now: datetime | None = None) -> bool
             )
     if changed:
         log.warning("channel %s resumed by %s via %s", channel, actor.name, actor.source, extra={"channel": channel})
+        dispatch.deliver_soon()
+    return changed
+
+
+def pause_destination(name: str, actor: Actor, now: datetime | None = None) -> bool:
+    """Hold a destination's events until resumed. False when it was paused already."""
+    destination, now = live_destination(name), now or timezone.now()
+    return breaker.pause(destination.name, actor.name, now)
+
+
+def resume_destination(name: str, actor: Actor, now: datetime | None = None) -> bool:
+    """Let a paused destination's events flow again. False when it was not paused."""
+    changed = breaker.resume(live_destination(name).name)
+    if changed:
         dispatch.deliver_soon()
     return changed

@@ -25,6 +25,7 @@ from notifications.errors import (
     EnvironmentDestination,
     InvalidInput,
     SecretsUnavailable,
+    Unprocessable,
 )
 from notifications.models import (
     Channel,
@@ -105,10 +106,11 @@ def _description_problem(description: object) -> str | None:
 
 def _checked(channel: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """`config` validated by the channel's notifier and split into (non-secret fields, secret fields), empty values
-    left out. Raises InvalidInput naming each offending field as config.<field>."""
+    left out. Raises Unprocessable (well-formed, but not what this channel takes) naming each field as
+    config.<field>."""
     problems = notifiers()[channel].config_problems(config)
     if problems:
-        raise InvalidInput({f"config.{name}": text for name, text in problems.items()})
+        raise Unprocessable({f"config.{name}": text for name, text in problems.items()})
     secret = set(secret_fields(channel))
     given = {name: value for name, value in config.items() if value is not None and value != ""}
     return (

@@ -19,6 +19,10 @@ OPERATIONS = {
     ("/api/v1/notifications/requeue", "post"), ("/api/v1/notifications/read", "post"), ("/api/v1/stats/summary", "get"),
     ("/api/v1/channels", "get"), ("/api/v1/channels/{name}/pause", "post"), ("/api/v1/channels/{name}/resume", "post"),
     ("/api/v1/notifications/dead-letter/groups", "get"),
+    ("/api/v1/destinations", "get"), ("/api/v1/destinations", "post"), ("/api/v1/destinations/{name}", "get"),
+    ("/api/v1/destinations/{name}", "patch"), ("/api/v1/destinations/{name}", "delete"),
+    ("/api/v1/destinations/{name}/test", "post"), ("/api/v1/destinations/{name}/pause", "post"),
+    ("/api/v1/destinations/{name}/resume", "post"),
 }
 
 
@@ -69,7 +73,7 @@ def test_schema_documents_filters_and_enums(openapi):
     parameters = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
     filters = {
         "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
-        "failed_after", "failed_before", "error", "cause", "cause_kind", "q",
+        "failed_after", "failed_before", "error", "cause", "cause_kind", "q", "destination", "label",
     }
     assert set(parameters) == {"page", "per_page", "format", *filters}
     assert sorted(parameters["cause_kind"]["enum"]) == ["", "permanent", "transient"]
