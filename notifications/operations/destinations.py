@@ -50,7 +50,7 @@ from notifications.notifiers import (
 )
 from notifications.notifiers.http import new_http_client
 from notifications.redaction import Secrets, hidden_fragments, redact
-from notifications.sealing import SealingError, seal, unseal
+from notifications.sealing import SealingError, reseal, seal, unseal
 
 log = logging.getLogger("notifications.services")
 
@@ -299,3 +299,32 @@ def send_test(name: str, *, actor: Actor) -> TestOutcome:
     _audit(name, ConfigurationActionKind.TEST, actor, {"outcome": outcome.outcome, "http_status": outcome.http_status})
     log.info("destination %s tested by %s via %s: %s", name, actor.name, actor.source, outcome.outcome)
     return outcome
+
+
+def rotate_secrets(*, actor: Actor, batch_size: int = 100) -> int:
+    """Re-seal every stored destination's secrets under the first key of CERTCTL_SECRETS_KEYS, `batch_size`
+    destinations per transaction, each audited. Returns how many were re-sealed. Raises SecretsUnavailable (naming
+    the destination) when no key opens one: the batches before it are kept, and running again after fixing the keys
+    finishes the job."""
+    rotated, after = 0, ""
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Destination.objects.select_for_update().exclude(sealed_secrets="").filter(name__gt=after)
+                .order_by("name")[:batch_size]
+            )
+            for destination in batch:
+                try:
+                    destination.sealed_secrets = reseal(destination.sealed_secrets)
+                except SealingError as exc:
+                    raise SecretsUnavailable(f"destination {destination.name!r}: {exc}") from None
+                destination.save(update_fields=["sealed_secrets"])
+                _audit(destination.name, ConfigurationActionKind.ROTATE, actor, {"fields": ["sealed_secrets"]})
+            if batch:
+                ConfigVersion.objects.bump()
+        if not batch:
+            break
+        rotated, after = rotated + len(batch), batch[-1].name
+    refresh_stored_secrets()
+    log.warning("secrets of %d destination(s) re-sealed by %s via %s", rotated, actor.name, actor.source)
+    return rotated
