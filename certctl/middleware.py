@@ -9,8 +9,6 @@ from collections.abc import Callable
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from notifications.notifiers import refresh_stored_secrets
-
 current_request_id = contextvars.ContextVar("current_request_id", default="-")
 
 _WELL_FORMED = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -86,15 +84,3 @@ class ContentSecurityPolicyMiddleware:
         response.headers.setdefault("Content-Security-Policy", policy)
         return response
 
-
-class StoredSecretsMiddleware:
-    """Reads the stored destinations' secrets again when a destination changed (one indexed read of ConfigVersion),
-    so that a secret stored by another worker is hidden from this request's answers and log lines."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if not request.path.startswith(_QUIET_PATHS):
-            refresh_stored_secrets()
-        return self.get_response(request)

@@ -87,7 +87,6 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before sessions and auth, whose lookups are the first to find the database gone.
     "notifications.api.errors.DatabaseUnavailableMiddleware",
-    "certctl.middleware.StoredSecretsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

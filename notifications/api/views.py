@@ -505,7 +505,11 @@ class DestinationPauseView(APIView):
         description="Pause holds the destination's events (a maintenance window) until resumed; resume lets them "
         "flow at once. Environment destinations too. Needs an admin key. Answers the destination.",
         parameters=[DESTINATION_NAME], request=None,
-        responses={200: DestinationSerializer, **errors(403, 404, 405, d404="No destination of this name.")},
+        responses={
+            200: DestinationSerializer,
+            **errors(403, 404, 405, 409, d404="No destination of this name.",
+                     d409="A stored destination: the breaker holds environment destinations only."),
+        },
     )
     def post(self, request: Request, name: str) -> Response:
         change = pause_destination if self.pause else resume_destination

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from notifications.actors import Actor
 from notifications.engine import breaker, dispatch
+from notifications.errors import DestinationConflict
 from notifications.models import ChannelAction, ChannelActionKind
 from notifications.queries.channels import channel_named
 from notifications.queries.destinations import live_destination
@@ -46,15 +47,22 @@ def resume_channel(name: str, actor: Actor, now: datetime | None = None) -> bool
     return changed
 
 
+def _breaker_name(name: str) -> str:
+    """The breaker row of destination `name`: the breaker keeps one per channel, so only an environment destination
+    (named after its channel) has one."""
+    destination = live_destination(name)
+    if not destination.from_environment:
+        raise DestinationConflict(
+            f"destination {name!r} cannot be paused: the breaker holds environment destinations only"
+        )
+    return destination.name
+
+
 def pause_destination(name: str, actor: Actor, now: datetime | None = None) -> bool:
     """Hold a destination's events until resumed. False when it was paused already."""
-    destination, now = live_destination(name), now or timezone.now()
-    return breaker.pause(destination.name, actor.name, now)
+    return pause_channel(_breaker_name(name), actor, now)
 
 
 def resume_destination(name: str, actor: Actor, now: datetime | None = None) -> bool:
     """Let a paused destination's events flow again. False when it was not paused."""
-    changed = breaker.resume(live_destination(name).name)
-    if changed:
-        dispatch.deliver_soon()
-    return changed
+    return resume_channel(_breaker_name(name), actor, now)

@@ -49,6 +49,7 @@ from notifications.notifiers import (
     secret_fields,
 )
 from notifications.notifiers.http import new_http_client
+from notifications.queries.destinations import live_destination
 from notifications.redaction import Secrets, hidden_fragments, redact
 from notifications.sealing import SealingError, reseal, seal, unseal
 
@@ -131,8 +132,8 @@ def _opened(destination: Destination) -> dict[str, str]:
         return unseal(destination.sealed_secrets)
     except SealingError as exc:
         raise SecretsUnavailable(
-            f"the secret fields of destination {destination.name!r} cannot be read: {exc}; give them again, or "
-            "add the key that sealed them to CERTCTL_SECRETS_KEYS"
+            f"the secret fields of destination {destination.name!r} cannot be read: {exc}; add the key that sealed "
+            "them to CERTCTL_SECRETS_KEYS, or remove the destination and create it again"
         ) from None
 
 
@@ -278,12 +279,7 @@ def _own_secrets(destination: Destination) -> Secrets:
 def send_test(name: str, *, actor: Actor) -> TestOutcome:
     """One real delivery of a test message through destination `name` (environment ones too), not stored as an
     event; audited. A destination that cannot deliver answers permanent with the reason, sending nothing."""
-    destination = Destination.objects.live().filter(name=name).first()
-    if destination is None:
-        Destination.objects.ensure_environment()
-        destination = Destination.objects.live().filter(name=name).first()
-    if destination is None:
-        raise DestinationNotFound(name)
+    destination = live_destination(name)
     problem = destination_problem(destination)
     if problem:
         outcome = TestOutcome("permanent", None, 0, problem)

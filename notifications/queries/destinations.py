@@ -7,7 +7,7 @@ from django.conf import settings
 
 from notifications.errors import DestinationNotFound
 from notifications.models import Destination
-from notifications.notifiers import destination_problem, notifiers, secrets_set
+from notifications.notifiers import destination_problem, notifiers, refresh_stored_secrets, secrets_set
 from notifications.sealing import SealingError
 
 
@@ -49,6 +49,8 @@ def destination_row(destination: Destination) -> DestinationRow:
 
 def live_destination(name: str) -> Destination:
     """The destination called `name` (not removed); DestinationNotFound otherwise."""
+    # Whoever reads a destination may go on to show or send through it: its secrets are hidden from here on.
+    refresh_stored_secrets()
     Destination.objects.ensure_environment()
     found = Destination.objects.live().filter(name=name).first()
     if found is None:
@@ -58,6 +60,7 @@ def live_destination(name: str) -> Destination:
 
 def destination_list() -> list[DestinationRow]:
     """Every destination not removed, by name."""
+    refresh_stored_secrets()
     Destination.objects.ensure_environment()
     return [destination_row(destination) for destination in Destination.objects.live().order_by("name")]
 

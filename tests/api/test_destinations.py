@@ -114,3 +114,8 @@ def test_pause_and_resume_an_environment_destination(admin):
     assert admin.post("/api/v1/destinations/Webhook/pause").status_code == 200
     assert admin.post("/api/v1/destinations/Webhook/resume").status_code == 200
     assert admin.post("/api/v1/destinations/nowhere/pause").status_code == 404
+
+
+def test_pausing_a_stored_destination_is_refused_until_the_breaker_holds_stored_ones(admin, receiver):
+    _create(admin, receiver)
+    assert_error(admin.post("/api/v1/destinations/payments/pause"), 409, "Conflict", "environment destinations only")

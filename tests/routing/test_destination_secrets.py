@@ -136,3 +136,28 @@ def test_the_database_holds_no_secret_in_plaintext(channel, config, secret):
         columns = " ".join(cursor.fetchone())
     assert secret not in columns
     assert Destination.objects.get(name="stored").sealed_secrets
+
+
+def _logged(text):
+    record = logging.makeLogRecord({"msg": text})
+    SecretRedactionFilter().filter(record)
+    return record.getMessage()
+
+
+def test_a_secret_stored_by_another_process_is_hidden_from_the_next_pass_on(receiver):
+    from notifications.engine import passes
+    from notifications.models import ConfigVersion
+    from notifications.sealing import seal
+
+    create_destination(name="first", channel="Teams", config={"webhook_url": receiver.url + "/t"},
+                       actor=Actor("alice", "api"))
+    # Another worker stores a destination: this process has not read it yet.
+    Destination.objects.create(
+        name="second", channel="PagerDuty", sealed_secrets=seal({"routing_key": "R0utingKeyOfAnotherWorker42"})
+    )
+    ConfigVersion.objects.bump()
+    assert "R0utingKeyOfAnotherWorker42" in _logged("echo R0utingKeyOfAnotherWorker42")
+
+    passes.process_pending()
+
+    assert _logged("echo R0utingKeyOfAnotherWorker42") == "echo [redacted]"
