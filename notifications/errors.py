@@ -19,6 +19,12 @@ class EventNotFound(ServiceError):
         self.event_id = event_id
 
 
+class RouteNotFound(ServiceError):
+    def __init__(self, route_id: object):
+        super().__init__(f"route {str(route_id)[:70]} not found; GET /api/v1/routes lists them")
+        self.route_id = route_id
+
+
 class RequeueRefused(ServiceError):
     def __init__(self, event_id: str, current_status: str, reason: str | None = None):
         super().__init__(

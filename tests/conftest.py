@@ -8,6 +8,7 @@ import tempfile
 import pytest
 
 from notifications.operations.events import create_event
+from notifications.queries.routing import forget_route_table
 from tests.receivers import Receiver
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -123,6 +124,14 @@ def _no_channels_configured(settings):
         "CERTCTL_PAGERDUTY_ROUTING_KEY", "CERTCTL_OPSGENIE_API_KEY", "CERTCTL_API_KEYS_NAMED", "CERTCTL_METRICS_TOKEN",
     ):
         setattr(settings, name, "")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_route_table():
+    """The routing cache is kept per configuration version; a rolled-back test database reuses the numbers."""
+    forget_route_table()
+    yield
+    forget_route_table()
 
 
 @pytest.fixture
