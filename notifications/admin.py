@@ -4,16 +4,27 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.defaultfilters import truncatechars
 
 from notifications.actors import Actor
 from notifications.errors import InvalidInput
-from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, OperatorAction
+from notifications.models import (
+    ChannelAction,
+    ChannelState,
+    Destination,
+    NotificationAttempt,
+    NotificationEvent,
+    OperatorAction,
+    Route,
+)
 from notifications.operations.channels import pause_channel, resume_channel
 from notifications.operations.events import mark_read_events, requeue_events, validate_event_input
+from notifications.operations.routes import create_route, delete_route, update_route
 from notifications.queries.events import retry_display
+from notifications.queries.routing import clean_match, route_destinations
 
 
 class AttemptInline(admin.TabularInline[NotificationAttempt, NotificationEvent]):
@@ -198,3 +209,77 @@ class ChannelActionAdmin(admin.ModelAdmin[ChannelAction]):
 
     def has_delete_permission(self, request: HttpRequest, obj: ChannelAction | None = None) -> bool:
         return False
+
+
+class RouteForm(forms.ModelForm[Route]):
+    """A route's fields, the match as JSON checked by the rules every other interface uses
+    (queries.routing.clean_match); the save goes through operations.routes (RouteAdmin.save_model)."""
+
+    match = forms.JSONField(
+        required=False, initial=dict,
+        help_text='Criteria, all optional: {"types": ["Revocation"], "severities": ["critical"], '
+        '"certificate_ids": ["mc-*-prod"], "labels": {"team": "payments"}}. Empty: every alert.',
+    )
+    destinations = forms.ModelMultipleChoiceField(
+        queryset=Destination.objects.live(), required=False,
+        widget=FilteredSelectMultiple("destinations", is_stacked=False),
+    )
+    position = forms.IntegerField(
+        required=False, min_value=0,
+        help_text="Place in evaluation order, 0 first; empty on a new route: last. The routes below move down.",
+    )
+
+    class Meta:
+        model = Route
+        fields = ("name", "match", "destinations", "continue_matching", "enabled", "is_default", "position")
+
+    def clean(self) -> dict[str, Any] | None:
+        data = super().clean()
+        if "match" in self.cleaned_data:
+            try:
+                self.cleaned_data["match"] = clean_match(self.cleaned_data["match"] or {})
+            except InvalidInput as exc:
+                self.add_error("match", "; ".join(f"{name}: {text}" for name, text in exc.errors.items()))
+        if self.cleaned_data.get("is_default") and self.cleaned_data.get("match"):
+            self.add_error("match", "the default route takes every alert no other route matched; leave it empty")
+        return data
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin[Route]):
+    """Routes in evaluation order. Every save and delete goes through operations.routes: audited with the admin user
+    as actor, the configuration version bumped so that every process routes by the change."""
+
+    form = RouteForm
+    list_display = ("name", "position", "enabled", "continue_matching", "is_default", "destination_names")
+    ordering = ("is_default", "position", "id")
+    search_fields = ("name",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Route]:
+        return super().get_queryset(request).prefetch_related("destinations")
+
+    @admin.display(description="Destinations")
+    def destination_names(self, route: Route) -> str:
+        return ", ".join(destination.name for destination in route_destinations(route)) or "—"
+
+    def save_model(self, request: HttpRequest, obj: Route, form: RouteForm, change: bool) -> None:
+        actor = Actor(request.user.get_username(), "admin")
+        data = form.cleaned_data
+        names = [destination.name for destination in data["destinations"]]
+        fields = dict(
+            name=data["name"], match=data["match"], destinations=names, continue_matching=data["continue_matching"],
+            enabled=data["enabled"], is_default=data["is_default"], position=data["position"],
+        )
+        saved = update_route(obj.pk, **fields, actor=actor) if change else create_route(**fields, actor=actor)
+        obj.pk, obj.position = saved.pk, saved.position
+
+    def save_related(self, request: HttpRequest, form: RouteForm, formsets: Any, change: bool) -> None:
+        """The operation set the destinations."""
+
+    def delete_model(self, request: HttpRequest, obj: Route) -> None:
+        delete_route(obj.pk, actor=Actor(request.user.get_username(), "admin"))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Route]) -> None:
+        actor = Actor(request.user.get_username(), "admin")
+        for route_id in queryset.values_list("id", flat=True):
+            delete_route(route_id, actor=actor)

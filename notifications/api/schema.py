@@ -8,8 +8,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from notifications.api.parsers import MAX_JSON_DEPTH
-from notifications.api.serializers import NO_NUL_PATTERN, ErrorSerializer
+from notifications.api.serializers import NO_NUL_PATTERN, ONE_LINE_PATTERN, ErrorSerializer
 from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
+from notifications.models import MAX_LABELS
+from notifications.models.events import MAX_LABEL_VALUE
 from notifications.queries.events import MAX_BULK_IDS
 
 if TYPE_CHECKING:
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
 Schema = dict[str, Any]
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+# Filters with a form of their own (notifications.filtersets), beyond "no NUL".
+_FILTER_PATTERNS = {"label": r"^([^=\x00]+=[^\x00]*)?$"}
 _HEADERS = {
     "X-Request-ID": {
         "description": "This request's id: the incoming X-Request-ID when well-formed (1-128 of A-Z a-z 0-9 . _ : -), "
@@ -73,7 +77,7 @@ def add_common_responses(
                     schema["enum"].append("")
                     parameter["description"] = parameter.get("description", "") + " Empty means any."
                 else:
-                    schema.setdefault("pattern", NO_NUL_PATTERN)
+                    schema.setdefault("pattern", _FILTER_PATTERNS.get(parameter["name"], NO_NUL_PATTERN))
             responses = operation.setdefault("responses", {})
             for code, description in _COMMON_ERRORS.items():
                 responses.setdefault(
@@ -87,11 +91,24 @@ def add_common_responses(
             if body and operation["operationId"] in ("notifications_bulk_requeue", "notifications_bulk_read"):
                 body["required"] = True
     result.setdefault("components", {})["headers"] = _HEADERS
-    # Create refuses fields it does not know (400 naming them), so the schema says so.
-    create = result["components"].get("schemas", {}).get("NotificationCreate")
-    if create is not None:
-        create["additionalProperties"] = False
+    create_event = result["components"].get("schemas", {}).get("NotificationCreate")
+    if create_event is not None:
+        # A channel, a destination, or both.
+        create_event["anyOf"] = [
+            {"required": ["channel"]},
+            {"required": ["destination"], "properties": {"destination": {"type": "string", "minLength": 1}}},
+        ]
+    # These requests refuse fields they do not know (400 naming them), so the schema says so.
+    for name in ("NotificationCreate", "AlertCreate", "RouteWrite", "PatchedRouteWrite", "RouteOrder"):
+        request_body = result["components"].get("schemas", {}).get(name)
+        if request_body is not None:
+            request_body["additionalProperties"] = False
+            if "labels" in request_body["properties"]:
+                labels = request_body["properties"]["labels"]
+                labels["maxProperties"] = MAX_LABELS
+                labels["additionalProperties"].update(maxLength=MAX_LABEL_VALUE, pattern=ONE_LINE_PATTERN)
     return result
+
 
 
 _ERROR_DESCRIPTIONS = {
@@ -107,6 +124,7 @@ _ERROR_DESCRIPTIONS = {
     "or it is being delivered right now.",
     413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
     415: "The body is not JSON: send `Content-Type: application/json`.",
+    422: "Well-formed, but the configuration cannot take it (`fields` says which input and why).",
 }
 
 
@@ -134,7 +152,10 @@ def filter_properties() -> dict[str, Schema]:
         elif name in TIME_FILTERS:
             schema.update(minLength=1, pattern=ISO_TIME_PATTERN)
         else:
-            schema.update(minLength=1, maxLength=declared.extra["max_length"], pattern=NO_NUL_PATTERN)
+            schema.update(
+                minLength=1, maxLength=declared.extra["max_length"],
+                pattern=_FILTER_PATTERNS.get(name, NO_NUL_PATTERN),
+            )
         properties[name] = schema
     return properties
 

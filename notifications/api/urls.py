@@ -8,10 +8,12 @@ app_name = "api"
 
 router = SimpleRouter(trailing_slash=False)
 router.register("notifications", views.NotificationViewSet, basename="notification")
+router.register("routes", views.RouteViewSet, basename="route")
 
 urlpatterns = [
     *router.urls,
     path("stats/summary", views.StatsSummaryView.as_view(), name="stats-summary"),
+    path("alerts", views.AlertView.as_view(), name="alerts"),
     path("channels", views.ChannelListView.as_view(), name="channel-list"),
     path("channels/<str:name>/pause", views.ChannelPauseView.as_view(pause=True), name="channel-pause"),
     path("channels/<str:name>/resume", views.ChannelPauseView.as_view(pause=False), name="channel-resume"),

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from notifications.actors import Actor
-from notifications.errors import InvalidInput, RouteNotFound, Unprocessable
+from notifications.errors import InvalidInput, Unprocessable
 from notifications.models import (
     ConfigurationAction,
     ConfigurationActionKind,
@@ -21,7 +21,7 @@ from notifications.models import (
     Destination,
     Route,
 )
-from notifications.queries.routing import clean_match
+from notifications.queries.routing import clean_match, get_route, routes_in_order
 
 log = logging.getLogger("notifications.services")
 
@@ -99,7 +99,7 @@ def _check_default(is_default: bool, match: dict[str, object], excluding: int | 
     if not is_default:
         return
     if match:
-        raise InvalidInput({
+        raise Unprocessable({
             "match": "the default route takes every alert no other route matched; leave its match empty"
         })
     others = Route.objects.filter(is_default=True)
@@ -157,16 +157,6 @@ def create_route(
     return route
 
 
-def get_route_for_change(route_id: object) -> Route:
-    """The route `route_id`, locked for this transaction; RouteNotFound when there is none."""
-    if isinstance(route_id, bool) or not isinstance(route_id, int):
-        raise RouteNotFound(route_id)
-    route = Route.objects.select_for_update().filter(id=route_id).first()
-    if route is None:
-        raise RouteNotFound(route_id)
-    return route
-
-
 def update_route(
     route_id: int, *, name: str | None = None, match: object = None, destinations: object = None,
     continue_matching: bool | None = None, enabled: bool | None = None, is_default: bool | None = None,
@@ -186,7 +176,7 @@ def update_route(
     cleaned = clean_match(match) if match is not None else None
     with transaction.atomic():
         ConfigVersion.objects.bump()
-        route = get_route_for_change(route_id)
+        route = get_route(route_id, for_change=True)
         previous_name, was_default = route.name, route.is_default
         changed: list[str] = []
         if name is not None and name.strip() != route.name:
@@ -245,7 +235,7 @@ def delete_route(route_id: int, *, actor: Actor) -> None:
     """Remove a route, audited; the others close up their positions."""
     with transaction.atomic():
         ConfigVersion.objects.bump()
-        route = get_route_for_change(route_id)
+        route = get_route(route_id, for_change=True)
         name = route.name
         route.delete()
         _renumber(_ordered_ids())
@@ -259,14 +249,13 @@ def reorder_routes(route_ids: list[int], *, actor: Actor) -> list[Route]:
         isinstance(route_id, int) and not isinstance(route_id, bool) for route_id in route_ids
     ):
         raise InvalidInput({"order": "must be a list of route ids"})
-    repeated = sorted({route_id for route_id in route_ids if route_ids.count(route_id) > 1})
-    if repeated:
-        raise InvalidInput({"order": f"lists route {', '.join(map(str, repeated))} more than once"})
     with transaction.atomic():
         ConfigVersion.objects.bump()
         current = _ordered_ids()
         default_ids = set(Route.objects.filter(is_default=True).values_list("id", flat=True))
         problems = []
+        if repeated := sorted({route_id for route_id in route_ids if route_ids.count(route_id) > 1}):
+            problems.append(f"lists route {', '.join(map(str, repeated))} more than once")
         if missing := [route_id for route_id in current if route_id not in route_ids]:
             problems.append(f"leaves out route {', '.join(map(str, missing))}")
         if default_listed := [route_id for route_id in route_ids if route_id in default_ids]:
@@ -282,4 +271,4 @@ def reorder_routes(route_ids: list[int], *, actor: Actor) -> list[Route]:
         names = dict(Route.objects.filter(id__in=route_ids).values_list("id", "name"))
         _audit(ALL_ROUTES, ConfigurationActionKind.REORDER, actor, {"order": [names[i] for i in route_ids]})
     log.info("routes reordered by %s via %s", actor.name, actor.source)
-    return list(Route.objects.order_by("is_default", "position", "id").prefetch_related("destinations"))
+    return routes_in_order()

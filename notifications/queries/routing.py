@@ -16,9 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from django.db.models import Prefetch
-
-from notifications.errors import InvalidInput, Unprocessable
+from notifications.errors import InvalidInput, RouteNotFound, Unprocessable
 from notifications.models import ConfigVersion, Destination, EventType, Route, Severity, labels_problem
 
 # What a route's `match` may hold, and its bounds (a route is read for every alert: keep each one small).
@@ -73,6 +71,12 @@ class RouteRule:
         return True
 
 
+def route_destinations(route: Route) -> list[Destination]:
+    """A route's destinations in the order its alerts' events are made: by name, as Python compares them (not the
+    database's collation, which differs between installations)."""
+    return sorted(route.destinations.all(), key=lambda destination: destination.name)
+
+
 def _rule(route: Route) -> RouteRule:
     match = route.match if isinstance(route.match, dict) else {}
     return RouteRule(
@@ -83,7 +87,7 @@ def _rule(route: Route) -> RouteRule:
         labels=tuple((match.get("labels") or {}).items()),
         destinations=tuple(
             (destination.name, destination.channel)
-            for destination in route.destinations.all()
+            for destination in route_destinations(route)
             if destination.enabled and destination.deleted_at is None
         ),
         continue_matching=route.continue_matching,
@@ -103,7 +107,7 @@ def _load(version: int) -> RouteTable:
     routes = (
         Route.objects.filter(enabled=True)
         .order_by("position", "id")
-        .prefetch_related(Prefetch("destinations", queryset=Destination.objects.order_by("name")))
+        .prefetch_related("destinations")
     )
     ordered, default = [], None
     for route in routes:
@@ -170,6 +174,31 @@ def evaluate(alert: Alert) -> Routing:
     return Routing(destinations=list(destinations), routes=matched)
 
 
+# --- the routes as operators see them ----------------------------------------------------------
+
+# Route ids are PostgreSQL bigints: a larger number names no route (and must not reach the database).
+_LARGEST_ID = 2**63 - 1
+
+
+def routes_in_order() -> list[Route]:
+    """Every route, enabled or not, in evaluation order (the default route last), with its destinations."""
+    return list(
+        Route.objects.order_by("is_default", "position", "id")
+        .prefetch_related("destinations")
+    )
+
+
+def get_route(route_id: object, *, for_change: bool = False) -> Route:
+    """The route `route_id` (locked for the transaction with `for_change`); RouteNotFound when there is none."""
+    if isinstance(route_id, bool) or not isinstance(route_id, int) or not 0 < route_id <= _LARGEST_ID:
+        raise RouteNotFound(route_id)
+    routes = Route.objects.prefetch_related("destinations")
+    route = (routes.select_for_update() if for_change else routes).filter(id=route_id).first()
+    if route is None:
+        raise RouteNotFound(route_id)
+    return route
+
+
 # --- what a route's match may be -------------------------------------------------------------
 
 
@@ -200,8 +229,6 @@ def clean_match(match: object) -> dict[str, object]:
     """A route's `match` as stored: known criteria only, empty ones left out, lists without repeats.
 
     Raises InvalidInput with a message per criterion (match.types, match.labels…)."""
-    if match is None:
-        return {}
     if not isinstance(match, Mapping):
         raise InvalidInput({
             "match": f"must be an object with some of {', '.join(MATCH_CRITERIA)}, "
@@ -212,35 +239,32 @@ def clean_match(match: object) -> dict[str, object]:
     for key in match:
         if key not in MATCH_CRITERIA:
             errors[f"match.{str(key)[:70]}"] = f"unknown criterion; a route matches on {', '.join(MATCH_CRITERIA)}"
-    if match.get("types"):
-        types, problem = _string_list(match["types"], "types", "type", EventType.values)
+    for key, one, allowed in (
+        ("types", "type", EventType.values),
+        ("severities", "severity", Severity.values),
+        ("certificate_ids", "glob", None),
+    ):
+        if key not in match:
+            continue
+        what = "globs" if allowed is None else key
+        items, problem = _string_list(match[key], what, one, allowed)
+        if allowed is None and not problem:
+            problem = next(filter(None, map(_glob_problem, items)), None)
+            if not problem and len(items) > MAX_CERTIFICATE_GLOBS:
+                problem = f"has {len(items)} globs; at most {MAX_CERTIFICATE_GLOBS} are allowed"
         if problem:
-            errors["match.types"] = problem
-        cleaned["types"] = types
-    if match.get("severities"):
-        severities, problem = _string_list(match["severities"], "severities", "severity", Severity.values)
-        if problem:
-            errors["match.severities"] = problem
-        cleaned["severities"] = severities
-    if match.get("certificate_ids"):
-        globs, problem = _string_list(match["certificate_ids"], "globs", "glob")
-        problem = problem or next(filter(None, map(_glob_problem, globs)), None)
-        if not problem and len(globs) > MAX_CERTIFICATE_GLOBS:
-            problem = f"has {len(globs)} globs; at most {MAX_CERTIFICATE_GLOBS} are allowed"
-        if problem:
-            errors["match.certificate_ids"] = problem
-        cleaned["certificate_ids"] = globs
-    if match.get("labels"):
+            errors[f"match.{key}"] = problem
+        elif items:
+            cleaned[key] = items
+    if "labels" in match:
         labels = match["labels"]
         problem = labels_problem(labels)
         if not problem and isinstance(labels, Mapping) and any(not value for value in labels.values()):
-            problem = "each label needs a value or glob to match (\"*\": any value)"
+            problem = 'each label needs a value or glob to match ("*": any value)'
         if problem:
             errors["match.labels"] = problem.replace("the value", "the value or glob")
-        cleaned["labels"] = dict(labels) if isinstance(labels, Mapping) else {}
-    for key in ("types", "severities", "certificate_ids", "labels"):
-        if key in match and not match[key] and match[key] not in ([], {}, None):
-            errors[f"match.{key}"] = "must be a list" if key != "labels" else "must be an object"
+        elif labels:
+            cleaned["labels"] = dict(labels)
     if errors:
         raise InvalidInput(errors)
     return cleaned

@@ -139,7 +139,7 @@ def test_reorder_takes_every_route_but_the_default_exactly_once(route):
     assert order() == [("three", 0), ("one", 1), ("two", 2)]
     action = ConfigurationAction.objects.get(action="reorder")
     assert action.detail == {"order": ["three", "one", "two"]}
-    with pytest.raises(InvalidInput, match=f"lists route {one.id} more than once"):
+    with pytest.raises(Unprocessable, match=f"lists route {one.id} more than once"):
         reorder_routes([one.id, one.id, two.id, three.id], actor=OPERATOR)
     with pytest.raises(Unprocessable, match=f"leaves out route {three.id}"):
         reorder_routes([one.id, two.id], actor=OPERATOR)
