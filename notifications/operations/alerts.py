@@ -1,5 +1,6 @@
 """An alert: routed by the routes (notifications.queries.routing) to its destinations, one event for each, all
 created in one transaction or none."""
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -63,7 +64,8 @@ def create_alert(
         recipient=recipient, dedup_key=dedup_key,
     )
     events: list[tuple[NotificationEvent, bool]] = []
-    with transaction.atomic():
+    # One destination: create_event's own transaction is the alert's (no savepoint, two round trips fewer).
+    with transaction.atomic() if len(routing.destinations) > 1 else contextlib.nullcontext():
         for destination, channel in routing.destinations:
             events.append(create_event(
                 type=type, destination=destination, recipient=recipient or default_recipient(destination, channel),
