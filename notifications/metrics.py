@@ -9,7 +9,7 @@ from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from notifications.engine.upkeep import DURATION_BUCKETS_MS, AttemptSums
-from notifications.models import AttemptOutcome, Channel, ChannelCondition, Status
+from notifications.models import AttemptOutcome, DestinationCondition, Status
 from notifications.queries.metrics import Figures, figures
 
 log = logging.getLogger("notifications.metrics")
@@ -37,7 +37,7 @@ class DatabaseCollector:
             families, up = [], 0
         else:
             families = [
-                *_event_families(read, now), *_delivery_families(read), *_pass_families(read), _channel_family(read)
+                *_event_families(read, now), *_delivery_families(read), *_pass_families(read), _state_family(read)
             ]
             up = 1
         yield from families
@@ -48,20 +48,22 @@ class DatabaseCollector:
         )
 
 
-def _channel_family(read: Figures) -> Metric:
+def _state_family(read: Figures) -> Metric:
     family = GaugeMetricFamily(
         "certctl_notification_channel_state",
-        "1 for each channel's current state: closed (deliveries flow), open (circuit breaker) "
+        "1 for each destination's current state: closed (deliveries flow), open (circuit breaker) "
         "or paused (by an operator).",
-        labels=["channel", "state"],
+        labels=["channel", "destination", "state"],
     )
-    for channel in Channel.values:
-        opened_at, paused_at = read.channel_states.get(channel, (None, None))
+    for destination, channel in read.destinations.items():
+        opened_at, paused_at = read.destination_states.get(destination, (None, None))
         current = (
-            ChannelCondition.PAUSED if paused_at else ChannelCondition.OPEN if opened_at else ChannelCondition.CLOSED
+            DestinationCondition.PAUSED if paused_at
+            else DestinationCondition.OPEN if opened_at
+            else DestinationCondition.CLOSED
         )
-        for condition in ChannelCondition.values:
-            family.add_metric([channel, condition], 1 if condition == current else 0)
+        for condition in DestinationCondition.values:
+            family.add_metric([channel, destination, condition], 1 if condition == current else 0)
     return family
 
 
@@ -96,25 +98,29 @@ def _event_families(read: Figures, now: datetime) -> list[Metric]:
 
 
 def _delivery_families(read: Figures) -> list[Metric]:
-    deliveries = {(channel, outcome): 0 for channel in Channel.values for outcome in DELIVERY_OUTCOMES}
-    histogram = {channel: AttemptSums() for channel in Channel.values}
-    for (channel, outcome), total in read.deliveries.items():
-        deliveries[(channel, outcome)] += total.attempts
-        deliveries[(channel, DEAD_LETTERED)] += total.dead_lettered
-        histogram[channel].add(total)
+    deliveries: dict[tuple[str, str, str], int] = {}
+    histogram: dict[tuple[str, str], AttemptSums] = {}
+    for (destination, channel, outcome), total in read.deliveries.items():
+        for counted in DELIVERY_OUTCOMES:
+            deliveries.setdefault((channel, destination, counted), 0)
+        deliveries[(channel, destination, outcome)] += total.attempts
+        deliveries[(channel, destination, DEAD_LETTERED)] += total.dead_lettered
+        histogram.setdefault((channel, destination), AttemptSums()).add(total)
     counter = CounterMetricFamily(
         "certctl_notification_deliveries",
-        "Delivery attempts by channel and outcome; dead_lettered counts the attempts that moved an event to dead.",
-        labels=["channel", "outcome"],
+        "Delivery attempts by destination and outcome; dead_lettered counts the attempts that moved an event to "
+        "dead.",
+        labels=["channel", "destination", "outcome"],
     )
-    for (channel, outcome), n in deliveries.items():
-        counter.add_metric([channel, outcome], n)
+    for series, n in deliveries.items():
+        counter.add_metric(list(series), n)
     durations = HistogramMetricFamily(
-        "certctl_notification_delivery_duration_seconds", "Time spent in one delivery attempt.", labels=["channel"]
+        "certctl_notification_delivery_duration_seconds", "Time spent in one delivery attempt.",
+        labels=["channel", "destination"],
     )
-    for channel, total in histogram.items():
+    for timed, total in histogram.items():
         durations.add_metric(
-            [channel],
+            list(timed),
             buckets=[
                 *((str(limit / 1000), n) for limit, n in zip(DURATION_BUCKETS_MS, total.duration_buckets, strict=True)),
                 ("+Inf", total.attempts),

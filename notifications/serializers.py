@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from django.db.models import TextChoices
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from notifications.actors import Actor
@@ -13,17 +14,21 @@ from notifications.models import (
     AttemptOutcome,
     CauseKind,
     Channel,
-    ChannelCondition,
+    DestinationCondition,
     EventType,
     ListedStatus,
     NotificationAttempt,
     NotificationEvent,
     OperatorAction,
+    Route,
     Severity,
     Status,
 )
+from notifications.operations.alerts import AlertResult
+from notifications.operations.destinations import TestOutcome
 from notifications.operations.events import BulkReadResult, BulkRequeueResult, mark_read_events, requeue_events
 from notifications.queries.channels import ChannelListing
+from notifications.queries.destinations import DestinationRow
 from notifications.queries.events import (
     MAX_PER_PAGE,
     SAMPLE_SIZE,
@@ -33,6 +38,7 @@ from notifications.queries.events import (
     preview_requeue,
 )
 from notifications.queries.groups import FailureGroup
+from notifications.queries.routing import MAX_CERTIFICATE_GLOBS, MAX_GLOB_LENGTH, Routing, route_destinations
 
 
 def choice_field(choices: type[TextChoices], name: str, **kwargs: Any) -> serializers.ChoiceField:
@@ -244,7 +250,7 @@ class ChannelSerializer(serializers.Serializer[ChannelListing]):
         help_text="False when a required setting is missing: its events are dead-lettered."
     )
     state = serializers.ChoiceField(
-        choices=ChannelCondition.choices,
+        choices=DestinationCondition.choices,
         help_text="closed: deliveries flow; open: the circuit breaker holds the channel's events after consecutive "
         "transient failures and tries one per probe interval; paused: an operator holds them.",
     )
@@ -259,3 +265,141 @@ class ChannelSerializer(serializers.Serializer[ChannelListing]):
 ChannelListSerializer = envelope(
     "ChannelListSerializer", ChannelSerializer(many=True), total=serializers.IntegerField(min_value=0)
 )
+
+
+class DestinationSerializer(serializers.Serializer[DestinationRow]):
+    """A destination as every interface shows it: never a secret value, only the names of the secret fields set."""
+
+    name = serializers.CharField()
+    channel = choice_field(Channel, "channel")
+    enabled = serializers.BooleanField(help_text="A disabled destination takes no new events; its waiting ones wait.")
+    description = serializers.CharField(allow_blank=True)
+    from_environment = serializers.BooleanField(
+        help_text="Defined by the channel's CERTCTL_ variables (named after the channel): read-only here."
+    )
+    config = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text="The channel's fields that are not secret (docs/channels.md lists each channel's fields).",
+    )
+    secrets_set = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The secret fields that have a value. Secret values are write-only: never answered.",
+    )
+    configured = serializers.BooleanField(help_text="False when the destination cannot deliver; `problem` says why.")
+    problem = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+DestinationListSerializer = envelope(
+    "DestinationListSerializer", DestinationSerializer(many=True), total=serializers.IntegerField(min_value=0)
+)
+
+
+class TestOutcomeSerializer(serializers.Serializer[TestOutcome]):
+    outcome = serializers.ChoiceField(
+        choices=["ok", "transient", "permanent"],
+        help_text="ok: the receiver accepted it; transient: a failure that may pass (a retry would be tried); "
+        "permanent: a refusal or a configuration that cannot deliver.",
+    )
+    http_status = serializers.IntegerField(allow_null=True, help_text="The receiver's HTTP status, when it answered.")
+    duration_ms = serializers.IntegerField(min_value=0)
+    error = serializers.CharField(allow_blank=True, help_text="What went wrong, every secret hidden; empty when ok.")
+
+
+# --- routes and alerts ----------------------------------------------------------------------------
+
+
+class RouteMatchSerializer(serializers.Serializer[dict[str, Any]]):
+    """A route's criteria; one left out (or empty) matches every alert."""
+
+    types = serializers.ListField(
+        child=choice_field(EventType, "type"), required=False, help_text="The alert's type is one of these."
+    )
+    severities = serializers.ListField(
+        child=choice_field(Severity, "severity"), required=False,
+        help_text="The alert's severity is one of these (an alert without severity does not match).",
+    )
+    certificate_ids = serializers.ListField(
+        child=serializers.CharField(min_length=1, max_length=MAX_GLOB_LENGTH), required=False,
+        max_length=MAX_CERTIFICATE_GLOBS,
+        help_text="Globs (* ? [abc], case-sensitive); the alert's certificate id matches one of them.",
+    )
+    labels = serializers.DictField(
+        child=serializers.CharField(min_length=1, max_length=255), required=False,
+        help_text='Every key is among the alert\'s labels with an equal or glob-matching value, e.g. {"team": '
+        '"payments", "env": "prod*"}.',
+    )
+
+
+class RouteSerializer(serializers.ModelSerializer[Route]):
+    match = RouteMatchSerializer()
+    destinations = serializers.SerializerMethodField(
+        help_text="Destination names, in the order an alert's events are made (by name)."
+    )
+    position = serializers.IntegerField(
+        min_value=0,
+        help_text="Place in evaluation order (0 first); the default route is evaluated last whatever it says.",
+    )
+    continue_matching = serializers.BooleanField(
+        help_text="After a match, keep evaluating the routes below (Alertmanager's `continue`)."
+    )
+    is_default = serializers.BooleanField(
+        help_text="Takes the alerts no other route matched; at most one route is the default, its match is empty."
+    )
+
+    class Meta:
+        model = Route
+        fields = [
+            "id", "name", "position", "match", "destinations", "continue_matching", "enabled", "is_default",
+            "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_destinations(self, route: Route) -> list[str]:
+        return [destination.name for destination in route_destinations(route)]
+
+
+# An answer of its own, not a list of them, although the view's action is "list".
+RouteListSerializer = extend_schema_serializer(many=False)(envelope(
+    "RouteListSerializer", RouteSerializer(many=True), total=serializers.IntegerField(min_value=0)
+))
+
+
+class RoutedDestinationSerializer(serializers.Serializer[tuple[str, str]]):
+    name = serializers.CharField(help_text="The destination's name.")
+    channel = choice_field(Channel, "channel")
+
+    def to_representation(self, instance: tuple[str, str]) -> dict[str, str]:
+        name, channel = instance
+        return {"name": name, "channel": channel}
+
+
+class RoutingSerializer(serializers.Serializer[Routing]):
+    """Where an alert would go (queries.routing.Routing)."""
+
+    destinations = RoutedDestinationSerializer(many=True, help_text="In the order the events would be created.")
+    routes = serializers.ListField(
+        child=serializers.CharField(), help_text="The routes that matched, in evaluation order (or the default route)."
+    )
+
+
+class AlertEventSerializer(serializers.Serializer[tuple[NotificationEvent, bool]]):
+    id = serializers.CharField()
+    destination = serializers.CharField()
+    channel = choice_field(Channel, "channel")
+    created = serializers.BooleanField(
+        help_text="False when the destination already had an event with this dedup_key (that event is given)."
+    )
+
+    def to_representation(self, instance: tuple[NotificationEvent, bool]) -> dict[str, object]:
+        event, created = instance
+        return {"id": event.id, "destination": event.destination, "channel": event.channel, "created": created}
+
+
+class AlertResultSerializer(serializers.Serializer[AlertResult]):
+    """The events an alert made, one per destination (operations.alerts.AlertResult)."""
+
+    events = AlertEventSerializer(many=True)
+    routes = serializers.ListField(child=serializers.CharField(), help_text="The routes that matched.")

@@ -7,7 +7,9 @@ import tempfile
 
 import pytest
 
+from notifications import notifiers
 from notifications.operations.events import create_event
+from notifications.queries.routing import forget_route_table
 from tests.receivers import Receiver
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -123,6 +125,20 @@ def _no_channels_configured(settings):
         "CERTCTL_PAGERDUTY_ROUTING_KEY", "CERTCTL_OPSGENIE_API_KEY", "CERTCTL_API_KEYS_NAMED", "CERTCTL_METRICS_TOKEN",
     ):
         setattr(settings, name, "")
+
+
+@pytest.fixture(autouse=True)
+def _stored_secrets_read_afresh(monkeypatch):
+    """Each test's database starts over, and with it ConfigVersion: a number read in an earlier test says nothing."""
+    monkeypatch.setattr(notifiers, "_stored_secrets", notifiers._StoredSecrets(version=-1))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_route_table():
+    """The routing cache is kept per configuration version; a rolled-back test database reuses the numbers."""
+    forget_route_table()
+    yield
+    forget_route_table()
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 import asyncio
 import secrets
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from notifications.engine import passes, recording, sender
-from notifications.models import NotificationEvent
+from notifications.models import Destination, DestinationState, NotificationEvent
 from notifications.notifiers import DeliveryResult
 from notifications.notifiers.base import Notifier
 from notifications.notifiers.http import new_http_client
@@ -59,3 +60,15 @@ class InstantClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def destination_state(name: str = "Webhook", **fields: Any) -> DestinationState:
+    """A destination's breaker/pause row, as the engine or an operator would leave it (the environment destinations
+    exist first: a flushed test database has lost them)."""
+    Destination.objects.ensure_environment()
+    return DestinationState.objects.create(destination_id=name, **fields)
+
+
+def state_of(name: str = "Webhook") -> DestinationState | None:
+    """The destination's breaker/pause row, None while it has none."""
+    return DestinationState.objects.filter(destination=name).first()

@@ -20,7 +20,16 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from notifications.api.parsers import too_large_message
-from notifications.errors import EventNotFound, InvalidInput, RequeueRefused, UnknownChannel, Unprocessable
+from notifications.errors import (
+    DestinationConflict,
+    DestinationNotFound,
+    EventNotFound,
+    InvalidInput,
+    RequeueRefused,
+    RouteNotFound,
+    UnknownChannel,
+    Unprocessable,
+)
 from notifications.ratelimit import failed_authentication_wait
 
 API_PREFIX = "/api/"
@@ -85,9 +94,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             error_body(400, _fields_message(exc.errors), request, fields=dict(exc.errors)), status=400
         )
-    if isinstance(exc, (EventNotFound, UnknownChannel)):
+    if isinstance(exc, (EventNotFound, UnknownChannel, DestinationNotFound, RouteNotFound)):
         return Response(error_body(404, exc.message, request), status=404)
-    if isinstance(exc, RequeueRefused):
+    if isinstance(exc, (RequeueRefused, DestinationConflict)):
         return Response(error_body(409, exc.message, request), status=409)
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         wait = failed_authentication_wait(request)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_PE
 
 # View actions that only record an acknowledgement (mark read, dismiss); they never start or stop a delivery.
 ACKNOWLEDGE_ACTIONS = frozenset({"read", "bulk_read"})
+# View actions that change nothing although they are POSTs: where an alert would go (POST /routes/test).
+PREVIEW_ACTIONS = frozenset({"test_alert"})
 
 
 class NotificationAccess(permissions.BasePermission):
@@ -28,6 +30,8 @@ class NotificationAccess(permissions.BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        if request.method in permissions.SAFE_METHODS or getattr(view, "action", None) in ACKNOWLEDGE_ACTIONS:
+        if request.method in permissions.SAFE_METHODS or getattr(view, "action", None) in (
+            ACKNOWLEDGE_ACTIONS | PREVIEW_ACTIONS
+        ):
             return True
         return user.has_perm(CHANGE_PERMISSION)

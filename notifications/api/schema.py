@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from notifications.api.parsers import MAX_JSON_DEPTH
-from notifications.api.serializers import NO_NUL_PATTERN, ErrorSerializer
+from notifications.api.serializers import NO_NUL_PATTERN, ONE_LINE_PATTERN, ErrorSerializer
 from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
 from notifications.models import LABEL_KEY_PATTERN, MAX_LABEL_VALUE, MAX_LABELS
 from notifications.queries.events import MAX_BULK_IDS
@@ -64,7 +64,7 @@ LABELS_SCHEMA: Schema = {
     "maxProperties": MAX_LABELS,
     "description": 'String labels routes match on and lists filter by, e.g. {"team": "payments"}. Keys match '
     f"{LABEL_KEY_PATTERN}.",
-    "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE, "pattern": r"^[^\r\n\x00]*$"},
+    "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE, "pattern": ONE_LINE_PATTERN},
 }
 
 
@@ -97,13 +97,21 @@ def add_common_responses(
             if body and operation["operationId"] in ("notifications_bulk_requeue", "notifications_bulk_read"):
                 body["required"] = True
     result.setdefault("components", {})["headers"] = _HEADERS
-    # Create refuses fields it does not know (400 naming them), so the schema says so.
-    create = result["components"].get("schemas", {}).get("NotificationCreate")
-    if create is not None:
-        create["additionalProperties"] = False
+    # These requests refuse fields they do not know (400 naming them), so the schema says so.
+    request_bodies = (
+        "NotificationCreate", "DestinationCreate", "PatchedDestinationUpdate", "AlertCreate", "RouteWrite",
+        "PatchedRouteWrite", "RouteOrder",
+    )
+    for name in request_bodies:
+        request_body = result["components"].get("schemas", {}).get(name)
+        if request_body is not None:
+            request_body["additionalProperties"] = False
+            if "labels" in request_body["properties"]:
+                request_body["properties"]["labels"].update(LABELS_SCHEMA)
+    create_event = result["components"].get("schemas", {}).get("NotificationCreate")
+    if create_event is not None:
         # A channel (certctl's contract), a destination, or both.
-        create["anyOf"] = [{"required": ["channel"]}, {"required": ["destination"]}]
-        create["properties"]["labels"].update(LABELS_SCHEMA)
+        create_event["anyOf"] = [{"required": ["channel"]}, {"required": ["destination"]}]
     return result
 
 
@@ -112,7 +120,8 @@ _ERROR_DESCRIPTIONS = {
     "field; `fields` says which, and names unknown or read-only fields.",
     401: "No key, or an unknown key. Send `Authorization: Bearer <key>`. "
     'Comes with `WWW-Authenticate: Bearer realm="certctl"`.',
-    403: "Creating and requeueing need an admin key (a read-only key may list, get and mark read), "
+    403: "Creating, requeueing and every change of a destination or route need an admin key (a read-only key may "
+    "list, get, mark read and test a route), "
     "or a browser session sent no CSRF token.",
     404: "No notification with this id.",
     405: "Method not allowed here; the `Allow` header lists the allowed ones.",
@@ -121,7 +130,7 @@ _ERROR_DESCRIPTIONS = {
     413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
     415: "The body is not JSON: send `Content-Type: application/json`.",
     422: "Well-formed, but the configuration cannot take it (an unknown or disabled destination, a destination of "
-    "another channel, an alert no route sends anywhere); `fields` says which.",
+    "another channel, an alert no route sends anywhere, a config the channel refuses); `fields` says which.",
 }
 
 
@@ -199,6 +208,10 @@ TIME_PARAMETERS = [
 EVENT_ID = OpenApiParameter(
     "id", OpenApiTypes.STR, OpenApiParameter.PATH,
     description="The notification's id, e.g. notif-01JD0Z8F3QG5V8X4T6Y2R1M9KC.",
+)
+DESTINATION_NAME = OpenApiParameter(
+    "name", OpenApiTypes.STR, OpenApiParameter.PATH,
+    description="A destination's name, e.g. payments-hook, or a channel's (its environment destination: Webhook).",
 )
 CHANNEL_NAME = OpenApiParameter(
     "name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A channel, e.g. Webhook (any letter case)."

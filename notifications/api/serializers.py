@@ -1,10 +1,11 @@
 """What the REST API accepts: a create and a bulk selection (typed strictly, so that the OpenAPI schema states it
 exactly), and its error body. What it answers is notifications.serializers. Validation of meaning stays in
 notifications.operations."""
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from notifications.filtersets import FILTER_NAMES
@@ -13,13 +14,16 @@ from notifications.models import (
     DESTINATION_NAME_RULE,
     EVENT_ID_PATTERN,
     EVENT_ID_RULE,
+    MAX_LABELS,
     Channel,
     EventType,
     Severity,
     event_id_problem,
     labels_problem,
 )
+from notifications.operations.routes import MAX_ROUTE_DESTINATIONS, MAX_ROUTE_NAME
 from notifications.queries.events import MAX_BULK_IDS
+from notifications.queries.routing import MAX_CERTIFICATE_GLOBS, MAX_GLOB_LENGTH
 from notifications.serializers import NotificationEventSerializer, choice_field
 
 if TYPE_CHECKING:
@@ -33,6 +37,7 @@ ONE_LINE_TEXT = RegexValidator(
     rf"^[^\x00\r\n]*{_NOT_SPACE}[^\x00\r\n]*$", "must not be empty or contain line breaks (CR, LF)"
 )
 NO_NUL_PATTERN = r"^[^\x00]*$"
+ONE_LINE_PATTERN = r"^[^\x00\r\n]*$"
 NO_NUL = RegexValidator(NO_NUL_PATTERN, "must not contain NUL characters")
 
 
@@ -60,6 +65,33 @@ class StrictBooleanField(serializers.BooleanField):
 
 class StrictRegexField(StrictCharField, serializers.RegexField):
     pass
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number without fraction only (3 or 3.0): "3" or true is a type error."""
+
+    default_error_messages = {"invalid": "must be a whole number"}
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def unknown_field_errors(
+    data: Mapping[str, object], accepted: Iterable[str], answered: Iterable[str]
+) -> dict[str, str]:
+    """A message for each field of `data` that a request does not take: the `answered` ones are the service's."""
+    names, read_only = list(accepted), set(answered)
+    return {
+        name: (
+            "read-only: the service sets it, a request cannot" if name in read_only
+            else f"unknown field; accepted are {', '.join(names)}"
+        )
+        for name in sorted(set(data) - set(names))
+    }
 
 
 class CreateArguments(TypedDict):
@@ -128,16 +160,16 @@ class NotificationCreateSerializer(serializers.Serializer[CreateArguments]):
             if not isinstance(exc.detail, dict):
                 raise
             errors.update(exc.detail)
-        if not data.get("channel") and not data.get("destination") and "channel" not in errors:
-            errors["channel"] = "This field is required (or give a destination)."
-        for name in sorted(set(data) - set(self.fields)):
-            errors[name] = (
-                "read-only: the service sets it, a create cannot" if name in NotificationEventSerializer.Meta.fields
-                else f"unknown field; accepted are {', '.join(self.fields)}"
-            )
+        errors.update(self.missing(data, errors))
+        errors.update(unknown_field_errors(data, self.fields, NotificationEventSerializer.Meta.fields))
         if errors:
             raise serializers.ValidationError(errors)
         return value
+
+    def missing(self, data: Mapping[str, object], errors: Mapping[str, object]) -> dict[str, str]:
+        if not data.get("channel") and not data.get("destination") and "channel" not in errors:
+            return {"channel": "This field is required (or give a destination)."}
+        return {}
 
     def validate_labels(self, value: dict[str, str]) -> dict[str, str]:
         problem = labels_problem(value)
@@ -210,6 +242,202 @@ class BulkSelectionSerializer(serializers.Serializer[BulkSelection]):
         if "ids" in attrs:
             return BulkSelection(ids=attrs["ids"], filters=None, dry_run=attrs.get("dry_run", False))
         return BulkSelection(ids=None, filters=filters, dry_run=attrs.get("dry_run", False))
+
+
+def _refuse_unknown(serializer: serializers.Serializer[Any], data: object) -> dict[str, object]:
+    """The serializer's own checks, plus every unknown field named, all in one answer."""
+    if not isinstance(data, Mapping):
+        refused: dict[str, object] = serializers.Serializer.to_internal_value(serializer, data)  # not an object
+        return refused
+    value: dict[str, object] = {}
+    errors: dict[str, _Detail | str] = {}
+    try:
+        value = serializers.Serializer.to_internal_value(serializer, data)
+    except serializers.ValidationError as exc:
+        if not isinstance(exc.detail, dict):
+            raise
+        errors.update(exc.detail)
+    errors.update(unknown_field_errors(data, serializer.fields, []))
+    if errors:
+        raise serializers.ValidationError(errors)
+    return value
+
+
+def _config_field() -> serializers.DictField:
+    return serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        help_text="The channel's fields (docs/channels.md): e.g. Webhook {\"url\", \"secret\"}. Secret fields are "
+        "write-only: never answered, listed in secrets_set once set.",
+    )
+
+
+def _description_field() -> StrictCharField:
+    return StrictCharField(required=False, allow_blank=True, max_length=500, validators=[NO_NUL])
+
+
+class DestinationCreate(TypedDict):
+    name: str
+    channel: str
+    config: dict[str, Any]
+    enabled: bool
+    description: str
+
+
+class DestinationCreateSerializer(serializers.Serializer[DestinationCreate]):
+    name = StrictRegexField(
+        DESTINATION_NAME_PATTERN, help_text=f"{DESTINATION_NAME_RULE}; cannot be changed later.",
+        error_messages={"invalid": f"must be {DESTINATION_NAME_RULE} (it becomes part of URLs and metric labels)"},
+    )
+    channel = choice_field(Channel, "channel")
+    config = _config_field()
+    enabled = StrictBooleanField(required=False, default=True)
+    description = _description_field()
+
+    def to_internal_value(self, data: object) -> dict[str, object]:
+        return _refuse_unknown(self, data)
+
+
+class DestinationUpdate(TypedDict, total=False):
+    config: dict[str, Any]
+    enabled: bool
+    description: str
+
+
+class DestinationUpdateSerializer(serializers.Serializer[DestinationUpdate]):
+    config = _config_field()
+    enabled = StrictBooleanField(required=False)
+    description = _description_field()
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["config"].required = False
+        self.fields["config"].help_text = (
+            "Fields to change, merged into the destination's: a field left out keeps its value (a secret one too); "
+            "one given as \"\" or null is cleared."
+        )
+
+    def to_internal_value(self, data: object) -> dict[str, object]:
+        return _refuse_unknown(self, data)
+
+
+class AlertArguments(TypedDict):
+    """A valid alert, as operations.alerts.create_alert takes it."""
+
+    type: str
+    message: str
+    certificate_id: str | None
+    severity: str | None
+    labels: dict[str, str] | None
+    recipient: str | None
+    dedup_key: str | None
+
+
+class AlertCreateSerializer(NotificationCreateSerializer):
+    """An alert: a notification without channel or destination, which the routes choose."""
+
+    id = None  # type: ignore[assignment]
+    channel = None  # type: ignore[assignment]
+    destination = None  # type: ignore[assignment]
+    recipient = StrictCharField(
+        required=False, allow_null=True, max_length=1024, trim_whitespace=False, validators=[ONE_LINE_TEXT],
+        help_text="E-mail address or channel-specific target, the same for every destination. Left out: each event "
+        "names its destination (Email destinations need one).",
+    )
+
+    def missing(self, data: Mapping[str, object], errors: Mapping[str, object]) -> dict[str, str]:
+        return {}
+
+    def alert_arguments(self) -> AlertArguments:
+        data = self.validated_data
+        return AlertArguments(
+            type=data["type"], message=data["message"], certificate_id=data.get("certificate_id"),
+            severity=data.get("severity"), labels=data.get("labels"), recipient=data.get("recipient"),
+            dedup_key=data.get("dedup_key"),
+        )
+
+
+# What queries.routing.clean_match accepts, stated for the OpenAPI schema; the operation judges the value.
+ROUTE_MATCH_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "The route's criteria; one left out or empty matches every alert. The default route's is empty.",
+    "properties": {
+        "types": {"type": "array", "items": {"type": "string", "enum": EventType.values}},
+        "severities": {"type": "array", "items": {"type": "string", "enum": Severity.values}},
+        "certificate_ids": {
+            "type": "array", "maxItems": MAX_CERTIFICATE_GLOBS,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_GLOB_LENGTH, "pattern": ONE_LINE_PATTERN},
+            "description": "Globs (* ? [abc], case-sensitive) the certificate id must match one of.",
+        },
+        "labels": {
+            "type": "object", "maxProperties": MAX_LABELS,
+            "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": ONE_LINE_PATTERN},
+            "description": "Label keys with the value or glob each must have.",
+        },
+    },
+}
+
+
+@extend_schema_field(ROUTE_MATCH_SCHEMA)
+class RouteMatchField(serializers.JSONField):
+    """A route's match as given: queries.routing.clean_match judges it, naming each criterion."""
+
+
+class RouteChange(TypedDict, total=False):
+    """A valid create or update, as operations.routes takes it (an update: only the fields given)."""
+
+    name: str
+    match: object
+    destinations: list[str]
+    continue_matching: bool
+    enabled: bool
+    is_default: bool
+    position: int | None
+
+
+class RouteWriteSerializer(serializers.Serializer[RouteChange]):
+    name = StrictCharField(
+        max_length=MAX_ROUTE_NAME, trim_whitespace=False, validators=[ONE_LINE_TEXT],
+        help_text="Unique; shown in every answer that says which routes an alert took.",
+    )
+    match = RouteMatchField(required=False)
+    destinations = serializers.ListField(
+        child=StrictCharField(min_length=1, max_length=64, trim_whitespace=False, validators=[NO_NUL]),
+        max_length=MAX_ROUTE_DESTINATIONS,
+        help_text="Destination names (GET /api/v1/destinations); disabled ones are skipped when routing.",
+    )
+    continue_matching = StrictBooleanField(
+        required=False, help_text="After a match, keep evaluating the routes below (default false)."
+    )
+    enabled = StrictBooleanField(required=False, help_text="Default true.")
+    is_default = StrictBooleanField(
+        required=False, help_text="The route for alerts no other route matched; at most one, with an empty match."
+    )
+    position = StrictIntegerField(
+        min_value=0, required=False, allow_null=True,
+        help_text="Place in evaluation order, 0 first; left out or null on create: last. Routes below move down.",
+    )
+
+    def to_internal_value(self, data: object) -> RouteChange:
+        if isinstance(data, Mapping):
+            unknown = unknown_field_errors(data, self.fields, ["id", "created_at", "updated_at"])
+            if unknown:
+                raise serializers.ValidationError(unknown)
+        value: RouteChange = super().to_internal_value(data)
+        return value
+
+
+class RouteOrderSerializer(serializers.Serializer[dict[str, list[int]]]):
+    order = serializers.ListField(
+        child=StrictIntegerField(), max_length=10_000,
+        help_text="Every route's id but the default route's, each once, first to be evaluated first.",
+    )
+
+    def to_internal_value(self, data: object) -> dict[str, list[int]]:
+        if isinstance(data, Mapping) and (unknown := unknown_field_errors(data, self.fields, [])):
+            raise serializers.ValidationError(unknown)
+        value: dict[str, list[int]] = super().to_internal_value(data)
+        return value
 
 
 class ErrorSerializer(serializers.Serializer[Mapping[str, object]]):

@@ -25,25 +25,47 @@ from rest_framework.views import APIView
 from notifications.api.auth import actor_for
 from notifications.api.pagination import EnvelopePagination
 from notifications.api.parsers import LimitedJSONParser
-from notifications.api.schema import CHANNEL_NAME, EVENT_ID, TIME_PARAMETERS, bulk_request, errors
-from notifications.api.serializers import BulkSelectionSerializer, NotificationCreateSerializer
+from notifications.api.schema import CHANNEL_NAME, DESTINATION_NAME, EVENT_ID, TIME_PARAMETERS, bulk_request, errors
+from notifications.api.serializers import (
+    AlertCreateSerializer,
+    BulkSelectionSerializer,
+    DestinationCreateSerializer,
+    DestinationUpdateSerializer,
+    NotificationCreateSerializer,
+    RouteOrderSerializer,
+    RouteWriteSerializer,
+)
 from notifications.errors import EventIdTaken
 from notifications.filtersets import FILTER_NAMES, NotificationFilterSet
-from notifications.models import NotificationEvent
+from notifications.models import NotificationEvent, Route
+from notifications.operations.alerts import create_alert, route_alert
 from notifications.operations.channels import pause_channel, resume_channel
+from notifications.operations.destinations import (
+    create_destination,
+    delete_destination,
+    send_test,
+    update_destination,
+)
 from notifications.operations.events import create_event, mark_read, requeue_event
+from notifications.operations.pausing import pause_destination, resume_destination
+from notifications.operations.routes import create_route, delete_route, reorder_routes, update_route
 from notifications.queries.channels import channel_states
+from notifications.queries.destinations import destination_list, destination_row, get_destination
 from notifications.queries.events import get_event, list_page
 from notifications.queries.export import CsvExport, csv_response
 from notifications.queries.groups import failure_groups
+from notifications.queries.routing import get_route, routes_in_order
 from notifications.queries.summary import stats_summary
 from notifications.serializers import (
     BULK_MARK_READ,
     BULK_REQUEUE,
+    AlertResultSerializer,
     BulkReadResultSerializer,
     BulkRequeueResultSerializer,
     ChannelListSerializer,
     ChannelSerializer,
+    DestinationListSerializer,
+    DestinationSerializer,
     EventPageSerializer,
     FailureGroupListSerializer,
     MarkedReadSerializer,
@@ -52,7 +74,11 @@ from notifications.serializers import (
     ReadPreviewSerializer,
     RequeuedSerializer,
     RequeuePreviewSerializer,
+    RouteListSerializer,
+    RouteSerializer,
+    RoutingSerializer,
     StatsSummarySerializer,
+    TestOutcomeSerializer,
 )
 
 
@@ -113,7 +139,10 @@ class IdTaken(APIException):
             200: OpenApiResponse(
                 NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."
             ),
-            **errors(400, 403, 409, 413, 415, 422, d409="The client-chosen `id` belongs to another notification."),
+            **errors(
+                400, 403, 409, 413, 415, 422, d409="The client-chosen `id` belongs to another notification.",
+                d422="The destination is unknown, removed or disabled, or of another channel than the one given.",
+            ),
         },
         examples=[
             OpenApiExample(
@@ -371,3 +400,282 @@ class ChannelPauseView(APIView):
         change(name, actor_for(request))
         state = next(channel for channel in channel_states() if channel["name"].lower() == name.lower())
         return Response(ChannelSerializer(state).data)
+
+
+_WEBHOOK_DESTINATION = {
+    "name": "payments-hook", "channel": "Webhook", "description": "payments team's receiver",
+    "config": {"url": "https://hooks.payments.example.com/certctl", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+}
+
+
+class DestinationListView(APIView):
+    @extend_schema(
+        summary="List destinations",
+        operation_id="destinations_list",
+        description="Every destination, by name: the channels' environment destinations (named after the channel, "
+        "read-only) and the stored ones. Secret fields are never answered: `secrets_set` names those that are set.",
+        responses={200: DestinationListSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        rows = destination_list()
+        return Response(DestinationListSerializer({"data": rows, "total": len(rows)}).data)
+
+    @extend_schema(
+        summary="Create a destination",
+        description="A named destination of a channel, its `config` validated by the channel (unknown fields, "
+        "required ones, kinds: 422 naming config.<field>). Secret fields are encrypted at rest under "
+        "CERTCTL_SECRETS_KEYS (409 when it is not set). A removed destination's name may be used again. "
+        "Needs an admin key. Audited.",
+        request=DestinationCreateSerializer,
+        responses={
+            201: OpenApiResponse(DestinationSerializer, description="Created; `Location` points at it."),
+            **errors(
+                400, 403, 409, 413, 415, 422, d409="The name is taken, or CERTCTL_SECRETS_KEYS is not set.",
+                d422="The channel does not take this config; `fields` names each config.<field>.",
+            ),
+        },
+        examples=[OpenApiExample("A second Webhook receiver", request_only=True, value=_WEBHOOK_DESTINATION)],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = DestinationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        destination = create_destination(**serializer.validated_data, actor=actor_for(request))
+        location = reverse("api:destination-detail", kwargs={"name": destination.name}, request=request)
+        return Response(
+            DestinationSerializer(destination_row(destination)).data, status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+
+
+class DestinationDetailView(APIView):
+    @extend_schema(
+        summary="Get one destination", parameters=[DESTINATION_NAME],
+        responses={200: DestinationSerializer, **errors(404, d404="No destination of this name.")},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        return Response(DestinationSerializer(get_destination(name)).data)
+
+    @extend_schema(
+        summary="Change a destination",
+        description="Only the fields given change. `config` is merged: a field left out keeps its value (a secret "
+        "one too), one given as \"\" or null is cleared; the result is validated by the channel (422). "
+        "Environment destinations are read-only (409 naming the variables to change). Needs an admin key. Audited.",
+        parameters=[DESTINATION_NAME], request=DestinationUpdateSerializer,
+        responses={
+            200: DestinationSerializer,
+            **errors(
+                400, 403, 404, 409, 413, 415, 422, d404="No destination of this name.",
+                d409="An environment destination, or CERTCTL_SECRETS_KEYS cannot seal or open its secrets.",
+                d422="The channel does not take the resulting config; `fields` names each config.<field>.",
+            ),
+        },
+        examples=[
+            OpenApiExample("Rotate the signing secret", request_only=True, value={"config": {"secret": "s3cr3t-v2"}}),
+            OpenApiExample("Disable", request_only=True, value={"enabled": False}),
+        ],
+    )
+    def patch(self, request: Request, name: str) -> Response:
+        serializer = DestinationUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        destination = update_destination(name, **serializer.validated_data, actor=actor_for(request))
+        return Response(DestinationSerializer(destination_row(destination)).data)
+
+    @extend_schema(
+        summary="Remove a destination",
+        description="Removes it from every route, then from the list; its events' history stays. Refused (409) "
+        "while some of its events are pending or failed, and for environment destinations. Needs an admin key.",
+        parameters=[DESTINATION_NAME], request=None,
+        responses={
+            204: OpenApiResponse(description="Removed."),
+            **errors(403, 404, 409, d404="No destination of this name.",
+                     d409="Events of it are still unsent, or it is an environment destination."),
+        },
+    )
+    def delete(self, request: Request, name: str) -> Response:
+        delete_destination(name, actor=actor_for(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DestinationTestView(APIView):
+    @extend_schema(
+        summary="Send a test message",
+        description="One real delivery of a test message through the destination (environment ones too), not stored "
+        "as a notification: answers the outcome, the receiver's HTTP status, the duration and the error with every "
+        "secret hidden. A destination that cannot deliver answers `permanent` with the reason, sending nothing. "
+        "Needs an admin key. Audited.",
+        parameters=[DESTINATION_NAME], request=None,
+        responses={200: TestOutcomeSerializer, **errors(403, 404, 405, 409, d404="No destination of this name.",
+                                                        d409="CERTCTL_SECRETS_KEYS cannot open its secrets.")},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        return Response(TestOutcomeSerializer(send_test(name, actor=actor_for(request))).data)
+
+
+class DestinationPauseView(APIView):
+    pause = True
+
+    @extend_schema(
+        summary="Pause or resume a destination",
+        description="Pause holds the destination's events (a maintenance window; they spend no retries) until "
+        "resumed; resume lets them flow at once. Only this destination's events wait: others of the same channel go "
+        "on. Stored and environment destinations alike. Needs an admin key. Audited. Answers the destination.",
+        parameters=[DESTINATION_NAME], request=None,
+        responses={200: DestinationSerializer, **errors(403, 404, 405, d404="No destination of this name.")},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        change = pause_destination if self.pause else resume_destination
+        change(name, actor_for(request))
+        return Response(DestinationSerializer(get_destination(name)).data)
+ROUTE_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The route's id.")
+ROUTE_EXAMPLE = OpenApiExample(
+    "Payments team's expiring certificates in production",
+    request_only=True,
+    value={
+        "name": "payments-expiry", "match": {"types": ["ExpirationWarning"], "labels": {"team": "payments"},
+                                             "certificate_ids": ["mc-*-prod"]},
+        "destinations": ["payments-slack", "payments-pager"], "continue_matching": False,
+    },
+)
+ALERT_EXAMPLE = OpenApiExample(
+    "An expiring certificate of the payments team",
+    request_only=True,
+    value={
+        "type": "ExpirationWarning", "message": "api.example.com expires in 7 days", "certificate_id": "mc-api-prod",
+        "severity": "warning", "labels": {"team": "payments", "env": "prod"}, "dedup_key": "mc-api-prod-expiry-7d",
+    },
+)
+NOWHERE_TO_GO = (
+    "Well-formed, but nowhere to go: no route matched and there is no default route, or the matching routes have no "
+    "enabled destination (`fields.routes` says which); or an Email destination and no recipient."
+)
+
+
+def _route_answer(route: Route) -> dict[str, Any]:
+    return dict(RouteSerializer(route).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List routes",
+        description="Every route in evaluation order (the default route last), enabled or not. Any valid key.",
+        responses={200: RouteListSerializer},
+    ),
+    create=extend_schema(
+        summary="Create a route",
+        description="A route at `position` (left out: last); the routes from there move down one. Takes effect for "
+        "the next alert in every process. Needs an admin key.",
+        request=RouteWriteSerializer, examples=[ROUTE_EXAMPLE],
+        responses={
+            201: RouteSerializer,
+            **errors(400, 403, 413, 415, 422, d422="An unknown destination, a name taken, a second default route, or a "
+                     "default route with a match."),
+        },
+    ),
+    retrieve=extend_schema(
+        summary="Get a route", parameters=[ROUTE_ID],
+        responses={200: RouteSerializer, **errors(404, d404="No route with this id.")},
+    ),
+    partial_update=extend_schema(
+        summary="Change a route",
+        description="Changes the fields given; `position` moves it in the order. Needs an admin key.",
+        parameters=[ROUTE_ID], request=RouteWriteSerializer,
+        responses={
+            200: RouteSerializer,
+            **errors(400, 403, 404, 413, 415, 422, d404="No route with this id.",
+                     d422="An unknown destination, a name taken, or a second default route."),
+        },
+    ),
+    destroy=extend_schema(
+        summary="Delete a route", description="The routes below move up one. Needs an admin key.",
+        parameters=[ROUTE_ID], responses={204: None, **errors(403, 404, d404="No route with this id.")},
+    ),
+)
+class RouteViewSet(viewsets.ViewSet):
+    parser_classes = [LimitedJSONParser]
+    lookup_value_regex = r"[0-9]+"
+
+    def list(self, request: Request) -> Response:
+        routes = routes_in_order()
+        return Response(RouteListSerializer({"data": routes, "total": len(routes)}).data)
+
+    def create(self, request: Request) -> Response:
+        serializer = RouteWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        arguments = serializer.validated_data
+        route = create_route(
+            name=arguments["name"], match=arguments.get("match", {}), destinations=arguments["destinations"],
+            continue_matching=arguments.get("continue_matching", False), enabled=arguments.get("enabled", True),
+            is_default=arguments.get("is_default", False), position=arguments.get("position"),
+            actor=actor_for(request),
+        )
+        return Response(_route_answer(get_route(route.id)), status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return Response(_route_answer(get_route(int(pk))))
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        serializer = RouteWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        update_route(int(pk), **serializer.validated_data, actor=actor_for(request))
+        return Response(_route_answer(get_route(int(pk))))
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        delete_route(int(pk), actor=actor_for(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Reorder the routes",
+        description="`order` lists every route's id but the default route's, each once; they are evaluated in that "
+        "order. Needs an admin key. Answers the routes in their new order.",
+        request=RouteOrderSerializer,
+        responses={
+            200: RouteListSerializer,
+            **errors(400, 403, 413, 415, 422, d422="The list leaves out a route, repeats one, names an unknown one or "
+                     "the default route (the message says which)."),
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def reorder(self, request: Request) -> Response:
+        serializer = RouteOrderSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        routes = reorder_routes(serializer.validated_data["order"], actor=actor_for(request))
+        return Response(RouteListSerializer({"data": routes, "total": len(routes)}).data)
+
+    @extend_schema(
+        summary="Where would an alert go",
+        description="Evaluates the routes for the alert given (the body of POST /api/v1/alerts) and answers the "
+        "destinations and the routes that matched; nothing is created. Any valid key.",
+        request=AlertCreateSerializer, examples=[ALERT_EXAMPLE],
+        responses={200: RoutingSerializer, **errors(400, 413, 415, 422, d422=NOWHERE_TO_GO)},
+    )
+    @action(detail=False, methods=["post"], url_path="test")
+    def test_alert(self, request: Request) -> Response:
+        serializer = AlertCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(RoutingSerializer(route_alert(**serializer.alert_arguments())).data)
+
+
+class AlertView(APIView):
+    parser_classes = [LimitedJSONParser]
+
+    @extend_schema(
+        summary="Raise an alert",
+        description="Evaluates the routes and creates one notification per destination they choose, in one "
+        "transaction (all or none). With a `dedup_key`, a destination that already has a notification with it keeps "
+        "that one (`created: false`); when every destination had one, the answer is 200 instead of 201. "
+        "Needs an admin key.",
+        request=AlertCreateSerializer, examples=[ALERT_EXAMPLE],
+        responses={
+            201: OpenApiResponse(AlertResultSerializer, description="At least one notification created."),
+            200: OpenApiResponse(AlertResultSerializer, description="Every destination had this dedup_key already."),
+            **errors(400, 403, 413, 415, 422, d422=NOWHERE_TO_GO),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = AlertCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = create_alert(**serializer.alert_arguments(), actor=actor_for(request))
+        created = any(created for _, created in result.events)
+        return Response(
+            AlertResultSerializer(result).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )

@@ -16,19 +16,22 @@ from notifications.cli.common import (
     counter,
     delivery_hint,
     int_between,
+    operator,
     positive_duration,
     when,
 )
 from notifications.engine import passes, upkeep
 from notifications.engine.report import LEASE_LOST, RELEASED
+from notifications.errors import SecretsUnavailable
 from notifications.models import NotificationCount, Status
 from notifications.operations import certctl_import
+from notifications.operations.destinations import rotate_secrets
 from notifications.queries.summary import stats_summary
 from notifications.serializers import StatsSummarySerializer
 
 
 class UpkeepCommands(Subcommands):
-    """import-certctl, sweep, stats, purge"""
+    """import-certctl, sweep, stats, purge, rotate-secrets"""
 
     @staticmethod
     def add_parsers(commands: Any) -> None:
@@ -47,6 +50,15 @@ class UpkeepCommands(Subcommands):
         )
 
         commands.add_parser("sweep", help="deliver pending notifications and due retries once, now")
+
+        rotation = commands.add_parser(
+            "rotate-secrets", help="re-encrypt every stored destination's secrets under the first key",
+            description="Key rotation: put the new key first in CERTCTL_SECRETS_KEYS (NEW,OLD), restart, run this, "
+            "then drop the old key. Each destination is re-sealed and audited; running it again is harmless.",
+        )
+        rotation.add_argument(
+            "--batch-size", type=int_between(1, 10_000), default=100, help="destinations per transaction (default 100)"
+        )
 
         stats = commands.add_parser("stats", help="counts per status and the oldest due retry")
         stats.add_argument("--json", action="store_true", help="print the REST API's /api/v1/stats/summary JSON")
@@ -105,6 +117,13 @@ class UpkeepCommands(Subcommands):
             self.out(f"Pending and failed ones carry on: {delivery_hint('them')}.")
 
     # --- sweep ----------------------------------------------------------------
+
+    def handle_rotate_secrets(self, *, batch_size: int, **_: object) -> None:
+        try:
+            rotated = rotate_secrets(actor=operator(), batch_size=batch_size)
+        except SecretsUnavailable as exc:
+            raise CommandError(f"rotation stopped: {exc.message}", returncode=NOT_FOUND_OR_REFUSED) from None
+        self.out(f"re-sealed the secrets of {rotated} destination(s) under the first key of CERTCTL_SECRETS_KEYS")
 
     def handle_sweep(self, **_: Any) -> None:
         # One pass takes pending events first, then due retries, until none is left.

@@ -32,11 +32,11 @@ def claim_due_events(
     limit: int | None = None,
     lease: timedelta | None = None,
     *,
-    channel: str | None = None,
-    held_channels: Collection[str] = (),
+    destination: str | None = None,
+    held_destinations: Collection[str] = (),
 ) -> list[NotificationEvent]:
-    """Lease up to `limit` due events ("pending" or "retry") to this worker and return them: of `channel` only
-    when given, and none of `held_channels` (open or paused, notifications.engine.breaker).
+    """Lease up to `limit` due events ("pending" or "retry") to this worker and return them: of `destination` only
+    when given, and none of `held_destinations` (open, paused or disabled, notifications.engine.breaker).
 
     One statement: the inner SELECT walks the kind's partial index in its order and stops after `limit` rows,
     skipping rows another worker is claiming right now (SKIP LOCKED) rather than waiting; the UPDATE stamps
@@ -52,10 +52,10 @@ def claim_due_events(
     table = connection.ops.quote_name(NotificationEvent._meta.db_table)
     with transaction.atomic():
         due_here = NotificationEvent.objects.due(kind, now)
-        if channel:
-            due_here = due_here.filter(channel=channel)
-        if held_channels:
-            due_here = due_here.exclude(channel__in=held_channels)
+        if destination:
+            due_here = due_here.filter(destination=destination)
+        if held_destinations:
+            due_here = due_here.exclude(destination__in=held_destinations)
         candidates = due_here.order_by(*_ORDER[kind]).values("id")[:limit]
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)
@@ -71,7 +71,7 @@ def claim_due_events(
     for event in claimed:
         log.debug(
             "claimed event %s for the %s pass until %s", event.id, kind, now + lease,
-            extra={"event_id": event.id, "channel": event.channel, "pass": kind},
+            extra={"event_id": event.id, "channel": event.channel, "destination": event.destination, "pass": kind},
         )
     return claimed
 
@@ -89,12 +89,12 @@ def release_claims(events: Iterable[NotificationEvent]) -> int:
 
 
 def mark_probe(event: NotificationEvent) -> None:
-    """Mark a claimed event as its open channel's probe (notifications.engine.breaker)."""
+    """Mark a claimed event as its open destination's probe (notifications.engine.breaker)."""
     setattr(event, _PROBE_MARK, True)
 
 
 def is_probe(event: NotificationEvent) -> bool:
-    """Whether this claimed event is its open channel's probe (notifications.engine.breaker)."""
+    """Whether this claimed event is its open destination's probe (notifications.engine.breaker)."""
     return bool(getattr(event, _PROBE_MARK, False))
 
 

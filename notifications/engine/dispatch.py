@@ -17,7 +17,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from notifications.engine.breaker import paused_channels
+from notifications.engine.breaker import paused_destinations
 from notifications.models import DeliveryKick, NotificationEvent, Status
 
 log = logging.getLogger("notifications.dispatch")
@@ -76,7 +76,7 @@ def wake_retry_sweep() -> None:
     from there. (django-q2 looks at its schedules every 30 s.)"""
     from django_q.models import Schedule
 
-    waiting = NotificationEvent.objects.filter(status=Status.FAILED).exclude(channel__in=paused_channels())
+    waiting = NotificationEvent.objects.filter(status=Status.FAILED).exclude(destination__in=paused_destinations())
     due = waiting.aggregate(due=Min("next_retry_at"))["due"]
     if due is not None:
         Schedule.objects.filter(func=RETRY_SWEEP_TASK, next_run__gt=due).update(next_run=due)

@@ -23,8 +23,14 @@ from notifications.engine.backoff import RetryPolicy
 from notifications.engine.recording import record_results
 from notifications.engine.report import LEASE_LOST, RELEASED, PassReport, pass_finished
 from notifications.engine.sender import Delivery, Sender
-from notifications.models import NotificationEvent, Status
-from notifications.notifiers import DeliveryResult, Notifier, build_notifier, not_configured_error
+from notifications.models import Channel, Destination, NotificationEvent, Status
+from notifications.notifiers import (
+    DeliveryResult,
+    Notifier,
+    build_destination_notifier,
+    destination_problem,
+    refresh_stored_secrets,
+)
 
 log = logging.getLogger("notifications.delivery")
 
@@ -37,7 +43,7 @@ CLAIM_AGAIN_AFTER = 0.1
 CLAIM_RETRY_PAUSE = 1.0
 
 # A pass that finds nothing left stays while a retry comes due within RETRY_LINGER seconds (the schedules
-# resolve to whole minutes), claiming again every LINGER_POLL seconds; never for a retry of a held channel, and
+# resolve to whole minutes), claiming again every LINGER_POLL seconds; never for a retry of a held destination, and
 # never beyond claims.pass_window().
 RETRY_LINGER = 10.0
 LINGER_POLL = 0.5
@@ -65,10 +71,10 @@ class Claims:
         try:
             held = breaker.hold_and_probes(self.now or timezone.now())
             events: list[NotificationEvent] = []
-            for channel in held.probes:
+            for destination in held.probes:
                 for kind in self.kinds:
                     probe = claims.claim_due_events(
-                        kind, now=self.now, limit=1, lease=claims.claim_lease(), channel=channel
+                        kind, now=self.now, limit=1, lease=claims.claim_lease(), destination=destination
                     )
                     if probe:
                         claims.mark_probe(probe[0])
@@ -78,7 +84,7 @@ class Claims:
                 if len(events) < limit:
                     events += claims.claim_due_events(
                         kind, now=self.now, limit=limit - len(events), lease=claims.claim_lease(),
-                        held_channels=held.channels,
+                        held_destinations=held.destinations,
                     )
         except DatabaseError as exc:
             moment = time.monotonic()
@@ -115,8 +121,11 @@ class Pass:
         concurrency = settings.CERTCTL_NOTIFICATION_CONCURRENCY
         self.concurrency = concurrency
         self.per_destination = min(settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY, concurrency)
-        # The notifier of each channel, built once per pass from the settings (None: not configured).
+        # The live destinations, read once per pass on its first event, and the notifier of each destination an
+        # event of the pass names, built once (None: it cannot deliver; `problems` says why).
+        self.destinations: dict[str, Destination] | None = None
         self.notifiers: dict[str, Notifier | None] = {}
+        self.problems: dict[str, str] = {}
         self.waiting: dict[str, deque[tuple[NotificationEvent, Notifier]]] = {}
         self.in_flight: Counter[str] = Counter()
         self.unrecorded: list[Delivery] = []
@@ -188,15 +197,32 @@ class Pass:
 
     def take(self, batch: Iterable[NotificationEvent]) -> None:
         for event in batch:
-            if event.channel not in self.notifiers:
-                self.notifiers[event.channel] = build_notifier(event.channel)
-            notifier = self.notifiers[event.channel]
+            if event.destination not in self.notifiers:
+                self.build_notifier(event.destination)
+            notifier = self.notifiers[event.destination]
             if notifier is None:
                 moment = self.now or timezone.now()
-                failure = DeliveryResult.permanent_failure(not_configured_error(event.channel))
+                failure = DeliveryResult.permanent_failure(self.problems[event.destination])
                 self.unrecorded.append(Delivery(event, failure, moment, 0, moment))
             else:
+                # Keyed by the server: the per-destination cap bounds the sends to one host, whichever
+                # destinations share it.
                 self.waiting.setdefault(notifier.destination, deque()).append((event, notifier))
+
+    def build_notifier(self, name: str) -> None:
+        if self.destinations is None:
+            self.destinations = {destination.name: destination for destination in Destination.objects.live()}
+        destination = self.destinations.get(name)
+        if destination is None and name in Channel.values:
+            # A flushed test database has lost the environment rows; their configuration is the settings anyway.
+            destination = Destination(name=name, channel=name, from_environment=True)
+        if destination is None:
+            self.notifiers[name] = None
+            self.problems[name] = f"destination {name} was removed; nothing delivers its events"
+            return
+        self.notifiers[name] = build_destination_notifier(destination)
+        if self.notifiers[name] is None:
+            self.problems[name] = destination_problem(destination) or f"destination {name} cannot deliver"
 
     def start_what_fits(self) -> bool:
         """Round-robin over destinations, each up to its cap, all together up to the concurrency."""
@@ -282,11 +308,11 @@ def deliver_batch(
 
 def _next_retry_within(horizon: float) -> float | None:
     """Seconds until the earliest failed event no one holds is due for its retry, when that is within `horizon`.
-    Retries of a held channel do not count: a paused one waits for a resume, an open one for its probe, which
+    Retries of a held destination do not count: a paused one waits for a resume, an open one for its probe, which
     would keep a pass waiting probe after probe for as long as the receiver is down."""
     try:
         unheld = NotificationEvent.objects.unleased(timezone.now()).filter(status=Status.FAILED)
-        due = unheld.exclude(channel__in=breaker.held_channels()).aggregate(due=Min("next_retry_at"))["due"]
+        due = unheld.exclude(destination__in=breaker.held_destinations()).aggregate(due=Min("next_retry_at"))["due"]
     except DatabaseError:
         return None
     if due is None:
@@ -304,6 +330,7 @@ def run_pass(kind: str, now: datetime | None = None, limit: int | None = None) -
     """
     if kind not in PASS_KINDS:
         raise ValueError(kind)
+    refresh_stored_secrets()  # a destination's new secret is hidden from this pass's error texts and log lines on
     started = time.monotonic()
     deadline = started + claims.pass_window()
     source = Claims(kind, now, limit or settings.CERTCTL_NOTIFICATION_BATCH_SIZE)

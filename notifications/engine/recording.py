@@ -50,7 +50,7 @@ def _outcome(delivery: Delivery, policy: RetryPolicy) -> _Outcome:
     if is_probe(event) and not result.permanent:
         # A failed probe of an open breaker costs its event no retry; a failed one waits for the next probe.
         wait_until = (
-            breaker.probe_wait_for(event.channel, delivery.finished_at) if event.status == Status.FAILED else None
+            breaker.probe_wait_for(event.destination, delivery.finished_at) if event.status == Status.FAILED else None
         )
         return _Outcome(
             AttemptOutcome.TRANSIENT_FAILURE, event.status, event.retry_count, wait_until, result.error, None
@@ -86,7 +86,7 @@ def record_results(deliveries: Sequence[Delivery], policy: RetryPolicy | None = 
                 breaker.record(
                     [
                         breaker.Outcome(
-                            channel=d.event.channel, event_id=d.event.id, success=d.result.ok,
+                            destination=d.event.destination, event_id=d.event.id, success=d.result.ok,
                             transient_failure=not d.result.ok and not d.result.permanent,
                         )
                         for d in deliveries
@@ -191,10 +191,13 @@ def _apply_each(attempts: Sequence[tuple[Delivery, _Outcome]]) -> dict[str, int]
 def _log_attempt(delivery: Delivery, outcome: _Outcome, number: int, status: str | None) -> None:
     event, result = delivery.event, delivery.result
     extra = {
-        "event_id": event.id, "channel": event.channel, "attempt": number, "outcome": outcome.outcome,
-        "duration_ms": delivery.duration_ms, "status": status, "http_status": result.http_status,
+        "event_id": event.id, "channel": event.channel, "destination": event.destination, "attempt": number,
+        "outcome": outcome.outcome, "duration_ms": delivery.duration_ms, "status": status,
+        "http_status": result.http_status,
     }
-    attempt = f"attempt {number} of event {event.id} via {event.channel}: {outcome.outcome} in {delivery.duration_ms}ms"
+    attempt = (
+        f"attempt {number} of event {event.id} via {event.destination}: {outcome.outcome} in {delivery.duration_ms}ms"
+    )
     if status is None:
         log.warning("%s, not applied: the lease was lost (requeued or expired meanwhile)", attempt, extra=extra)
     elif result.ok:

@@ -1,6 +1,6 @@
 """Upkeep, the housekeeping task's work: fold the /metrics totals, fold the event counts, purge what retention lets go.
 
-Metrics totals: attempts that started before MetricsFold.attempts_folded_before are summed per channel and outcome
+Metrics totals: attempts that started before MetricsFold.attempts_folded_before are summed per destination and outcome
 into DeliveryTotal, so that a /metrics scrape reads recent attempts only (docs/decisions/0001).
 
 Event counts: on PostgreSQL the triggers of migration 0007 append delta rows to notification_counts in the
@@ -86,10 +86,10 @@ def fold_delivery_totals(now: datetime | None = None) -> None:
         attempts = NotificationAttempt.objects.filter(started_at__lt=boundary)
         if folded_before is not None:
             attempts = attempts.filter(started_at__gte=folded_before)
-        for (channel, outcome), new in sum_attempts(attempts).items():
+        for (destination, channel, outcome), new in sum_attempts(attempts).items():
             total, _ = DeliveryTotal.objects.select_for_update().get_or_create(
-                channel=channel, outcome=outcome,
-                defaults={"duration_buckets": [0] * len(DURATION_BUCKETS_MS)},
+                destination=destination, outcome=outcome,
+                defaults={"channel": channel, "duration_buckets": [0] * len(DURATION_BUCKETS_MS)},
             )
             total.attempts += new.attempts
             total.dead_lettered += new.dead_lettered
@@ -115,16 +115,16 @@ class AttemptSums:
         self.duration_buckets = [a + b for a, b in zip(self.duration_buckets, other.duration_buckets, strict=True)]
 
 
-def sum_attempts(attempts: QuerySet[NotificationAttempt]) -> dict[tuple[str, str], AttemptSums]:
-    """{(channel, outcome): AttemptSums} over an attempts queryset, in one GROUP BY."""
+def sum_attempts(attempts: QuerySet[NotificationAttempt]) -> dict[tuple[str, str, str], AttemptSums]:
+    """{(destination, channel, outcome): AttemptSums} over an attempts queryset, in one GROUP BY."""
     buckets = {f"le_{limit}": Count("id", filter=Q(duration_ms__lte=limit)) for limit in DURATION_BUCKETS_MS}
-    rows = attempts.order_by().values("event__channel", "outcome").annotate(
+    rows = attempts.order_by().values("event__destination", "event__channel", "outcome").annotate(
         n=Count("id"), dead=Count("id", filter=Q(resulting_status=Status.DEAD)), total_ms=Sum("duration_ms"), **buckets
     )
     sums = {}
     for row in rows:
         values: dict[str, Any] = dict(row)
-        sums[(values["event__channel"], values["outcome"])] = AttemptSums(
+        sums[(values["event__destination"], values["event__channel"], values["outcome"])] = AttemptSums(
             attempts=values["n"], dead_lettered=values["dead"], duration_ms_sum=values["total_ms"] or 0,
             duration_buckets=[values[key] for key in buckets],
         )

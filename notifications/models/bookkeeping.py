@@ -45,11 +45,13 @@ class DeliveryKick(models.Model):
 
 
 class DeliveryTotal(models.Model):
-    """Attempts that started before MetricsFold.attempts_folded_before, summed per channel and outcome.
+    """Attempts that started before MetricsFold.attempts_folded_before, summed per destination and outcome.
 
     /metrics adds the attempts started since then, so that a scrape reads recent rows only, not all history.
     """
 
+    # The destination's name (kept after the destination is removed: the counters never go down) and its channel.
+    destination = models.CharField(max_length=64)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     outcome = models.CharField(max_length=24, choices=AttemptOutcome.choices)
     attempts = models.PositiveBigIntegerField(default=0)
@@ -61,11 +63,13 @@ class DeliveryTotal(models.Model):
     class Meta:
         db_table = "notification_delivery_totals"
         constraints = [
-            models.UniqueConstraint(fields=["channel", "outcome"], name="notification_delivery_total_unique"),
+            models.UniqueConstraint(
+                fields=["destination", "outcome"], name="notification_delivery_total_destination_unique"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.channel} {self.outcome}: {self.attempts}"
+        return f"{self.destination} {self.outcome}: {self.attempts}"
 
 
 class MetricsFold(models.Model):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from notifications.keys import key_values
 from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
@@ -105,6 +106,21 @@ def build_destination_notifier(destination: "Destination") -> Notifier | None:
     return notifiers()[destination.channel].from_config(destination_config(destination))
 
 
+def secret_fields(channel: str) -> tuple[str, ...]:
+    """The names of `channel`'s secret fields: stored sealed, never shown."""
+    return tuple(field.name for field in notifiers()[channel].fields if field.secret)
+
+
+def secrets_set(destination: "Destination") -> list[str]:
+    """The names of `destination`'s secret fields that have a value (an environment destination's: whose setting is
+    set). Raises SealingError when a stored destination's secrets cannot be opened."""
+    fields = [field for field in notifiers()[destination.channel].fields if field.secret]
+    if destination.from_environment:
+        return [field.name for field in fields if getattr(settings, field.setting, "")]
+    opened = unseal(destination.sealed_secrets)
+    return [field.name for field in fields if opened.get(field.name)]
+
+
 def channel_status() -> dict[str, tuple[bool, list[str]]]:
     """{channel: (configured, missing setting names)} for dashboards and health pages."""
     return {channel: (not missing_settings(channel), missing_settings(channel)) for channel in notifiers()}
@@ -130,11 +146,57 @@ def _configured(fields: tuple[ConfigField, ...]) -> tuple[str, ...]:
     return tuple(value for value in values if value)
 
 
+@dataclass(frozen=True)
+class _StoredSecrets:
+    """The secret values and secret URLs of the live stored destinations, as read at configuration `version`."""
+
+    version: int
+    values: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+
+
+# Read once per configuration version, not once per log line: the log filter redacts with every configured secret.
+_stored_secrets = _StoredSecrets(version=-1)
+
+
+def refresh_stored_secrets() -> None:
+    """Read the stored destinations' secrets again if a destination changed since they were last read
+    (ConfigVersion): called once per request, once per delivery pass and after each destination change, so that a
+    new secret is hidden from the next request or pass on. A database that does not answer keeps the last read."""
+    global _stored_secrets
+    from notifications.models import ConfigVersion, Destination
+
+    try:
+        version = ConfigVersion.objects.current()
+        if version == _stored_secrets.version:
+            return
+        rows = list(
+            Destination.objects.live().filter(from_environment=False).exclude(sealed_secrets="")
+            .values_list("channel", "sealed_secrets")
+        )
+    except DatabaseError:
+        return
+    values: set[str] = set()
+    urls: set[str] = set()
+    for channel, token in rows:
+        try:
+            opened = unseal(token)
+        except SealingError:
+            continue  # destination_problem reports it; nothing it holds can reach a receiver or a log
+        url_fields = {field.name for field in notifiers()[channel].fields if field.kind == "url"}
+        for name, value in opened.items():
+            if value:
+                (urls if name in url_fields else values).add(value)
+    _stored_secrets = _StoredSecrets(version, tuple(sorted(values)), tuple(sorted(urls)))
+
+
 def secret_settings() -> ConfiguredSecrets:
-    """Every configured secret value, secret URL and other channel URL of every channel (unset ones left out)."""
+    """Every configured secret value, secret URL and other channel URL of every channel (unset ones left out),
+    with the secret values and URLs of the stored destinations (as last read by refresh_stored_secrets)."""
+    stored = _stored_secrets
     return ConfiguredSecrets(
-        values=_configured(_declared(secret=True, url=False)),
-        urls=_configured(_declared(secret=True, url=True)),
+        values=_configured(_declared(secret=True, url=False)) + stored.values,
+        urls=_configured(_declared(secret=True, url=True)) + stored.urls,
         endpoint_urls=_configured(_declared(secret=False, url=True)),
     )
 
@@ -155,6 +217,6 @@ def configured_secrets() -> Secrets:
 __all__ = [
     "ConfigField", "ConfiguredSecrets", "DeliveryResult", "Notifier", "build_destination_notifier", "build_notifier",
     "channel_status", "destination_config", "destination_problem",
-    "configured_secrets", "missing_settings", "not_configured_error", "notifiers", "required_settings",
-    "secret_settings",
+    "configured_secrets", "missing_settings", "not_configured_error", "notifiers", "refresh_stored_secrets",
+    "required_settings", "secret_fields", "secret_settings", "secrets_set",
 ]

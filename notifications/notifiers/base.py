@@ -2,10 +2,15 @@
 import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
+from email.utils import parseaddr
 from typing import Any, Literal, Self
 
 import httpx
 from django.utils.functional import classproperty
+
+# Config values travel in JSON columns, URLs and headers: PostgreSQL cannot store NUL, and 2,000 characters is more
+# than any channel's URL or key needs.
+MAX_CONFIG_TEXT_LENGTH = 2000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +54,44 @@ class ConfigField:
     kind: Literal["text", "url", "email", "int", "bool"] = "text"
     choices: tuple[str, ...] = ()
 
+    def problem(self, value: object) -> str | None:
+        """Why `value` cannot be this field's (its kind, its choices), or None. An empty value is judged by
+        `required`, not here."""
+        if self.kind == "bool":
+            return None if isinstance(value, bool) else "must be true or false"
+        if self.kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return "must be a whole number"
+            return None if 1 <= value <= 65535 else "must be between 1 and 65535"
+        if not isinstance(value, str):
+            return "must be a string"
+        if "\x00" in value or len(value) > MAX_CONFIG_TEXT_LENGTH:
+            return f"must be at most {MAX_CONFIG_TEXT_LENGTH} characters, without NUL"
+        if self.choices and value not in self.choices:
+            return f"must be one of {', '.join(self.choices)}"
+        if self.kind == "url":
+            return _url_problem(value)
+        if self.kind == "email":
+            return _address_problem(value)
+        return None
+
+
+def _url_problem(value: str) -> str | None:
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError):
+        return "must be an http(s) URL"
+    if url.scheme not in ("http", "https") or not url.host or any(ch.isspace() for ch in value):
+        return "must be an http(s) URL with a host, e.g. https://hooks.example.com/alerts"
+    return None
+
+
+def _address_problem(value: str) -> str | None:
+    name, address = parseaddr(value)
+    if any(ch in value for ch in "\r\n") or "@" not in address or (address != value.strip() and not name):
+        return "must be an e-mail address, e.g. alerts@example.com"
+    return None
+
 
 class Notifier:
     """One channel. `send` never raises for delivery problems: it returns a DeliveryResult.
@@ -72,6 +115,34 @@ class Notifier:
     def config_from_settings(cls, settings: Any) -> dict[str, Any]:
         """The config dict of the channel configured by the settings its fields name."""
         return {field.name: getattr(settings, field.setting) for field in cls.fields}
+
+    @classmethod
+    def config_problems(cls, config: Mapping[str, Any]) -> dict[str, str]:
+        """What is wrong with `config` as this channel's configuration, {field name: problem}; {} when it can be
+        used. Unknown fields are refused (naming the accepted ones), required ones must be given, each value must
+        be of its field's kind and among its choices, and the channel's own checks (extra_problems) run last."""
+        accepted = {field.name: field for field in cls.fields}
+        problems = {
+            name: f"unknown field for the {cls.channel} channel; accepted are {', '.join(accepted)}"
+            for name in config if name not in accepted
+        }
+        for name, field in accepted.items():
+            value = config.get(name)
+            if value is None or value == "":
+                if field.required:
+                    problems[name] = f"required for the {cls.channel} channel"
+                continue
+            problem = field.problem(value)
+            if problem:
+                problems[name] = problem
+        if not problems:
+            problems.update(cls.extra_problems(config))
+        return problems
+
+    @classmethod
+    def extra_problems(cls, config: Mapping[str, Any]) -> dict[str, str]:
+        """The channel's own checks of a config whose fields are each valid (a notifier overrides it)."""
+        return {}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:

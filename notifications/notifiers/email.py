@@ -53,8 +53,8 @@ class EmailNotifier(Notifier):
     )
 
     def __init__(
-        self, host: str, port: int, from_address: str, username: str = "", password: str = "", use_tls: bool = True,
-        ssl_context: ssl.SSLContext | None = None, implicit_tls: bool | None = None,
+        self, host: str, port: int = 587, from_address: str = "", username: str = "", password: str = "",
+        use_tls: bool = True, ssl_context: ssl.SSLContext | None = None, implicit_tls: bool | None = None,
     ):
         self.host = host
         self.port = port

@@ -13,6 +13,9 @@ _PRIORITY = {"informational": "P5", "warning": "P3", "critical": "P1"}
 
 
 URL = ConfigField("url", setting="CERTCTL_OPSGENIE_URL", kind="url")
+# A stored destination that gives no url uses OpsGenie's US endpoint (CERTCTL_OPSGENIE_URL's default); an EU account
+# gives https://api.eu.opsgenie.com/v2/alerts.
+ALERT_API_URL = "https://api.opsgenie.com/v2/alerts"
 
 
 class OpsGenieNotifier(Notifier):
@@ -25,7 +28,7 @@ class OpsGenieNotifier(Notifier):
         ConfigField("default_priority", setting="CERTCTL_OPSGENIE_PRIORITY", choices=("P1", "P2", "P3", "P4", "P5")),
     )
 
-    def __init__(self, api_key: str, url: str, default_priority: str = "P3"):
+    def __init__(self, api_key: str, url: str = ALERT_API_URL, default_priority: str = "P3"):
         self.api_key = api_key
         self.url = url
         self.default_priority = default_priority

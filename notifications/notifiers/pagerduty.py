@@ -13,6 +13,8 @@ _SEVERITY = {"informational": "info", "warning": "warning", "critical": "critica
 
 
 URL = ConfigField("url", setting="CERTCTL_PAGERDUTY_URL", kind="url")
+# A stored destination that gives no url uses PagerDuty's (CERTCTL_PAGERDUTY_URL's default).
+EVENTS_API_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
 class PagerDutyNotifier(Notifier):
@@ -27,7 +29,7 @@ class PagerDutyNotifier(Notifier):
         ),
     )
 
-    def __init__(self, routing_key: str, url: str, default_severity: str = "warning"):
+    def __init__(self, routing_key: str, url: str = EVENTS_API_URL, default_severity: str = "warning"):
         self.routing_key = routing_key
         self.url = url
         self.default_severity = default_severity

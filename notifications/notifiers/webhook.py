@@ -4,8 +4,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -35,6 +35,7 @@ def signature(secret: str, body: bytes) -> str:
 
 
 STANDARD_SECRET_PREFIX = "whsec_"
+WHSEC_NOT_BASE64 = "starts with whsec_ but the rest is not base64"
 
 
 def standard_webhooks_key(secret: str) -> bytes:
@@ -44,7 +45,7 @@ def standard_webhooks_key(secret: str) -> bytes:
         try:
             return base64.b64decode(secret.removeprefix(STANDARD_SECRET_PREFIX), validate=True)
         except binascii.Error:
-            raise ValueError("CERTCTL_WEBHOOK_SECRET starts with whsec_ but the rest is not base64") from None
+            raise ValueError(f"CERTCTL_WEBHOOK_SECRET {WHSEC_NOT_BASE64}") from None
     return secret.encode()
 
 
@@ -70,6 +71,15 @@ class WebhookNotifier(Notifier):
 
     channel = "Webhook"
     fields = (URL, SECRET)
+
+    @classmethod
+    def extra_problems(cls, config: Mapping[str, Any]) -> dict[str, str]:
+        secret = config.get(SECRET.name) or ""
+        try:
+            standard_webhooks_key(secret)
+        except ValueError:
+            return {SECRET.name: f"{WHSEC_NOT_BASE64}; give the whole whsec_ secret, or one without the prefix"}
+        return {}
 
     def __init__(self, url: str, secret: str = "", clock: Callable[[], float] = time.time):
         self.url = url

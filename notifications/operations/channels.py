@@ -1,45 +1,16 @@
-"""Pausing and resuming a channel (a maintenance window), audited as ChannelActions."""
-import logging
+"""Pausing and resuming a channel: its environment destination, named after it (notifications.operations.pausing)."""
 from datetime import datetime
 
-from django.db import transaction
-from django.utils import timezone
-
 from notifications.actors import Actor
-from notifications.engine import breaker, dispatch
-from notifications.models import ChannelAction, ChannelActionKind
+from notifications.operations.pausing import pause_destination, resume_destination
 from notifications.queries.channels import channel_named
-
-log = logging.getLogger("notifications.services")
 
 
 def pause_channel(name: str, actor: Actor, now: datetime | None = None) -> bool:
     """Hold a channel's events (a maintenance window) until resumed; audited. False when it was paused already."""
-    channel, now = channel_named(name), now or timezone.now()
-    with transaction.atomic():
-        changed = breaker.pause(channel, actor.name, now)
-        if changed:
-            ChannelAction.objects.create(
-                channel=channel, action=ChannelActionKind.PAUSE, actor=actor.name, source=actor.source, created_at=now
-            )
-    if changed:
-        log.warning(
-            "channel %s paused by %s via %s: its events wait until it is resumed", channel, actor.name, actor.source,
-            extra={"channel": channel},
-        )
-    return changed
+    return pause_destination(channel_named(name), actor, now)
 
 
 def resume_channel(name: str, actor: Actor, now: datetime | None = None) -> bool:
     """Let a paused channel's events flow again; audited. False when it was not paused."""
-    channel, now = channel_named(name), now or timezone.now()
-    with transaction.atomic():
-        changed = breaker.resume(channel)
-        if changed:
-            ChannelAction.objects.create(
-                channel=channel, action=ChannelActionKind.RESUME, actor=actor.name, source=actor.source, created_at=now
-            )
-    if changed:
-        log.warning("channel %s resumed by %s via %s", channel, actor.name, actor.source, extra={"channel": channel})
-        dispatch.deliver_soon()
-    return changed
+    return resume_destination(channel_named(name), actor, now)

@@ -1,9 +1,10 @@
-"""The channels: each with whether it is configured and its circuit breaker or pause state."""
+"""The channels, each as its environment destination (named after it): whether it is configured and its circuit
+breaker or pause state. Every destination, stored ones too: notifications.queries.destination_health."""
 from datetime import datetime
 from typing import TypedDict
 
 from notifications.errors import UnknownChannel
-from notifications.models import Channel, ChannelState
+from notifications.models import Channel, DestinationState
 from notifications.notifiers import channel_status
 
 
@@ -26,12 +27,12 @@ class ChannelListing(TypedDict):
 
 
 def channel_states() -> list[ChannelListing]:
-    """Every channel with its breaker/pause state, for the API, UI, CLI, MCP and /metrics."""
-    rows = {state.channel: state for state in ChannelState.objects.all()}
+    """Every channel with its environment destination's breaker/pause state, for the API, UI, CLI and MCP."""
+    rows = {state.destination_id: state for state in DestinationState.objects.filter(destination__in=Channel.values)}
     configured = channel_status()
     listing = []
     for name in Channel.values:
-        state = rows.get(name) or ChannelState(channel=name)
+        state = rows.get(name) or DestinationState()
         listing.append(ChannelListing(
             name=name,
             configured=configured[name][0],

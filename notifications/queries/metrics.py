@@ -15,8 +15,9 @@ from notifications.engine.upkeep import AttemptSums, sum_attempts
 from notifications.models import (
     AttemptOutcome,
     Channel,
-    ChannelState,
     DeliveryTotal,
+    Destination,
+    DestinationState,
     LastPass,
     MetricsFold,
     NotificationAttempt,
@@ -37,9 +38,11 @@ class Figures:
     dead_unacknowledged: int
     oldest_due_retry_at: datetime | None
     leases_held: int
-    deliveries: dict[tuple[str, str], AttemptSums]  # (channel, outcome): every attempt ever, folded and recent
+    # (destination, channel, outcome): every attempt ever, folded and recent
+    deliveries: dict[tuple[str, str, str], AttemptSums]
     last_passes: list[LastPass]
-    channel_states: dict[str, tuple[datetime | None, datetime | None]]  # channel: (opened_at, paused_at)
+    destinations: dict[str, str]  # the live destinations: {name: channel}
+    destination_states: dict[str, tuple[datetime | None, datetime | None]]  # destination: (opened_at, paused_at)
 
 
 def figures(now: datetime) -> Figures:
@@ -49,6 +52,7 @@ def figures(now: datetime) -> Figures:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(STATEMENT_TIMEOUT_MS)])
         by_group = counts.by_group()
+        destinations = _live_destinations()
         events = {(status, channel): 0 for status in Status.values for channel in Channel.values}
         for (channel, status, _), n in by_group.items():
             events[(status, channel)] += n
@@ -61,29 +65,40 @@ def figures(now: datetime) -> Figures:
             leases_held=NotificationEvent.objects.filter(
                 Q(status=Status.PENDING) | Q(next_retry_at__lte=now), claimed_until__gt=now
             ).count(),
-            deliveries=_deliveries(),
+            deliveries=_deliveries(destinations),
             last_passes=list(LastPass.objects.order_by("kind")),
-            channel_states={
-                channel: (opened_at, paused_at)
-                for channel, opened_at, paused_at in ChannelState.objects.values_list(
-                    "channel", "opened_at", "paused_at"
+            destinations=destinations,
+            destination_states={
+                destination: (opened_at, paused_at)
+                for destination, opened_at, paused_at in DestinationState.objects.values_list(
+                    "destination", "opened_at", "paused_at"
                 )
             },
         )
 
 
-def _deliveries() -> dict[tuple[str, str], AttemptSums]:
+def _live_destinations() -> dict[str, str]:
+    """{name: channel} of the live destinations, the environment ones (named after their channel) always."""
+    stored = dict(Destination.objects.live().filter(from_environment=False).values_list("name", "channel"))
+    return {**{channel: channel for channel in Channel.values}, **stored}
+
+
+def _deliveries(destinations: dict[str, str]) -> dict[tuple[str, str, str], AttemptSums]:
+    """Every live destination's series, zero included, and those of removed destinations that have attempts."""
     folded_before, totals = _folded_totals()
-    sums = {(channel, outcome): AttemptSums() for channel in Channel.values for outcome in AttemptOutcome.values}
+    sums = {
+        (name, channel, outcome): AttemptSums()
+        for name, channel in destinations.items() for outcome in AttemptOutcome.values
+    }
     for total in totals:
-        sums[(total.channel, total.outcome)].add(
+        sums.setdefault((total.destination, total.channel, total.outcome), AttemptSums()).add(
             AttemptSums(total.attempts, total.dead_lettered, total.duration_ms_sum, total.duration_buckets)
         )
     recent = NotificationAttempt.objects.all()
     if folded_before:
         recent = recent.filter(started_at__gte=folded_before)
     for key, new in sum_attempts(recent).items():
-        sums[key].add(new)
+        sums.setdefault(key, AttemptSums()).add(new)
     return sums
 
 

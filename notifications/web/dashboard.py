@@ -1,5 +1,5 @@
-"""The dashboard: counts per status, attempts per hour over the last day, each channel's health and state, and
-pausing or resuming a channel."""
+"""The dashboard: counts per status, attempts per hour over the last day, each destination's health and state, and
+pausing or resuming a destination (a channel's is its environment destination's)."""
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,9 +13,9 @@ from django.utils.timesince import timesince
 
 from notifications.errors import ServiceError
 from notifications.models import Status
-from notifications.operations.channels import pause_channel, resume_channel
-from notifications.queries.channels import channel_states
-from notifications.queries.dashboard import CHANNEL_WINDOW, attempts_per_hour, channel_health
+from notifications.operations.pausing import pause_destination, resume_destination
+from notifications.queries.dashboard import attempts_per_hour
+from notifications.queries.destination_health import HEALTH_WINDOW, DestinationListing, destination_states
 from notifications.queries.summary import stats_summary
 from notifications.web.common import CHANGE_PERMISSION, actor_of, change_view, list_url
 from notifications.web.forms import TAB_DEAD
@@ -86,9 +86,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "cards": cards,
         "oldest_due_age": timesince(oldest, now, depth=2) if oldest else None,
         "chart": outcome_chart(now),
-        "channels": _with_state(channel_health(now)),
+        "destinations": [_with_failure_rate(row) for row in destination_states(now)],
         "can_change": request.user.has_perm(CHANGE_PERMISSION),
-        "channel_window_days": CHANNEL_WINDOW.days,
+        "health_window_days": HEALTH_WINDOW.days,
         "retention": retention_in_words(settings.CERTCTL_NOTIFICATION_RETENTION),
     })
 
@@ -102,33 +102,32 @@ def retention_in_words(retention: timedelta) -> str | None:
     return f"{retention.days} day{'s' if retention.days != 1 else ''}"
 
 
-def _with_state(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """The dashboard's channel rows with each channel's breaker or pause state."""
-    states = {state["name"]: state for state in channel_states()}
-    return [{**row, "breaker": states[str(row["channel"])]} for row in rows]
+def _with_failure_rate(row: DestinationListing) -> dict[str, Any]:
+    attempts, failures = row["attempts_24h"], row["failures_24h"]
+    return {**row, "failure_rate": round(100 * failures / attempts) if attempts else None}
 
 
 @change_view
-def channel_pause(request: HttpRequest, channel: str) -> HttpResponse:
+def destination_pause(request: HttpRequest, name: str) -> HttpResponse:
     try:
-        if pause_channel(channel, actor_of(request)):
+        if pause_destination(name, actor_of(request)):
             messages.success(
-                request, f"Paused {channel}: its notifications wait, spending no retries, until you resume it."
+                request, f"Paused {name}: its notifications wait, spending no retries, until you resume it."
             )
         else:
-            messages.info(request, f"{channel} was already paused.")
+            messages.info(request, f"{name} was already paused.")
     except ServiceError as exc:
         messages.error(request, f"Not paused: {exc.message}.")
     return redirect("ui-dashboard")
 
 
 @change_view
-def channel_resume(request: HttpRequest, channel: str) -> HttpResponse:
+def destination_resume(request: HttpRequest, name: str) -> HttpResponse:
     try:
-        if resume_channel(channel, actor_of(request)):
-            messages.success(request, f"Resumed {channel}: its waiting notifications are delivered now.")
+        if resume_destination(name, actor_of(request)):
+            messages.success(request, f"Resumed {name}: its waiting notifications are delivered now.")
         else:
-            messages.info(request, f"{channel} was not paused.")
+            messages.info(request, f"{name} was not paused.")
     except ServiceError as exc:
         messages.error(request, f"Not resumed: {exc.message}.")
     return redirect("ui-dashboard")

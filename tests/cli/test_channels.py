@@ -4,7 +4,7 @@ import json
 import pytest
 
 from notifications.engine import passes
-from notifications.models import ChannelAction, NotificationEvent
+from notifications.models import ConfigurationAction, NotificationEvent
 from tests.cli.conftest import MakeEvent, cli, cli_error
 from tests.receivers import Receiver
 
@@ -31,7 +31,7 @@ def test_pause_holds_events_and_resume_lets_them_flow(webhook: Receiver, make_ev
     assert "was not paused" in cli("resume", "Webhook").out
     passes.process_pending()
     assert NotificationEvent.objects.get(id=event.id).status == "sent"
-    actions = ChannelAction.objects.order_by("id").values_list("action", "source")
+    actions = ConfigurationAction.objects.order_by("id").values_list("action", "source")
     assert list(actions) == [("pause", "cli"), ("resume", "cli")]
 
 

@@ -9,11 +9,12 @@ from pytest_django.fixtures import Settings
 from rest_framework.test import APIClient
 
 from notifications.engine import passes
-from notifications.models import ChannelState, NotificationEvent
+from notifications.models import DestinationState, NotificationEvent
 from notifications.queries.events import get_event
 from notifications.queries.summary import stats_summary
 from notifications.serializers import StatsSummarySerializer
 from tests.cli.conftest import MakeEvent, cli
+from tests.deliveries import state_of
 from tests.receivers import Receiver, Reply
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -68,17 +69,17 @@ def test_sweep_returns_once_a_down_channels_events_wait_for_its_breakers_probe(
     for n in range(5):
         make_event(channel="Webhook", message=f"event {n}")
     assert "sweep: 5 claimed (pending and due retries): 0 sent, 5 failed, 0 dead" in cli("sweep").out
-    assert ChannelState.objects.get(channel="Webhook").state == "open"
+    assert state_of("Webhook").state == "open"
     # A minute on, the receiver still down: the retries and the breaker's probe are due.
     NotificationEvent.objects.update(next_retry_at=timezone.now())
-    ChannelState.objects.update(next_probe_at=timezone.now())
+    DestinationState.objects.update(next_probe_at=timezone.now())
 
     run = cli("sweep")
 
     # The failed probe moves the retries to the next probe, 2 s away: always "due within the linger", so the sweep
     # used to stay probe after probe until its start window closed, minutes later.
     assert "sweep: 1 claimed (pending and due retries): 0 sent, 1 failed, 0 dead" in run.out
-    assert ChannelState.objects.get(channel="Webhook").state == "open"
+    assert state_of("Webhook").state == "open"
     assert len(webhook.requests) == 6
 
 

@@ -15,11 +15,19 @@ from django.db.models import Min
 from notifications.actors import Actor
 from notifications.engine import breaker, claims, passes, recording, sender
 from notifications.errors import UnknownChannel
-from notifications.models import ChannelAction, ChannelState, NotificationAttempt, NotificationEvent, Status
+from notifications.models import (
+    ConfigurationAction,
+    Destination,
+    DestinationState,
+    NotificationAttempt,
+    NotificationEvent,
+    Status,
+)
 from notifications.notifiers import DeliveryResult
 from notifications.operations.channels import pause_channel, resume_channel
 from notifications.operations.events import create_event
 from notifications.queries.channels import channel_states
+from tests.deliveries import destination_state, state_of
 from tests.lifecycle.conftest import MINUTE, T0
 from tests.receivers import Receiver, Reply
 
@@ -48,7 +56,7 @@ def create_at(moment, n):
 
 
 def state(channel="Webhook"):
-    return ChannelState.objects.filter(channel=channel).first()
+    return state_of(channel)
 
 
 @pytest.mark.postgres
@@ -174,7 +182,9 @@ def test_the_breaker_logs_once_when_it_opens_and_once_when_it_closes(failing_web
         failing_webhook.reply_with(Reply(status=200))
         passes.process_pending(now=T0 + 2 * MINUTE)
 
-    assert [(r.levelname, r.getMessage(), r.channel) for r in caplog.records if r.name == "notifications.breaker"] == [
+    assert [
+        (r.levelname, r.getMessage(), r.destination) for r in caplog.records if r.name == "notifications.breaker"
+    ] == [
         ("WARNING", "Webhook circuit breaker opened after 5 consecutive transient failures; its events wait, "
                     "one is tried every 0:01:00", "Webhook"),
         ("WARNING", "Webhook circuit breaker closed: a delivery succeeded; waiting events flow again", "Webhook"),
@@ -196,11 +206,11 @@ def test_the_probe_is_one_event_of_the_passs_own_kind_and_a_failed_pending_probe
 
 
 def failure(event_id, channel="Webhook"):
-    return breaker.Outcome(channel=channel, event_id=event_id, transient_failure=True, success=False)
+    return breaker.Outcome(destination=channel, event_id=event_id, transient_failure=True, success=False)
 
 
 def success(event_id, channel="Webhook"):
-    return breaker.Outcome(channel=channel, event_id=event_id, transient_failure=False, success=True)
+    return breaker.Outcome(destination=channel, event_id=event_id, transient_failure=False, success=True)
 
 
 FIVE_FAILURES_OF_THREE_EVENTS = [failure(f"notif-{n % 3}") for n in range(5)]
@@ -333,7 +343,7 @@ def test_results_recorded_after_another_worker_moved_the_window_on_count_the_buc
 
 def test_the_database_refuses_counts_without_a_window():
     with pytest.raises(IntegrityError), transaction.atomic():
-        ChannelState.objects.create(channel="Slack", window_failures=1)
+        destination_state("Slack", window_failures=1)
 
 
 def random_outcomes(seed, count, failure_rate):
@@ -417,12 +427,13 @@ def test_a_receiver_failing_30_percent_at_random_gets_every_event_through_the_en
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_counting_a_channels_first_failures_at_once_both_count(monkeypatch):
-    create_row = ChannelState.objects.bulk_create
+def test_two_workers_counting_a_destinations_first_failures_at_once_both_count(monkeypatch):
+    Destination.objects.ensure_environment()  # as the migration left them (a flush may have removed them)
+    create_row = DestinationState.objects.bulk_create
 
     def another_worker_creates_the_row_first(rows, **options):
         def insert_and_commit():
-            ChannelState.objects.create(channel="Webhook")
+            DestinationState.objects.create(destination_id="Webhook")
             connections.close_all()
 
         other = threading.Thread(target=insert_and_commit)
@@ -430,7 +441,7 @@ def test_two_workers_counting_a_channels_first_failures_at_once_both_count(monke
         other.join()
         return create_row(rows, **options)
 
-    monkeypatch.setattr(ChannelState.objects, "bulk_create", another_worker_creates_the_row_first)
+    monkeypatch.setattr(DestinationState.objects, "bulk_create", another_worker_creates_the_row_first)
 
     with transaction.atomic():
         breaker.record([failure("notif-1")], now=T0)
@@ -441,7 +452,7 @@ def test_two_workers_counting_a_channels_first_failures_at_once_both_count(monke
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_recording_chunks_at_once_count_every_outcome(monkeypatch):
-    ChannelState.objects.create(channel="Webhook")
+    destination_state("Webhook")
     chunks = {
         "worker-a": [failure("notif-1"), success("notif-2"), success("notif-3"), failure("notif-4")],
         "worker-b": [failure("notif-5"), failure("notif-6"), success("notif-7")],
@@ -571,7 +582,7 @@ def test_a_failed_probe_of_a_failed_event_is_due_again_at_the_channels_next_prob
     [probe] = claims.claim_due_events("retry", now=T0)
     probe.breaker_probe = True
     if breaker_meanwhile == "still open":
-        ChannelState.objects.create(channel="Webhook", opened_at=T0 - MINUTE, next_probe_at=T0 + MINUTE)
+        destination_state("Webhook", opened_at=T0 - MINUTE, next_probe_at=T0 + MINUTE)
     failed = sender.Delivery(probe, DeliveryResult.transient("still down"), T0, 20, T0 + STEP)
 
     assert recording.record_results([failed]) == [Status.FAILED]
@@ -661,11 +672,11 @@ def test_an_operator_pause_is_audited_once_and_takes_the_channel_name_in_any_let
     assert {key: listed("Webhook")[key] for key in ("state", "since", "paused_by")} == {
         "state": "paused", "since": T0, "paused_by": "alice",
     }
-    assert list(ChannelAction.objects.values_list("channel", "action", "actor", "source", "created_at")) == [
+    assert list(ConfigurationAction.objects.values_list("target", "action", "actor", "source", "created_at")) == [
         ("Webhook", "pause", "alice", "cli", T0),
     ]
-    assert caplog.messages == ["channel Webhook paused by alice via cli: its events wait until it is resumed"]
-    assert caplog.records[0].channel == "Webhook"
+    assert caplog.messages == ["destination Webhook paused by alice via cli: its events wait until it is resumed"]
+    assert caplog.records[0].destination == "Webhook"
 
 
 def test_an_operator_resume_is_audited_and_hands_the_held_events_to_the_workers_at_once(
@@ -683,11 +694,11 @@ def test_an_operator_resume_is_audited_and_hands_the_held_events_to_the_workers_
     assert broker == ["notifications.tasks.deliver_pending"]
     resumed = listed("Webhook")
     assert (resumed["state"], resumed["since"], resumed["paused_by"]) == ("closed", None, None)
-    assert list(ChannelAction.objects.order_by("id").values_list("action", "actor", "source", "created_at")) == [
+    assert list(ConfigurationAction.objects.order_by("id").values_list("action", "actor", "source", "created_at")) == [
         ("pause", "alice", "cli", T0), ("resume", "bob", "api", T0 + MINUTE),
     ]
-    assert caplog.messages[-1] == "channel Webhook resumed by bob via api"
-    assert caplog.records[-1].channel == "Webhook"
+    assert caplog.messages[-1] == "destination Webhook resumed by bob via api"
+    assert caplog.records[-1].destination == "Webhook"
 
 
 def test_resuming_a_channel_that_is_not_paused_changes_nothing(
@@ -700,7 +711,7 @@ def test_resuming_a_channel_that_is_not_paused_changes_nothing(
         assert not resume_channel("Webhook", OPERATOR, now=T0)
 
     assert (broker, caplog.messages) == ([], [])
-    assert not ChannelAction.objects.exists()
+    assert not ConfigurationAction.objects.exists()
 
 
 @pytest.mark.parametrize("change", [pause_channel, resume_channel])
@@ -711,12 +722,12 @@ def test_an_unknown_channel_is_refused_naming_the_channels(db, change):
     assert unknown.value.message == (
         "no channel 'Pigeon'; channels are Email, Webhook, Slack, Teams, PagerDuty, OpsGenie"
     )
-    assert not ChannelAction.objects.exists()
-    assert not ChannelState.objects.exists()
+    assert not ConfigurationAction.objects.exists()
+    assert not DestinationState.objects.exists()
 
 
 def test_an_open_channel_is_listed_with_when_it_opened_and_its_next_probe(db):
-    ChannelState.objects.create(channel="Slack", consecutive_failures=5, opened_at=T0, next_probe_at=T0 + MINUTE)
+    destination_state("Slack", consecutive_failures=5, opened_at=T0, next_probe_at=T0 + MINUTE)
 
     assert listed("Slack") == {
         "name": "Slack", "configured": False, "state": "open", "since": T0, "paused_by": None,
@@ -725,7 +736,7 @@ def test_an_open_channel_is_listed_with_when_it_opened_and_its_next_probe(db):
 
 
 def test_a_paused_open_channel_is_listed_as_paused_since_the_pause_with_no_probe_due(db):
-    ChannelState.objects.create(channel="Slack", consecutive_failures=5, opened_at=T0, next_probe_at=T0 + MINUTE)
+    destination_state("Slack", consecutive_failures=5, opened_at=T0, next_probe_at=T0 + MINUTE)
     pause_channel("Slack", OPERATOR, now=T0 + 2 * MINUTE)
 
     slack = listed("Slack")

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from notifications.engine import breaker, claims, passes, sender
 from notifications.engine.report import RELEASED
-from notifications.models import ChannelState, NotificationEvent, Status
+from notifications.models import NotificationEvent, Status
 from notifications.operations.events import create_event
-from tests.deliveries import InstantClock
+from tests.deliveries import InstantClock, destination_state
 from tests.lifecycle.conftest import T0
 
 SECOND = timedelta(seconds=1)
@@ -136,8 +136,8 @@ def test_a_pass_does_not_wait_for_a_retry_that_waits_for_its_open_channels_probe
     db: None, webhook: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event = failed_due_in(0.3)  # where an opening breaker put it: at the channel's next probe
-    ChannelState.objects.create(
-        channel="Webhook", consecutive_failures=5, opened_at=timezone.now(),
+    destination_state(
+        "Webhook", consecutive_failures=5, opened_at=timezone.now(),
         next_probe_at=timezone.now() + timedelta(seconds=0.3),
     )
     clock = InstantClock()

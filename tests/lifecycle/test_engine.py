@@ -18,10 +18,10 @@ from notifications.engine.backoff import RetryPolicy
 from notifications.engine.recording import record_results
 from notifications.engine.report import PassReport
 from notifications.engine.sender import Delivery
-from notifications.models import ChannelState, LastPass, NotificationAttempt, NotificationEvent, Status
+from notifications.models import LastPass, NotificationAttempt, NotificationEvent, Status
 from notifications.notifiers import DeliveryResult, Notifier
 from notifications.notifiers.webhook import WebhookNotifier
-from tests.deliveries import InstantClock
+from tests.deliveries import InstantClock, destination_state
 from tests.lifecycle.conftest import T0, reload
 from tests.receivers import Receiver, Reply
 
@@ -79,9 +79,7 @@ def claimed_deliveries(count, result):
 def test_a_chunk_of_outcomes_is_one_update_and_one_insert(breaker_history, breaker_writes):
     if breaker_history != "none":
         last_success = T0 if "success since" in breaker_history else None
-        ChannelState.objects.create(
-            channel="Webhook", opened_at=None, consecutive_failures=0, last_success_at=last_success
-        )
+        destination_state("Webhook", opened_at=None, consecutive_failures=0, last_success_at=last_success)
     deliveries = claimed_deliveries(100, DeliveryResult.success(http_status=200))
 
     with CaptureQueriesContext(connection) as queries:
@@ -358,7 +356,9 @@ def test_blocking_sends_run_on_named_threads_up_to_the_per_destination_cap_and_o
     settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 8
     blocking = ThreadRecordingNotifier(blocking=True, hold=0.3)
     loop_only = ThreadRecordingNotifier(blocking=False, hold=0)
-    monkeypatch.setattr(passes, "build_notifier", lambda channel: blocking if channel == "Email" else loop_only)
+    monkeypatch.setattr(
+        passes, "build_destination_notifier", lambda dest: blocking if dest.channel == "Email" else loop_only
+    )
     make_pending("Email", 8)
     make_pending("Webhook", 2)
 
@@ -455,7 +455,7 @@ def test_never_more_sends_at_once_than_the_concurrency_over_all_destinations(set
         "Webhook": SharedGaugeNotifier("https://hooks.example.com", gauge),
         "Slack": SharedGaugeNotifier("https://hooks.slack.com", gauge),
     }
-    monkeypatch.setattr(passes, "build_notifier", notifiers.get)
+    monkeypatch.setattr(passes, "build_destination_notifier", lambda dest: notifiers[dest.name])
     make_pending("Webhook", 6)
     make_pending("Slack", 6)
 
@@ -470,7 +470,7 @@ def test_a_pass_records_its_results_in_chunks_every_quarter_second_not_as_each_a
     settings.CERTCTL_NOTIFICATION_DESTINATION_CONCURRENCY = 16
     # Sends of different lengths: they finish a few at a time, all through the pass.
     staggered = SharedGaugeNotifier("https://hooks.example.com", Counter(), 0.02, 0.05, 0.08, 0.03, 0.07, 0.04, 0.06)
-    monkeypatch.setattr(passes, "build_notifier", lambda channel: staggered)
+    monkeypatch.setattr(passes, "build_destination_notifier", lambda dest: staggered)
     make_pending("Webhook", 300)
     chunks = []
     record = recording.record_results
@@ -690,7 +690,7 @@ def test_a_pass_that_cannot_look_for_retries_to_wait_for_ends(transactional_db, 
     def database_away():
         raise DatabaseError("could not connect to server")
 
-    monkeypatch.setattr(breaker, "paused_channels", database_away)
+    monkeypatch.setattr(breaker, "paused_destinations", database_away)
     clock = InstantClock()
     monkeypatch.setattr(passes, "time", clock)
 

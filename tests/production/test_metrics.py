@@ -16,13 +16,15 @@ from notifications.actors import Actor
 from notifications.engine import claims, passes
 from notifications.models import DeliveryTotal, NotificationEvent
 from notifications.operations.events import create_event, mark_read, mark_read_events, requeue_events
-from tests.deliveries import deliver_now
+from tests.deliveries import deliver_now, destination_state
 from tests.receivers import Reply
 
 PROJECT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 REMOTE = "203.0.113.7"
 DELIVERIES = "certctl_notification_deliveries_total"
+# The delivery series' labels of the Webhook channel's environment destination.
+WEBHOOK = {"channel": "Webhook", "destination": "Webhook"}
 
 # Renaming any of these breaks someone's dashboards and alerts: change this list only on purpose.
 EXPECTED_FAMILIES = {
@@ -31,13 +33,13 @@ EXPECTED_FAMILIES = {
     "certctl_notification_dead_unacknowledged": ("gauge", set()),
     "certctl_notification_oldest_due_retry_age_seconds": ("gauge", set()),
     "certctl_notification_leases_held": ("gauge", set()),
-    "certctl_notification_deliveries": ("counter", {"channel", "outcome"}),
-    "certctl_notification_delivery_duration_seconds": ("histogram", {"channel", "le"}),
+    "certctl_notification_deliveries": ("counter", {"channel", "destination", "outcome"}),
+    "certctl_notification_delivery_duration_seconds": ("histogram", {"channel", "destination", "le"}),
     "certctl_notification_last_pass_duration_seconds": ("gauge", {"pass"}),
     "certctl_notification_last_pass_rows": ("gauge", {"pass"}),
     "certctl_notification_last_pass_timestamp_seconds": ("gauge", {"pass"}),
     "certctl_notification_db_up": ("gauge", set()),
-    "certctl_notification_channel_state": ("gauge", {"channel", "state"}),
+    "certctl_notification_channel_state": ("gauge", {"channel", "destination", "state"}),
 }
 EXPECTED_SAMPLE_NAMES = {
     "certctl_notifications", "certctl_notification_dead_total", "certctl_notification_dead_unacknowledged",
@@ -112,12 +114,12 @@ def test_counts_gauges_and_pass_figures_follow_the_deliveries(client, webhook, n
     assert sample(families, "certctl_notification_dead_total") == 1
     # The failed event was due one minute after T0 (backoff base) and has waited 15 minutes since.
     assert sample(families, "certctl_notification_oldest_due_retry_age_seconds") == 15 * 60
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="success") == 2
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="transient_failure") == 1
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="permanent_failure") == 1
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="dead_lettered") == 1
-    assert sample(families, "certctl_notification_delivery_duration_seconds_count", channel="Webhook") == 4
-    assert sample(families, "certctl_notification_delivery_duration_seconds_bucket", channel="Webhook", le="+Inf") == 4
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="success") == 2
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="transient_failure") == 1
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="permanent_failure") == 1
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="dead_lettered") == 1
+    assert sample(families, "certctl_notification_delivery_duration_seconds_count", **WEBHOOK) == 4
+    assert sample(families, "certctl_notification_delivery_duration_seconds_bucket", **WEBHOOK, le="+Inf") == 4
     assert sample(families, "certctl_notification_last_pass_rows", **{"pass": "pending"}) == 4
     assert sample(families, "certctl_notification_last_pass_timestamp_seconds", **{"pass": "pending"}) == T0.timestamp()
 
@@ -135,7 +137,7 @@ def test_dead_letter_depth_is_a_gauge_that_falls_on_requeue(client, no_dispatch)
     families = scrape(client)
     assert sample(families, "certctl_notification_dead_total") == 0
     # The history is not rewritten: two attempts did dead-letter an event.
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="dead_lettered") == 2
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="dead_lettered") == 2
 
 
 @pytest.mark.django_db
@@ -164,12 +166,12 @@ def test_counters_stay_exact_when_old_attempts_are_folded_into_totals(client, we
         passes.retry_sweep()  # the failed event is long due; this pass also folds the attempts made at T0
         assert DeliveryTotal.objects.aggregate(n=Sum("attempts"))["n"] == 2
         after = scrape(client)
-    assert sample(before, DELIVERIES, channel="Webhook", outcome="success") == 1
-    assert sample(after, DELIVERIES, channel="Webhook", outcome="success") == 2
-    assert sample(after, DELIVERIES, channel="Webhook", outcome="transient_failure") == 1
-    assert sample(after, "certctl_notification_delivery_duration_seconds_count", channel="Webhook") == 3
-    assert sample(after, "certctl_notification_delivery_duration_seconds_sum", channel="Webhook") >= sample(
-        before, "certctl_notification_delivery_duration_seconds_sum", channel="Webhook"
+    assert sample(before, DELIVERIES, **WEBHOOK, outcome="success") == 1
+    assert sample(after, DELIVERIES, **WEBHOOK, outcome="success") == 2
+    assert sample(after, DELIVERIES, **WEBHOOK, outcome="transient_failure") == 1
+    assert sample(after, "certctl_notification_delivery_duration_seconds_count", **WEBHOOK) == 3
+    assert sample(after, "certctl_notification_delivery_duration_seconds_sum", **WEBHOOK) >= sample(
+        before, "certctl_notification_delivery_duration_seconds_sum", **WEBHOOK
     )
 
 
@@ -212,11 +214,11 @@ def test_deliveries_by_a_worker_process_show_on_the_web_process_scrape(client, r
     assert len(receiver.requests) == 6
 
     families = scrape(client)
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="success") == 3
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="transient_failure") == 2
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="permanent_failure") == 1
-    assert sample(families, DELIVERIES, channel="Webhook", outcome="dead_lettered") == 1
-    assert sample(families, "certctl_notification_delivery_duration_seconds_count", channel="Webhook") == 6
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="success") == 3
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="transient_failure") == 2
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="permanent_failure") == 1
+    assert sample(families, DELIVERIES, **WEBHOOK, outcome="dead_lettered") == 1
+    assert sample(families, "certctl_notification_delivery_duration_seconds_count", **WEBHOOK) == 6
     assert sample(families, "certctl_notifications", status="sent", channel="Webhook") == 3
     assert sample(families, "certctl_notifications", status="failed", channel="Webhook") == 2
     assert sample(families, "certctl_notification_dead_total") == 1
@@ -302,13 +304,13 @@ def test_the_public_setting_opens_metrics_to_everyone(client, settings):
 def test_each_channel_reports_its_one_current_state(client):
     from django.utils import timezone
 
-    from notifications.models import ChannelState
-
     now = timezone.now()
-    ChannelState.objects.create(channel="Webhook", consecutive_failures=5, opened_at=now, next_probe_at=now)
-    ChannelState.objects.create(channel="Slack", paused_at=now, paused_by="alice")
+    destination_state("Webhook", consecutive_failures=5, opened_at=now, next_probe_at=now)
+    destination_state("Slack", paused_at=now, paused_by="alice")
     families = scrape(client)
     for channel, current in (("Webhook", "open"), ("Slack", "paused"), ("Email", "closed")):
         for state in ("closed", "open", "paused"):
-            in_state = sample(families, "certctl_notification_channel_state", channel=channel, state=state)
+            in_state = sample(
+                families, "certctl_notification_channel_state", channel=channel, destination=channel, state=state
+            )
             assert in_state == (state == current)

@@ -7,6 +7,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from notifications.models import NotificationEvent, OperatorAction
+from tests.deliveries import destination_state, state_of
 from tests.ui.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -167,21 +168,21 @@ def test_staff_with_view_permission_may_mark_read_but_not_requeue(client, django
     assert list(OperatorAction.objects.values_list("action", "actor")) == [("mark_read", "auditor")]
 
 
-def test_channels_are_paused_and_resumed_through_admin_actions_by_staff_who_may_change(staff_client):
-    from notifications.models import ChannelAction, ChannelState
+def test_destinations_are_paused_and_resumed_through_admin_actions_by_staff_who_may_change(staff_client):
+    from notifications.models import ConfigurationAction
 
-    ChannelState.objects.create(channel="Webhook")
-    states = "/admin/notifications/channelstate/"
+    destination_state("Webhook")
+    states = "/admin/notifications/destinationstate/"
     viewer = staff_client("view")
     viewer.post(states, {"action": "pause_selected", "_selected_action": ["Webhook"]})
-    assert ChannelState.objects.get(channel="Webhook").state == "closed"
+    assert state_of("Webhook").state == "closed"
 
     operator = staff_client("view", "change")
     assert 'value="pause_selected"' in operator.get(states).content.decode()
     operator.post(states, {"action": "pause_selected", "_selected_action": ["Webhook"]})
-    assert ChannelState.objects.get(channel="Webhook").state == "paused"
+    assert state_of("Webhook").state == "paused"
     operator.post(states, {"action": "resume_selected", "_selected_action": ["Webhook"]})
-    assert ChannelState.objects.get(channel="Webhook").state == "closed"
-    assert list(ChannelAction.objects.order_by("id").values_list("action", "source")) == [
+    assert state_of("Webhook").state == "closed"
+    assert list(ConfigurationAction.objects.order_by("id").values_list("action", "source")) == [
         ("pause", "admin"), ("resume", "admin"),
     ]

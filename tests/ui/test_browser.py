@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from notifications.models import NotificationEvent
 from notifications.notifiers import DeliveryResult
+from tests.deliveries import destination_state, state_of
 from tests.ui.conftest import PASSWORD, record
 
 pytestmark = pytest.mark.browser
@@ -234,11 +235,10 @@ def test_every_page_works_under_the_content_security_policy(page, live_server, e
 
 
 def test_the_dashboard_shows_an_open_breaker_and_an_operator_pauses_and_resumes_a_channel(page, live_server):
-    from notifications.models import ChannelState
 
     now = timezone.now()
-    ChannelState.objects.create(
-        channel="Slack", consecutive_failures=6, failing_events=["a", "b", "c"], opened_at=now - timedelta(minutes=3),
+    destination_state(
+        "Slack", consecutive_failures=6, failing_events=["a", "b", "c"], opened_at=now - timedelta(minutes=3),
         next_probe_at=now + timedelta(seconds=40),
     )
     page.reload()
@@ -251,11 +251,11 @@ def test_the_dashboard_shows_an_open_breaker_and_an_operator_pauses_and_resumes_
     page.get_by_text("Paused Webhook: its notifications wait").wait_for()
     webhook = page.locator("tr", has=page.get_by_role("rowheader", name="Webhook"))
     assert "by operator" in webhook.inner_text()
-    assert ChannelState.objects.get(channel="Webhook").state == "paused"
+    assert state_of("Webhook").state == "paused"
 
     webhook.get_by_role("button", name="Resume Webhook").click()
     page.get_by_text("Resumed Webhook").wait_for()
-    assert ChannelState.objects.get(channel="Webhook").state == "closed"
+    assert state_of("Webhook").state == "closed"
 
 
 def test_group_by_cause_then_requeue_one_group_and_dismiss_another(page, live_server, event_in):

@@ -70,7 +70,7 @@ def pages(events: dict[str, NotificationEvent]) -> dict[str, set[str]]:
         return {f"/notifications/{event_id}/requeue/", f"/notifications/{event_id}/read/"}
 
     return {
-        "/": {"/logout/"} | {f"/channels/{channel}/pause/" for channel in Channel.values},
+        "/": {"/logout/"} | {f"/destinations/{channel}/pause/" for channel in Channel.values},
         "/notifications/": {"/logout/"} | row_forms,
         "/notifications/?status=failed": {"/logout/", *on_event(failed)},
         "/notifications/?tab=dead": {"/logout/", "/notifications/requeue-selected/", *on_event(dead)},

@@ -13,6 +13,7 @@ from notifications.actors import Actor
 from notifications.models import NotificationEvent, OperatorAction
 from notifications.notifiers import DeliveryResult
 from notifications.operations.events import mark_read
+from tests.deliveries import state_of
 from tests.ui.conftest import PASSWORD, record
 
 pytestmark = pytest.mark.django_db
@@ -101,12 +102,12 @@ def test_dashboard_channel_table(viewer_client, event_in, settings):
     event_in("dead", channel="Webhook", error="HTTP 503 from receiver: maintenance")
     event_in("sent", channel="Webhook")
     body = unescape(viewer_client.get("/").content.decode())
-    webhook_row = re.search(r'<th scope="row" data-label="Channel">Webhook</th>(.*?)</tr>', body, re.S).group(1)
+    webhook_row = re.search(r'<th scope="row" data-label="Destination">Webhook</th>(.*?)</tr>', body, re.S).group(1)
     assert "not configured" in webhook_row
     assert "set CERTCTL_WEBHOOK_URL" in webhook_row
     assert "HTTP 503 from receiver: maintenance" in webhook_row
     assert "83 % (5 of 6)" in webhook_row
-    slack_row = re.search(r'<th scope="row" data-label="Channel">Slack</th>(.*?)</tr>', body, re.S).group(1)
+    slack_row = re.search(r'<th scope="row" data-label="Destination">Slack</th>(.*?)</tr>', body, re.S).group(1)
     assert ">configured<" in slack_row
     assert "no attempts" in slack_row
 
@@ -129,7 +130,7 @@ def test_dashboard_channel_table_looks_back_a_week_for_the_last_success(viewer_c
     body = unescape(viewer_client.get("/").content.decode())
 
     def row(channel):
-        return re.search(rf'<th scope="row" data-label="Channel">{channel}</th>(.*?)</tr>', body, re.S).group(1)
+        return re.search(rf'<th scope="row" data-label="Destination">{channel}</th>(.*?)</tr>', body, re.S).group(1)
 
     assert "Last success (7 days)" in body
     assert re.search(r'data-label="Last success"><time[^>]*>3\sdays ago</time>', row("Email"))
@@ -604,35 +605,67 @@ def test_marking_a_pending_event_read_does_not_stop_its_delivery(viewer_client, 
 
 
 def test_the_dashboard_shows_each_channels_state_and_an_operator_pauses_and_resumes_it(operator_client, webhook):
-    from notifications.models import ChannelAction, ChannelState
+    from notifications.models import ConfigurationAction
 
     page = operator_client.get("/").content.decode()
     assert 'aria-label="Pause Webhook"' in page
     assert "closed" in page
 
-    response = operator_client.post("/channels/Webhook/pause/")
+    response = operator_client.post("/destinations/Webhook/pause/")
     assert response.status_code == 302
     assert texts(operator_client.get("/")) == [
         "Paused Webhook: its notifications wait, spending no retries, until you resume it."
     ]
-    state = ChannelState.objects.get(channel="Webhook")
+    state = state_of("Webhook")
     assert (state.state, state.paused_by) == ("paused", "operator")
     page = operator_client.get("/").content.decode()
     assert 'aria-label="Resume Webhook"' in page
     assert "by operator" in page
 
-    operator_client.post("/channels/Webhook/resume/")
-    assert ChannelState.objects.get(channel="Webhook").state == "closed"
-    assert list(ChannelAction.objects.values_list("action", "source")) == [("resume", "ui"), ("pause", "ui")]
+    operator_client.post("/destinations/Webhook/resume/")
+    assert state_of("Webhook").state == "closed"
+    assert list(ConfigurationAction.objects.values_list("action", "source")) == [("resume", "ui"), ("pause", "ui")]
 
 
 def test_a_viewer_sees_the_state_but_may_not_pause(viewer_client):
-    from notifications.models import ChannelState
+    from notifications.models import DestinationState
 
     page = viewer_client.get("/").content.decode()
     assert "Pause Webhook" not in page
-    assert viewer_client.post("/channels/Webhook/pause/").status_code == 403
-    assert not ChannelState.objects.exists()
+    assert viewer_client.post("/destinations/Webhook/pause/").status_code == 403
+    assert not DestinationState.objects.exists()
+
+
+def test_the_dashboard_lists_stored_destinations_after_the_environment_ones_and_pauses_one(operator_client):
+    from notifications import sealing
+    from notifications.models import ConfigurationAction, Destination
+
+    Destination.objects.ensure_environment()
+    Destination.objects.create(
+        name="payments", channel="Webhook", sealed_secrets=sealing.seal({"url": "https://payments.example/hook"})
+    )
+    Destination.objects.create(name="edge-pager", channel="PagerDuty", enabled=False)
+    body = unescape(operator_client.get("/").content.decode())
+    names = re.findall(r'<th scope="row" data-label="Destination">([^<]+)</th>', body)
+    assert names == ["Email", "Webhook", "Slack", "Teams", "PagerDuty", "OpsGenie", "edge-pager", "payments"]
+    pager_row = re.search(r'data-label="Destination">edge-pager</th>(.*?)</tr>', body, re.S).group(1)
+    assert "disabled" in pager_row
+    assert "destination edge-pager is not configured: set routing_key" in pager_row
+    assert 'aria-label="Pause payments"' in body
+
+    operator_client.post("/destinations/payments/pause/")
+    assert state_of("payments").state == "paused"
+    assert state_of("Webhook") is None
+    assert list(ConfigurationAction.objects.values_list("target", "action", "source")) == [("payments", "pause", "ui")]
+    assert 'aria-label="Resume payments"' in operator_client.get("/").content.decode()
+
+
+def test_pausing_a_removed_destination_says_so(operator_client):
+    from notifications.models import Destination
+
+    Destination.objects.create(name="gone", channel="Slack", deleted_at=timezone.now())
+    response = operator_client.post("/destinations/gone/pause/")
+    assert texts(response) == ["Not paused: no destination 'gone'; GET /api/v1/destinations lists them."]
 
 
 # --- ids stored before the id rule ------------------------------------------------
