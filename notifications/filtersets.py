@@ -12,7 +12,6 @@ from typing import Any, cast
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
@@ -116,8 +115,7 @@ class NotificationFilterSet(django_filters.FilterSet):
     )
     label = django_filters.CharFilter(
         method="filter_label", max_length=320,
-        validators=[RegexValidator(r"^[^=]+=", message="must be key=value, e.g. team=payments")],
-        help_text="Only events with this label, given as key=value (team=payments).",
+        help_text="Only events with this label: key=value (team=payments), or a key alone for any value.",
         error_messages={"max_length": "must be at most 320 characters"},
     )
     type = _choice_filter("type", EventType)
@@ -190,7 +188,9 @@ class NotificationFilterSet(django_filters.FilterSet):
         return queryset.filter(read_at__isnull=(value == "false"))
 
     def filter_label(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:
-        key, _, wanted = value.partition("=")
+        key, equals, wanted = value.partition("=")
+        if not equals:
+            return queryset.filter(labels__has_key=key)
         return queryset.filter(Exact(KeyTextTransform(key, "labels"), wanted))
 
     def filter_text(self, queryset: QuerySet[NotificationEvent], name: str, value: str) -> QuerySet[NotificationEvent]:

@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from notifications.api.parsers import MAX_JSON_DEPTH
 from notifications.api.serializers import NO_NUL_PATTERN, ErrorSerializer
 from notifications.filtersets import FILTER_NAMES, ISO_TIME_PATTERN, TIME_FILTERS, NotificationFilterSet
+from notifications.models import LABEL_KEY_PATTERN, MAX_LABEL_VALUE, MAX_LABELS
 from notifications.queries.events import MAX_BULK_IDS
 
 if TYPE_CHECKING:
@@ -58,6 +59,15 @@ class BearerKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untype
         return definition
 
 
+# What labels_problem accepts, as far as OpenAPI 3.0 can say it (it has no rule for keys: the description does).
+LABELS_SCHEMA: Schema = {
+    "maxProperties": MAX_LABELS,
+    "description": 'String labels routes match on and lists filter by, e.g. {"team": "payments"}. Keys match '
+    f"{LABEL_KEY_PATTERN}.",
+    "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE, "pattern": r"^[^\r\n\x00]*$"},
+}
+
+
 def add_common_responses(
     result: Schema, generator: "SchemaGenerator", request: "HttpRequest | None", public: bool
 ) -> Schema:
@@ -91,6 +101,9 @@ def add_common_responses(
     create = result["components"].get("schemas", {}).get("NotificationCreate")
     if create is not None:
         create["additionalProperties"] = False
+        # A channel (certctl's contract), a destination, or both.
+        create["anyOf"] = [{"required": ["channel"]}, {"required": ["destination"]}]
+        create["properties"]["labels"].update(LABELS_SCHEMA)
     return result
 
 
@@ -107,6 +120,8 @@ _ERROR_DESCRIPTIONS = {
     "or it is being delivered right now.",
     413: "The body is larger than CERTCTL_API_MAX_BODY_BYTES (2 MiB by default).",
     415: "The body is not JSON: send `Content-Type: application/json`.",
+    422: "Well-formed, but the configuration cannot take it (an unknown or disabled destination, a destination of "
+    "another channel, an alert no route sends anywhere); `fields` says which.",
 }
 
 

@@ -9,6 +9,8 @@ from rest_framework import serializers
 
 from notifications.filtersets import FILTER_NAMES
 from notifications.models import (
+    DESTINATION_NAME_PATTERN,
+    DESTINATION_NAME_RULE,
     EVENT_ID_PATTERN,
     EVENT_ID_RULE,
     Channel,
@@ -86,8 +88,9 @@ class NotificationCreateSerializer(serializers.Serializer[CreateArguments]):
         Channel, "channel", required=False,
         help_text="Required unless destination is given: the event goes to this channel's environment destination.",
     )
-    destination = StrictCharField(
-        required=False, allow_null=True, allow_blank=True, max_length=64, validators=[NO_NUL],
+    destination = StrictRegexField(
+        DESTINATION_NAME_PATTERN, required=False, max_length=64,
+        error_messages={"invalid": f"must be {DESTINATION_NAME_RULE}"},
         help_text="A destination's name (GET /api/v1/destinations); its channel is the event's.",
     )
     labels = serializers.DictField(

@@ -113,7 +113,7 @@ class IdTaken(APIException):
             200: OpenApiResponse(
                 NotificationEventSerializer, description="An event with this dedup_key already exists; here it is."
             ),
-            **errors(400, 403, 409, 413, 415, d409="The client-chosen `id` belongs to another notification."),
+            **errors(400, 403, 409, 413, 415, 422, d409="The client-chosen `id` belongs to another notification."),
         },
         examples=[
             OpenApiExample(

@@ -31,6 +31,7 @@ from notifications.models.events import (
     EVENT_ID_RULE,
     LABEL_KEY_PATTERN,
     LEASE_RELEASED,
+    MAX_LABEL_VALUE,
     MAX_LABELS,
     REQUEUE_RESET,
     RESERVED_EVENT_IDS,
@@ -55,8 +56,8 @@ from notifications.models.history import ActionKind, AttemptOutcome, Notificatio
 
 __all__ = [
     "CAUSE_LENGTH", "DESTINATION_NAME_PATTERN", "DESTINATION_NAME_RULE", "EVENT_ID_PATTERN", "EVENT_ID_RULE",
-    "LABEL_KEY_PATTERN", "LEASE_RELEASED", "MAX_LABELS", "REQUEUE_RESET", "RESERVED_EVENT_IDS", "ActionKind",
-    "AttemptOutcome", "CauseKind", "Channel", "ColumnValue", "ConfigVersion", "ConfigurationAction",
+    "LABEL_KEY_PATTERN", "LEASE_RELEASED", "MAX_LABELS", "MAX_LABEL_VALUE", "REQUEUE_RESET", "RESERVED_EVENT_IDS",
+    "ActionKind", "AttemptOutcome", "CauseKind", "Channel", "ColumnValue", "ConfigVersion", "ConfigurationAction",
     "ConfigurationActionKind", "ConfigurationTarget", "DeliveryKick", "DeliveryTotal", "Destination",
     "DestinationCondition", "DestinationQuerySet", "DestinationState", "EventQuerySet", "EventType", "Group",
     "LastPass", "ListedStatus", "MetricsFold", "NotificationAttempt", "NotificationCount", "NotificationCountQuerySet",

@@ -37,10 +37,11 @@ def test_an_event_created_by_destination_takes_its_channel_and_labels(admin, pay
     assert admin.get("/api/v1/notifications", {"destination": "Webhook"}).json()["total"] == 1
 
 
-def test_a_label_filter_without_equals_is_400(admin):
-    response = admin.get("/api/v1/notifications", {"label": "team"})
-    assert response.status_code == 400
-    assert "key=value" in response.json()["fields"]["label"]
+def test_a_label_filter_without_a_value_selects_events_having_the_key(admin):
+    admin.post("/api/v1/notifications", {**NEW, "channel": "Webhook", "labels": {"team": "edge"}}, format="json")
+    admin.post("/api/v1/notifications", {**NEW, "channel": "Webhook", "labels": {"env": "prod"}}, format="json")
+    listed = admin.get("/api/v1/notifications", {"label": "team"}).json()
+    assert [event["labels"] for event in listed["data"]] == [{"team": "edge"}]
 
 
 def test_a_row_inserted_by_plain_sql_with_certctls_columns_goes_to_its_channel():

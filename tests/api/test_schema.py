@@ -5,10 +5,11 @@ import pytest
 import schemathesis
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, assume
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
+from notifications.models import labels_problem
 from tests.api.conftest import ADMIN_KEY
 from tests.deliveries import deliver_now
 
@@ -44,7 +45,7 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
 
     common = {"401", "429", "500", "503"}
     assert codes("/api/v1/notifications", "get") == {"200", "400"} | common
-    assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "413", "415"} | common
+    assert codes("/api/v1/notifications", "post") == {"200", "201", "400", "403", "409", "413", "415", "422"} | common
     assert codes("/api/v1/notifications/{id}", "get") == {"200", "404"} | common
     assert codes("/api/v1/notifications/{id}/read", "post") == {"200", "403", "404", "405"} | common
     assert codes("/api/v1/notifications/{id}/requeue", "post") == {"200", "403", "404", "405", "409"} | common
@@ -68,7 +69,8 @@ def test_schema_documents_status_codes_errors_and_headers(openapi):
 def test_schema_documents_filters_and_enums(openapi):
     parameters = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/notifications"]["get"]["parameters"]}
     filters = {
-        "status", "delivery_status", "channel", "type", "certificate_id", "read", "created_after", "created_before",
+        "status", "delivery_status", "channel", "destination", "label", "type", "certificate_id", "read",
+        "created_after", "created_before",
         "failed_after", "failed_before", "error", "cause", "cause_kind", "q",
     }
     assert set(parameters) == {"page", "per_page", "format", *filters}
@@ -187,4 +189,8 @@ def live_api(live_server, transactional_db, settings, make_event):
 @api_schema.parametrize()
 @hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case, live_api):
+    # OpenAPI 3.0 cannot state the label key rule but in a description, so generated bodies break it; such a body
+    # is not valid input.
+    labels = case.body.get("labels") if isinstance(case.body, dict) else None
+    assume(not isinstance(labels, dict) or labels_problem(labels) is None or "keys are" not in labels_problem(labels))
     case.call_and_validate(base_url=live_api, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
