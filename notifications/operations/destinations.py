@@ -34,6 +34,7 @@ from notifications.models import (
     ConfigurationTarget,
     ConfigVersion,
     Destination,
+    DestinationState,
     EventType,
     NotificationEvent,
     Severity,
@@ -238,6 +239,8 @@ def delete_destination(name: str, *, actor: Actor) -> None:
             destination.deleted_at = destination.updated_at = timezone.now()
             destination.config, destination.sealed_secrets = {}, ""
             destination.save()
+            # Its pause and breaker belong to the removed receiver: a destination created under the name starts afresh.
+            DestinationState.objects.filter(destination=destination).delete()
         else:
             destination.delete()
         _audit(name, ConfigurationActionKind.DELETE, actor, {"routes": routes, "history_kept": kept})

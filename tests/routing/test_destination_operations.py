@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from notifications.actors import Actor
+from notifications.engine import passes
 from notifications.errors import (
     DestinationExists,
     DestinationInUse,
@@ -21,6 +22,8 @@ from notifications.operations.destinations import (
     update_destination,
 )
 from notifications.operations.events import create_event
+from notifications.operations.pausing import pause_destination
+from notifications.queries.destination_health import destination_states
 from notifications.queries.destinations import destination_list, get_destination
 from tests.receivers import Reply
 
@@ -210,6 +213,21 @@ def test_delete_with_history_hides_the_row_and_a_new_create_revives_it(receiver)
     create_destination(name="payments", channel="Slack", config={"webhook_url": receiver.url + "/s"}, actor=ADMIN)
     row = get_destination("payments")
     assert (row["channel"], row["secrets_set"]) == ("Slack", ["webhook_url"])
+
+
+def test_a_revived_destination_starts_unpaused_with_its_breaker_closed(receiver):
+    _webhook(receiver)
+    event = _event_for("payments")
+    type(event).objects.filter(id=event.id).update(status="sent", sent_at=event.created_at)
+    pause_destination("payments", ADMIN)
+    delete_destination("payments", actor=ADMIN)
+    _webhook(receiver)
+    _event_for("payments")
+
+    passes.process_pending()
+
+    assert [request.path for request in receiver.requests] == ["/hook"]
+    assert {row["name"]: row["state"] for row in destination_states()}["payments"] == "closed"
 
 
 # --- send a test ----------------------------------------------------------------------------------------------
