@@ -83,4 +83,3 @@ class ContentSecurityPolicyMiddleware:
         policy = API_CONTENT_SECURITY_POLICY if request.path.startswith("/api/") else CONTENT_SECURITY_POLICY
         response.headers.setdefault("Content-Security-Policy", policy)
         return response
-
