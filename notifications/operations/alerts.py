@@ -1,15 +1,17 @@
 """An alert: routed by the routes (notifications.queries.routing) to its destinations, one event for each, all
 created in one transaction or none."""
-import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from notifications.actors import Actor
+from notifications.engine import dispatch
 from notifications.errors import Unprocessable
 from notifications.models import Channel, NotificationEvent
-from notifications.operations.events import create_event, validate_event_input
+from notifications.notifiers.base import address_list_problem
+from notifications.operations.events import EventDestination, lock_destinations, log_created, validate_event_input
 from notifications.queries.routing import Alert, Routing, evaluate
 
 log = logging.getLogger("notifications.services")
@@ -24,16 +26,22 @@ class AlertResult:
     routes: list[str]
 
 
-def default_recipient(destination: str, channel: str) -> str:
-    """The recipient of an alert that names none: the destination's name, which the Webhook, PagerDuty and OpsGenie
-    payloads carry as the target, and which Slack and Teams ignore (Slack posts to its configured channel). Email
-    has no default: its recipient is the address the message goes to."""
-    if channel == Channel.EMAIL:
+def default_recipient(destination: EventDestination) -> str:
+    """The recipient of an alert that names none: an Email destination's `recipients` (CERTCTL_SMTP_RECIPIENTS for
+    the environment one); any other destination's name, which the Webhook, PagerDuty and OpsGenie payloads carry as
+    the target, and which Slack and Teams ignore (Slack posts to its configured channel)."""
+    if destination.channel != Channel.EMAIL:
+        return destination.name
+    where = "CERTCTL_SMTP_RECIPIENTS" if destination.target is None else "its recipients"
+    if not destination.recipients:
         raise Unprocessable({
-            "recipient": f"the alert goes to the Email destination {destination!r}, which needs a recipient: "
-            "give the e-mail address"
+            "recipient": f"the alert goes to the Email destination {destination.name!r}, which has no recipients: "
+            f"give the e-mail address, or set {where}"
         })
-    return destination
+    problem = address_list_problem(destination.recipients)
+    if problem:
+        raise Unprocessable({"recipient": f"{where} of the Email destination {destination.name!r}: {problem}"})
+    return destination.recipients
 
 
 def route_alert(
@@ -63,18 +71,49 @@ def create_alert(
         type=type, message=message, certificate_id=certificate_id, severity=severity, labels=labels,
         recipient=recipient, dedup_key=dedup_key,
     )
-    events: list[tuple[NotificationEvent, bool]] = []
-    # One destination: create_event's own transaction is the alert's (no savepoint, two round trips fewer).
-    with transaction.atomic() if len(routing.destinations) > 1 else contextlib.nullcontext():
-        for destination, channel in routing.destinations:
-            events.append(create_event(
-                type=type, destination=destination, recipient=recipient or default_recipient(destination, channel),
-                message=message, certificate_id=certificate_id, severity=severity, dedup_key=dedup_key,
-                labels=labels,
-            ))
+    fields = dict(
+        type=type, message=message, certificate_id=certificate_id or None, severity=severity or None,
+        labels=labels or {}, dedup_key=dedup_key or None,
+    )
+    try:
+        events = _create_events([name for name, _ in routing.destinations], recipient, fields)
+    except IntegrityError:
+        if not dedup_key:
+            raise
+        # Lost a race with an alert of the same dedup key: its events are committed now, and taken as ours.
+        events = _create_events([name for name, _ in routing.destinations], recipient, fields)
     log.info(
         "alert %s from %s via %s routed by %s to %s", type, actor.name, actor.source, ", ".join(routing.routes),
         ", ".join(name for name, _ in routing.destinations),
         extra={"routes": routing.routes, "event_ids": [event.id for event, _ in events]},
     )
     return AlertResult(events=events, routes=routing.routes)
+
+
+def _create_events(
+    names: list[str], recipient: str | None, fields: dict[str, Any]
+) -> list[tuple[NotificationEvent, bool]]:
+    """The alert's events, in `names` order, in one transaction that share-locks their destinations: one statement
+    for the destinations, one for the known dedup keys (if any), one insert."""
+    with transaction.atomic():
+        destinations = lock_destinations(names)
+        known: dict[str, NotificationEvent] = {}
+        if fields["dedup_key"]:
+            known = {
+                event.destination: event
+                for event in NotificationEvent.objects.filter(destination__in=names, dedup_key=fields["dedup_key"])
+            }
+        events = [
+            (known[name], False) if name in known else (NotificationEvent(
+                **fields, channel=destinations[name].channel, target_id=destinations[name].target,
+                recipient=(recipient or default_recipient(destinations[name])).strip(),
+            ), True)
+            for name in names
+        ]
+        NotificationEvent.objects.bulk_create([event for event, created in events if created])
+        if any(created for _, created in events):
+            dispatch.deliver_soon()
+    for event, created in events:
+        if created:
+            log_created(event, event.destination)
+    return events
