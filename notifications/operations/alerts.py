@@ -9,10 +9,10 @@ from django.db import IntegrityError, transaction
 from notifications.actors import Actor
 from notifications.engine import dispatch
 from notifications.errors import Unprocessable
-from notifications.models import Channel, NotificationEvent
+from notifications.models import Channel, ConfigVersion, NotificationEvent
 from notifications.notifiers.base import address_list_problem
 from notifications.operations.events import EventDestination, lock_destinations, log_created, validate_event_input
-from notifications.queries.routing import Alert, Routing, evaluate
+from notifications.queries.routing import Alert, RouteTable, Routing, cached_route_table, evaluate
 
 log = logging.getLogger("notifications.services")
 
@@ -44,19 +44,25 @@ def default_recipient(destination: EventDestination) -> str:
     return destination.recipients
 
 
+class _RoutesChanged(Exception):
+    """The routes changed since this process read them: the alert is routed again by the stored ones."""
+
+
 def route_alert(
     *, type: str, message: str, certificate_id: str | None = None, severity: str | None = None,
     labels: dict[str, str] | None = None, recipient: str | None = None, dedup_key: str | None = None,
+    table: RouteTable | None = None,
 ) -> Routing:
-    """Where the alert would go, after the checks a create makes; nothing is written (routes/test)."""
+    """Where the alert would go (by `table`, or the current routes), after the checks a create makes; nothing is
+    written (routes/test)."""
     validate_event_input(
         # The routes choose the destinations (so no channel); a recipient left out is chosen per destination.
         type=type, channel=None, destination="routed", recipient=recipient or "routed", message=message,
         certificate_id=certificate_id or None, severity=severity or None, dedup_key=dedup_key or None,
         labels=labels or {},
     )
-    return evaluate(Alert(type=type, severity=severity or None, certificate_id=certificate_id or None,
-                          labels=labels or {}))
+    alert = Alert(type=type, severity=severity or None, certificate_id=certificate_id or None, labels=labels or {})
+    return evaluate(alert, table)
 
 
 def create_alert(
@@ -66,22 +72,29 @@ def create_alert(
 ) -> AlertResult:
     """One pending event per destination the routes choose, in one transaction: a destination that cannot take
     its event (disabled or removed since the routes were read) refuses the whole alert. With a `dedup_key` known
-    for a destination, that destination's existing event is returned (created=False)."""
-    routing = route_alert(
+    for a destination, that destination's existing event is returned (created=False).
+
+    The alert is routed by this process's routes as last read; the statement that locks the destinations reads
+    the stored configuration version too, and routes changed meanwhile send the alert through the routes again."""
+    request: dict[str, Any] = dict(
         type=type, message=message, certificate_id=certificate_id, severity=severity, labels=labels,
         recipient=recipient, dedup_key=dedup_key,
     )
+    routing = route_alert(**request, table=cached_route_table())
     fields = dict(
         type=type, message=message, certificate_id=certificate_id or None, severity=severity or None,
         labels=labels or {}, dedup_key=dedup_key or None,
     )
-    try:
-        events = _create_events([name for name, _ in routing.destinations], recipient, fields)
-    except IntegrityError:
-        if not dedup_key:
-            raise
-        # Lost a race with an alert of the same dedup key: its events are committed now, and taken as ours.
-        events = _create_events([name for name, _ in routing.destinations], recipient, fields)
+    for last in (False, False, True):
+        try:
+            events = _create_events(routing, recipient, fields, check_routes=not last)
+            break
+        except _RoutesChanged:
+            routing = route_alert(**request)
+        except IntegrityError:
+            if not dedup_key or last:
+                raise
+            # Lost a race with an alert of the same dedup key: its events are committed now, and taken as ours.
     log.info(
         "alert %s from %s via %s routed by %s to %s", type, actor.name, actor.source, ", ".join(routing.routes),
         ", ".join(name for name, _ in routing.destinations),
@@ -91,12 +104,19 @@ def create_alert(
 
 
 def _create_events(
-    names: list[str], recipient: str | None, fields: dict[str, Any]
+    routing: Routing, recipient: str | None, fields: dict[str, Any], check_routes: bool
 ) -> list[tuple[NotificationEvent, bool]]:
-    """The alert's events, in `names` order, in one transaction that share-locks their destinations: one statement
-    for the destinations, one for the known dedup keys (if any), one insert."""
+    """The alert's events, in the routing's order, in one transaction that share-locks their destinations: one
+    statement for the destinations (and the configuration version), one for the known dedup keys (if any), one
+    insert. Raises _RoutesChanged (with `check_routes`) when the routes are not those of the stored version."""
+    names = [name for name, _ in routing.destinations]
     with transaction.atomic():
-        destinations = lock_destinations(names)
+        locked = lock_destinations(names)
+        if check_routes:
+            version = ConfigVersion.objects.current() if locked.version is None else locked.version
+            if version != routing.version:
+                raise _RoutesChanged
+        destinations = {name: locked.get(name) for name in names}
         known: dict[str, NotificationEvent] = {}
         if fields["dedup_key"]:
             known = {

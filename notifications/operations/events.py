@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -26,6 +27,7 @@ from notifications.models import (
     ActionKind,
     Channel,
     ColumnValue,
+    ConfigVersion,
     Destination,
     EventQuerySet,
     EventType,
@@ -111,15 +113,34 @@ def _default_recipients(channel: str, from_environment: bool, config: Mapping[st
     return str(config.get("recipients") or "")
 
 
-def lock_destinations(names: Iterable[str]) -> dict[str, EventDestination]:
-    """The live, enabled destinations among `names`, share-locked (PostgreSQL: FOR SHARE) until the caller's
-    transaction ends, so that no destination is disabled or removed between this check and the events it lets in:
-    update and delete lock the row FOR UPDATE, and so wait for the events' commit, or make this read wait for
-    theirs and then see the change. Raises Unprocessable naming a destination that is unknown, removed or
-    disabled. Call it inside a transaction."""
+@dataclass(frozen=True)
+class LockedDestinations:
+    """What lock_destinations found: the usable destinations by name, why each other one is not, and the
+    configuration version (ConfigVersion) read in the same statement (None when no destination was found)."""
+
+    usable: dict[str, EventDestination]
+    problems: dict[str, str]
+    version: int | None
+
+    def get(self, name: str) -> EventDestination:
+        """The destination `name`; Unprocessable saying why it cannot take an event."""
+        if name in self.problems:
+            raise Unprocessable({"destination": self.problems[name]})
+        return self.usable[name]
+
+
+def lock_destinations(names: Iterable[str]) -> LockedDestinations:
+    """The live destinations among `names`, share-locked (PostgreSQL: FOR SHARE) until the caller's transaction
+    ends, so that no destination is disabled or removed between this check and the events it lets in: update and
+    delete lock the row FOR UPDATE, and so wait for the events' commit, or make this read wait for theirs and then
+    see the change. The configuration version comes with them, so that a caller routing with cached routes can
+    check they are current without a statement of its own. Call it inside a transaction."""
     wanted = list(dict.fromkeys(names))
-    rows = Destination.objects.live().filter(name__in=wanted).values_list(
-        "name", "channel", "from_environment", "enabled", "config",
+    version = ConfigVersion.objects.filter(id=1).values("version")
+    rows = (
+        Destination.objects.live().filter(name__in=wanted)
+        .annotate(config_version=Subquery(version))
+        .values_list("name", "channel", "from_environment", "enabled", "config", "config_version")
     )
     sql, params = rows.query.sql_with_params()
     if connection.vendor == "postgresql":
@@ -127,24 +148,28 @@ def lock_destinations(names: Iterable[str]) -> dict[str, EventDestination]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = {row[0]: row[1:] for row in cursor.fetchall()}
-    locked: dict[str, EventDestination] = {}
+    usable: dict[str, EventDestination] = {}
+    problems: dict[str, str] = {}
+    config_version: int | None = None
     for name in wanted:
         if name not in found:
             if name in Channel.values:
                 # A flushed test database has lost the environment rows; they are implied.
-                locked[name] = EventDestination(name, name, None, _default_recipients(name, True, {}))
-                continue
-            raise Unprocessable({"destination": f"unknown destination {name!r}; list them at /api/v1/destinations"})
-        channel, from_environment, enabled, config = found[name]
+                usable[name] = EventDestination(name, name, None, _default_recipients(name, True, {}))
+            else:
+                problems[name] = f"unknown destination {name!r}; list them at /api/v1/destinations"
+            continue
+        channel, from_environment, enabled, config, config_version = found[name]
         if not enabled:
-            raise Unprocessable({"destination": f"destination {name!r} is disabled; enable it or choose another"})
+            problems[name] = f"destination {name!r} is disabled; enable it or choose another"
+            continue
         if isinstance(config, str):
             config = json.loads(config)
-        locked[name] = EventDestination(
+        usable[name] = EventDestination(
             name, channel, None if from_environment else name,
             _default_recipients(channel, from_environment, config or {}),
         )
-    return locked
+    return LockedDestinations(usable, problems, (config_version or 0) if found else None)
 
 
 def event_destination(channel: str | None, destination: str | None) -> EventDestination:
@@ -155,7 +180,7 @@ def event_destination(channel: str | None, destination: str | None) -> EventDest
         if channel not in Channel.values:
             raise InvalidInput({"channel": f"unknown channel {channel!r}; expected one of {', '.join(Channel.values)}"})
         return EventDestination(channel, channel, None)
-    found = lock_destinations([destination])[destination]
+    found = lock_destinations([destination]).get(destination)
     if channel and channel != found.channel:
         raise Unprocessable({
             "channel": f"destination {destination!r} is a {found.channel} destination, not {channel}; "

@@ -175,3 +175,19 @@ def test_a_route_changed_in_another_process_routes_the_next_alert_here(route):
 
     second = create_alert(**ALERT, actor=OPERATOR)
     assert [event.destination for event, _ in second.events] == ["team-b"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("removed", [False, True], ids=["rerouted", "rerouted-and-removed"])
+def test_an_alert_follows_routes_changed_since_this_process_read_them(route, removed):
+    from notifications.operations.destinations import delete_destination
+    from notifications.operations.routes import update_route
+
+    payments = route("payments", ["team-a"])
+    route_table()  # this process holds the routes to team-a
+    update_route(payments.id, destinations=["team-b"], actor=OPERATOR)
+    if removed:
+        delete_destination("team-a", actor=OPERATOR)
+    result = create_alert(**ALERT, actor=OPERATOR)
+    assert [event.destination for event, _ in result.events] == ["team-b"]
+    assert stored() == [("team-b", "Webhook", "team-b")]
