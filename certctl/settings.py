@@ -234,6 +234,8 @@ CERTCTL_SMTP_USERNAME = env_str("CERTCTL_SMTP_USERNAME")
 CERTCTL_SMTP_PASSWORD = env_str("CERTCTL_SMTP_PASSWORD")
 CERTCTL_SMTP_FROM_ADDRESS = env_str("CERTCTL_SMTP_FROM_ADDRESS")
 CERTCTL_SMTP_USE_TLS = env_bool("CERTCTL_SMTP_USE_TLS", True)
+# Not certctl's (its e-mails name their recipient): where an alert that names none goes, comma-separated.
+CERTCTL_SMTP_RECIPIENTS = env_str("CERTCTL_SMTP_RECIPIENTS")
 CERTCTL_WEBHOOK_URL = env_str("CERTCTL_WEBHOOK_URL")
 CERTCTL_WEBHOOK_SECRET = env_str("CERTCTL_WEBHOOK_SECRET")
 CERTCTL_SLACK_WEBHOOK_URL = env_str("CERTCTL_SLACK_WEBHOOK_URL")
@@ -247,7 +249,9 @@ CERTCTL_PAGERDUTY_SEVERITY = env_choice(
 CERTCTL_PAGERDUTY_URL = env_str("CERTCTL_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
 CERTCTL_OPSGENIE_API_KEY = env_str("CERTCTL_OPSGENIE_API_KEY")
 CERTCTL_OPSGENIE_PRIORITY = env_choice("CERTCTL_OPSGENIE_PRIORITY", "P3", ["P1", "P2", "P3", "P4", "P5"])
-CERTCTL_OPSGENIE_URL = env_str("CERTCTL_OPSGENIE_URL", "https://api.opsgenie.com/v2/alerts")
+CERTCTL_OPSGENIE_REGION = env_choice("CERTCTL_OPSGENIE_REGION", "us", ["us", "eu"])
+# Unset: the region's Alert API endpoint (notifications.notifiers.opsgenie).
+CERTCTL_OPSGENIE_URL = env_str("CERTCTL_OPSGENIE_URL")
 # Fernet keys for destinations' secret fields at rest, comma-separated: the first encrypts, all decrypt
 # (notifications.sealing; rotate with `notifications rotate-secrets`). ./bin/run generates one into .env.
 CERTCTL_SECRETS_KEYS = env_str("CERTCTL_SECRETS_KEYS")

@@ -121,6 +121,7 @@ def _no_channels_configured(settings):
     """Each test configures the channels it uses; nothing leaks in from the developer's environment."""
     for name in (
         "CERTCTL_SMTP_HOST", "CERTCTL_SMTP_FROM_ADDRESS", "CERTCTL_SMTP_USERNAME", "CERTCTL_SMTP_PASSWORD",
+        "CERTCTL_SMTP_RECIPIENTS",
         "CERTCTL_WEBHOOK_URL", "CERTCTL_WEBHOOK_SECRET", "CERTCTL_SLACK_WEBHOOK_URL", "CERTCTL_TEAMS_WEBHOOK_URL",
         "CERTCTL_PAGERDUTY_ROUTING_KEY", "CERTCTL_OPSGENIE_API_KEY", "CERTCTL_API_KEYS_NAMED", "CERTCTL_METRICS_TOKEN",
     ):

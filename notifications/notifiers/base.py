@@ -2,7 +2,7 @@
 import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from typing import Any, Literal, Self
 
 import httpx
@@ -11,6 +11,8 @@ from django.utils.functional import classproperty
 # Config values travel in JSON columns, URLs and headers: PostgreSQL cannot store NUL, and 2,000 characters is more
 # than any channel's URL or key needs.
 MAX_CONFIG_TEXT_LENGTH = 2000
+# A list of addresses becomes an event's recipient, whose limit this is.
+MAX_ADDRESS_LIST_LENGTH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +42,7 @@ class DeliveryResult:
 class ConfigField:
     """One value a notifier is built from, declared once: the key of its config dict (a parameter of the notifier),
     the setting an environment-configured channel takes it from, whether the channel cannot work without it, whether
-    it is secret, and its kind.
+    it is secret, and its kind. An `emails` value is one string of comma-separated e-mail addresses.
 
     A secret value is hidden wherever it could appear (error texts, logs, the access log). A secret `url` is a URL
     with a token in it (a chat webhook's): its path, query and every token-like piece are hidden. A `url` that is not
@@ -51,7 +53,7 @@ class ConfigField:
     setting: str
     required: bool = False
     secret: bool = False
-    kind: Literal["text", "url", "email", "int", "bool"] = "text"
+    kind: Literal["text", "url", "email", "emails", "int", "bool"] = "text"
     choices: tuple[str, ...] = ()
 
     def problem(self, value: object) -> str | None:
@@ -73,6 +75,8 @@ class ConfigField:
             return _url_problem(value)
         if self.kind == "email":
             return _address_problem(value)
+        if self.kind == "emails":
+            return address_list_problem(value)
         return None
 
 
@@ -90,6 +94,35 @@ def _address_problem(value: str) -> str | None:
     name, address = parseaddr(value)
     if any(ch in value for ch in "\r\n") or "@" not in address or (address != value.strip() and not name):
         return "must be an e-mail address, e.g. alerts@example.com"
+    return None
+
+
+def split_addresses(value: str) -> list[str]:
+    """The addresses of a comma-separated list, each as given (a quoted display name may hold a comma)."""
+    pieces: list[str] = []
+    current, quoted = "", False
+    for ch in value:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            pieces.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    pieces.append(current.strip())
+    return [piece for piece in pieces if piece]
+
+
+def address_list_problem(value: str) -> str | None:
+    """Why `value` is not a comma-separated list of e-mail addresses, or None."""
+    addresses = split_addresses(value)
+    if not addresses:
+        return "must list at least one e-mail address, e.g. pki@example.com, oncall@example.com"
+    if len(value) > MAX_ADDRESS_LIST_LENGTH:
+        return f"must be at most {MAX_ADDRESS_LIST_LENGTH} characters"
+    for address in addresses:
+        if _address_problem(address) or len(getaddresses([address])) != 1:
+            return f"{address[:70]!r} is not an e-mail address; give addresses separated by commas"
     return None
 
 

@@ -11,7 +11,7 @@ import httpx
 from django.conf import settings
 
 from notifications.notifiers import configured_secrets
-from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier
+from notifications.notifiers.base import ConfigField, DeliveryResult, Notifier, split_addresses
 from notifications.redaction import Secrets, redacted_excerpt, secret_fragments
 
 if TYPE_CHECKING:
@@ -50,11 +50,14 @@ class EmailNotifier(Notifier):
         ConfigField("username", setting="CERTCTL_SMTP_USERNAME"),
         ConfigField("password", setting="CERTCTL_SMTP_PASSWORD", secret=True),
         ConfigField("use_tls", setting="CERTCTL_SMTP_USE_TLS", kind="bool"),
+        # Where an alert that names no recipient goes (operations.alerts); an event names its own.
+        ConfigField("recipients", setting="CERTCTL_SMTP_RECIPIENTS", kind="emails"),
     )
 
     def __init__(
         self, host: str, port: int = 587, from_address: str = "", username: str = "", password: str = "",
-        use_tls: bool = True, ssl_context: ssl.SSLContext | None = None, implicit_tls: bool | None = None,
+        use_tls: bool = True, recipients: str = "", ssl_context: ssl.SSLContext | None = None,
+        implicit_tls: bool | None = None,
     ):
         self.host = host
         self.port = port
@@ -62,13 +65,19 @@ class EmailNotifier(Notifier):
         self.username = username
         self.password = password
         self.use_tls = use_tls
+        self.recipients = recipients
         self.implicit_tls = use_tls and (port == 465 if implicit_tls is None else implicit_tls)
         self.ssl_context = ssl_context or ssl.create_default_context()
 
     def build_message(self, event: "NotificationEvent") -> EmailMessage:
-        problem = _bad_address(event.recipient)
-        if problem:
-            raise ValueError(f"recipient {event.recipient!r} {problem}")
+        # An event's recipient is one address or several, comma-separated (an Email destination's recipients).
+        addresses = split_addresses(event.recipient)
+        if not addresses:
+            raise ValueError(f"recipient {event.recipient!r} is not an e-mail address")
+        for address in addresses:
+            problem = _bad_address(address)
+            if problem:
+                raise ValueError(f"recipient {address!r} {problem}")
         problem = _bad_address(self.from_address)
         if problem:
             raise ValueError(f"sender CERTCTL_SMTP_FROM_ADDRESS {self.from_address!r} {problem}")
@@ -77,7 +86,7 @@ class EmailNotifier(Notifier):
             raise ValueError(f"subject {subject!r} contains a line break (from the certificate id)")
         message = EmailMessage()
         message["From"] = self.from_address
-        message["To"] = event.recipient
+        message["To"] = ", ".join(addresses)
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False)
         # The sender's domain, not socket.getfqdn(): a slow reverse DNS lookup would escape every timeout.

@@ -13,9 +13,8 @@ _PRIORITY = {"informational": "P5", "warning": "P3", "critical": "P1"}
 
 
 URL = ConfigField("url", setting="CERTCTL_OPSGENIE_URL", kind="url")
-# A stored destination that gives no url uses OpsGenie's US endpoint (CERTCTL_OPSGENIE_URL's default); an EU account
-# gives https://api.eu.opsgenie.com/v2/alerts.
-ALERT_API_URL = "https://api.opsgenie.com/v2/alerts"
+# OpsGenie keeps an account's alerts in one region; without an explicit url the region chooses the endpoint.
+REGION_URLS = {"us": "https://api.opsgenie.com/v2/alerts", "eu": "https://api.eu.opsgenie.com/v2/alerts"}
 
 
 class OpsGenieNotifier(Notifier):
@@ -24,13 +23,15 @@ class OpsGenieNotifier(Notifier):
     channel = "OpsGenie"
     fields = (
         ConfigField("api_key", setting="CERTCTL_OPSGENIE_API_KEY", required=True, secret=True),
+        ConfigField("region", setting="CERTCTL_OPSGENIE_REGION", choices=tuple(REGION_URLS)),
         URL,
         ConfigField("default_priority", setting="CERTCTL_OPSGENIE_PRIORITY", choices=("P1", "P2", "P3", "P4", "P5")),
     )
 
-    def __init__(self, api_key: str, url: str = ALERT_API_URL, default_priority: str = "P3"):
+    def __init__(self, api_key: str, url: str = "", default_priority: str = "P3", region: str = "us"):
         self.api_key = api_key
-        self.url = url
+        self.region = region or "us"
+        self.url = url or REGION_URLS[self.region]
         self.default_priority = default_priority
 
     @property

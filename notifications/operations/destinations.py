@@ -253,7 +253,8 @@ def _test_event(destination: Destination, actor: Actor) -> NotificationEvent:
     """A message that is never stored: it exists only for the test delivery."""
     recipient = ""
     if destination.channel == Channel.EMAIL:
-        recipient = str(destination_config(destination).get("from_address") or "")
+        config = destination_config(destination)
+        recipient = str(config.get("recipients") or config.get("from_address") or "")
     return NotificationEvent(
         id=f"test-{uuid.uuid4().hex}", type=EventType.EXPIRATION_WARNING, channel=destination.channel,
         recipient=recipient, certificate_id=None, severity=Severity.INFORMATIONAL, created_at=timezone.now(),

@@ -4,6 +4,7 @@ mark read (dismiss), one by one, in bulk by ids or filters, and by dead-letter g
 The REST API, web UI, admin, CLI and MCP server call these; the delivery engine (notifications.engine) makes the
 other state changes. Nothing else writes `status`. Functions take `now` so that tests control the clock.
 """
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -25,6 +27,7 @@ from notifications.models import (
     ActionKind,
     Channel,
     ColumnValue,
+    ConfigVersion,
     Destination,
     EventQuerySet,
     EventType,
@@ -90,27 +93,100 @@ def validate_event_input(
         raise InvalidInput(errors)
 
 
-def event_destination(channel: str | None, destination: str | None) -> tuple[str, str | None]:
-    """(channel, target) of a new event given its `channel`, its `destination` name, or both: the target is None
-    for a channel's environment destination (the event names its channel only, as certctl's do). Raises
-    InvalidInput when the destination is unknown, removed or disabled, or is of another channel."""
+@dataclass(frozen=True)
+class EventDestination:
+    """Where a new event goes: its channel, its target (None for a channel's environment destination, which the
+    event names by its channel only, as certctl's do) and the destination's default recipients (an Email
+    destination's `recipients`; "" when it has none)."""
+
+    name: str
+    channel: str
+    target: str | None
+    recipients: str = ""
+
+
+def _default_recipients(channel: str, from_environment: bool, config: Mapping[str, Any]) -> str:
+    if channel != Channel.EMAIL:
+        return ""
+    if from_environment:
+        return str(settings.CERTCTL_SMTP_RECIPIENTS or "")
+    return str(config.get("recipients") or "")
+
+
+@dataclass(frozen=True)
+class LockedDestinations:
+    """What lock_destinations found: the usable destinations by name, why each other one is not, and the
+    configuration version (ConfigVersion) read in the same statement (None when no destination was found)."""
+
+    usable: dict[str, EventDestination]
+    problems: dict[str, str]
+    version: int | None
+
+    def get(self, name: str) -> EventDestination:
+        """The destination `name`; Unprocessable saying why it cannot take an event."""
+        if name in self.problems:
+            raise Unprocessable({"destination": self.problems[name]})
+        return self.usable[name]
+
+
+def lock_destinations(names: Iterable[str]) -> LockedDestinations:
+    """The live destinations among `names`, share-locked (PostgreSQL: FOR SHARE) until the caller's transaction
+    ends, so that no destination is disabled or removed between this check and the events it lets in: update and
+    delete lock the row FOR UPDATE, and so wait for the events' commit, or make this read wait for theirs and then
+    see the change. The configuration version comes with them, so that a caller routing with cached routes can
+    check they are current without a statement of its own. Call it inside a transaction."""
+    wanted = list(dict.fromkeys(names))
+    version = ConfigVersion.objects.filter(id=1).values("version")
+    rows = (
+        Destination.objects.live().filter(name__in=wanted)
+        .annotate(config_version=Subquery(version))
+        .values_list("name", "channel", "from_environment", "enabled", "config", "config_version")
+    )
+    sql, params = rows.query.sql_with_params()
+    if connection.vendor == "postgresql":
+        sql += " FOR SHARE"  # SQLite's transactions hold its write lock from the start (transaction_mode IMMEDIATE)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = {row[0]: row[1:] for row in cursor.fetchall()}
+    usable: dict[str, EventDestination] = {}
+    problems: dict[str, str] = {}
+    config_version: int | None = None
+    for name in wanted:
+        if name not in found:
+            if name in Channel.values:
+                # A flushed test database has lost the environment rows; they are implied.
+                usable[name] = EventDestination(name, name, None, _default_recipients(name, True, {}))
+            else:
+                problems[name] = f"unknown destination {name!r}; list them at /api/v1/destinations"
+            continue
+        channel, from_environment, enabled, config, config_version = found[name]
+        if not enabled:
+            problems[name] = f"destination {name!r} is disabled; enable it or choose another"
+            continue
+        if isinstance(config, str):
+            config = json.loads(config)
+        usable[name] = EventDestination(
+            name, channel, None if from_environment else name,
+            _default_recipients(channel, from_environment, config or {}),
+        )
+    return LockedDestinations(usable, problems, (config_version or 0) if found else None)
+
+
+def event_destination(channel: str | None, destination: str | None) -> EventDestination:
+    """Where a new event given its `channel`, its `destination` name, or both goes; a named destination is locked
+    as lock_destinations does (call it inside a transaction). Raises InvalidInput for an unknown channel,
+    Unprocessable when the destination is unknown, removed or disabled, or is of another channel."""
     if not destination:
         if channel not in Channel.values:
             raise InvalidInput({"channel": f"unknown channel {channel!r}; expected one of {', '.join(Channel.values)}"})
-        return channel, None
-    found = Destination.objects.live().filter(name=destination).first()
-    if found is None:
-        if destination in Channel.values:
-            return destination, None  # a flushed test database has lost the environment rows; they are implied
-        raise Unprocessable({"destination": f"unknown destination {destination!r}; list them at /api/v1/destinations"})
-    if not found.enabled:
-        raise Unprocessable({"destination": f"destination {destination!r} is disabled; enable it or choose another"})
+        return EventDestination(channel, channel, None)
+    found = lock_destinations([destination]).get(destination)
     if channel and channel != found.channel:
         raise Unprocessable({
             "channel": f"destination {destination!r} is a {found.channel} destination, not {channel}; "
             "give one of them, or both agreeing"
         })
-    return found.channel, (None if found.from_environment else found.name)
+    return found
 
 
 def create_event(
@@ -119,7 +195,8 @@ def create_event(
     destination: str | None = None, labels: dict[str, str] | None = None,
 ) -> tuple[NotificationEvent, bool]:
     """Create a pending event for `destination` (a name), or for `channel`'s environment destination when only the
-    channel is given, and hand it to the workers once committed.
+    channel is given, and hand it to the workers once committed. The destination is checked and share-locked in
+    the transaction of the insert: one disabled or removed meanwhile refuses the event, never hides it.
 
     Returns (event, created). With a `dedup_key` already known for that destination, returns the existing event
     and created=False.
@@ -132,20 +209,22 @@ def create_event(
         type=type, channel=channel, recipient=recipient, message=message, certificate_id=certificate_id,
         severity=severity, dedup_key=dedup_key, event_id=event_id, labels=labels, destination=destination,
     )
-    channel, target = event_destination(channel, destination)
-    destination_name = target or channel
-    if dedup_key:
-        existing = NotificationEvent.objects.filter(destination=destination_name, dedup_key=dedup_key).first()
-        if existing:
-            return existing, False
-    fields = dict(
-        type=type, channel=channel, recipient=recipient.strip(), message=message,
-        certificate_id=certificate_id, severity=severity, dedup_key=dedup_key, target_id=target, labels=labels,
-    )
-    if event_id:
-        fields["id"] = event_id
+    destination_name = destination or str(channel)  # the found destination's, once read
     try:
         with transaction.atomic():
+            found = event_destination(channel, destination)
+            destination_name = found.name if found.target else found.channel
+            if dedup_key:
+                existing = NotificationEvent.objects.filter(destination=destination_name, dedup_key=dedup_key).first()
+                if existing:
+                    return existing, False
+            fields = dict(
+                type=type, channel=found.channel, recipient=recipient.strip(), message=message,
+                certificate_id=certificate_id, severity=severity, dedup_key=dedup_key, target_id=found.target,
+                labels=labels,
+            )
+            if event_id:
+                fields["id"] = event_id
             event = NotificationEvent.objects.create(**fields)
     except IntegrityError:
         # Lost a race with a create of the same dedup key, or the client reused an id.
@@ -156,13 +235,16 @@ def create_event(
         if event_id and NotificationEvent.objects.filter(id=event_id).exists():
             raise EventIdTaken(event_id) from None
         raise
-    log.info(
-        "created event %s: %s via %s", event.id, event.type, destination_name,
-        extra={"event_id": event.id, "channel": event.channel, "destination": destination_name,
-               "status": event.status},
-    )
+    log_created(event, destination_name)
     dispatch.deliver_soon()
     return event, True
+
+
+def log_created(event: NotificationEvent, destination: str) -> None:
+    log.info(
+        "created event %s: %s via %s", event.id, event.type, destination,
+        extra={"event_id": event.id, "channel": event.channel, "destination": destination, "status": event.status},
+    )
 
 
 # --- requeue -----------------------------------------------------------------

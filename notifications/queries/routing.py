@@ -37,10 +37,12 @@ class Alert:
 
 @dataclass(frozen=True)
 class Routing:
-    """Where an alert goes: (destination name, channel) in order, and the routes that sent it there."""
+    """Where an alert goes: (destination name, channel) in order, the routes that sent it there, and the
+    configuration version of the routes it was evaluated by."""
 
     destinations: list[tuple[str, str]]
     routes: list[str]
+    version: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,12 @@ def route_table() -> RouteTable:
         return _table
 
 
+def cached_route_table() -> RouteTable:
+    """This process's table as last read, without asking whether it is current: for a caller that compares its
+    `version` with the stored one in a statement of its own (operations.alerts); read when there is none."""
+    return _table or route_table()
+
+
 def forget_route_table() -> None:
     """Drop this process's table. The stored version only grows, so production never needs it; a test database
     rolled back between tests returns to an earlier number with other rows."""
@@ -146,9 +154,10 @@ def forget_route_table() -> None:
         _table = None
 
 
-def evaluate(alert: Alert) -> Routing:
-    """Where `alert` goes. Raises Unprocessable, saying why, when it would go nowhere."""
-    table = route_table()
+def evaluate(alert: Alert, table: RouteTable | None = None) -> Routing:
+    """Where `alert` goes by `table` (the current routes when not given). Raises Unprocessable, saying why, when it
+    would go nowhere."""
+    table = table or route_table()
     destinations: dict[tuple[str, str], None] = {}
     matched: list[str] = []
     for rule in table.ordered:
@@ -171,7 +180,7 @@ def evaluate(alert: Alert) -> Routing:
             "routes": f"the matching routes ({', '.join(matched)}) have no enabled destination; "
             "add one to them, or enable theirs"
         })
-    return Routing(destinations=list(destinations), routes=matched)
+    return Routing(destinations=list(destinations), routes=matched, version=table.version)
 
 
 # --- the routes as operators see them ----------------------------------------------------------

@@ -38,7 +38,8 @@ def test_list_has_the_environment_destinations_and_the_stored_ones(admin, reader
     opsgenie = next(row for row in body["data"] if row["name"] == "OpsGenie")
     assert opsgenie["from_environment"]
     assert opsgenie["secrets_set"] == ["api_key"]
-    assert opsgenie["config"]["url"] == "https://api.opsgenie.com/v2/alerts"
+    # No url set: the region's endpoint.
+    assert (opsgenie["config"]["region"], opsgenie["config"]["url"]) == ("us", "")
     assert "og-key-7c1d9e2b4a" not in str(body)
     slack = next(row for row in body["data"] if row["name"] == "Slack")
     assert not slack["configured"]

@@ -39,6 +39,7 @@ def test_secret_settings_returns_every_configured_secret_and_secret_url(settings
     settings.CERTCTL_OPSGENIE_API_KEY = "opsgenie-api-key-value"
     settings.CERTCTL_SLACK_WEBHOOK_URL = SLACK_URL
     settings.CERTCTL_WEBHOOK_URL = "https://receiver.example.com/hook/abcdef0123456789abcdef"
+    settings.CERTCTL_OPSGENIE_URL = "https://api.eu.opsgenie.com/v2/alerts"
     secrets = secret_settings()
 
     assert set(secrets.values) == {"smtp-password-value", "webhook-hmac-secret-value", "opsgenie-api-key-value"}

@@ -55,13 +55,41 @@ def test_a_given_recipient_goes_on_every_event(route):
 
 
 @pytest.mark.django_db
-def test_an_email_destination_needs_a_recipient(route):
+def test_an_email_destination_without_recipients_needs_the_alerts_recipient(route):
     route("all", ["team-a", "Email"])
-    with pytest.raises(Unprocessable, match="Email destination 'Email', which needs a recipient"):
+    with pytest.raises(Unprocessable, match="Email destination 'Email', which has no recipients: .*CERTCTL_SMTP_RECIP"):
         create_alert(**ALERT, actor=OPERATOR)
     assert stored() == []
     create_alert(**ALERT, recipient="pki@example.com", actor=OPERATOR)
     assert len(stored()) == 2
+
+
+@pytest.mark.django_db
+def test_an_alert_without_recipient_goes_to_the_email_destinations_recipients(route, settings):
+    Destination.objects.create(
+        name="pki-mail", channel="Email", config={"host": "127.0.0.1", "from_address": "certctl@example.com",
+                                                  "recipients": "pki@example.com, oncall@example.com"},
+    )
+    settings.CERTCTL_SMTP_RECIPIENTS = "ops@example.com"
+    route("all", ["pki-mail", "Email", "team-a"])
+    create_alert(**ALERT, actor=OPERATOR)
+    assert stored() == [
+        ("Email", "Email", "ops@example.com"),
+        ("pki-mail", "Email", "pki@example.com, oncall@example.com"),
+        ("team-a", "Webhook", "team-a"),
+    ]
+    # A recipient given goes everywhere, the destinations' recipients aside.
+    create_alert(**{**ALERT, "certificate_id": "mc-other"}, recipient="lead@example.com", actor=OPERATOR)
+    assert NotificationEvent.objects.filter(recipient="lead@example.com").count() == 3
+
+
+@pytest.mark.django_db
+def test_environment_recipients_that_are_no_addresses_refuse_the_alert(route, settings):
+    settings.CERTCTL_SMTP_RECIPIENTS = "ops at example"
+    route("all", ["Email"])
+    with pytest.raises(Unprocessable, match="CERTCTL_SMTP_RECIPIENTS of the Email destination 'Email'"):
+        create_alert(**ALERT, actor=OPERATOR)
+    assert stored() == []
 
 
 @pytest.mark.django_db
@@ -147,3 +175,19 @@ def test_a_route_changed_in_another_process_routes_the_next_alert_here(route):
 
     second = create_alert(**ALERT, actor=OPERATOR)
     assert [event.destination for event, _ in second.events] == ["team-b"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("removed", [False, True], ids=["rerouted", "rerouted-and-removed"])
+def test_an_alert_follows_routes_changed_since_this_process_read_them(route, removed):
+    from notifications.operations.destinations import delete_destination
+    from notifications.operations.routes import update_route
+
+    payments = route("payments", ["team-a"])
+    route_table()  # this process holds the routes to team-a
+    update_route(payments.id, destinations=["team-b"], actor=OPERATOR)
+    if removed:
+        delete_destination("team-a", actor=OPERATOR)
+    result = create_alert(**ALERT, actor=OPERATOR)
+    assert [event.destination for event, _ in result.events] == ["team-b"]
+    assert stored() == [("team-b", "Webhook", "team-b")]
