@@ -22,9 +22,9 @@ from notifications.cli.common import (
 )
 from notifications.engine import passes, upkeep
 from notifications.engine.report import LEASE_LOST, RELEASED
-from notifications.errors import SecretsUnavailable
+from notifications.errors import DestinationConflict, SecretsUnavailable
 from notifications.models import NotificationCount, Status
-from notifications.operations import certctl_import
+from notifications.operations import certctl_destinations, certctl_import
 from notifications.operations.destinations import rotate_secrets
 from notifications.queries.summary import stats_summary
 from notifications.serializers import StatsSummarySerializer
@@ -36,13 +36,19 @@ class UpkeepCommands(Subcommands):
     @staticmethod
     def add_parsers(commands: Any) -> None:
         importing = commands.add_parser(
-            "import-certctl", help="copy notification events from a certctl PostgreSQL database",
-            description="Copy certctl's notification_events rows (ids kept) into this service. Rows already here "
-            "are skipped, so it can be run again. Pending and failed rows are delivered by this service's workers "
-            "afterwards: stop certctl's scheduler first.",
+            "import-certctl", help="copy notification events and notifier configuration from certctl",
+            description="Copy certctl's notification_events rows (ids kept) into this service (--database-url), "
+            "and its notifier configuration (--env-file: the CERTCTL_* channel variables) as stored destinations "
+            "named certctl-<channel>. Rows and unchanged destinations already here are left alone, so it can be run "
+            "again. Pending and failed rows are delivered by this service's workers afterwards: stop certctl's "
+            "scheduler first.",
         )
         importing.add_argument(
-            "--database-url", required=True, help="certctl's database, postgres://user:password@host:port/name"
+            "--database-url", help="certctl's database, postgres://user:password@host:port/name"
+        )
+        importing.add_argument(
+            "--env-file", metavar="PATH",
+            help="certctl's environment file: each channel it configures becomes a destination, secrets sealed",
         )
         importing.add_argument("--dry-run", action="store_true", help="read and count everything, write nothing")
         importing.add_argument(
@@ -82,7 +88,41 @@ class UpkeepCommands(Subcommands):
 
     # --- import-certctl -------------------------------------------------------
 
-    def handle_import_certctl(self, *, database_url: str, dry_run: bool, batch_size: int, **_: object) -> None:
+    def handle_import_certctl(
+        self, *, database_url: str | None, env_file: str | None, dry_run: bool, batch_size: int, **_: object
+    ) -> None:
+        if not database_url and not env_file:
+            raise CommandError(
+                "import-certctl needs --database-url (certctl's notification events), --env-file (its notifier "
+                "configuration) or both", returncode=USAGE,
+            )
+        if env_file:
+            self.import_destinations(env_file, dry_run)
+        if database_url:
+            self.import_events(database_url, dry_run, batch_size)
+
+    def import_destinations(self, env_file: str, dry_run: bool) -> None:
+        try:
+            report = certctl_destinations.import_destinations(env_file, actor=operator(), dry_run=dry_run)
+        except certctl_destinations.EnvFileError as exc:
+            raise CommandError(f"no destination imported: {exc}", returncode=NOT_FOUND_OR_REFUSED) from None
+        except DestinationConflict as exc:
+            raise CommandError(f"no destination imported: {exc.message}", returncode=NOT_FOUND_OR_REFUSED) from None
+        self.out(f"certctl environment file {env_file}: {len(report.destinations)} channel(s) configured")
+        would = {"created": "would create", "updated": "would update"} if dry_run else {}
+        for imported in report.destinations:
+            detail = imported.reason or ", ".join(imported.fields)
+            outcome = would.get(imported.outcome, imported.outcome)
+            self.out(f"  {imported.name} ({imported.channel}): {outcome}{' - ' + detail if detail else ''}")
+        counts = ", ".join(
+            f"{report.count(outcome)} {would.get(outcome, outcome)}"
+            for outcome in ("created", "updated", "unchanged", "skipped")
+        )
+        self.out(f"destinations: {counts}")
+        if dry_run:
+            self.out("dry run: no destination was written")
+
+    def import_events(self, database_url: str, dry_run: bool, batch_size: int) -> None:
         # On a terminal only (tqdm's default): a log file or a pipe gets the summary alone.
         bar = tqdm(desc="notification_events", unit="row", file=sys.stderr, disable=None)
         try:

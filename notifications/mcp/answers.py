@@ -2,24 +2,34 @@
 shapes (notifications.serializers), with every string from outside fenced (notifications.mcp.fencing). Events also
 carry `retry_display` ("Retry 2/5"), as operators read it."""
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from rest_framework import serializers
 
 from notifications.actors import Actor
 from notifications.mcp.fencing import fence, fenced, fenced_all
 from notifications.models import NotificationEvent
+from notifications.operations.alerts import route_alert
 from notifications.operations.channels import pause_channel, resume_channel
 from notifications.operations.events import mark_read as mark_event_read
 from notifications.operations.events import requeue_event
 from notifications.queries import events
 from notifications.queries.channels import channel_states
+from notifications.queries.destination_health import destination_states
+from notifications.queries.destinations import destination_list
 from notifications.queries.groups import failure_groups
+from notifications.queries.routing import routes_in_order
 from notifications.queries.summary import stats_summary
 from notifications.serializers import (
     BulkAction,
     ChannelListSerializer,
+    DestinationListSerializer,
     EventPageSerializer,
     FailureGroupListSerializer,
     NotificationEventSerializer,
+    RouteListSerializer,
+    RoutingSerializer,
     StatsSummarySerializer,
     event_with_history_data,
 )
@@ -30,6 +40,10 @@ ATTEMPT_TEXT = ("notification_id", "error")
 ACTION_TEXT = ("actor",)
 GROUP_TEXT = ("error", "sample_id")
 CHANNEL_TEXT = ("paused_by",)
+DESTINATION_TEXT = ("name", "description", "problem", "paused_by", "last_error")
+ROUTE_TEXT = ("name",)
+# routes/test asks no message of the MCP client: the checks an alert's message passes are the same for any.
+ROUTE_TEST_MESSAGE = "routing test"
 
 
 def fenced_items(envelope: Mapping[str, Any], names: tuple[str, ...], nonce: str) -> dict[str, Any]:
@@ -96,3 +110,56 @@ def groups(filters: dict[str, str], nonce: str) -> dict[str, Any]:
 
 def summary() -> dict[str, Any]:
     return dict(StatsSummarySerializer(stats_summary()).data)
+
+
+def _time(value: datetime | None) -> str | None:
+    return serializers.DateTimeField().to_representation(value) if value else None
+
+
+def destinations(nonce: str) -> dict[str, Any]:
+    """Every destination with its state; its secret fields only by name (secrets_set), never a value."""
+    rows = destination_list()
+    states = {state["name"]: state for state in destination_states()}
+    answer = DestinationListSerializer({"data": rows, "total": len(rows)}).data
+    items = []
+    for item in answer["data"]:
+        state = states[item["name"]]
+        health = {
+            "state": state["state"], "since": _time(state["since"]), "paused_by": state["paused_by"],
+            "consecutive_failures": state["consecutive_failures"], "next_probe_at": _time(state["next_probe_at"]),
+            "last_success_at": _time(state["last_success_at"]), "last_failure_at": _time(state["last_failure_at"]),
+            "last_error": state["last_error"],
+        }
+        config = {
+            name: fence(value, nonce) if isinstance(value, str) else value for name, value in item["config"].items()
+        }
+        items.append(fenced({**item, **health, "config": config}, DESTINATION_TEXT, nonce))
+    return {**answer, "data": items}
+
+
+def routes(nonce: str) -> dict[str, Any]:
+    """Every route in evaluation order, the default one last."""
+    ordered = routes_in_order()
+    answer = fenced_items(RouteListSerializer({"data": ordered, "total": len(ordered)}).data, ROUTE_TEXT, nonce)
+    for item in answer["data"]:
+        item["destinations"] = fenced_all(item["destinations"], nonce)
+        match = dict(item["match"])
+        if "certificate_ids" in match:
+            match["certificate_ids"] = fenced_all(match["certificate_ids"], nonce)
+        if "labels" in match:
+            match["labels"] = {key: fence(value, nonce) for key, value in match["labels"].items()}
+        item["match"] = match
+    return answer
+
+
+def route_test(
+    type: str, severity: str | None, certificate_id: str | None, labels: dict[str, str], nonce: str
+) -> dict[str, Any]:
+    """Where an alert would go (its destinations and the routes that matched), creating nothing."""
+    routing = route_alert(
+        type=type, message=ROUTE_TEST_MESSAGE, severity=severity, certificate_id=certificate_id, labels=labels
+    )
+    answer = dict(RoutingSerializer(routing).data)
+    answer["destinations"] = [fenced(item, ("name",), nonce) for item in answer["destinations"]]
+    answer["routes"] = fenced_all(answer["routes"], nonce)
+    return answer
