@@ -7,7 +7,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -17,7 +18,7 @@ from notifications.operations.pausing import pause_destination, resume_destinati
 from notifications.queries.dashboard import attempts_per_hour
 from notifications.queries.destination_health import HEALTH_WINDOW, DestinationListing, destination_states
 from notifications.queries.summary import stats_summary
-from notifications.web.common import CHANGE_PERMISSION, actor_of, change_view, list_url
+from notifications.web.common import CHANGE_PERMISSION, actor_of, back, change_view, list_url
 from notifications.web.forms import TAB_DEAD
 
 CHART_HOURS = 24
@@ -118,7 +119,7 @@ def destination_pause(request: HttpRequest, name: str) -> HttpResponse:
             messages.info(request, f"{name} was already paused.")
     except ServiceError as exc:
         messages.error(request, f"Not paused: {exc.message}.")
-    return redirect("ui-dashboard")
+    return back(request, reverse("ui-dashboard"))
 
 
 @change_view
@@ -130,4 +131,4 @@ def destination_resume(request: HttpRequest, name: str) -> HttpResponse:
             messages.info(request, f"{name} was not paused.")
     except ServiceError as exc:
         messages.error(request, f"Not resumed: {exc.message}.")
-    return redirect("ui-dashboard")
+    return back(request, reverse("ui-dashboard"))

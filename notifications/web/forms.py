@@ -38,6 +38,8 @@ def _query_value(value: Any) -> str:
 
 # What the list page calls some filters; any other is named after the filter ("certificate_id": "Certificate id").
 LABELS = {"error": "Error contains", "q": "Search", "cause_kind": "Kind"}
+# What a text filter's box shows while empty, where the form of its value is not obvious.
+PLACEHOLDERS = {"label": "team=payments", "destination": "e.g. Webhook"}
 # The tabs and "Show dismissed" say these; the page's own "status" is the delivery state (see service_filters).
 NOT_OFFERED = ("status", "delivery_status", "read")
 
@@ -57,7 +59,11 @@ def filter_field(option: FilterOption) -> forms.Field:
     if option.choices:
         choices = [(value, value) for value in option.choices]
         return forms.ChoiceField(label=label, choices=_with_any(choices, f"Any {label.lower()}"), required=False)
-    return forms.CharField(label=label, max_length=option.max_length, required=False, help_text=option.help)
+    placeholder = PLACEHOLDERS.get(option.name)
+    return forms.CharField(
+        label=label, max_length=option.max_length, required=False, help_text=option.help,
+        widget=forms.TextInput(attrs={"placeholder": placeholder} if placeholder else None),
+    )
 
 
 class NotificationFilterForm(forms.Form):

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
 from notifications.queries.events import EVENT_ID_MAX_LENGTH
-from notifications.web import actions, dashboard, pages
+from notifications.web import actions, dashboard, destinations, pages, routes
 
 
 class EventIdConverter:
@@ -40,6 +40,17 @@ urlpatterns = [
     path("", dashboard.dashboard, name="ui-dashboard"),
     path("destinations/<str:name>/pause/", dashboard.destination_pause, name="ui-destination-pause"),
     path("destinations/<str:name>/resume/", dashboard.destination_resume, name="ui-destination-resume"),
+    path("destinations/", destinations.destination_page, name="ui-destinations"),
+    path("destinations/new/", destinations.destination_add, name="ui-destination-add"),
+    path("destinations/<str:name>/edit/", destinations.destination_edit, name="ui-destination-edit"),
+    path("destinations/<str:name>/test/", destinations.destination_test, name="ui-destination-test"),
+    path("destinations/<str:name>/remove/", destinations.destination_remove, name="ui-destination-remove"),
+    path("routes/", routes.route_page, name="ui-routes"),
+    path("routes/new/", routes.route_add, name="ui-route-add"),
+    path("routes/<int:route_id>/edit/", routes.route_edit, name="ui-route-edit"),
+    path("routes/<int:route_id>/delete/", routes.route_delete, name="ui-route-delete"),
+    path("routes/<int:route_id>/up/", routes.route_move, {"direction": "up"}, name="ui-route-up"),
+    path("routes/<int:route_id>/down/", routes.route_move, {"direction": "down"}, name="ui-route-down"),
     path("notifications/", pages.notification_list, name="ui-notifications"),
     path("notifications/requeue-selected/", actions.requeue_selected, name="ui-requeue-selected"),
     path("notifications/requeue-matching/", actions.requeue_matching, name="ui-requeue-matching"),

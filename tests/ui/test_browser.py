@@ -106,7 +106,7 @@ def test_dashboard_dead_card_leads_to_the_dead_letter_tab(page, live_server, eve
 
     # A phone's width: no sideways scrolling of the page itself.
     page.set_viewport_size({"width": 390, "height": 800})
-    for path in ("/", "/notifications/?tab=dead", f"/notifications/{dead.id}/"):
+    for path in ("/", "/notifications/?tab=dead", f"/notifications/{dead.id}/", "/destinations/", "/routes/"):
         page.goto(live_server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
@@ -226,7 +226,10 @@ def test_a_viewer_dismisses_a_dead_row_and_show_dismissed_brings_it_back(browser
 
 def test_every_page_works_under_the_content_security_policy(page, live_server, event_in):
     event = event_in("dead")
-    for path in ("/", "/notifications/", "/notifications/?tab=dead", f"/notifications/{event.id}/", "/admin/"):
+    for path in (
+        "/", "/notifications/", "/notifications/?tab=dead", f"/notifications/{event.id}/", "/admin/",
+        "/destinations/", "/destinations/new/?channel=Email", "/routes/", "/routes/new/",
+    ):
         response = page.goto(live_server.url + path)
         assert response.status == 200
         assert "script-src 'self'" in response.headers["content-security-policy"]
@@ -326,3 +329,67 @@ def test_row_actions_stay_within_the_window(browser, live_server, operator, even
         assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         context.close()
+
+
+def test_an_operator_adds_a_webhook_destination_whose_secret_is_never_shown(page, live_server, receiver):
+    signing_secret = "whsec_" + "YnJvd3Nlci10ZXN0LXNpZ25pbmcta2V5LTAx"
+    page.get_by_role("link", name="Destinations", exact=True).click()
+    page.get_by_role("link", name="Add a destination").click()
+    page.get_by_label("Channel").select_option("Webhook")
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Name").fill("payments")
+    page.get_by_label("Description").fill("Payments team's receiver")
+    page.get_by_label("Url (required)").fill(receiver.url + "/payments")
+    page.get_by_label("Secret", exact=True).fill(signing_secret)
+    page.get_by_role("button", name="Add destination").click()
+
+    page.get_by_text("Added destination payments (Webhook).").wait_for()
+    row = page.locator('tr[data-destination="payments"]')
+    assert "configured" in row.inner_text()
+    assert "secrets set: url, secret" in row.inner_text()
+    assert signing_secret not in page.content()
+    assert receiver.url not in page.content()
+    page.screenshot(path=str(SCREENSHOTS / "destinations.png"), full_page=True)
+
+    row.get_by_role("button", name="Send test to payments").click()
+    page.get_by_text(re.compile(r"Test of payments: ok, HTTP 200, \d+ ms")).wait_for()
+    assert [request.path for request in receiver.requests] == ["/payments"]
+
+    page.locator('tr[data-destination="payments"]').get_by_role("link", name="Edit payments").click()
+    assert page.get_by_label("Secret", exact=True).input_value() == ""
+    page.get_by_text("set — leave blank to keep it").first.wait_for()
+    assert signing_secret not in page.content()
+
+
+def test_an_operator_creates_a_route_and_tries_an_alert(page, live_server):
+    from notifications.models import Destination
+
+    Destination.objects.ensure_environment()
+    for name in ("payments-slack", "edge-oncall"):
+        Destination.objects.create(name=name, channel="Webhook", config={"url": f"http://127.0.0.1:9/{name}"})
+    page.get_by_role("link", name="Routes", exact=True).click()
+    page.get_by_role("link", name="Add a route").click()
+    page.get_by_label("Name").fill("payments revocations")
+    page.get_by_label("Revocation").check()
+    page.get_by_label("Labels").fill("team=payments")
+    page.get_by_label("Destinations").select_option(["payments-slack"])
+    page.get_by_role("button", name="Add route").click()
+    page.get_by_text("Added route payments revocations").wait_for()
+    row = page.locator('tr[data-route="payments revocations"]')
+    assert "type Revocation" in row.inner_text()
+    assert "label team=payments" in row.inner_text()
+
+    page.get_by_label("Type").select_option("Revocation")
+    page.get_by_label("Labels").fill("team=payments\nenv=prod")
+    page.get_by_role("button", name="Try", exact=True).click()
+    result = page.locator("#try-result")
+    result.get_by_text("It would go to").wait_for()
+    assert "payments-slack" in result.inner_text()
+    assert "edge-oncall" not in result.inner_text()
+    assert "Matched: payments revocations" in result.inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "routes.png"), full_page=True)
+
+    page.get_by_label("Labels").fill("team=edge")
+    page.get_by_role("button", name="Try", exact=True).click()
+    page.locator("#try-result").get_by_text("no route matched and there is no default route").wait_for()
+    assert NotificationEvent.objects.count() == 0

@@ -81,6 +81,12 @@ def pages(events: dict[str, NotificationEvent]) -> dict[str, set[str]]:
         f"/notifications/{failed}/": {"/logout/", *on_event(failed)},
         f"/notifications/{sent}/": {"/logout/", f"/notifications/{sent}/read/"},
         "/notifications/requeue-matching/?channel=Webhook": {"/logout/", ""},
+        "/destinations/": {"/logout/"} | {
+            f"/destinations/{channel}/{action}/" for channel in Channel.values for action in ("test", "pause")
+        },
+        "/destinations/new/?channel=Webhook": {"/logout/", ""},
+        "/routes/": {"/logout/"},
+        "/routes/new/": {"/logout/", ""},
     }
 
 
