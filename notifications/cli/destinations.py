@@ -156,17 +156,17 @@ class DestinationCommands(Subcommands):
             self.out(as_json(DestinationListSerializer({"data": rows, "total": len(rows)}).data))
             return
         states = {state["name"]: state for state in destination_states()}
-        table = [
-            (
+        table = []
+        for d in rows:
+            state = states.get(d["name"])  # None: created since the states were read
+            table.append((
                 d["name"], d["channel"], "environment" if d["from_environment"] else "stored",
                 "yes" if d["enabled"] else "no", "yes" if d["configured"] else f"no: {shorten(d['problem'], 50)}",
-                states[d["name"]]["state"], states[d["name"]]["paused_by"] or "",
-                when(states[d["name"]]["last_success_at"]), when(states[d["name"]]["last_failure_at"]),
+                state["state"] if state else "", (state and state["paused_by"]) or "",
+                when(state and state["last_success_at"]), when(state and state["last_failure_at"]),
                 shorten(", ".join(f"{k}={v}" for k, v in d["config"].items() if v not in ("", None)), 50),
                 ", ".join(d["secrets_set"]), shorten(d["description"], 30),
-            )
-            for d in rows
-        ]
+            ))
         headers = (
             "Name", "Channel", "Defined by", "Enabled", "Configured", "State", "Paused by", "Last success",
             "Last failure", "Fields", "Secrets set", "Description",

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from notifications.actors import Actor
 from notifications.mcp.fencing import fence, fenced, fenced_all
-from notifications.models import NotificationEvent
+from notifications.models import DestinationCondition, NotificationEvent
 from notifications.operations.alerts import route_alert
 from notifications.operations.channels import pause_channel, resume_channel
 from notifications.operations.events import mark_read as mark_event_read
@@ -123,13 +123,14 @@ def destinations(nonce: str) -> dict[str, Any]:
     answer = DestinationListSerializer({"data": rows, "total": len(rows)}).data
     items = []
     for item in answer["data"]:
-        state = states[item["name"]]
+        state = states.get(item["name"])
+        # None: created since the states were read; it has no pause, breaker or attempt yet.
         health = {
             "state": state["state"], "since": _time(state["since"]), "paused_by": state["paused_by"],
             "consecutive_failures": state["consecutive_failures"], "next_probe_at": _time(state["next_probe_at"]),
             "last_success_at": _time(state["last_success_at"]), "last_failure_at": _time(state["last_failure_at"]),
             "last_error": state["last_error"],
-        }
+        } if state else {"state": DestinationCondition.CLOSED}
         config = {
             name: fence(value, nonce) if isinstance(value, str) else value for name, value in item["config"].items()
         }
