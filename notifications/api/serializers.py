@@ -341,7 +341,7 @@ class AlertCreateSerializer(NotificationCreateSerializer):
     recipient = StrictCharField(
         required=False, allow_null=True, max_length=1024, trim_whitespace=False, validators=[ONE_LINE_TEXT],
         help_text="E-mail address or channel-specific target, the same for every destination. Left out: each event "
-        "names its destination (Email destinations need one).",
+        "names its destination, an Email destination's its `recipients` (refused when it has none).",
     )
 
     def missing(self, data: Mapping[str, object], errors: Mapping[str, object]) -> dict[str, str]:

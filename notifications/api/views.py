@@ -546,7 +546,7 @@ ALERT_EXAMPLE = OpenApiExample(
 )
 NOWHERE_TO_GO = (
     "Well-formed, but nowhere to go: no route matched and there is no default route, or the matching routes have no "
-    "enabled destination (`fields.routes` says which); or an Email destination and no recipient."
+    "enabled destination (`fields.routes` says which); or no recipient for an Email destination without recipients."
 )
 
 

@@ -8,8 +8,9 @@ evaluation unless it has `continue_matching`. When no other route matched, the d
 An alert with nowhere to go is refused (errors.Unprocessable), never dropped.
 
 The routes and their destinations are cached per process and kept while ConfigVersion, bumped in the transaction of
-every change of a route or destination, still holds the number they were read under: one indexed read per alert, and
-a change in any process takes effect for the next alert in every other.
+every change of a route or destination, still holds the number they were read under: one indexed read per evaluation
+(an alert's comes with the lock of its destinations, operations.alerts), and a change in any process takes effect for
+the next alert in every other.
 """
 import threading
 from collections.abc import Mapping, Sequence

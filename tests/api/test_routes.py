@@ -155,3 +155,15 @@ def test_alerts_with_nowhere_to_go_or_bad_input(admin, destinations):
     )
     assert set(bad["fields"]) == {"channel", "severity"}
     assert NotificationEvent.objects.count() == 0
+
+
+def test_an_alert_without_recipient_to_email_goes_to_its_recipients_or_is_refused(admin, destinations, settings):
+    make_route(admin, destinations=["Email"])
+    refused = assert_error(admin.post("/api/v1/alerts", ALERT, format="json"), 422, "Unprocessable Entity")
+    assert "CERTCTL_SMTP_RECIPIENTS" in refused["fields"]["recipient"]
+    assert NotificationEvent.objects.count() == 0
+
+    settings.CERTCTL_SMTP_RECIPIENTS = "pki@example.com, oncall@example.com"
+    created = admin.post("/api/v1/alerts", ALERT, format="json")
+    assert created.status_code == 201, created.content
+    assert NotificationEvent.objects.get().recipient == "pki@example.com, oncall@example.com"
