@@ -41,7 +41,9 @@ def _webhook(receiver, name="payments", description=""):
 
 def _raw_secrets(name):
     with connection.cursor() as cursor:
-        cursor.execute("select sealed_secrets, config::text from notification_destinations where name = %s", [name])
+        cursor.execute(
+            "select sealed_secrets, cast(config as text) from notification_destinations where name = %s", [name]
+        )
         return cursor.fetchone()
 
 

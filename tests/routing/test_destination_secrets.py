@@ -132,7 +132,9 @@ def test_a_failed_delivery_echoing_a_stored_secret_keeps_it_out_of_its_error_and
 def test_the_database_holds_no_secret_in_plaintext(channel, config, secret):
     create_destination(name="stored", channel=channel, config=config, actor=Actor("alice", "api"))
     with connection.cursor() as cursor:
-        cursor.execute("select config::text, sealed_secrets from notification_destinations where name = 'stored'")
+        cursor.execute(
+            "select cast(config as text), sealed_secrets from notification_destinations where name = 'stored'"
+        )
         columns = " ".join(cursor.fetchone())
     assert secret not in columns
     assert Destination.objects.get(name="stored").sealed_secrets
