@@ -5,9 +5,9 @@ from typing import Any, TypedDict
 
 from django.conf import settings
 
-from notifications.errors import DestinationNotFound
 from notifications.models import Destination
 from notifications.notifiers import destination_problem, notifiers, refresh_stored_secrets, secrets_set
+from notifications.queries.destination_health import destination_named
 from notifications.sealing import SealingError
 
 
@@ -51,11 +51,7 @@ def live_destination(name: str) -> Destination:
     """The destination called `name` (not removed); DestinationNotFound otherwise."""
     # Whoever reads a destination may go on to show or send through it: its secrets are hidden from here on.
     refresh_stored_secrets()
-    Destination.objects.ensure_environment()
-    found = Destination.objects.live().filter(name=name).first()
-    if found is None:
-        raise DestinationNotFound(name)
-    return found
+    return destination_named(name)
 
 
 def destination_list() -> list[DestinationRow]:
